@@ -1,0 +1,32 @@
+// Neural-network ops on NCHW tensors. CPU: oneDNN primitives (forward and backward).
+#pragma once
+#include <array>
+
+#include "engine/tensor/tensor.h"
+
+namespace dl {
+
+class Generator;
+
+using Pair = std::array<int64_t, 2>;  // (height, width)
+
+// x [N, C, H, W], weight [O, C/groups, kh, kw], bias [O] or undefined.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+              Pair stride = {1, 1}, Pair padding = {0, 0}, Pair dilation = {1, 1},
+              int64_t groups = 1);
+Tensor max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding = {0, 0},
+                  bool ceil_mode = false);
+Tensor avg_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding = {0, 0},
+                  bool ceil_mode = false, bool count_include_pad = true);
+Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size);
+// Batch norm over dim 1 of [N, C] or [N, C, *]. In training mode the batch statistics are used
+// and running_mean/running_var (if defined) are updated in place:
+//   running = (1 - momentum) * running + momentum * batch_stat   (unbiased var, like PyTorch).
+// weight/bias may be undefined (affine=False).
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                  Tensor running_mean, Tensor running_var, bool training, double momentum,
+                  double eps);
+// Inverted dropout: zeroes with probability p and scales by 1/(1-p) in training; identity in eval.
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
+
+}  // namespace dl
