@@ -76,6 +76,7 @@ ProgressReporter::~ProgressReporter() {
 void ProgressReporter::begin(std::int64_t total_steps, std::int64_t total_epochs) {
   total_steps_ = total_steps;
   total_epochs_ = total_epochs;
+  bar_w_ = -1;
   have_first_ = false;
   have_last_ = false;
   if (mode_ == Mode::json) {
@@ -94,55 +95,71 @@ double ProgressReporter::eta_seconds(const StepInfo& s) const {
   return static_cast<double>(std::max<std::int64_t>(total_steps_ - s.step, 0)) * dt / dsteps;
 }
 
+// (Strings are built with append(): GCC 12 warns falsely (-Wrestrict, PR105651) about
+// `"literal" + std::string` temporaries at -O2.)
 std::string ProgressReporter::bar_line(const StepInfo& s) const {
-  std::string head = "epoch " + std::to_string(s.epoch);
-  if (total_epochs_ > 0) head += "/" + std::to_string(total_epochs_);
+  std::string head = "epoch ";
+  head.append(std::to_string(s.epoch));
+  if (total_epochs_ > 0) head.append("/").append(std::to_string(total_epochs_));
   std::string count = std::to_string(s.step);
-  if (total_steps_ > 0) count += "/" + std::to_string(total_steps_);
-  std::string tail = " loss " + fmt_loss(s.loss);
-  if (std::isfinite(s.lr)) tail += " lr " + fmt_lr(s.lr);
-  tail += " " + fmt_rate(s.samples_per_s) + " samples/s";
-  if (total_steps_ > 0) tail += " ETA " + fmt_duration(eta_seconds(s));
+  if (total_steps_ > 0) count.append("/").append(std::to_string(total_steps_));
+  std::string tail = " loss ";
+  tail.append(fmt_loss(s.loss));
+  if (std::isfinite(s.lr)) tail.append(" lr ").append(fmt_lr(s.lr));
+  tail.append(" ").append(fmt_rate(s.samples_per_s)).append(" samples/s");
+  if (total_steps_ > 0) tail.append(" ETA ").append(fmt_duration(eta_seconds(s)));
 
   const int width = std::max(width_, 20) - 1;  // never touch the last column (no wrap)
-  std::string line;
   const int fixed = static_cast<int>(head.size() + count.size() + tail.size()) + 4;
-  const int bar_w = std::min(30, width - fixed);
+  // Fixed once per run (with slack for longer numbers), so the bar does not jitter.
+  if (bar_w_ < 0) bar_w_ = std::clamp(width - fixed - 8, 0, 30);
+  const int bar_w = bar_w_;
+  std::string line = head;
   if (total_steps_ > 0 && bar_w >= 8) {
-    const double frac = std::clamp(static_cast<double>(s.step) / static_cast<double>(total_steps_), 0.0, 1.0);
-    const int filled = static_cast<int>(frac * bar_w);
-    line = head + " [" + std::string(static_cast<size_t>(filled), '#') +
-           std::string(static_cast<size_t>(bar_w - filled), '.') + "] " + count + tail;
+    const double frac =
+        std::clamp(static_cast<double>(s.step) / static_cast<double>(total_steps_), 0.0, 1.0);
+    const auto filled = static_cast<size_t>(frac * bar_w);
+    line.append(" [")
+        .append(filled, '#')
+        .append(static_cast<size_t>(bar_w) - filled, '.')
+        .append("] ");
   } else {
-    line = head + " step " + count + tail;
+    line.append(" step ");
   }
+  line.append(count).append(tail);
   if (static_cast<int>(line.size()) > width) line.resize(static_cast<size_t>(width));
   return line;
 }
 
 std::string ProgressReporter::plain_step_line(const StepInfo& s) const {
-  std::string line = "train epoch=" + std::to_string(s.epoch);
-  if (total_epochs_ > 0) line += "/" + std::to_string(total_epochs_);
-  line += " step=" + std::to_string(s.step);
-  if (total_steps_ > 0) line += "/" + std::to_string(total_steps_);
-  line += " loss=" + fmt_loss(s.loss);
-  if (std::isfinite(s.lr)) line += " lr=" + fmt_lr(s.lr);
-  if (s.accuracy) line += " accuracy=" + fmt_frac(*s.accuracy);
-  for (const auto& [k, v] : s.extra) line += " " + k + "=" + fmt_loss(v);
-  line += " samples/s=" + fmt_rate(s.samples_per_s);
-  line += " elapsed=" + fmt_duration(s.elapsed_s);
-  if (total_steps_ > 0) line += " eta=" + fmt_duration(eta_seconds(s));
+  std::string line = "train epoch=";
+  line.append(std::to_string(s.epoch));
+  if (total_epochs_ > 0) line.append("/").append(std::to_string(total_epochs_));
+  line.append(" step=").append(std::to_string(s.step));
+  if (total_steps_ > 0) line.append("/").append(std::to_string(total_steps_));
+  line.append(" loss=").append(fmt_loss(s.loss));
+  if (std::isfinite(s.lr)) line.append(" lr=").append(fmt_lr(s.lr));
+  if (s.accuracy) line.append(" accuracy=").append(fmt_frac(*s.accuracy));
+  for (const auto& [k, v] : s.extra) line.append(" ").append(k).append("=").append(fmt_loss(v));
+  line.append(" samples/s=").append(fmt_rate(s.samples_per_s));
+  line.append(" elapsed=").append(fmt_duration(s.elapsed_s));
+  if (total_steps_ > 0) line.append(" eta=").append(fmt_duration(eta_seconds(s)));
   return line;
 }
 
 std::string ProgressReporter::eval_line(const EvalInfo& e) {
-  std::string line = e.split + " epoch=" + std::to_string(e.epoch) +
-                     " step=" + std::to_string(e.step) + " loss=" + fmt_loss(e.loss);
-  if (e.accuracy) line += " accuracy=" + fmt_frac(*e.accuracy);
+  std::string line = e.split;
+  line.append(" epoch=").append(std::to_string(e.epoch));
+  line.append(" step=").append(std::to_string(e.step));
+  line.append(" loss=").append(fmt_loss(e.loss));
+  if (e.accuracy) line.append(" accuracy=").append(fmt_frac(*e.accuracy));
   if (e.top_k_accuracy)
-    line += " top" + std::to_string(e.top_k) + "_accuracy=" + fmt_frac(*e.top_k_accuracy);
-  for (const auto& [k, v] : e.extra) line += " " + k + "=" + fmt_loss(v);
-  if (e.samples_per_s) line += " samples/s=" + fmt_rate(*e.samples_per_s);
+    line.append(" top")
+        .append(std::to_string(e.top_k))
+        .append("_accuracy=")
+        .append(fmt_frac(*e.top_k_accuracy));
+  for (const auto& [k, v] : e.extra) line.append(" ").append(k).append("=").append(fmt_loss(v));
+  if (e.samples_per_s) line.append(" samples/s=").append(fmt_rate(*e.samples_per_s));
   return line;
 }
 
@@ -152,10 +169,11 @@ void ProgressReporter::clear_bar() {
 }
 
 void ProgressReporter::restore_bar() {
-  if (!bar_.empty()) {
-    out_ << bar_;
-    bar_visible_ = true;
-  }
+  if (!have_last_) return;
+  bar_ = bar_line(last_);  // the latest state, even if throttling skipped its redraw
+  out_ << bar_;
+  bar_visible_ = true;
+  last_draw_ = steady_now();
 }
 
 void ProgressReporter::emit_line(const std::string& line) {
@@ -233,7 +251,7 @@ void ProgressReporter::error(const std::string& text) {
   if (mode_ == Mode::json) {
     out_ << json::Object().add("event", "error").add("message", text).str() << '\n' << std::flush;
   } else {
-    emit_line("error: " + text);
+    emit_line(std::string("error: ").append(text));
   }
 }
 

@@ -51,7 +51,10 @@ class ProgressReporter {
 
   // TTY only: line width (default: the terminal's, else $COLUMNS, else 80) and the minimum
   // seconds between two redraws (default 0.1; 0 redraws on every call).
-  void set_width(int columns) { width_ = columns; }
+  void set_width(int columns) {
+    width_ = columns;
+    bar_w_ = -1;
+  }
   void set_min_redraw_interval(double seconds) { min_redraw_s_ = seconds; }
 
  private:
@@ -77,6 +80,7 @@ class ProgressReporter {
   bool have_last_ = false;
   StepInfo last_;               // last StepInfo seen
   std::string bar_;             // last drawn bar text
+  mutable int bar_w_ = -1;      // bar width in characters, chosen at the first draw
   bool bar_visible_ = false;
   double last_draw_ = -1e300;   // steady-clock seconds of the last redraw
 };

@@ -3,7 +3,7 @@
 
 #include <catch2/catch.hpp>
 #include <algorithm>
-#include <chrono>
+#include <ctime>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -303,7 +303,7 @@ TEST_CASE("json strings are escaped", "[exporters][json]") {
   CHECK(json::quote("") == "\"\"");
 }
 
-TEST_CASE("json numbers: exact integers, shortest round-trip doubles, null for non-finite",
+TEST_CASE("json numbers: exact integers and shortest round-trip doubles and null for non-finite",
           "[exporters][json]") {
   CHECK(json::number(std::int64_t{0}) == "0");
   CHECK(json::number(std::numeric_limits<std::int64_t>::min()) == "-9223372036854775808");
@@ -435,7 +435,7 @@ StepInfo step_at(std::int64_t step, double elapsed) {
 }
 }  // namespace
 
-TEST_CASE("progress without a TTY: one plain line per call, no CR or escapes",
+TEST_CASE("progress without a TTY: one plain line per call and no CR or escapes",
           "[exporters][progress]") {
   std::ostringstream out;
   {
@@ -520,7 +520,7 @@ TEST_CASE("progress on a TTY redraws one line and keeps messages above it", "[ex
   std::ostringstream out;
   {
     ProgressReporter p(ProgressReporter::Mode::human, true, out);
-    p.set_width(100);
+    p.set_width(120);
     p.set_min_redraw_interval(0);
     p.begin(100, 2);
     p.log_step(step_at(10, 1.0));
@@ -544,9 +544,24 @@ TEST_CASE("progress on a TTY redraws one line and keeps messages above it", "[ex
     if (next == std::string::npos) next = text.size();
     std::string seg = text.substr(start, next - start);
     if (seg.rfind("\x1b[K", 0) == 0) seg = seg.substr(3);
-    CHECK(seg.size() < 100);
+    CHECK(seg.size() < 120);
     start = next + 1;
   }
+
+  // A narrow terminal: the line is cut to fit rather than wrapped.
+  std::ostringstream narrow;
+  {
+    ProgressReporter n(ProgressReporter::Mode::human, true, narrow);
+    n.set_width(40);
+    n.begin(100000, 90);
+    n.log_step(step_at(12345, 100.0));
+    n.end();
+  }
+  const auto nl = lines_of(narrow.str());
+  REQUIRE(nl.size() == 2);
+  const std::string last_bar = nl[0].substr(nl[0].rfind("\x1b[K") + 3);
+  CHECK(last_bar.size() == 39);
+  CHECK(last_bar.rfind("epoch 247/90 step 12345/100000", 0) == 0);
 
   // Throttled: many fast updates draw far fewer bars.
   std::ostringstream fast;
