@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs every Debian package dltool's build, tests and main job need (run as root on Debian 12).
 #   scripts/setup.sh           build deps + Fashion-MNIST data
-#   scripts/setup.sh --oracle  also the test oracles used to regenerate fixtures (python3-torch, ...)
+#   scripts/setup.sh --oracle  also the oracles that regenerate fixtures and run the PyTorch
+#                              benchmarks (python3-torch with OpenBLAS, not the reference BLAS)
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(cmake g++ make libcli11-dev libyaml-cpp-dev libhdf5-dev hdf5-tools libprotobuf-dev
       protobuf-compiler libonnx-dev libopencv-dev libdnnl-dev catch2 zlib1g-dev
       dataset-fashion-mnist python3-onnx nodejs)
-if [ "${1:-}" = "--oracle" ]; then PKGS+=(python3-torch python3-h5py); fi
+if [ "${1:-}" = "--oracle" ]; then PKGS+=(python3-torch python3-h5py libopenblas0-pthread); fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

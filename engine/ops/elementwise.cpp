@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 
 #include "engine/autograd/autograd.h"
 #include "engine/ops/reduce.h"
@@ -30,13 +31,42 @@ void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
                                 a.device().str() + " and " + b.device().str());
 }
 
-// Promotes a pair to one dtype. A 0-dim tensor does not widen a float tensor (torch's rule
-// for wrapped scalars): f32 tensor + f64 scalar stays f32.
+int dtype_category(DType t) {  // bool < integral < floating
+  if (t == DType::Bool) return 0;
+  return is_floating(t) ? 2 : 1;
+}
+
+// Promotes a pair to one dtype (torch.result_type). A 0-dim tensor does not widen a
+// dimensioned tensor of the same or a higher category: f32 tensor + f64 0-dim stays f32,
+// u8 tensor + i64 0-dim stays u8; a 0-dim of a higher category wins: i64 tensor + f64 0-dim
+// is f64.
 DType promote(const Tensor& a, const Tensor& b) {
   if (a.dtype() == b.dtype()) return a.dtype();
-  if (a.dim() == 0 && b.dim() > 0 && is_floating(b.dtype())) return b.dtype();
-  if (b.dim() == 0 && a.dim() > 0 && is_floating(a.dtype())) return a.dtype();
+  if ((a.dim() == 0) != (b.dim() == 0)) {
+    const Tensor& dimensioned = a.dim() == 0 ? b : a;
+    const Tensor& zero_dim = a.dim() == 0 ? a : b;
+    return dtype_category(zero_dim.dtype()) <= dtype_category(dimensioned.dtype()) ? dimensioned.dtype()
+                                                                                   : zero_dim.dtype();
+  }
   return dtype_rank(a.dtype()) >= dtype_rank(b.dtype()) ? a.dtype() : b.dtype();
+}
+
+// Casts a pair to its promoted dtype. The casts are differentiable (float -> float), so each
+// input's gradient comes back in that input's dtype, as in torch.
+std::pair<Tensor, Tensor> promote_pair(const Tensor& a, const Tensor& b) {
+  DType t = promote(a, b);
+  return {a.dtype() == t ? a : a.to(t), b.dtype() == t ? b : b.to(t)};
+}
+
+bool integral_value(double v) { return std::isfinite(v) && std::nearbyint(v) == v; }
+
+// Python-scalar semantics for the double overloads on integer/bool tensors: an integral value
+// keeps the tensor's integer dtype (torch: `x + 2`), a fractional one computes in float32
+// (torch: `x + 0.5`). Bool tensors compute as int64 (torch: `b + 2`).
+Tensor scalar_op_input(const Tensor& x, double v) {
+  if (is_floating(x.dtype())) return x;
+  if (!integral_value(v)) return x.to(DType::F32);
+  return x.dtype() == DType::Bool ? x.to(DType::I64) : x;
 }
 
 Tensor run_binary(BinaryOp op, const Tensor& a_in, const Tensor& b_in, ScalarArgs s = {}) {
@@ -60,6 +90,29 @@ Tensor scalar_like(double v, const Tensor& ref) {
   return scalar_tensor(v, TensorOptions(ref.dtype(), ref.device()));
 }
 
+// The other operand of a comparison with a double: in ref's dtype, unless that would change
+// the value (a fractional value against an integer tensor, 2 against a bool tensor).
+Tensor comparison_scalar(double v, const Tensor& ref) {
+  if (!is_floating(ref.dtype()) && !integral_value(v))
+    return scalar_tensor(v, TensorOptions(DType::F64, ref.device()));
+  if (ref.dtype() == DType::Bool && v != 0.0 && v != 1.0)
+    return scalar_tensor(v, TensorOptions(DType::I64, ref.device()));
+  return scalar_like(v, ref);
+}
+
+// In-place ops write each element of self once: other must broadcast to self's shape, and
+// self must not be an expanded view (elements sharing memory would be updated several times,
+// by racing threads).
+void check_inplace(const Tensor& self, const Tensor* other, const char* op) {
+  if (other && broadcast_shapes(self.shape(), other->shape()) != self.shape())
+    throw std::invalid_argument(std::string(op) + ": other of shape " + shape_str(other->shape()) +
+                                " cannot be broadcast to self's shape " + shape_str(self.shape()));
+  for (int64_t d = 0; d < self.dim(); ++d)
+    if (self.stride(d) == 0 && self.size(d) > 1)
+      throw std::invalid_argument(std::string(op) + ": self " + shape_str(self.shape()) +
+                                  " is an expanded view (elements share memory); clone() it first");
+}
+
 // Activation y = f(x) whose backward is a fused kernel of (grad, saved).
 Tensor activation(const char* name, UnaryOp fwd, BinaryOp bwd, const Tensor& x, ScalarArgs s,
                   bool save_output) {
@@ -76,7 +129,8 @@ Tensor activation(const char* name, UnaryOp fwd, BinaryOp bwd, const Tensor& x, 
 }  // namespace
 
 // ---- arithmetic -----------------------------------------------------------
-Tensor add(const Tensor& a, const Tensor& b, double alpha) {
+Tensor add(const Tensor& a_in, const Tensor& b_in, double alpha) {
+  auto [a, b] = promote_pair(a_in, b_in);
   Tensor out = run_binary(BinaryOp::Add, a, b, {alpha, 0});
   if (any_requires_grad({a, b})) {
     Shape sa = a.shape(), sb = b.shape();
@@ -91,7 +145,8 @@ Tensor add(const Tensor& a, const Tensor& b, double alpha) {
 
 Tensor sub(const Tensor& a, const Tensor& b, double alpha) { return add(a, b, -alpha); }
 
-Tensor mul(const Tensor& a, const Tensor& b) {
+Tensor mul(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promote_pair(a_in, b_in);
   Tensor out = run_binary(BinaryOp::Mul, a, b);
   if (any_requires_grad({a, b})) {
     bool ga = a.requires_grad(), gb = b.requires_grad();
@@ -104,7 +159,12 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor div(const Tensor& a, const Tensor& b) {
+Tensor div(const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promote_pair(a_in, b_in);
+  if (!is_floating(a.dtype())) {  // true division (torch.div, rounding_mode=None): float32
+    a = a.to(DType::F32);
+    b = b.to(DType::F32);
+  }
   Tensor out = run_binary(BinaryOp::Div, a, b);
   if (any_requires_grad({a, b})) {
     bool ga = a.requires_grad(), gb = b.requires_grad();
@@ -119,14 +179,16 @@ Tensor div(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor add(const Tensor& a, double b) {
+Tensor add(const Tensor& a_in, double b) {
+  Tensor a = scalar_op_input(a_in, b);
   Tensor out = run_unary(UnaryOp::AddScalar, a, {b, 0});
   if (any_requires_grad({a}))
     record("AddScalarBackward", out, {a}, [](const Tensor& g) -> TensorList { return {g}; });
   return out;
 }
 
-Tensor mul(const Tensor& a, double b) {
+Tensor mul(const Tensor& a_in, double b) {
+  Tensor a = scalar_op_input(a_in, b);
   Tensor out = run_unary(UnaryOp::MulScalar, a, {b, 0});
   if (any_requires_grad({a}))
     record("MulScalarBackward", out, {a}, [b](const Tensor& g) -> TensorList { return {mul(g, b)}; });
@@ -143,7 +205,8 @@ Tensor pow(const Tensor& a, double e) {
   return out;
 }
 
-Tensor pow(const Tensor& a, const Tensor& e) {
+Tensor pow(const Tensor& a_in, const Tensor& e_in) {
+  auto [a, e] = promote_pair(a_in, e_in);
   Tensor out = run_binary(BinaryOp::Pow, a, e);
   if (any_requires_grad({a, e})) {
     bool ga = a.requires_grad(), ge_ = e.requires_grad();
@@ -156,9 +219,10 @@ Tensor pow(const Tensor& a, const Tensor& e) {
                grad_a = sum_to(mul(g, d), ad.shape());
              }
              if (ge_) {
-               // d/de a^e = a^e log a, defined as 0 where a == 0 and e >= 0 (torch).
+               // d/de a^e = a^e log a, defined as 0 where a == 0 and e >= 0 (torch); for
+               // a == 0, e < 0 it stays inf * -inf = -inf.
                Tensor d = mul(od, log(ad));
-               d = where(logical_not(ne(ad, 0.0)), zeros_like(d), d);
+               d = where(mul(eq(ad, 0.0), ge(ed, 0.0)), zeros_like(d), d);
                grad_e = sum_to(mul(g, d), ed.shape());
              }
              return {grad_a, grad_e};
@@ -167,7 +231,8 @@ Tensor pow(const Tensor& a, const Tensor& e) {
   return out;
 }
 
-static Tensor min_max(BinaryOp op, const char* name, const Tensor& a, const Tensor& b) {
+static Tensor min_max(BinaryOp op, const char* name, const Tensor& a_in, const Tensor& b_in) {
+  auto [a, b] = promote_pair(a_in, b_in);
   Tensor out = run_binary(op, a, b);
   if (any_requires_grad({a, b})) {
     bool ga = a.requires_grad(), gb = b.requires_grad();
@@ -280,12 +345,12 @@ Tensor lt(const Tensor& a, const Tensor& b) { return run_binary(BinaryOp::Lt, a,
 Tensor le(const Tensor& a, const Tensor& b) { return run_binary(BinaryOp::Le, a, b); }
 Tensor gt(const Tensor& a, const Tensor& b) { return run_binary(BinaryOp::Gt, a, b); }
 Tensor ge(const Tensor& a, const Tensor& b) { return run_binary(BinaryOp::Ge, a, b); }
-Tensor eq(const Tensor& a, double b) { return eq(a, scalar_like(b, a)); }
-Tensor ne(const Tensor& a, double b) { return ne(a, scalar_like(b, a)); }
-Tensor lt(const Tensor& a, double b) { return lt(a, scalar_like(b, a)); }
-Tensor le(const Tensor& a, double b) { return le(a, scalar_like(b, a)); }
-Tensor gt(const Tensor& a, double b) { return gt(a, scalar_like(b, a)); }
-Tensor ge(const Tensor& a, double b) { return ge(a, scalar_like(b, a)); }
+Tensor eq(const Tensor& a, double b) { return eq(a, comparison_scalar(b, a)); }
+Tensor ne(const Tensor& a, double b) { return ne(a, comparison_scalar(b, a)); }
+Tensor lt(const Tensor& a, double b) { return lt(a, comparison_scalar(b, a)); }
+Tensor le(const Tensor& a, double b) { return le(a, comparison_scalar(b, a)); }
+Tensor gt(const Tensor& a, double b) { return gt(a, comparison_scalar(b, a)); }
+Tensor ge(const Tensor& a, double b) { return ge(a, comparison_scalar(b, a)); }
 Tensor logical_not(const Tensor& x) {
   Tensor b = x.dtype() == DType::Bool ? x : ne(x, 0.0);
   return run_unary(UnaryOp::LogicalNot, b);
@@ -323,16 +388,19 @@ Tensor softplus(const Tensor& x, double beta, double threshold) {
 // ---- in-place -------------------------------------------------------------
 void add_(Tensor& self, const Tensor& other, double alpha) {
   check_same_device(self, other, "add_");
+  check_inplace(self, &other, "add_");
   Tensor o = other.dtype() == self.dtype() ? other : other.to(self.dtype());
   binary_stub(self.device())(BinaryOp::Add, {alpha, 0}, self, o, self);
   self.bump_version();
 }
 void mul_(Tensor& self, double value) {
+  check_inplace(self, nullptr, "mul_");
   unary_stub(self.device())(UnaryOp::MulScalar, {value, 0}, self, self);
   self.bump_version();
 }
 void mul_(Tensor& self, const Tensor& other) {
   check_same_device(self, other, "mul_");
+  check_inplace(self, &other, "mul_");
   Tensor o = other.dtype() == self.dtype() ? other : other.to(self.dtype());
   binary_stub(self.device())(BinaryOp::Mul, {}, self, o, self);
   self.bump_version();

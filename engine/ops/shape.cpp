@@ -66,22 +66,39 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& indices) {
   indices.check_dtype(DType::I64);
+  if (indices.dim() > 1)
+    throw std::invalid_argument("index_select: indices must be 0-d or 1-d, got " + shape_str(indices.shape()));
+  if (x.dim() == 0) throw std::invalid_argument("index_select: input must have at least 1 dim");
   dim = wrap_dim(dim, x.dim());
   std::vector<int64_t> idx = indices.to_vector<int64_t>();
-  std::vector<Tensor> rows;
-  rows.reserve(idx.size());
-  for (int64_t i : idx) {
+  for (int64_t& i : idx) {
     if (i < -x.size(dim) || i >= x.size(dim))
       throw std::out_of_range("index_select: index " + std::to_string(i) + " out of range for size " +
                               std::to_string(x.size(dim)));
-    rows.push_back(x.narrow(dim, i < 0 ? i + x.size(dim) : i, 1));
+    if (i < 0) i += x.size(dim);
   }
-  if (rows.empty()) {
-    Shape s = x.shape();
-    s[dim] = 0;
-    return empty(s, x.options());
+  Shape out_shape = x.shape();
+  out_shape[dim] = static_cast<int64_t>(idx.size());
+  Tensor out = empty(out_shape, x.options());
+  {
+    NoGradGuard ng;
+    for (size_t k = 0; k < idx.size(); ++k) {
+      Tensor dst = out.narrow(dim, static_cast<int64_t>(k), 1);
+      dst.copy_(x.narrow(dim, idx[k], 1));
+    }
   }
-  return cat(rows, dim);
+  // One node for the whole gather: grad_x[idx[k]] += g[k] in index order (repeated indices
+  // accumulate deterministically), without a full-size temporary per index.
+  if (any_requires_grad({x}))
+    record("IndexSelectBackward", out, {x}, [idx, dim, shape = x.shape()](const Tensor& g) -> TensorList {
+      Tensor gx = zeros(shape, g.options());
+      for (size_t k = 0; k < idx.size(); ++k) {
+        Tensor dst = gx.narrow(dim, idx[k], 1);
+        add_(dst, g.narrow(dim, static_cast<int64_t>(k), 1));
+      }
+      return {gx};
+    });
+  return out;
 }
 
 Tensor one_hot(const Tensor& labels, int64_t num_classes, DType dtype) {

@@ -468,7 +468,12 @@ Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
 Tensor operator+(const Tensor& a, double b) { return add(a, b); }
 Tensor operator-(const Tensor& a, double b) { return add(a, -b); }
 Tensor operator*(const Tensor& a, double b) { return mul(a, b); }
-Tensor operator/(const Tensor& a, double b) { return mul(a, 1.0 / b); }
+Tensor operator/(const Tensor& a, double b) {
+  // Integer tensors: true division in float32, like torch (x * (1/b) would keep an integral
+  // reciprocal such as 1/1 in the integer dtype).
+  if (!is_floating(a.dtype())) return div(a, scalar_tensor(b));
+  return mul(a, 1.0 / b);
+}
 Tensor operator*(double a, const Tensor& b) { return mul(b, a); }
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,37 @@
+#include "cli/errors.h"
+
+#include <iostream>
+#include <new>
+
+#include "cli/command.h"
+#include "configs/config.h"
+#include "datasets/data_error.h"
+#include "engine/graph/model.h"
+
+namespace dl::cli {
+
+int run_guarded(const std::function<int()>& fn) {
+  try {
+    return fn();
+  } catch (const ConfigError& e) {
+    std::cerr << e.what() << "\n";
+    return kExitUsage;
+  } catch (const GraphError& e) {  // the model does not fit the data: a config problem
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitUsage;
+  } catch (const CLI::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitUsage;
+  } catch (const DataError& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitFailure;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "error: out of memory\n";
+    return kExitFailure;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitFailure;
+  }
+}
+
+}  // namespace dl::cli

@@ -1,0 +1,188 @@
+// Public entry points: load_config, load_config_string, to_yaml.
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "configs/detail.h"
+
+namespace dl {
+
+using namespace config_detail;
+
+bool Config::operator==(const Config& o) const {
+  return name == o.name && model == o.model && data == o.data && loss == o.loss &&
+         optimizer == o.optimizer && scheduler == o.scheduler && train == o.train &&
+         metrics == o.metrics && checkpoint == o.checkpoint;
+}
+
+Config load_config_string(const std::string& yaml, const std::string& virtual_filename,
+                          const std::vector<std::string>& overrides) {
+  YNode root = load_tree(yaml, virtual_filename);
+  Ctx ctx;
+  for (size_t i = 0; i < overrides.size(); ++i)
+    apply_override(ctx, root, overrides[i], static_cast<int>(i + 1));
+  Config c = read_config(ctx, root, std::filesystem::path(virtual_filename).stem().string());
+  if (!ctx.diags.empty()) throw ConfigError(std::move(ctx.diags));
+  c.source_path = virtual_filename;
+  c.resolved_yaml = to_yaml(c);
+  return c;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in || std::filesystem::is_directory(path))
+    throw ConfigError({{{path, 0, 0}, "", "cannot read config file: " +
+                            std::string(in ? "is a directory" : std::strerror(errno)), ""}});
+  std::ostringstream text;
+  text << in.rdbuf();
+  return load_config_string(text.str(), path, overrides);
+}
+
+// ---- Resolved YAML -------------------------------------------------------------------------
+
+namespace {
+
+struct EmitVisitor {
+  YAML::Emitter& out;
+  void operator()(bool b) const { out << b; }
+  void operator()(int64_t i) const { out << i; }
+  void operator()(double d) const { out << format_double(d); }  // exact round trip
+  void operator()(const std::string& s) const { out << s; }
+  void operator()(const std::vector<int64_t>& l) const { list(l); }
+  void operator()(const std::vector<double>& l) const { list(l); }
+  template <class L>
+  void list(const L& l) const {
+    out << YAML::Flow << YAML::BeginSeq;
+    for (const auto& x : l) (*this)(x);
+    out << YAML::EndSeq;
+  }
+};
+
+void emit_value(YAML::Emitter& out, const AttrSchema& a, const AttrValue& v) {
+  if (const int64_t* i = std::get_if<int64_t>(&v))
+    for (const auto& [word, value] : a.keywords)
+      if (value == *i) {
+        out << word;
+        return;
+      }
+  std::visit(EmitVisitor{out}, v);
+}
+
+void emit_attrs(YAML::Emitter& out, const std::vector<AttrSchema>& schema, const AttrMap& m) {
+  for (const auto& a : schema)
+    if (auto it = m.find(a.name); it != m.end()) {
+      out << YAML::Key << a.name << YAML::Value;
+      emit_value(out, a, it->second);
+    }
+}
+
+template <class T>
+void emit_fields(YAML::Emitter& out, const std::vector<Field<T>>& fields, const T& t) {
+  for (const auto& f : fields) {
+    out << YAML::Key << f.attr.name << YAML::Value;
+    emit_value(out, f.attr, f.get(t));
+  }
+}
+
+template <class T>
+void emit_section(YAML::Emitter& out, const char* key, const std::vector<Field<T>>& fields,
+                  const T& t) {
+  out << YAML::Key << key << YAML::Value << YAML::BeginMap;
+  emit_fields(out, fields, t);
+  out << YAML::EndMap;
+}
+
+void emit_model(YAML::Emitter& out, const ModelSpec& m) {
+  out << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << (m.sequential ? "layers" : "nodes") << YAML::Value << YAML::BeginSeq;
+  for (size_t i = 0; i < m.nodes.size(); ++i) {
+    const LayerSpec& n = m.nodes[i];
+    out << YAML::Flow << YAML::BeginMap;  // one line per layer reads like the model
+    if (!m.sequential || n.name != std::to_string(i)) out << YAML::Key << "name" << YAML::Value << n.name;
+    out << YAML::Key << "type" << YAML::Value << n.type;
+    if (!m.sequential) out << YAML::Key << "inputs" << YAML::Value << YAML::Flow << n.inputs;
+    if (const LayerSchema* s = find_layer_schema(n.type)) emit_attrs(out, s->attrs, n.attrs);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  if (!m.sequential) out << YAML::Key << "output" << YAML::Value << m.output;
+  out << YAML::EndMap;
+}
+
+void emit_data(YAML::Emitter& out, const DataSpec& d) {
+  out << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
+  emit_fields(out, data_fields(), d);
+  emit_section(out, "train", split_fields(), d.train);
+  emit_section(out, "test", split_fields(), d.test);
+  out << YAML::Key << "transforms" << YAML::Value << YAML::BeginSeq;
+  for (const auto& t : d.transforms) {
+    out << YAML::Flow << YAML::BeginMap << YAML::Key << "type" << YAML::Value << t.type;
+    if (const auto* e = find_type(transform_types(), t.type)) emit_attrs(out, e->attrs, t.attrs);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  emit_section(out, "loader", loader_fields(), d.loader);
+  out << YAML::EndMap;
+}
+
+// loss / optimizer / scheduler: `type:` then the fields of that type.
+template <class T, class S>
+const std::vector<Field<T>>* begin_typed(YAML::Emitter& out, const char* key,
+                                         const std::vector<TypeEntry<T>>& types, const S& spec) {
+  out << YAML::Key << key << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "type" << YAML::Value << spec.type;
+  const auto* e = find_type(types, spec.type);
+  if (e) emit_fields(out, e->fields, static_cast<const T&>(spec));
+  return e ? &e->fields : nullptr;
+}
+
+void emit_optimizer(YAML::Emitter& out, const OptimizerSpec& o) {
+  const auto* fields = begin_typed(out, "optimizer", optimizer_types(), o);
+  if (!o.param_groups.empty() && fields) {
+    out << YAML::Key << "param_groups" << YAML::Value << YAML::BeginSeq;
+    for (const auto& g : o.param_groups) {
+      out << YAML::Flow << YAML::BeginMap << YAML::Key << "params" << YAML::Value << YAML::Flow << g.params;
+      emit_attrs(out, attrs_of(*fields), g.overrides);  // only what the group overrides
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
+  out << YAML::EndMap;
+}
+
+}  // namespace
+
+std::string to_yaml(const Config& c) {
+  YAML::Emitter out;
+  out.SetIndent(2);
+  out << YAML::BeginMap;
+  emit_fields(out, top_fields(), c);
+  emit_model(out, c.model);
+  emit_data(out, c.data);
+  begin_typed(out, "loss", loss_types(), c.loss);
+  out << YAML::EndMap;
+  emit_optimizer(out, c.optimizer);
+  begin_typed(out, "scheduler", scheduler_types(), c.scheduler);
+  out << YAML::EndMap;
+  emit_section(out, "train", train_fields(), c.train);
+  out << YAML::Key << "metrics" << YAML::Value << YAML::BeginSeq;
+  for (const auto& m : c.metrics) {
+    out << YAML::Flow << YAML::BeginMap << YAML::Key << "type" << YAML::Value << m.type;
+    if (const auto* e = find_type(metric_types(), m.type)) emit_fields(out, e->fields, m);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  out << YAML::Key << "checkpoint" << YAML::Value << YAML::BeginMap;
+  emit_fields(out, checkpoint_fields(), c.checkpoint);
+  emit_section(out, "best", best_fields(), c.checkpoint.best);
+  out << YAML::EndMap;
+  out << YAML::EndMap;
+  return "# dltool resolved config: every key, defaults filled in\n" + std::string(out.c_str()) +
+         "\n";
+}
+
+}  // namespace dl

@@ -1,0 +1,167 @@
+// Internals of configs/ shared by its .cpp files (not for use outside configs/).
+//
+// Pipeline:  text --parse_yaml--> YNode tree (every node knows its file:line:col)
+//            --load_tree: extends: + merge_into--> one tree --apply_override--> tree
+//            --read_config (schema-driven, collects Diagnostics)--> Config --to_yaml--> text
+//
+// The schema is a set of tables (schema.cpp). A plain section is a list of Field<T>: an
+// AttrSchema (key, kind, default, range, doc) bound to a member of the spec struct, so one
+// entry drives parsing, defaults, the resolved-YAML writer and the generated reference.
+// A typed section (loss, optimizer, scheduler, metrics) picks its field list by `type:`.
+#pragma once
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "configs/config.h"
+#include "engine/graph/layer_schema.h"
+
+namespace dl::config_detail {
+
+// ---- YAML tree with source locations ------------------------------------------------------
+
+struct YEntry;
+
+struct YNode {
+  enum class Kind { Null, Scalar, Seq, Map };
+  Kind kind = Kind::Null;
+  std::string text;             // Scalar: the text as written (without quotes)
+  bool quoted = false;          // Scalar: quoted or tagged !!str, so never a number or bool
+  std::vector<YNode> items;     // Seq
+  std::vector<YEntry> entries;  // Map, in file order, keys unique
+  SourceLoc loc;                // where the node starts
+
+  bool is_null() const { return kind == Kind::Null; }
+  bool is_scalar() const { return kind == Kind::Scalar; }
+  bool is_seq() const { return kind == Kind::Seq; }
+  bool is_map() const { return kind == Kind::Map; }
+  const YEntry* find(std::string_view key) const;
+  YEntry* find(std::string_view key);
+  const YNode* get(std::string_view key) const;  // the value, or nullptr when absent
+  void erase(std::string_view key);
+};
+
+struct YEntry {
+  std::string key;
+  SourceLoc key_loc;
+  YNode value;
+};
+
+// Parses one YAML document. Syntax errors, duplicate keys and non-string keys throw
+// ConfigError naming `file`:line:col.
+YNode parse_yaml(const std::string& text, const std::string& file);
+
+// Parses `text` (named `file`) and resolves its `extends:` chain; base paths are relative to
+// the directory of the file that names them. Throws ConfigError (unreadable base, cycle, ...).
+YNode load_tree(const std::string& text, const std::string& file);
+
+// Deep merge: maps merge key by key (child wins), anything else is replaced by the child's
+// value. A map whose `type:` differs from the base's replaces it whole (switching optimizer
+// from sgd to adam must not inherit sgd's momentum).
+void merge_into(YNode& base, const YNode& child);
+
+// ---- Diagnostics collection --------------------------------------------------------------------
+
+struct Ctx {
+  std::vector<Diagnostic> diags;
+  void error(const SourceLoc& loc, std::string path, std::string message, std::string hint = "") {
+    diags.push_back({loc, std::move(path), std::move(message), std::move(hint)});
+  }
+};
+
+// Applies one "a.b[0].c=value" override to the tree (value parsed as YAML, located at
+// "<override N: text>"). Path problems are reported to ctx.
+void apply_override(Ctx& ctx, YNode& root, const std::string& text, int number);
+
+// "did you mean 'x'?" or "valid keys: a, b" (what = "keys", "types", ...); "" when empty.
+std::string suggest(const std::string& word, const std::vector<std::string>& candidates,
+                    const std::string& what);
+
+// ---- Schema tables ------------------------------------------------------------------------------
+
+template <class T>
+struct Field {
+  AttrSchema attr;
+  std::function<void(T&, const AttrValue&)> set;
+  std::function<AttrValue(const T&)> get;
+};
+
+// Binds a schema entry to a struct member whose type is the kind's AttrValue alternative.
+template <class T, class M>
+Field<T> field(M T::*member, AttrSchema attr) {
+  return {std::move(attr), [member](T& t, const AttrValue& v) { t.*member = std::get<M>(v); },
+          [member](const T& t) { return AttrValue(t.*member); }};
+}
+
+template <class T>
+std::vector<AttrSchema> attrs_of(const std::vector<Field<T>>& fields) {
+  std::vector<AttrSchema> out;
+  for (const auto& f : fields) out.push_back(f.attr);
+  return out;
+}
+
+// One `type:` of a typed section bound to struct fields (loss, optimizer, scheduler, metric).
+template <class T>
+struct TypeEntry {
+  std::string type;
+  std::string doc;
+  std::vector<Field<T>> fields;
+};
+
+// One `type:` whose attributes stay a map (transforms, like layers).
+struct AttrTypeEntry {
+  std::string type;
+  std::string doc;
+  std::vector<AttrSchema> attrs;
+};
+
+template <class E>
+std::vector<std::string> type_names(const std::vector<E>& entries) {
+  std::vector<std::string> out;
+  for (const auto& e : entries) out.push_back(e.type);
+  return out;
+}
+template <class E>
+const E* find_type(const std::vector<E>& entries, std::string_view type) {
+  for (const auto& e : entries)
+    if (e.type == type) return &e;
+  return nullptr;
+}
+
+// Known datasets: `dataset: fashion_mnist` alone is enough.
+struct DatasetPreset {
+  std::string name, format, root;
+  DataSplitSpec train, test;
+};
+
+const std::vector<Field<Config>>& top_fields();  // name
+const std::vector<Field<DataSpec>>& data_fields();
+const std::vector<Field<DataSplitSpec>>& split_fields();
+const std::vector<Field<LoaderSpec>>& loader_fields();
+const std::vector<AttrTypeEntry>& transform_types();
+const std::vector<TypeEntry<LossSpec>>& loss_types();
+const std::vector<TypeEntry<OptimizerHyper>>& optimizer_types();
+const std::vector<TypeEntry<SchedulerSpec>>& scheduler_types();
+const std::vector<Field<TrainSpec>>& train_fields();
+const std::vector<TypeEntry<MetricSpec>>& metric_types();
+const std::vector<Field<CheckpointSpec>>& checkpoint_fields();
+const std::vector<Field<BestCheckpointSpec>>& best_fields();
+const std::vector<DatasetPreset>& dataset_presets();
+
+// Defaults of whole sections (documented with the tables).
+extern const char* const kDefaultLoss;       // "cross_entropy"
+extern const char* const kDefaultOptimizer;  // "sgd"
+extern const char* const kDefaultScheduler;  // "none"
+std::vector<TransformSpec> default_transforms();  // [to_float]
+std::vector<MetricSpec> default_metrics();        // []
+
+// Metric references ("val/accuracy") are checked against these splits.
+inline const std::vector<std::string> kSplits = {"train", "val", "test"};
+
+// ---- Reading and writing ------------------------------------------------------------------------
+
+// Validates the merged tree into a Config (errors go to ctx; the Config is then partial).
+Config read_config(Ctx& ctx, const YNode& root, const std::string& default_name);
+
+}  // namespace dl::config_detail

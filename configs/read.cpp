@@ -1,0 +1,648 @@
+// Schema-driven validation: merged YNode tree -> Config. Every problem is reported to the Ctx
+// (file:line:col, dotted path, expectation, suggestion) and reading goes on, so one run of
+// `dltool validate` lists all of them.
+#include <charconv>
+#include <cmath>
+#include <optional>
+#include <set>
+
+#include "configs/detail.h"
+
+namespace dl::config_detail {
+
+namespace {
+
+const YNode& empty_map() {
+  static const YNode m{YNode::Kind::Map, "", false, {}, {}, {}};
+  return m;
+}
+
+std::string join(const std::string& path, const std::string& key) {
+  return path.empty() ? key : path + "." + key;
+}
+std::string index(const std::string& path, size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
+
+// ---- Scalars (YAML 1.2 core schema; quoted scalars are always strings) ----------------------
+
+bool parse_int(const std::string& s, int64_t& out) {
+  const char* b = s.data() + (!s.empty() && s[0] == '+');
+  const char* e = s.data() + s.size();
+  auto r = std::from_chars(b, e, out);
+  return b != e && r.ec == std::errc() && r.ptr == e;
+}
+
+bool parse_float(const std::string& s, double& out) {
+  static const std::pair<const char*, double> special[] = {
+      {".inf", INFINITY}, {"+.inf", INFINITY}, {"-.inf", -INFINITY}, {".nan", NAN},
+      {".Inf", INFINITY}, {"+.Inf", INFINITY}, {"-.Inf", -INFINITY}, {".NaN", NAN}};
+  for (const auto& [text, v] : special)
+    if (s == text) return out = v, true;
+  const char* b = s.data() + (!s.empty() && s[0] == '+');
+  const char* e = s.data() + s.size();
+  if (b == e || std::isalpha(static_cast<unsigned char>(*b)) ||
+      (*b == '-' && e - b > 1 && std::isalpha(static_cast<unsigned char>(b[1]))))
+    return false;  // from_chars also takes "inf"/"nan", which YAML spells .inf/.nan
+  auto r = std::from_chars(b, e, out);
+  return r.ec == std::errc() && r.ptr == e;
+}
+
+bool parse_bool(const std::string& s, bool& out) {
+  if (s == "true" || s == "True" || s == "TRUE") return out = true, true;
+  if (s == "false" || s == "False" || s == "FALSE") return out = false, true;
+  return false;
+}
+
+// How a node reads in an error message: -3, 'abc', a list, a map, nothing.
+std::string got(const YNode& n) {
+  int64_t i;
+  double d;
+  bool b;
+  switch (n.kind) {
+    case YNode::Kind::Null: return "nothing (null)";
+    case YNode::Kind::Seq: {  // [0.9] when short and flat
+      std::string s;
+      for (const auto& item : n.items) {
+        if (!item.is_scalar() || s.size() > 60) return "a list";
+        s += (s.empty() ? "" : ", ") + got(item);
+      }
+      return "[" + s + "]";
+    }
+    case YNode::Kind::Map: return "a map";
+    case YNode::Kind::Scalar:
+      if (!n.quoted && (parse_int(n.text, i) || parse_float(n.text, d) || parse_bool(n.text, b)))
+        return n.text;
+      return "'" + n.text + "'";
+  }
+  return "";
+}
+
+// One scalar as a number/bool/string of the wanted element kind; nullopt on a mismatch.
+std::optional<AttrValue> scalar_as(const YNode& n, AttrKind k) {
+  if (!n.is_scalar()) return std::nullopt;
+  if (k == AttrKind::String) return AttrValue(n.text);
+  if (n.quoted) return std::nullopt;
+  int64_t i;
+  double d;
+  bool b;
+  if (k == AttrKind::Bool && parse_bool(n.text, b)) return AttrValue(b);
+  if ((k == AttrKind::Int || k == AttrKind::Float) && parse_int(n.text, i)) return AttrValue(i);
+  if (k == AttrKind::Float && parse_float(n.text, d)) return AttrValue(d);
+  return std::nullopt;
+}
+
+// ---- Values and maps of values ----------------------------------------------------------------
+
+std::optional<AttrValue> read_value(Ctx& ctx, const YNode& n, const std::string& path,
+                                    const AttrSchema& a) {
+  std::optional<AttrValue> v;
+  bool keyword = false;
+  switch (a.kind) {
+    case AttrKind::Bool: case AttrKind::Float: case AttrKind::String:
+      v = scalar_as(n, a.kind);
+      break;
+    case AttrKind::Int:
+      for (const auto& [word, value] : a.keywords)
+        if (n.is_scalar() && n.text == word) v = AttrValue(value), keyword = true;
+      if (!keyword) v = scalar_as(n, AttrKind::Int);
+      break;
+    case AttrKind::IntPair:
+      if (n.is_scalar()) {
+        v = scalar_as(n, AttrKind::Int);
+        break;
+      }
+      [[fallthrough]];
+    case AttrKind::IntList: case AttrKind::FloatList: {
+      if (!n.is_seq()) break;
+      AttrKind elem = a.kind == AttrKind::FloatList ? AttrKind::Float : AttrKind::Int;
+      std::vector<int64_t> ints;
+      std::vector<double> doubles;
+      bool ok = true;
+      for (const auto& item : n.items) {
+        auto x = scalar_as(item, elem);
+        ok = ok && x;
+        if (!ok) break;
+        if (auto* i = std::get_if<int64_t>(&*x)) doubles.push_back(static_cast<double>(*i)), ints.push_back(*i);
+        else doubles.push_back(std::get<double>(*x));
+      }
+      if (ok) v = elem == AttrKind::Int ? AttrValue(ints) : AttrValue(doubles);
+      break;
+    }
+  }
+  if (!v || !coerce_attr(a, *v)) {
+    ctx.error(n.loc, path, "expected " + describe_expected(a) + ", got " + got(n));
+    return std::nullopt;
+  }
+  bool bad = false;
+  if (!keyword && !a.keywords.empty()) {  // a number typed by the user meets the bounds
+    AttrSchema numeric = a;
+    numeric.keywords.clear();
+    bad = !check_attr(numeric, *v).empty();
+  } else if (!keyword) {
+    bad = !check_attr(a, *v).empty();
+  }
+  if (bad) {  // report the value as written (5, not the coerced [5, 5])
+    std::string hint;
+    if (!a.choices.empty() && n.is_scalar()) {
+      std::string m = did_you_mean(n.text, a.choices);
+      if (!m.empty()) hint = "did you mean '" + m + "'?";
+    }
+    ctx.error(n.loc, path, "expected " + describe_expected(a) + ", got " + got(n), hint);
+    return std::nullopt;
+  }
+  return v;
+}
+
+// Reads the keys of `map` described by `schema` into `out`; keys in `reserved` are the
+// caller's. Unknown keys, bad values and missing required keys are reported. Returns false
+// when anything was wrong. `owner` ("for optimizer 'adam'") qualifies unknown-key messages.
+bool read_attrs(Ctx& ctx, const YNode& node, const std::string& path,
+                const std::vector<AttrSchema>& schema, const std::vector<std::string>& reserved,
+                const std::string& owner, AttrMap& out, bool fill_defaults = true) {
+  const size_t errors_before = ctx.diags.size();
+  const YNode& map = node.is_null() ? empty_map() : node;
+  if (!map.is_map()) {
+    ctx.error(node.loc, path, "expected a map of keys, got " + got(node));
+    return false;
+  }
+  std::vector<std::string> known = reserved;
+  for (const auto& a : schema) known.push_back(a.name);
+  for (const auto& e : map.entries) {
+    if (std::find(reserved.begin(), reserved.end(), e.key) != reserved.end()) continue;
+    auto a = std::find_if(schema.begin(), schema.end(),
+                          [&](const AttrSchema& s) { return s.name == e.key; });
+    if (a == schema.end()) {
+      ctx.error(e.key_loc, join(path, e.key), "unknown key" + (owner.empty() ? "" : " " + owner),
+                suggest(e.key, known, "keys"));
+    } else if (auto v = read_value(ctx, e.value, join(path, e.key), *a)) {
+      out[e.key] = std::move(*v);
+    }
+  }
+  if (fill_defaults) {
+    for (const auto& a : schema)
+      if (a.required && !map.find(a.name))
+        ctx.error(map.loc, join(path, a.name), "required key is missing" +
+                                                   (owner.empty() ? "" : " " + owner));
+    fill_attr_defaults(schema, out);
+  }
+  return ctx.diags.size() == errors_before;
+}
+
+// The same for a struct section: values land in the members the fields are bound to.
+template <class T>
+bool read_fields(Ctx& ctx, const YNode* node, const std::string& path,
+                 const std::vector<Field<T>>& fields, T& out,
+                 const std::vector<std::string>& reserved = {}, const std::string& owner = "",
+                 bool fill_defaults = true, AttrMap* present = nullptr) {
+  AttrMap values;
+  bool ok = read_attrs(ctx, node ? *node : empty_map(), path, attrs_of(fields), reserved, owner,
+                       values, fill_defaults);
+  for (const auto& f : fields)
+    if (auto it = values.find(f.attr.name); it != values.end()) f.set(out, it->second);
+  if (present) *present = std::move(values);
+  return ok;
+}
+
+// `type:` of a typed section: `loss: mse_loss` (shorthand) or `loss: {type: mse_loss, ...}`.
+// On success returns the type and sets *map to the node holding its other keys.
+std::optional<std::string> read_type(Ctx& ctx, const YNode* node, const std::string& path,
+                                     const std::string& default_type,
+                                     const std::vector<std::string>& names,
+                                     const std::string& what, const YNode** map) {
+  *map = &empty_map();
+  if (!node || node->is_null()) {
+    if (!default_type.empty()) return default_type;
+    ctx.error(node ? node->loc : SourceLoc{}, path, "required " + what + " is missing");
+    return std::nullopt;
+  }
+  const YNode* type_node = node;
+  std::string type_path = path;
+  if (node->is_map()) {
+    *map = node;
+    type_node = node->get("type");
+    type_path = join(path, "type");
+    if (!type_node) {
+      if (!default_type.empty()) return default_type;
+      ctx.error(node->loc, type_path, "required key is missing (the " + what + " type)",
+                suggest("", names, "types"));
+      return std::nullopt;
+    }
+  }
+  if (!type_node->is_scalar()) {
+    ctx.error(type_node->loc, type_path,
+              "expected a " + what + " type name or a map with a type: key, got " + got(*type_node));
+    return std::nullopt;
+  }
+  if (std::find(names.begin(), names.end(), type_node->text) == names.end()) {
+    ctx.error(type_node->loc, type_path, "unknown " + what + " type '" + type_node->text + "'",
+              suggest(type_node->text, names, "types"));
+    return std::nullopt;
+  }
+  return type_node->text;
+}
+
+// Where `key` of `map` was written; else where the map was; else `fallback` (the map is the
+// shorthand's empty stand-in, or the section is absent).
+SourceLoc loc_in(const YNode* map, const std::string& key, const SourceLoc& fallback) {
+  if (!map || !map->is_map()) return fallback;
+  if (const YNode* v = map->get(key)) return v->loc;
+  return map->loc.file.empty() ? fallback : map->loc;
+}
+
+// ---- model ------------------------------------------------------------------------------------
+
+bool valid_node_name(const std::string& s) {
+  if (s.empty() || s == kModelInput) return false;
+  for (char c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  return true;
+}
+
+struct NodeRead {
+  LayerSpec spec;
+  SourceLoc name_loc, inputs_loc;
+  std::vector<SourceLoc> input_locs;
+  bool explicit_inputs = false;
+};
+
+std::optional<NodeRead> read_node(Ctx& ctx, const YNode& item, const std::string& path,
+                                  bool sequential, size_t i) {
+  NodeRead r;
+  r.spec.loc = r.name_loc = r.inputs_loc = item.loc;
+  r.spec.name = std::to_string(i);  // nn.Sequential names its children 0, 1, 2, ...
+  const YNode* map;
+  auto type = read_type(ctx, &item, path, "", layer_type_names(), "layer", &map);
+  if (!type) return std::nullopt;
+  r.spec.type = *type;
+  const LayerSchema& schema = *find_layer_schema(*type);
+
+  if (const YEntry* e = map->find("name")) {
+    r.name_loc = e->value.loc;
+    if (!e->value.is_scalar() || !valid_node_name(e->value.text))
+      ctx.error(e->value.loc, join(path, "name"),
+                "expected a node name of letters, digits and '_' (not 'input'), got " +
+                    got(e->value));
+    else
+      r.spec.name = e->value.text;
+  } else if (!sequential) {
+    ctx.error(item.loc, join(path, "name"), "required key is missing (every node has a name)");
+  }
+  if (const YEntry* e = map->find("inputs")) {
+    r.inputs_loc = e->value.loc;
+    r.explicit_inputs = true;
+    if (sequential) {
+      ctx.error(e->key_loc, join(path, "inputs"),
+                "inputs: is only allowed in model.nodes (layers: run in sequence)");
+    } else if (e->value.is_scalar()) {
+      r.spec.inputs.push_back(e->value.text);
+      r.input_locs.push_back(e->value.loc);
+    } else if (e->value.is_seq() && !e->value.items.empty()) {
+      for (size_t k = 0; k < e->value.items.size(); ++k) {
+        const YNode& in = e->value.items[k];
+        if (!in.is_scalar())
+          ctx.error(in.loc, index(join(path, "inputs"), k), "expected a node name, got " + got(in));
+        r.spec.inputs.push_back(in.text);
+        r.input_locs.push_back(in.loc);
+      }
+    } else {
+      ctx.error(e->value.loc, join(path, "inputs"),
+                "expected a node name or a list of node names, got " + got(e->value));
+    }
+  }
+  bool ok = read_attrs(ctx, *map, path, schema.attrs, {"type", "name", "inputs"},
+                       "for layer type '" + *type + "'", r.spec.attrs);
+  if (ok && schema.rule) {
+    std::string err = schema.rule(r.spec.attrs);
+    if (!err.empty()) ctx.error(item.loc, path, err);
+  }
+  return r;
+}
+
+void read_model(Ctx& ctx, const YNode* node, const SourceLoc& root_loc, ModelSpec& model) {
+  if (!node || node->is_null() || !node->is_map()) {
+    ctx.error(node ? node->loc : root_loc, "model",
+              node ? "expected a map with layers: or nodes:, got " + got(*node)
+                   : "required section is missing");
+    return;
+  }
+  AttrMap none;
+  read_attrs(ctx, *node, "model", {}, {"layers", "nodes", "output"}, "", none);
+  const YEntry* layers = node->find("layers");
+  const YEntry* nodes = node->find("nodes");
+  if (layers && layers->value.is_null()) layers = nullptr;  // `layers: null` drops a base's list
+  if (nodes && nodes->value.is_null()) nodes = nullptr;
+  if (layers && nodes) {
+    ctx.error(nodes->key_loc, "model.nodes",
+              "give either layers: (a sequence) or nodes: (a graph), not both",
+              "a recipe that extends one form can drop the other with `layers: null`");
+    return;
+  }
+  if (!layers && !nodes) {
+    ctx.error(node->loc, "model", "needs layers: (a sequence of layers) or nodes: (a graph)");
+    return;
+  }
+  model.sequential = layers != nullptr;
+  const YEntry& list = layers ? *layers : *nodes;
+  const std::string path = "model." + list.key;
+  if (!list.value.is_seq() || list.value.items.empty()) {
+    ctx.error(list.value.loc, path, "expected a non-empty list of layers, got " + got(list.value));
+    return;
+  }
+  const YEntry* output = node->find("output");
+  if (output && model.sequential)
+    ctx.error(output->key_loc, "model.output", "output: is only used with model.nodes");
+
+  std::vector<NodeRead> read;
+  for (size_t i = 0; i < list.value.items.size(); ++i) {
+    auto r = read_node(ctx, list.value.items[i], index(path, i), model.sequential, i);
+    if (!r) continue;
+    for (const auto& prev : read)
+      if (prev.spec.name == r->spec.name)
+        ctx.error(r->name_loc, join(index(path, i), "name"),
+                  "duplicate node name '" + r->spec.name + "' (first used at line " +
+                      std::to_string(prev.name_loc.line) + ")");
+    read.push_back(std::move(*r));
+  }
+  if (read.size() != list.value.items.size()) return;
+
+  std::vector<std::string> names = {std::string(kModelInput)};  // defined so far, in order
+  for (size_t i = 0; i < read.size(); ++i) {
+    NodeRead& r = read[i];
+    const std::string p = join(index(path, i), "inputs");
+    if (!r.explicit_inputs) r.spec.inputs = {names.back()};  // the previous node, or input
+    for (size_t k = 0; k < r.input_locs.size(); ++k) {
+      const std::string& in = r.spec.inputs[k];
+      if (std::find(names.begin(), names.end(), in) != names.end()) continue;
+      auto later = std::find_if(read.begin() + i, read.end(),
+                                [&](const NodeRead& x) { return x.spec.name == in; });
+      if (later == read.begin() + i)
+        ctx.error(r.input_locs[k], index(p, k), "a node cannot be its own input");
+      else if (later != read.end())
+        ctx.error(r.input_locs[k], index(p, k),
+                  "node '" + in + "' is defined later (line " + std::to_string(later->name_loc.line) +
+                      "); list nodes in the order they run");
+      else
+        ctx.error(r.input_locs[k], index(p, k), "undefined node '" + in + "'",
+                  suggest(in, names, "nodes"));
+    }
+    const LayerSchema& s = *find_layer_schema(r.spec.type);
+    int n = static_cast<int>(r.spec.inputs.size());
+    if (n < s.min_inputs || (s.max_inputs != LayerSchema::kUnbounded && n > s.max_inputs)) {
+      std::string want = s.min_inputs == s.max_inputs ? "exactly " + std::to_string(s.min_inputs)
+                                                      : "at least " + std::to_string(s.min_inputs);
+      ctx.error(r.inputs_loc, p, r.spec.type + " takes " + want + " input" +
+                                     (s.min_inputs == 1 && s.max_inputs == 1 ? "" : "s") +
+                                     ", got " + std::to_string(n));
+    }
+    names.push_back(r.spec.name);
+    model.nodes.push_back(std::move(r.spec));
+  }
+  model.output = model.nodes.back().name;
+  if (output && !model.sequential) {
+    if (!output->value.is_scalar() || !model.find(output->value.text))
+      ctx.error(output->value.loc, "model.output", "undefined node " + got(output->value),
+                suggest(output->value.text, {names.begin() + 1, names.end()}, "nodes"));
+    else
+      model.output = output->value.text;
+  }
+}
+
+// ---- data ---------------------------------------------------------------------------------------
+
+void read_transforms(Ctx& ctx, const YNode* node, std::vector<TransformSpec>& out) {
+  if (!node || node->is_null()) {
+    out = default_transforms();
+    return;
+  }
+  if (!node->is_seq()) {
+    ctx.error(node->loc, "data.transforms", "expected a list of transforms, got " + got(*node));
+    return;
+  }
+  for (size_t i = 0; i < node->items.size(); ++i) {
+    const std::string path = index("data.transforms", i);
+    const YNode* map;
+    auto type = read_type(ctx, &node->items[i], path, "", type_names(transform_types()),
+                          "transform", &map);
+    if (!type) continue;
+    TransformSpec t{*type, {}};
+    if (!read_attrs(ctx, *map, path, find_type(transform_types(), *type)->attrs, {"type"},
+                    "for transform '" + *type + "'", t.attrs))
+      continue;
+    if (t.type == "normalize" && std::get<std::vector<double>>(t.attrs["mean"]).size() !=
+                                     std::get<std::vector<double>>(t.attrs["std"]).size())
+      ctx.error(node->items[i].loc, path, "mean and std must have one value per channel each");
+    out.push_back(std::move(t));
+  }
+}
+
+void read_data(Ctx& ctx, const YNode* node, const SourceLoc& root_loc, DataSpec& d) {
+  if (!node) {
+    ctx.error(root_loc, "data", "required section is missing");
+    return;
+  }
+  read_fields(ctx, node, "data", data_fields(), d, {"train", "test", "loader", "transforms"});
+  const YNode* data = node->is_map() ? node : &empty_map();
+  read_fields(ctx, data->get("train"), "data.train", split_fields(), d.train);
+  read_fields(ctx, data->get("test"), "data.test", split_fields(), d.test);
+  read_fields(ctx, data->get("loader"), "data.loader", loader_fields(), d.loader);
+  read_transforms(ctx, data->get("transforms"), d.transforms);
+  if (d.dataset.empty()) return;
+
+  // A preset fills data.root and the four file names; without one they must be written.
+  const DatasetPreset* preset = nullptr;
+  std::vector<std::string> preset_names;
+  for (const auto& p : dataset_presets()) {
+    preset_names.push_back(p.name);
+    if (p.name == d.dataset) preset = &p;
+  }
+  std::vector<std::string> missing;
+  auto fill = [&](std::string& value, const std::string& from_preset, const std::string& path) {
+    if (value.empty() && preset) value = from_preset;
+    if (value.empty()) missing.push_back(path);
+  };
+  fill(d.root, preset ? preset->root : "", "data.root");
+  fill(d.train.images, preset ? preset->train.images : "", "data.train.images");
+  fill(d.train.labels, preset ? preset->train.labels : "", "data.train.labels");
+  fill(d.test.images, preset ? preset->test.images : "", "data.test.images");
+  fill(d.test.labels, preset ? preset->test.labels : "", "data.test.labels");
+  if (!missing.empty()) {
+    std::string keys;
+    for (const auto& m : missing) keys += (keys.empty() ? "" : ", ") + m;
+    ctx.error(loc_in(data, "dataset", node->loc), "data.dataset",
+              "dataset '" + d.dataset + "' has no preset, so " + keys + " must be given",
+              suggest(d.dataset, preset_names, "presets"));
+  }
+}
+
+// ---- optimizer ----------------------------------------------------------------------------------
+
+void check_nesterov(Ctx& ctx, const OptimizerHyper& h, const SourceLoc& loc,
+                    const std::string& path) {
+  if (h.nesterov && (h.momentum <= 0 || h.dampening != 0))
+    ctx.error(loc, join(path, "nesterov"), "nesterov needs momentum > 0 and dampening 0");
+}
+
+void read_optimizer(Ctx& ctx, const YNode* node, OptimizerSpec& o) {
+  const YNode* map;
+  auto type = read_type(ctx, node, "optimizer", kDefaultOptimizer, type_names(optimizer_types()),
+                        "optimizer", &map);
+  if (!type) return;
+  o.type = *type;
+  const auto& fields = find_type(optimizer_types(), *type)->fields;
+  const std::string owner = "for optimizer '" + *type + "'";
+  OptimizerHyper& hyper = o;
+  if (!read_fields(ctx, map, "optimizer", fields, hyper, {"type", "param_groups"}, owner)) return;
+  if (o.type == "sgd")  // (no optimizer section at all means sgd without nesterov)
+    check_nesterov(ctx, o, loc_in(map, "nesterov", node ? node->loc : SourceLoc{}), "optimizer");
+
+  const YNode* groups = map->get("param_groups");
+  if (!groups || groups->is_null()) return;
+  if (!groups->is_seq()) {
+    ctx.error(groups->loc, "optimizer.param_groups", "expected a list of groups, got " + got(*groups));
+    return;
+  }
+  for (size_t i = 0; i < groups->items.size(); ++i) {
+    const YNode& g = groups->items[i];
+    const std::string path = index("optimizer.param_groups", i);
+    ParamGroupSpec group;
+    group.hyper = hyper;
+    const YNode* params = g.is_map() ? g.get("params") : nullptr;
+    if (g.is_map() && !params) ctx.error(g.loc, join(path, "params"), "required key is missing");
+    if (params) {
+      std::vector<const YNode*> globs;
+      if (params->is_scalar()) globs.push_back(params);
+      for (const auto& p : params->items) globs.push_back(&p);
+      bool ok = !globs.empty();
+      for (const YNode* p : globs) ok = ok && p->is_scalar() && !p->text.empty();
+      if (!ok)
+        ctx.error(params->loc, join(path, "params"),
+                  "expected a glob or a non-empty list of globs over state_dict names "
+                  "(\"*.bias\"), got " + got(*params));
+      for (const YNode* p : globs) group.params.push_back(p->text);
+    }
+    read_fields(ctx, &g, path, fields, group.hyper, {"params"}, owner, /*fill_defaults=*/false,
+                &group.overrides);
+    if (o.type == "sgd" && (group.overrides.count("nesterov") || group.overrides.count("momentum") ||
+                            group.overrides.count("dampening")))
+      check_nesterov(ctx, group.hyper, g.loc, path);
+    o.param_groups.push_back(std::move(group));
+  }
+}
+
+// ---- metric references ("val/accuracy") -----------------------------------------------------------
+
+void check_metric_ref(Ctx& ctx, const std::string& ref, const SourceLoc& loc,
+                      const std::string& path, const std::vector<MetricSpec>& metrics,
+                      int64_t val_size) {
+  std::vector<std::string> names = {"loss"};
+  for (const auto& m : metrics) names.push_back(m.name());
+  size_t slash = ref.find('/');
+  std::string split = ref.substr(0, slash);
+  std::string name = slash == std::string::npos ? "" : ref.substr(slash + 1);
+  if (slash == std::string::npos ||
+      std::find(kSplits.begin(), kSplits.end(), split) == kSplits.end()) {
+    ctx.error(loc, path, "expected split/metric with split one of train, val, test, got '" +
+                             ref + "'", suggest(split, kSplits, "splits"));
+  } else if (std::find(names.begin(), names.end(), name) == names.end()) {
+    ctx.error(loc, path, "metric '" + name + "' is not computed (add it to metrics:)",
+              suggest(name, names, "metrics"));
+  } else if (split == "val" && val_size == 0) {
+    ctx.error(loc, path, "'" + ref + "' needs a validation split, but data.val_size is 0",
+              "set data.val_size, or watch test/" + name);
+  }
+}
+
+void read_metrics(Ctx& ctx, const YNode* node, std::vector<MetricSpec>& out) {
+  if (!node || node->is_null()) {
+    out = default_metrics();
+    return;
+  }
+  if (!node->is_seq()) {
+    ctx.error(node->loc, "metrics", "expected a list of metrics, got " + got(*node));
+    return;
+  }
+  for (size_t i = 0; i < node->items.size(); ++i) {
+    const YNode& item = node->items[i];
+    const std::string path = index("metrics", i);
+    MetricSpec m;
+    int64_t k = 0;
+    if (item.is_scalar() && item.text.rfind("top", 0) == 0 && parse_int(item.text.substr(3), k) &&
+        k >= 1) {  // `top5` shorthand
+      out.push_back({"accuracy", k});
+      continue;
+    }
+    const YNode* map;
+    auto type = read_type(ctx, &item, path, "", type_names(metric_types()), "metric", &map);
+    if (!type) continue;
+    m.type = *type;
+    if (!read_fields(ctx, map, path, find_type(metric_types(), *type)->fields, m, {"type"},
+                     "for metric '" + *type + "'"))
+      continue;
+    for (const auto& prev : out)
+      if (prev.name() == m.name()) ctx.error(item.loc, path, "metric '" + m.name() + "' is listed twice");
+    out.push_back(m);
+  }
+}
+
+}  // namespace
+
+Config read_config(Ctx& ctx, const YNode& root, const std::string& default_name) {
+  Config c;
+  if (!root.is_map() && !root.is_null()) {
+    ctx.error(root.loc, "", "expected a map of sections (model:, data:, optimizer:, ...), got " +
+                                got(root));
+    return c;
+  }
+  const YNode& r = root.is_null() ? empty_map() : root;
+  const std::vector<std::string> sections = {"model", "data", "loss", "optimizer", "scheduler",
+                                             "train", "metrics", "checkpoint"};
+  read_fields(ctx, &r, "", top_fields(), c, sections);
+  if (c.name.empty()) c.name = default_name;
+
+  read_model(ctx, r.get("model"), root.loc, c.model);
+  read_data(ctx, r.get("data"), root.loc, c.data);
+
+  const YNode* map;
+  if (auto type = read_type(ctx, r.get("loss"), "loss", kDefaultLoss, type_names(loss_types()),
+                            "loss", &map)) {
+    c.loss.type = *type;
+    read_fields(ctx, map, "loss", find_type(loss_types(), *type)->fields, c.loss, {"type"},
+                "for loss '" + *type + "'");
+  }
+  read_optimizer(ctx, r.get("optimizer"), c.optimizer);
+  read_fields(ctx, r.get("train"), "train", train_fields(), c.train);
+  read_metrics(ctx, r.get("metrics"), c.metrics);
+
+  const YNode* sched = r.get("scheduler");
+  const SourceLoc sched_loc = sched ? sched->loc : root.loc;
+  if (auto type = read_type(ctx, sched, "scheduler", kDefaultScheduler,
+                            type_names(scheduler_types()), "scheduler", &map)) {
+    SchedulerSpec& s = c.scheduler;
+    s.type = *type;
+    if (read_fields(ctx, map, "scheduler", find_type(scheduler_types(), *type)->fields, s,
+                    {"type"}, "for scheduler '" + *type + "'")) {
+      for (size_t i = 1; i < s.milestones.size(); ++i)
+        if (s.milestones[i] <= s.milestones[i - 1]) {
+          ctx.error(loc_in(map, "milestones", sched_loc), "scheduler.milestones",
+                    "milestones must be strictly increasing, got " + format_attr(s.milestones));
+          break;
+        }
+      if (s.type == "reduce_on_plateau")
+        check_metric_ref(ctx, s.metric, loc_in(map, "metric", sched_loc), "scheduler.metric",
+                         c.metrics, c.data.val_size);
+    }
+  }
+
+  const YNode* ck = r.get("checkpoint");
+  read_fields(ctx, ck, "checkpoint", checkpoint_fields(), c.checkpoint, {"best"});
+  const YNode* best = ck && ck->is_map() ? ck->get("best") : nullptr;
+  if (read_fields(ctx, best, "checkpoint.best", best_fields(), c.checkpoint.best) &&
+      !c.checkpoint.best.metric.empty())
+    check_metric_ref(ctx, c.checkpoint.best.metric,
+                     loc_in(best, "metric", ck ? ck->loc : root.loc),
+                     "checkpoint.best.metric", c.metrics, c.data.val_size);
+  return c;
+}
+
+}  // namespace dl::config_detail

@@ -1,0 +1,384 @@
+#include "engine/graph/layer_schema.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <stdexcept>
+
+namespace dl {
+
+// ---- Builders -----------------------------------------------------------------------------
+
+namespace {
+AttrSchema make(std::string name, AttrKind kind) {
+  AttrSchema a;
+  a.name = std::move(name);
+  a.kind = kind;
+  return a;
+}
+}  // namespace
+
+AttrSchema AttrSchema::boolean(std::string name, bool def) {
+  return make(std::move(name), AttrKind::Bool).def(def);
+}
+AttrSchema AttrSchema::integer(std::string name) {
+  return make(std::move(name), AttrKind::Int).req();
+}
+AttrSchema AttrSchema::integer(std::string name, int64_t def) {
+  return make(std::move(name), AttrKind::Int).def(def);
+}
+AttrSchema AttrSchema::floating(std::string name) {
+  return make(std::move(name), AttrKind::Float).req();
+}
+AttrSchema AttrSchema::floating(std::string name, double def) {
+  return make(std::move(name), AttrKind::Float).def(def);
+}
+AttrSchema AttrSchema::string(std::string name) {
+  return make(std::move(name), AttrKind::String).req();
+}
+AttrSchema AttrSchema::string(std::string name, std::string def) {
+  return make(std::move(name), AttrKind::String).def(std::move(def));
+}
+AttrSchema AttrSchema::choice(std::string name, std::vector<std::string> choices,
+                              std::string def) {
+  AttrSchema a = make(std::move(name), AttrKind::String).def(std::move(def));
+  a.choices = std::move(choices);
+  return a;
+}
+AttrSchema AttrSchema::int_list(std::string name) {
+  return make(std::move(name), AttrKind::IntList).req();
+}
+AttrSchema AttrSchema::float_list(std::string name) {
+  return make(std::move(name), AttrKind::FloatList).req();
+}
+AttrSchema AttrSchema::pair(std::string name) {
+  return make(std::move(name), AttrKind::IntPair).req();
+}
+AttrSchema AttrSchema::pair(std::string name, int64_t def) {
+  return make(std::move(name), AttrKind::IntPair).def(std::vector<int64_t>{def, def});
+}
+
+const AttrSchema* LayerSchema::find_attr(std::string_view attr_name) const {
+  for (const auto& a : attrs)
+    if (a.name == attr_name) return &a;
+  return nullptr;
+}
+
+// ---- The layer table ----------------------------------------------------------------------
+// PyTorch's argument names, order and defaults. in_features / in_channels / num_features are
+// never written: engine/graph infers them from the input shape.
+
+namespace {
+using A = AttrSchema;
+
+// PyTorch: "pad should be at most half of effective kernel size".
+std::string pool_padding_rule(const AttrMap& m) {
+  const auto& k = std::get<std::vector<int64_t>>(m.at("kernel_size"));
+  const auto& p = std::get<std::vector<int64_t>>(m.at("padding"));
+  for (int i = 0; i < 2; ++i)
+    if (p[i] > k[i] / 2)
+      return "padding " + format_attr(p) + " must be at most half of kernel_size " +
+             format_attr(k);
+  return "";
+}
+
+std::vector<AttrSchema> pool_attrs() {
+  return {A::pair("kernel_size").at_least(1).describe("size of the pooling window"),
+          A::pair("stride").at_least(1).defaults_to("kernel_size")
+              .describe("step of the window (default: kernel_size)"),
+          A::pair("padding", 0).at_least(0).describe("implicit negative-infinity/zero padding"),
+          A::boolean("ceil_mode", false).describe("use ceil instead of floor for output size")};
+}
+
+std::vector<AttrSchema> avg_pool_attrs() {
+  auto attrs = pool_attrs();
+  attrs.push_back(A::boolean("count_include_pad", true)
+                      .describe("count the zero padding in the averaging divisor"));
+  return attrs;
+}
+
+std::vector<AttrSchema> batch_norm_attrs() {
+  return {A::floating("eps", 1e-5).above(0).describe("added to the variance for stability"),
+          A::floating("momentum", 0.1).range(0, 1).describe("running statistics update factor"),
+          A::boolean("affine", true).describe("learnable weight and bias"),
+          A::boolean("track_running_stats", true).describe("keep running mean/var for eval")};
+}
+
+std::vector<LayerSchema> builtin_layers() {
+  std::vector<LayerSchema> t = {
+      {"linear", "torch.nn.Linear: y = x W^T + b over the last dim",
+       {A::integer("out_features").at_least(1).describe("size of each output sample"),
+        A::boolean("bias", true).describe("learn an additive bias")}},
+      {"conv2d", "torch.nn.Conv2d over [N, C, H, W]",
+       {A::integer("out_channels").at_least(1).describe("number of output channels"),
+        A::pair("kernel_size").at_least(1).describe("size of the convolving kernel"),
+        A::pair("stride", 1).at_least(1).describe("stride of the convolution"),
+        A::pair("padding", 0).at_least(0).describe("zero padding on both sides"),
+        A::pair("dilation", 1).at_least(1).describe("spacing between kernel elements"),
+        A::integer("groups", 1).at_least(1).describe("blocked connections input -> output"),
+        A::boolean("bias", true).describe("learn an additive bias")},
+       1, 1,
+       [](const AttrMap& m) -> std::string {
+         int64_t out = std::get<int64_t>(m.at("out_channels"));
+         int64_t groups = std::get<int64_t>(m.at("groups"));
+         if (out % groups != 0)
+           return "out_channels (" + std::to_string(out) + ") must be divisible by groups (" +
+                  std::to_string(groups) + ")";
+         return "";
+       }},
+      {"max_pool2d", "torch.nn.MaxPool2d", pool_attrs(), 1, 1, pool_padding_rule},
+      {"avg_pool2d", "torch.nn.AvgPool2d", avg_pool_attrs(), 1, 1, pool_padding_rule},
+      {"adaptive_avg_pool2d", "torch.nn.AdaptiveAvgPool2d: average to a fixed output size",
+       {A::pair("output_size").at_least(1).describe("target output size (h, w)")}},
+      {"batch_norm1d", "torch.nn.BatchNorm1d over [N, C] or [N, C, L]", batch_norm_attrs()},
+      {"batch_norm2d", "torch.nn.BatchNorm2d over [N, C, H, W]", batch_norm_attrs()},
+      {"dropout", "torch.nn.Dropout: zero elements with probability p while training",
+       {A::floating("p", 0.5).range(0, 1, /*hi_open=*/true)
+            .describe("probability of an element to be zeroed")}},
+      {"flatten", "torch.nn.Flatten: merge dims start_dim..end_dim",
+       {A::integer("start_dim", 1).describe("first dim to flatten"),
+        A::integer("end_dim", -1).describe("last dim to flatten")}},
+      {"relu", "torch.nn.ReLU", {}},
+      {"leaky_relu", "torch.nn.LeakyReLU",
+       {A::floating("negative_slope", 0.01).describe("slope for negative inputs")}},
+      {"elu", "torch.nn.ELU", {A::floating("alpha", 1.0).describe("scale of the negative part")}},
+      {"gelu", "torch.nn.GELU",
+       {A::choice("approximate", {"none", "tanh"}, "none").describe("tanh approximation")}},
+      {"sigmoid", "torch.nn.Sigmoid", {}},
+      {"tanh", "torch.nn.Tanh", {}},
+      {"softplus", "torch.nn.Softplus: log(1 + exp(beta x)) / beta",
+       {A::floating("beta", 1.0).above(0).describe("sharpness"),
+        A::floating("threshold", 20.0).describe("linear above beta*x > threshold")}},
+      {"softmax", "torch.nn.Softmax", {A::integer("dim", 1).describe("dim to normalise over")}},
+      {"log_softmax", "torch.nn.LogSoftmax",
+       {A::integer("dim", 1).describe("dim to normalise over")}},
+      {"identity", "torch.nn.Identity", {}},
+      {"add", "element-wise sum of its inputs (residual connection)", {}, 2,
+       LayerSchema::kUnbounded},
+      {"concat", "torch.cat of its inputs along dim",
+       {A::integer("dim", 1).describe("dim to concatenate along")}, 2, LayerSchema::kUnbounded},
+  };
+  return t;
+}
+
+std::vector<LayerSchema>& registry() {
+  static std::vector<LayerSchema> r = builtin_layers();
+  return r;
+}
+
+const char* kind_noun(AttrKind k, bool plural) {
+  switch (k) {
+    case AttrKind::Bool: return plural ? "booleans" : "a boolean";
+    case AttrKind::Int: case AttrKind::IntList: case AttrKind::IntPair:
+      return plural ? "integers" : "an integer";
+    case AttrKind::Float: case AttrKind::FloatList: return plural ? "numbers" : "a number";
+    case AttrKind::String: return plural ? "strings" : "a string";
+  }
+  return "";
+}
+
+std::string bound_text(const AttrSchema& a) {
+  auto num = [](double v) {  // compact: 0, 1, 1e-05, 0.5
+    char buf[64];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return std::string(buf, r.ptr);
+  };
+  if (a.min && a.max)
+    return std::string("in ") + (a.min_open ? "(" : "[") + num(*a.min) + ", " + num(*a.max) +
+           (a.max_open ? ")" : "]");
+  if (a.min) return std::string(a.min_open ? "> " : ">= ") + num(*a.min);
+  if (a.max) return std::string(a.max_open ? "< " : "<= ") + num(*a.max);
+  return "";
+}
+
+bool in_bounds(const AttrSchema& a, double v) {
+  if (std::isnan(v)) return !a.min && !a.max;
+  if (a.min && (a.min_open ? v <= *a.min : v < *a.min)) return false;
+  if (a.max && (a.max_open ? v >= *a.max : v > *a.max)) return false;
+  return true;
+}
+
+std::string quoted(const std::string& s) { return "'" + s + "'"; }
+}  // namespace
+
+const std::vector<LayerSchema>& layer_schemas() { return registry(); }
+
+const LayerSchema* find_layer_schema(std::string_view type) {
+  for (const auto& s : registry())
+    if (s.type == type) return &s;
+  return nullptr;
+}
+
+std::vector<std::string> layer_type_names() {
+  std::vector<std::string> names;
+  for (const auto& s : registry()) names.push_back(s.type);
+  return names;
+}
+
+void register_layer_schema(LayerSchema schema) {
+  if (find_layer_schema(schema.type))
+    throw std::invalid_argument("layer type '" + schema.type + "' is already registered");
+  registry().push_back(std::move(schema));
+}
+
+bool unregister_layer_schema(std::string_view type) {
+  auto& r = registry();
+  auto it = std::find_if(r.begin(), r.end(), [&](const LayerSchema& s) { return s.type == type; });
+  if (it == r.end()) return false;
+  r.erase(it);
+  return true;
+}
+
+// ---- Values ---------------------------------------------------------------------------------
+
+bool coerce_attr(const AttrSchema& a, AttrValue& v) {
+  switch (a.kind) {
+    case AttrKind::Bool: return std::holds_alternative<bool>(v);
+    case AttrKind::Int: return std::holds_alternative<int64_t>(v);
+    case AttrKind::String: return std::holds_alternative<std::string>(v);
+    case AttrKind::IntList: return std::holds_alternative<std::vector<int64_t>>(v);
+    case AttrKind::Float:
+      if (auto* i = std::get_if<int64_t>(&v)) v = static_cast<double>(*i);
+      return std::holds_alternative<double>(v);
+    case AttrKind::FloatList:
+      if (auto* l = std::get_if<std::vector<int64_t>>(&v)) v = std::vector<double>(l->begin(), l->end());
+      return std::holds_alternative<std::vector<double>>(v);
+    case AttrKind::IntPair:
+      if (auto* i = std::get_if<int64_t>(&v)) v = std::vector<int64_t>{*i, *i};
+      return std::holds_alternative<std::vector<int64_t>>(v);
+  }
+  return false;
+}
+
+std::string describe_expected(const AttrSchema& a) {
+  if (!a.expected.empty()) return a.expected;
+  std::string b = bound_text(a);
+  std::string sp = b.empty() ? "" : " " + b;
+  switch (a.kind) {
+    case AttrKind::Bool: return "a boolean (true or false)";
+    case AttrKind::Int: {
+      std::string s = std::string(kind_noun(a.kind, false)) + sp;
+      for (auto it = a.keywords.rbegin(); it != a.keywords.rend(); ++it)
+        s = quoted(it->first) + " or " + s;
+      return s;
+    }
+    case AttrKind::Float: return kind_noun(a.kind, false) + sp;
+    case AttrKind::String: {
+      if (a.choices.empty()) return "a string";
+      std::string s = "one of ";
+      for (size_t i = 0; i < a.choices.size(); ++i) s += (i ? ", " : "") + quoted(a.choices[i]);
+      return s;
+    }
+    case AttrKind::IntList: case AttrKind::FloatList: {
+      std::string s = "a list of ";
+      if (a.min_len == a.max_len) s += std::to_string(a.min_len) + " ";
+      else if (a.min_len > 0) s = "a non-empty list of ";
+      s += kind_noun(a.kind, true);
+      return b.empty() ? s : s + " (each " + b + ")";
+    }
+    case AttrKind::IntPair:
+      return "an integer" + sp + " or a list of 2 such integers";
+  }
+  return "";
+}
+
+std::string check_attr(const AttrSchema& a, const AttrValue& v) {
+  auto fail = [&] { return "expected " + describe_expected(a) + ", got " + format_attr(v); };
+  auto check_list = [&](const auto& list) {
+    if (list.size() < a.min_len || list.size() > a.max_len) return false;
+    for (auto x : list)
+      if (!in_bounds(a, static_cast<double>(x))) return false;
+    return true;
+  };
+  bool ok = true;
+  if (auto* i = std::get_if<int64_t>(&v)) {
+    bool keyword = false;
+    for (const auto& kw : a.keywords) keyword |= kw.second == *i;
+    ok = keyword || in_bounds(a, static_cast<double>(*i));
+  } else if (auto* d = std::get_if<double>(&v)) {
+    ok = in_bounds(a, *d);
+  } else if (auto* s = std::get_if<std::string>(&v)) {
+    ok = a.choices.empty();
+    for (const auto& c : a.choices) ok |= c == *s;
+  } else if (auto* il = std::get_if<std::vector<int64_t>>(&v)) {
+    ok = a.kind == AttrKind::IntPair ? il->size() == 2 && check_list(*il) : check_list(*il);
+  } else if (auto* dl = std::get_if<std::vector<double>>(&v)) {
+    ok = check_list(*dl);
+  }
+  if (ok && a.rule) ok = a.rule(v).empty();
+  return ok ? "" : fail();
+}
+
+std::string format_double(double v) {
+  if (std::isnan(v)) return ".nan";
+  if (std::isinf(v)) return v > 0 ? ".inf" : "-.inf";
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest text that reads back exactly
+  std::string s(buf, r.ptr);
+  if (s.find_first_of(".e") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string format_attr(const AttrValue& v) {
+  struct {
+    std::string operator()(bool b) const { return b ? "true" : "false"; }
+    std::string operator()(int64_t i) const { return std::to_string(i); }
+    std::string operator()(double d) const { return format_double(d); }
+    std::string operator()(const std::string& s) const { return s; }
+    std::string operator()(const std::vector<int64_t>& l) const { return list(l); }
+    std::string operator()(const std::vector<double>& l) const { return list(l); }
+    std::string list(const std::vector<int64_t>& l) const {
+      std::string s = "[";
+      for (size_t i = 0; i < l.size(); ++i) s += (i ? ", " : "") + (*this)(l[i]);
+      return s + "]";
+    }
+    std::string list(const std::vector<double>& l) const {
+      std::string s = "[";
+      for (size_t i = 0; i < l.size(); ++i) s += (i ? ", " : "") + (*this)(l[i]);
+      return s + "]";
+    }
+  } fmt;
+  return std::visit(fmt, v);
+}
+
+void fill_attr_defaults(const std::vector<AttrSchema>& schema, AttrMap& attrs) {
+  for (const auto& a : schema)
+    if (!attrs.count(a.name) && a.default_value) attrs[a.name] = *a.default_value;
+  for (const auto& a : schema)  // second pass: a default_from source may itself be a default
+    if (!attrs.count(a.name) && !a.default_from.empty() && attrs.count(a.default_from))
+      attrs[a.name] = attrs.at(a.default_from);
+}
+
+std::vector<std::string> resolve_layer_attrs(LayerSpec& layer) {
+  std::vector<std::string> problems;
+  const LayerSchema* s = find_layer_schema(layer.type);
+  if (!s) return {"unknown layer type '" + layer.type + "'"};
+  for (auto& [key, value] : layer.attrs) {
+    const AttrSchema* a = s->find_attr(key);
+    if (!a) {
+      problems.push_back(key + ": not an attribute of " + layer.type);
+      continue;
+    }
+    std::string err = coerce_attr(*a, value) ? check_attr(*a, value)
+                                             : "expected " + describe_expected(*a) + ", got " +
+                                                   format_attr(value);
+    if (!err.empty()) problems.push_back(key + ": " + err);
+  }
+  for (const auto& a : s->attrs)
+    if (a.required && !layer.attrs.count(a.name))
+      problems.push_back(a.name + ": required attribute is missing");
+  fill_attr_defaults(s->attrs, layer.attrs);
+  int n = static_cast<int>(layer.inputs.size());
+  if (n < s->min_inputs || (s->max_inputs != LayerSchema::kUnbounded && n > s->max_inputs))
+    problems.push_back("inputs: " + layer.type + " takes " +
+                       (s->max_inputs == s->min_inputs ? std::to_string(s->min_inputs)
+                                                       : "at least " + std::to_string(s->min_inputs)) +
+                       " input(s), got " + std::to_string(n));
+  if (problems.empty() && s->rule) {
+    std::string err = s->rule(layer.attrs);
+    if (!err.empty()) problems.push_back(err);
+  }
+  return problems;
+}
+
+}  // namespace dl

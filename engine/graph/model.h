@@ -1,0 +1,71 @@
+// Model graph: builds a Module DAG from a ModelSpec (the `model:` section of a recipe).
+//
+// Nodes are evaluated in the order given; each reads the outputs of its `inputs` (the model
+// input is called "input"). Layer input sizes are inferred from the sample shape: the builder
+// constructs each layer once its input shapes are known and runs it on a zero batch of 1 to
+// learn its output shape. Children are registered under the node names, so state_dict keys
+// are "0.weight" for the `layers:` shorthand (like nn.Sequential) or "conv1.weight".
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/graph/spec.h"
+#include "engine/nn/module.h"
+#include "engine/ops/random.h"
+
+namespace dl {
+
+struct NodeSummary {
+  std::string name;
+  std::string type;
+  std::vector<std::string> inputs;
+  Shape output_shape;  // without the batch dim
+  int64_t num_params = 0;
+};
+
+class GraphModel final : public nn::Module {
+ public:
+  // Throws GraphError (naming the node, its source location and the problem) when a layer
+  // cannot be built for its input shapes.
+  GraphModel(const ModelSpec& spec, const Shape& sample_shape, Generator& gen);
+
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "GraphModel"; }
+
+  const std::vector<NodeSummary>& summary() const { return summary_; }
+  const Shape& output_shape() const { return summary_.back().output_shape; }
+  const Shape& sample_shape() const { return sample_shape_; }
+  // Per-node forward, for `dltool bench`: runs node i on its inputs' cached outputs.
+  struct NodeRef {
+    std::string name;
+    std::string type;
+    std::shared_ptr<nn::Module> module;
+    std::vector<int> inputs;  // indices into the value table; -1 = model input
+  };
+  const std::vector<NodeRef>& nodes() const { return nodes_; }
+  int output_index() const { return output_index_; }
+
+ private:
+  std::vector<NodeRef> nodes_;
+  std::vector<NodeSummary> summary_;
+  Shape sample_shape_;
+  int output_index_ = -1;
+  std::vector<int> last_use_;  // per node: index of the last node reading its value
+};
+
+class GraphError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Builds one layer module for `spec` given its input shapes (without batch). Used by
+// GraphModel; exposed for tests. Throws GraphError for unknown types or bad shapes.
+std::shared_ptr<nn::Module> build_layer(const LayerSpec& spec, const std::vector<Shape>& input_shapes,
+                                    Generator& gen);
+
+// "Node  Type  Output shape  Params" table with a total line.
+std::string format_summary(const GraphModel& model);
+
+}  // namespace dl

@@ -1,0 +1,283 @@
+// Loss functions (PyTorch 1.13 semantics): argument checks, dispatch and derivatives.
+//
+// cross_entropy and nll_loss run fused kernels (kernels/loss.h) with fused backwards; the
+// elementwise losses are written with engine ops, with hand-written derivatives where PyTorch's
+// own formula differs from the derivative of the composition (smooth_l1 at beta = 0, the clamped
+// logs of binary_cross_entropy, the stable form of binary_cross_entropy_with_logits).
+#include "engine/ops/loss.h"
+
+#include <optional>
+#include <stdexcept>
+
+#include "engine/autograd/autograd.h"
+#include "engine/ops/elementwise.h"
+#include "engine/ops/reduce.h"
+#include "kernels/loss.h"
+
+namespace dl {
+
+Reduction parse_reduction(const std::string& s) {
+  if (s == "none") return Reduction::None;
+  if (s == "mean") return Reduction::Mean;
+  if (s == "sum") return Reduction::Sum;
+  throw std::invalid_argument("invalid reduction '" + s + "': expected one of 'none', 'mean', 'sum'");
+}
+
+namespace {
+
+void check_floating(const Tensor& x, const char* op, const char* what) {
+  if (!is_floating(x.dtype()))
+    throw std::invalid_argument(std::string(op) + ": expected a floating-point " + what + ", got " +
+                                dtype_name(x.dtype()));
+}
+
+void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
+  if (b.defined() && a.device() != b.device())
+    throw std::invalid_argument(std::string(op) + ": expected all tensors on " + a.device().str() +
+                                ", got one on " + b.device().str());
+}
+
+Tensor apply_reduction(const Tensor& loss, Reduction r) {
+  switch (r) {
+    case Reduction::None: return loss;
+    case Reduction::Mean: return mean(loss);
+    case Reduction::Sum: return sum(loss);
+  }
+  return loss;
+}
+
+// ---- class-index losses --------------------------------------------------------------
+
+// Validated, contiguous operands of cross_entropy / nll_loss.
+struct ClassLoss {
+  Tensor scores;  // [N, C, inner] data (x's shape), contiguous, detached
+  Tensor target;  // i64, contiguous
+  Tensor weight;  // [C] of x's dtype, contiguous, or undefined
+  ClassLossArgs args;
+};
+
+ClassLoss prepare_class_loss(const char* op, const Tensor& x, const Tensor& target, const Tensor& weight,
+                             int64_t ignore_index, Reduction reduction) {
+  check_floating(x, op, "input");
+  check_same_device(x, target, op);
+  check_same_device(x, weight, op);
+  if (x.dim() < 1)
+    throw std::invalid_argument(std::string(op) + ": expected input of shape [C], [N, C] or [N, C, d1, ...], got " +
+                                shape_str(x.shape()));
+  if (target.dtype() != DType::I64)
+    throw std::invalid_argument(std::string(op) + ": expected target of int64 class indices, got " +
+                                dtype_name(target.dtype()));
+  Shape expect;
+  if (x.dim() >= 2) {
+    expect = x.shape();
+    expect.erase(expect.begin() + 1);
+  }
+  if (target.shape() != expect)
+    throw std::invalid_argument(std::string(op) + ": expected target shape " + shape_str(expect) +
+                                " for input shape " + shape_str(x.shape()) + ", got " + shape_str(target.shape()));
+  ClassLoss L;
+  L.args.classes = x.dim() == 1 ? x.size(0) : x.size(1);
+  L.args.n = x.dim() == 1 ? 1 : x.size(0);
+  for (int64_t d = 2; d < x.dim(); ++d) L.args.inner *= x.size(d);
+  L.args.ignore_index = ignore_index;
+  L.args.reduction = reduction;
+  if (weight.defined()) {
+    if (weight.dim() != 1 || weight.size(0) != L.args.classes)
+      throw std::invalid_argument(std::string(op) + ": weight tensor should be defined either for all " +
+                                  std::to_string(L.args.classes) +
+                                  " classes or no classes but got weight tensor of shape: " + shape_str(weight.shape()));
+    L.weight = weight.detach().to(x.dtype()).contiguous();
+  }
+  if (L.args.classes == 0 && target.numel() > 0)
+    throw std::invalid_argument(std::string(op) + ": input has 0 classes (shape " + shape_str(x.shape()) + ")");
+  L.scores = x.detach().contiguous();
+  L.target = target.detach().contiguous();
+  return L;
+}
+
+[[noreturn]] void throw_bad_target(const char* op, const ClassLoss& L, int64_t pos) {
+  const int64_t v = static_cast<int64_t>(L.target.reshape({-1}).select(0, pos).item());
+  throw std::out_of_range(std::string(op) + ": target " + std::to_string(v) + " at position " +
+                          std::to_string(pos) + " is out of bounds: class indices must be in [0, " +
+                          std::to_string(L.args.classes - 1) + "] or equal ignore_index (" +
+                          std::to_string(L.args.ignore_index) + ")");
+}
+
+Shape output_shape(const Tensor& target, Reduction r) { return r == Reduction::None ? target.shape() : Shape{}; }
+
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight, int64_t ignore_index,
+                     Reduction reduction, double label_smoothing) {
+  if (!(label_smoothing >= 0.0 && label_smoothing <= 1.0))
+    throw std::invalid_argument("cross_entropy: label_smoothing must be between 0.0 and 1.0, got " +
+                                std::to_string(label_smoothing));
+  ClassLoss L = prepare_class_loss("cross_entropy", logits, target, weight, ignore_index, reduction);
+  L.args.label_smoothing = label_smoothing;
+  Tensor out = empty(output_shape(target, reduction), logits.options());
+  Tensor total_weight = empty({}, logits.options());
+  Tensor lse = empty({L.args.n * L.args.inner}, logits.options());  // [N, inner], for backward
+  const int64_t bad = cross_entropy_stub(logits.device())(L.scores, L.target, L.weight, L.args, out,
+                                                          total_weight, lse);
+  if (bad >= 0) throw_bad_target("cross_entropy", L, bad);
+  if (any_requires_grad({logits})) {
+    record("CrossEntropyBackward", out, {logits},
+           [L, lse, total_weight](const Tensor& g) -> TensorList {
+             Tensor gx = empty(L.scores.shape(), L.scores.options());
+             cross_entropy_backward_stub(gx.device())(g.contiguous(), L.scores, L.target, L.weight, lse,
+                                                      total_weight, L.args, gx);
+             return {gx};
+           });
+  }
+  return out;
+}
+
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& weight, int64_t ignore_index,
+                Reduction reduction) {
+  ClassLoss L = prepare_class_loss("nll_loss", log_probs, target, weight, ignore_index, reduction);
+  Tensor out = empty(output_shape(target, reduction), log_probs.options());
+  Tensor total_weight = empty({}, log_probs.options());
+  const int64_t bad = nll_loss_stub(log_probs.device())(L.scores, L.target, L.weight, L.args, out, total_weight);
+  if (bad >= 0) throw_bad_target("nll_loss", L, bad);
+  if (any_requires_grad({log_probs})) {
+    // The gradient needs only targets and weights; scores are not captured.
+    L.scores = Tensor();
+    Shape shape = log_probs.shape();
+    record("NllLossBackward", out, {log_probs},
+           [L, shape, total_weight](const Tensor& g) -> TensorList {
+             Tensor gx = empty(shape, total_weight.options());
+             nll_loss_backward_stub(gx.device())(g.contiguous(), L.target, L.weight, total_weight, L.args, gx);
+             return {gx};
+           });
+  }
+  return out;
+}
+
+// ---- elementwise losses ------------------------------------------------------------------
+
+Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+  check_floating(input, "mse_loss", "input");
+  Tensor d = sub(input, target);
+  return apply_reduction(mul(d, d), reduction);
+}
+
+Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+  check_floating(input, "l1_loss", "input");
+  return apply_reduction(abs(sub(input, target)), reduction);
+}
+
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction reduction, double beta) {
+  check_floating(input, "smooth_l1_loss", "input");
+  if (beta < 0)
+    throw std::invalid_argument("smooth_l1_loss: beta must be >= 0, got " + std::to_string(beta));
+  Tensor d, loss;
+  {
+    NoGradGuard ng;
+    d = sub(input, target);
+    Tensor ad = abs(d);
+    // |d| < beta: 0.5 d^2 / beta; else |d| - 0.5 beta (beta = 0 is l1).
+    loss = beta == 0 ? ad : where(lt(ad, beta), mul(mul(d, d), 0.5 / beta), add(ad, -0.5 * beta));
+  }
+  if (any_requires_grad({input, target})) {
+    // PyTorch's derivative: -1 for d <= -beta, +1 for d >= beta, d / beta between (so -1 at
+    // d = 0 when beta = 0).
+    const bool gi = input.requires_grad(), gt_ = target.requires_grad();
+    record("SmoothL1LossBackward", loss, {input, target},
+           [d, beta, gi, gt_, si = input.shape(), st = target.shape()](const Tensor& g) -> TensorList {
+             Tensor gd = beta == 0 ? where(le(d, 0.0), neg(g), g)
+                                   : where(le(d, -beta), neg(g), where(ge(d, beta), g, mul(mul(g, d), 1.0 / beta)));
+             return {gi ? sum_to(gd, si) : Tensor(), gt_ ? sum_to(neg(gd), st) : Tensor()};
+           });
+  }
+  return apply_reduction(loss, reduction);
+}
+
+Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
+                            Reduction reduction) {
+  const char* op = "binary_cross_entropy";
+  check_floating(input, op, "input");
+  check_floating(target, op, "target");
+  if (input.shape() != target.shape())
+    throw std::invalid_argument(std::string(op) + ": target shape " + shape_str(target.shape()) +
+                                " must equal the input shape " + shape_str(input.shape()));
+  if (weight.defined() && broadcast_shapes(weight.shape(), input.shape()) != input.shape())
+    throw std::invalid_argument(std::string(op) + ": weight shape " + shape_str(weight.shape()) +
+                                " must broadcast to the input shape " + shape_str(input.shape()));
+  Tensor x = input.detach(), t = target.detach();
+  Tensor w = weight.defined() ? weight.detach().to(input.dtype()) : Tensor();
+  Tensor loss;
+  {
+    NoGradGuard ng;
+    if (x.numel() > 0) {
+      const double lo = min(x).item(), hi = max(x).item();
+      if (!(lo >= 0.0 && hi <= 1.0))
+        throw std::invalid_argument(std::string(op) + ": all elements of input should be between 0 and 1, got values in [" +
+                                    std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    }
+    // -(t * max(log x, -100) + (1 - t) * max(log(1 - x), -100))
+    Tensor log_x = clamp(log(x), -100.0, std::nullopt);
+    Tensor log_1mx = clamp(log(add(neg(x), 1.0)), -100.0, std::nullopt);
+    loss = neg(add(mul(t, log_x), mul(add(neg(t), 1.0), log_1mx)));
+    if (w.defined()) loss = mul(loss, w);
+  }
+  if (any_requires_grad({input, target})) {
+    const bool gi = input.requires_grad(), gt_ = target.requires_grad();
+    // dx = g w (x - t) / max(x (1 - x), 1e-12);  dt = -g w logit(x)  (PyTorch's formulas).
+    record("BinaryCrossEntropyBackward", loss, {input, target}, [x, t, w, gi, gt_](const Tensor& g) -> TensorList {
+      Tensor gw = w.defined() ? mul(g, w) : g;
+      Tensor one_minus_x = add(neg(x), 1.0);
+      Tensor gx, gt;
+      if (gi) gx = div(mul(gw, sub(x, t)), clamp(mul(x, one_minus_x), 1e-12, std::nullopt));
+      if (gt_) gt = mul(gw, sub(log(one_minus_x), log(x)));
+      return {gx, gt};
+    });
+  }
+  return apply_reduction(loss, reduction);
+}
+
+Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target, const Tensor& weight,
+                                        const Tensor& pos_weight, Reduction reduction) {
+  const char* op = "binary_cross_entropy_with_logits";
+  check_floating(input, op, "input");
+  check_floating(target, op, "target");
+  if (input.shape() != target.shape())
+    throw std::invalid_argument(std::string(op) + ": target size " + shape_str(target.shape()) +
+                                " must be the same as input size " + shape_str(input.shape()));
+  Tensor x = input.detach(), t = target.detach();
+  Tensor w = weight.defined() ? weight.detach().to(input.dtype()) : Tensor();
+  Tensor pw = pos_weight.defined() ? pos_weight.detach().to(input.dtype()) : Tensor();
+  Tensor loss, sp;  // sp = softplus(-x) = log(1 + exp(-x)), computed stably
+  {
+    NoGradGuard ng;
+    // With m = max(-x, 0): softplus(-x) = log(exp(-m) + exp(-x - m)) + m.
+    Tensor m = clamp(neg(x), 0.0, std::nullopt);
+    sp = add(log(add(exp(neg(m)), exp(sub(neg(x), m)))), m);
+    // loss = (1 - t) x + (1 + (pw - 1) t) softplus(-x)
+    Tensor lin = mul(add(neg(t), 1.0), x);
+    loss = pw.defined() ? add(lin, mul(add(mul(add(pw, -1.0), t), 1.0), sp)) : add(lin, sp);
+    if (w.defined()) loss = mul(loss, w);
+  }
+  if (any_requires_grad({input, target})) {
+    const bool gi = input.requires_grad(), gt_ = target.requires_grad();
+    // dx = g w ((pw t + 1 - t) sigmoid(x) - pw t)  (pw = 1: sigmoid(x) - t)
+    // dt = g w ((pw - 1) softplus(-x) - x)
+    record("BinaryCrossEntropyWithLogitsBackward", loss, {input, target},
+           [x, t, w, pw, sp, gi, gt_](const Tensor& g) -> TensorList {
+             Tensor gw = w.defined() ? mul(g, w) : g;
+             Tensor gx, gt;
+             if (gi) {
+               Tensor d = pw.defined() ? sub(mul(add(sub(mul(pw, t), t), 1.0), sigmoid(x)), mul(pw, t))
+                                       : sub(sigmoid(x), t);
+               gx = sum_to(mul(gw, d), x.shape());
+             }
+             if (gt_) {
+               Tensor d = pw.defined() ? sub(mul(add(pw, -1.0), sp), x) : neg(x);
+               gt = sum_to(mul(gw, d), t.shape());
+             }
+             return {gx, gt};
+           });
+  }
+  return apply_reduction(loss, reduction);
+}
+
+}  // namespace dl

@@ -1,0 +1,322 @@
+// NCHW neural-network ops: argument checks and output shapes (PyTorch's rules), kernel
+// dispatch (kernels/nn.h) and derivatives. Conv and pooling backward use the backend's own
+// backward kernels (oneDNN / cuDNN); batch norm and dropout backward are fused kernels too.
+#include "engine/ops/nn.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "engine/autograd/autograd.h"
+#include "engine/ops/elementwise.h"
+#include "engine/ops/random.h"
+#include "kernels/nn.h"
+
+namespace dl {
+namespace {
+
+std::string pair_str(Pair p) { return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")"; }
+
+void check_float(const Tensor& t, const char* op, const char* what) {
+  if (!is_floating(t.dtype()))
+    throw std::invalid_argument(std::string(op) + ": " + what + " must be a floating tensor, got " +
+                                dtype_name(t.dtype()));
+}
+
+void check_match(const Tensor& x, const Tensor& t, const char* op, const char* what) {
+  if (!t.defined()) return;
+  if (t.dtype() != x.dtype())
+    throw std::invalid_argument(std::string(op) + ": " + what + " dtype " + dtype_name(t.dtype()) +
+                                " does not match input dtype " + dtype_name(x.dtype()));
+  if (t.device() != x.device())
+    throw std::invalid_argument(std::string(op) + ": " + what + " is on " + t.device().str() +
+                                " but input is on " + x.device().str());
+}
+
+// Accepts [N, C, H, W] or unbatched [C, H, W] (PyTorch); returns the 4-d view.
+Tensor as_batched(const Tensor& x, const char* op) {
+  if (x.dim() == 4) return x;
+  if (x.dim() == 3) return x.unsqueeze(0);
+  throw std::invalid_argument(std::string(op) + ": expected a 3-d [C, H, W] or 4-d [N, C, H, W] input, got " +
+                              shape_str(x.shape()));
+}
+Tensor unbatch_like(const Tensor& y, const Tensor& x) { return x.dim() == 3 ? y.squeeze(0) : y; }
+
+Tensor contig(const Tensor& t) { return t.defined() ? t.detach().contiguous() : Tensor(); }
+
+// PyTorch's pooling_output_shape: with ceil_mode the last window must start inside the input
+// or the left padding.
+int64_t pool_out_size(int64_t in, int64_t k, int64_t pad, int64_t stride, bool ceil_mode) {
+  int64_t num = in + 2 * pad - (k - 1) - 1 + (ceil_mode ? stride - 1 : 0);
+  int64_t out = (num >= 0 ? num / stride : -((-num + stride - 1) / stride)) + 1;  // floor division
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+  return out;
+}
+
+Pool2dShape pool_shape(const Tensor& x4, Pair kernel, Pair stride, Pair padding, bool ceil_mode,
+                       PoolKind kind, const char* op) {
+  for (int i = 0; i < 2; ++i) {
+    if (kernel[i] <= 0 || stride[i] <= 0 || padding[i] < 0)
+      throw std::invalid_argument(std::string(op) + ": kernel " + pair_str(kernel) + " and stride " +
+                                  pair_str(stride) + " must be positive, padding " + pair_str(padding) +
+                                  " non-negative");
+    if (padding[i] > kernel[i] / 2)
+      throw std::invalid_argument(std::string(op) + ": padding " + pair_str(padding) +
+                                  " should be at most half of the kernel size " + pair_str(kernel));
+  }
+  Pool2dShape s;
+  s.n = x4.size(0);
+  s.c = x4.size(1);
+  s.h = x4.size(2);
+  s.w = x4.size(3);
+  s.kh = kernel[0];
+  s.kw = kernel[1];
+  s.sh = stride[0];
+  s.sw = stride[1];
+  s.ph = padding[0];
+  s.pw = padding[1];
+  s.kind = kind;
+  s.oh = pool_out_size(s.h, s.kh, s.ph, s.sh, ceil_mode);
+  s.ow = pool_out_size(s.w, s.kw, s.pw, s.sw, ceil_mode);
+  if (s.oh <= 0 || s.ow <= 0 || s.c == 0)
+    throw std::invalid_argument(std::string(op) + ": input " + shape_str(x4.shape()) + " is too small for kernel " +
+                                pair_str(kernel) + " with padding " + pair_str(padding) +
+                                " (output " + std::to_string(s.oh) + "x" + std::to_string(s.ow) + ")");
+  return s;
+}
+
+Tensor pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding, bool ceil_mode, PoolKind kind,
+              const char* op, const char* backward_name) {
+  check_float(x, op, "input");
+  Tensor x4 = as_batched(x, op);
+  Pool2dShape s = pool_shape(x4, kernel, stride, padding, ceil_mode, kind, op);
+  Tensor xc = contig(x4);
+  Tensor y = empty({s.n, s.c, s.oh, s.ow}, x.options());
+  const bool need_grad = any_requires_grad({x4});
+  Tensor ws;
+  if (y.numel() > 0) pool2d_fwd_stub(x.device())(s, xc, y, need_grad ? &ws : nullptr);
+  if (need_grad)
+    record(backward_name, y, {x4}, [s, ws, opts = x.options()](const Tensor& g) -> TensorList {
+      Tensor gx = empty({s.n, s.c, s.h, s.w}, opts);
+      if (gx.numel() > 0) pool2d_bwd_stub(g.device())(s, g.contiguous(), ws, gx);
+      return {gx};
+    });
+  return unbatch_like(y, x);
+}
+
+}  // namespace
+
+// ---- convolution ---------------------------------------------------------------------------
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Pair padding,
+              Pair dilation, int64_t groups) {
+  const char* op = "conv2d";
+  check_float(x, op, "input");
+  check_match(x, weight, op, "weight");
+  check_match(x, bias, op, "bias");
+  Tensor x4 = as_batched(x, op);
+  if (weight.dim() != 4)
+    throw std::invalid_argument("conv2d: weight must be 4-d [out, in/groups, kh, kw], got " + shape_str(weight.shape()));
+  if (groups <= 0) throw std::invalid_argument("conv2d: groups must be positive, got " + std::to_string(groups));
+  for (int i = 0; i < 2; ++i)
+    if (stride[i] <= 0 || dilation[i] <= 0 || padding[i] < 0)
+      throw std::invalid_argument("conv2d: stride " + pair_str(stride) + " and dilation " + pair_str(dilation) +
+                                  " must be positive, padding " + pair_str(padding) + " non-negative");
+  Conv2dShape s;
+  s.n = x4.size(0);
+  s.c = x4.size(1);
+  s.h = x4.size(2);
+  s.w = x4.size(3);
+  s.o = weight.size(0);
+  s.kh = weight.size(2);
+  s.kw = weight.size(3);
+  s.sh = stride[0];
+  s.sw = stride[1];
+  s.ph = padding[0];
+  s.pw = padding[1];
+  s.dh = dilation[0];
+  s.dw = dilation[1];
+  s.groups = groups;
+  if (s.c != weight.size(1) * groups || s.o % groups != 0)
+    throw std::invalid_argument("conv2d: input " + shape_str(x.shape()) + " does not match weight " +
+                                shape_str(weight.shape()) + " with groups=" + std::to_string(groups) +
+                                " (expected " + std::to_string(weight.size(1) * groups) +
+                                " input channels and out channels divisible by groups)");
+  if (bias.defined() && (bias.dim() != 1 || bias.size(0) != s.o))
+    throw std::invalid_argument("conv2d: bias " + shape_str(bias.shape()) + " does not match " +
+                                std::to_string(s.o) + " output channels");
+  s.oh = (s.h + 2 * s.ph - s.dh * (s.kh - 1) - 1) / s.sh + 1;
+  s.ow = (s.w + 2 * s.pw - s.dw * (s.kw - 1) - 1) / s.sw + 1;
+  if (s.h + 2 * s.ph < s.dh * (s.kh - 1) + 1 || s.w + 2 * s.pw < s.dw * (s.kw - 1) + 1)
+    throw std::invalid_argument("conv2d: input " + shape_str(x.shape()) + " with padding " + pair_str(padding) +
+                                " is smaller than the dilated kernel " + shape_str(weight.shape()));
+
+  Tensor xc = contig(x4), wc = contig(weight), bc = contig(bias);
+  Tensor y = empty({s.n, s.o, s.oh, s.ow}, x.options());
+  if (y.numel() > 0 && s.c > 0) {
+    conv2d_fwd_stub(x.device())(s, xc, wc, bc, y);
+  } else if (y.numel() > 0) {  // no input channels: y = bias
+    NoGradGuard ng;
+    if (bc.defined()) y.copy_(bc.view({1, s.o, 1, 1}));
+    else fill_(y, 0.0);
+  }
+  if (any_requires_grad({x4, weight, bias})) {
+    const bool gx_needed = x4.requires_grad(), gw_needed = weight.requires_grad();
+    const bool gb_needed = bias.defined() && bias.requires_grad();
+    record("ConvolutionBackward", y, {x4, weight, bias},
+           [s, xc, wc, gx_needed, gw_needed, gb_needed](const Tensor& g_in) -> TensorList {
+             Tensor g = g_in.contiguous();
+             Tensor gx, gw, gb;
+             const bool work = g.numel() > 0 && s.c > 0;
+             if (gx_needed) {
+               gx = empty(xc.shape(), xc.options());
+               if (work) conv2d_bwd_data_stub(g.device())(s, g, wc, gx);
+               else fill_(gx, 0.0);
+             }
+             if (gw_needed || gb_needed) {
+               gw = empty(wc.shape(), wc.options());
+               Tensor gb_out = gb_needed ? empty({s.o}, wc.options()) : Tensor();
+               if (work) {
+                 conv2d_bwd_weights_stub(g.device())(s, xc, g, gw, gb_out);
+               } else {
+                 fill_(gw, 0.0);
+                 if (gb_out.defined()) gb_out.copy_(sum_to(g, {1, s.o, 1, 1}).view({s.o}));
+               }
+               gb = gb_out;
+               if (!gw_needed) gw = Tensor();
+             }
+             return {gx, gw, gb};
+           });
+  }
+  return unbatch_like(y, x);
+}
+
+// ---- pooling -------------------------------------------------------------------------------
+Tensor max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding, bool ceil_mode) {
+  return pool2d(x, kernel, stride, padding, ceil_mode, PoolKind::Max, "max_pool2d", "MaxPool2DBackward");
+}
+
+Tensor avg_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding, bool ceil_mode,
+                  bool count_include_pad) {
+  return pool2d(x, kernel, stride, padding, ceil_mode,
+                count_include_pad ? PoolKind::AvgIncludePad : PoolKind::AvgExcludePad, "avg_pool2d",
+                "AvgPool2DBackward");
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size) {
+  const char* op = "adaptive_avg_pool2d";
+  check_float(x, op, "input");
+  Tensor x4 = as_batched(x, op);
+  if (output_size[0] <= 0 || output_size[1] <= 0)
+    throw std::invalid_argument("adaptive_avg_pool2d: output size " + pair_str(output_size) + " must be positive");
+  if (x4.size(1) == 0 || x4.size(2) == 0 || x4.size(3) == 0)
+    throw std::invalid_argument("adaptive_avg_pool2d: input " + shape_str(x.shape()) +
+                                " has an empty non-batch dimension");
+  Pool2dShape s;
+  s.n = x4.size(0);
+  s.c = x4.size(1);
+  s.h = x4.size(2);
+  s.w = x4.size(3);
+  s.oh = output_size[0];
+  s.ow = output_size[1];
+  Tensor y = empty({s.n, s.c, s.oh, s.ow}, x.options());
+  if (y.numel() > 0) adaptive_avg_pool2d_fwd_stub(x.device())(s, contig(x4), y);
+  if (any_requires_grad({x4}))
+    record("AdaptiveAvgPool2DBackward", y, {x4}, [s, opts = x.options()](const Tensor& g) -> TensorList {
+      Tensor gx = empty({s.n, s.c, s.h, s.w}, opts);
+      if (gx.numel() > 0) adaptive_avg_pool2d_bwd_stub(g.device())(s, g.contiguous(), gx);
+      return {gx};
+    });
+  return unbatch_like(y, x);
+}
+
+// ---- batch norm ----------------------------------------------------------------------------
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                  Tensor running_var, bool training, double momentum, double eps) {
+  const char* op = "batch_norm";
+  check_float(x, op, "input");
+  check_match(x, weight, op, "weight");
+  check_match(x, bias, op, "bias");
+  if (x.dim() < 2)
+    throw std::invalid_argument("batch_norm: expected input [N, C] or [N, C, *], got " + shape_str(x.shape()));
+  const int64_t C = x.size(1);
+  auto check_c = [&](const Tensor& t, const char* what) {
+    if (t.defined() && (t.dim() != 1 || t.size(0) != C))
+      throw std::invalid_argument(std::string("batch_norm: ") + what + " " + shape_str(t.shape()) +
+                                  " does not match " + std::to_string(C) + " channels of input " +
+                                  shape_str(x.shape()));
+  };
+  check_c(weight, "weight");
+  check_c(bias, "bias");
+  check_c(running_mean, "running_mean");
+  check_c(running_var, "running_var");
+  const int64_t per_channel = C > 0 ? x.numel() / C : 0;
+  if (training && per_channel <= 1)
+    throw std::invalid_argument("batch_norm: expected more than 1 value per channel when training, got input " +
+                                shape_str(x.shape()));
+  if (!training && (!running_mean.defined() || !running_var.defined()))
+    throw std::invalid_argument("batch_norm: running_mean and running_var must be defined in eval mode");
+
+  Tensor xc = contig(x), wc = contig(weight), bc = contig(bias);
+  Tensor y = empty(x.shape(), x.options());
+  Tensor mean, var;  // [C], x's dtype; biased variance
+  if (training) {
+    mean = empty({C}, x.options());
+    var = empty({C}, x.options());
+  } else {
+    mean = running_mean.detach().to(x.dtype()).contiguous();
+    var = running_var.detach().to(x.dtype()).contiguous();
+  }
+  if (x.numel() > 0) batch_norm_fwd_stub(x.device())(xc, wc, bc, mean, var, training, eps, y);
+
+  if (training) {  // running = (1 - momentum) * running + momentum * batch (unbiased var)
+    NoGradGuard ng;
+    const double unbias = static_cast<double>(per_channel) / static_cast<double>(per_channel - 1);
+    if (running_mean.defined()) {
+      mul_(running_mean, 1.0 - momentum);
+      add_(running_mean, mean.to(running_mean.dtype()), momentum);
+    }
+    if (running_var.defined()) {
+      mul_(running_var, 1.0 - momentum);
+      add_(running_var, var.to(running_var.dtype()), momentum * unbias);
+    }
+  }
+
+  if (any_requires_grad({x, weight, bias})) {
+    const bool gx_needed = x.requires_grad(), gw_needed = weight.defined() && weight.requires_grad();
+    const bool gb_needed = bias.defined() && bias.requires_grad();
+    record("NativeBatchNormBackward", y, {x, weight, bias},
+           [xc, wc, mean, var, training, eps, gx_needed, gw_needed, gb_needed](const Tensor& g_in) -> TensorList {
+             Tensor g = g_in.contiguous();
+             const int64_t C = xc.size(1);
+             Tensor gx = gx_needed ? empty(xc.shape(), xc.options()) : Tensor();
+             Tensor gw = gw_needed ? empty({C}, xc.options()) : Tensor();
+             Tensor gb = gb_needed ? empty({C}, xc.options()) : Tensor();
+             if (xc.numel() > 0) {
+               batch_norm_bwd_stub(g.device())(xc, g, wc, mean, var, training, eps, gx, gw, gb);
+             } else {
+               if (gw.defined()) fill_(gw, 0.0);
+               if (gb.defined()) fill_(gb, 0.0);
+             }
+             return {gx, gw, gb};
+           });
+  }
+  return y;
+}
+
+// ---- dropout -------------------------------------------------------------------------------
+Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
+  if (!(p >= 0.0 && p <= 1.0))
+    throw std::invalid_argument("dropout: probability has to be between 0 and 1, but got " + std::to_string(p));
+  if (!training || p == 0.0 || x.numel() == 0) return x;  // identity, no random draw (PyTorch)
+  check_float(x, "dropout", "input");
+  if (p == 1.0) return mul(x, 0.0);
+  Tensor xc = contig(x);
+  Tensor y = empty(x.shape(), x.options());
+  Tensor mask = empty(x.shape(), x.options());  // 0 or 1 / (1 - p)
+  const uint64_t offset = gen.advance(static_cast<uint64_t>(x.numel()));
+  dropout_stub(x.device())(xc, p, gen.seed(), offset, y, mask);
+  if (any_requires_grad({x}))
+    record("DropoutBackward", y, {x}, [mask](const Tensor& g) -> TensorList { return {mul(g, mask)}; });
+  return y;
+}
+
+}  // namespace dl

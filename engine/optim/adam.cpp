@@ -1,0 +1,118 @@
+#include "engine/optim/adam.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "engine/autograd/autograd.h"
+#include "engine/ops/elementwise.h"
+#include "kernels/optim.h"
+
+namespace dl::optim {
+
+Options AdamOptions::to_map() const {
+  return {{"lr", lr}, {"beta1", beta1}, {"beta2", beta2}, {"eps", eps},
+          {"weight_decay", weight_decay}, {"amsgrad", amsgrad ? 1.0 : 0.0}};
+}
+
+namespace {
+template <class O>
+O adam_from_map(const Options& m, const char* type) {
+  O o;
+  for (const auto& [k, v] : m) {
+    if (k == "lr") o.lr = v;
+    else if (k == "beta1") o.beta1 = v;
+    else if (k == "beta2") o.beta2 = v;
+    else if (k == "eps") o.eps = v;
+    else if (k == "weight_decay") o.weight_decay = v;
+    else if (k == "amsgrad") o.amsgrad = v != 0.0;
+    else throw std::invalid_argument(std::string(type) + ": unknown option '" + k +
+                                     "' (valid: lr, beta1, beta2, eps, weight_decay, amsgrad)");
+  }
+  return o;
+}
+}  // namespace
+
+AdamOptions AdamOptions::from_map(const Options& m) { return adam_from_map<AdamOptions>(m, "Adam"); }
+AdamWOptions AdamWOptions::from_map(const Options& m) { return adam_from_map<AdamWOptions>(m, "AdamW"); }
+
+Adam::Adam(const NamedTensors& params, const AdamOptions& o)
+    : Adam("Adam", std::vector<ParamGroup>{ParamGroup::from(params)}, o, false) {}
+Adam::Adam(std::vector<ParamGroup> groups, const AdamOptions& o) : Adam("Adam", std::move(groups), o, false) {}
+Adam::Adam(std::string type, std::vector<ParamGroup> groups, const AdamOptions& o, bool decoupled)
+    : Optimizer(std::move(type), o.to_map()), decoupled_(decoupled) {
+  init_groups(std::move(groups));
+}
+
+AdamW::AdamW(const NamedTensors& params, const AdamWOptions& o)
+    : Adam("AdamW", std::vector<ParamGroup>{ParamGroup::from(params)}, o, true) {}
+AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& o) : Adam("AdamW", std::move(groups), o, true) {}
+
+void Adam::validate(const Options& o) const {
+  double lr = o.at("lr"), eps = o.at("eps"), b1 = o.at("beta1"), b2 = o.at("beta2"), wd = o.at("weight_decay");
+  if (!(lr >= 0)) throw std::invalid_argument(type_ + ": Invalid learning rate: " + option_str(lr));
+  if (!(eps >= 0)) throw std::invalid_argument(type_ + ": Invalid epsilon value: " + option_str(eps));
+  if (!(b1 >= 0 && b1 < 1))
+    throw std::invalid_argument(type_ + ": Invalid beta parameter at index 0: " + option_str(b1));
+  if (!(b2 >= 0 && b2 < 1))
+    throw std::invalid_argument(type_ + ": Invalid beta parameter at index 1: " + option_str(b2));
+  if (!(wd >= 0)) throw std::invalid_argument(type_ + ": Invalid weight_decay value: " + option_str(wd));
+}
+
+void Adam::step() {
+  NoGradGuard ng;
+  for (ParamGroup& g : groups_) {
+    AdamArgs a;
+    a.lr = g.get("lr");
+    a.beta1 = g.get("beta1");
+    a.beta2 = g.get("beta2");
+    a.eps = g.get("eps");
+    a.weight_decay = g.get("weight_decay");
+    a.decoupled = decoupled_;
+    const bool amsgrad = g.get("amsgrad") != 0.0;
+    for (size_t i = 0; i < g.params.size(); ++i) {
+      Tensor& p = g.params[i];
+      Tensor grad = p.grad();
+      if (!grad.defined()) continue;
+      ParamState& st = state_[g.names[i]];
+      if (!st.slots.count("exp_avg")) {
+        st.slots["exp_avg"] = zeros(p.shape(), p.options());
+        st.slots["exp_avg_sq"] = zeros(p.shape(), p.options());
+      }
+      if (amsgrad && !st.slots.count("max_exp_avg_sq")) st.slots["max_exp_avg_sq"] = zeros(p.shape(), p.options());
+      Tensor m = st.slots["exp_avg"], v = st.slots["exp_avg_sq"];
+      Tensor vmax = amsgrad ? st.slots["max_exp_avg_sq"] : Tensor();
+      st.step += 1;
+      const double step = static_cast<double>(st.step);
+      const double bias_correction1 = 1.0 - std::pow(a.beta1, step);
+      const double bias_correction2 = 1.0 - std::pow(a.beta2, step);
+      a.step_size = a.lr / bias_correction1;
+      a.bias_correction2_sqrt = std::sqrt(bias_correction2);
+
+      bool fast = fused_ && adam_step_stub.supports(p.device().type) && p.is_contiguous() &&
+                  grad.is_contiguous() && grad.dtype() == p.dtype() && grad.device() == p.device() &&
+                  m.is_contiguous() && v.is_contiguous() && (!vmax.defined() || vmax.is_contiguous());
+      if (fast) {
+        adam_step_stub(p.device())(p, grad, m, v, vmax, a);
+        p.bump_version();
+        continue;
+      }
+      // Engine-op path: torch's _single_tensor_adam(w) line by line.
+      Tensor gr = grad;
+      if (decoupled_) mul_(p, 1.0 - a.lr * a.weight_decay);
+      else if (a.weight_decay != 0.0) gr = add(gr, p, a.weight_decay);
+      mul_(m, a.beta1);
+      add_(m, gr, 1.0 - a.beta1);
+      mul_(v, a.beta2);
+      add_(v, mul(mul(gr, 1.0 - a.beta2), gr));  // addcmul_(g, g, value=1-beta2)
+      Tensor s = v;
+      if (vmax.defined()) {
+        vmax.copy_(maximum(vmax, v));
+        s = vmax;
+      }
+      Tensor denom = add(div(sqrt(s), scalar_tensor(a.bias_correction2_sqrt, s.options())), a.eps);
+      add_(p, div(mul(m, -a.step_size), denom));  // addcdiv_(exp_avg, denom, value=-step_size)
+    }
+  }
+}
+
+}  // namespace dl::optim

@@ -1,0 +1,162 @@
+#include "engine/optim/optimizer.h"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <stdexcept>
+
+#include "engine/autograd/autograd.h"
+#include "engine/optim/adam.h"
+#include "engine/optim/sgd.h"
+
+namespace dl::optim {
+
+std::string option_str(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof(buf), v);
+  return std::string(buf, r.ptr);
+}
+
+double ParamGroup::get(const std::string& key) const {
+  auto it = options.find(key);
+  if (it == options.end()) throw std::out_of_range("param group has no option '" + key + "'");
+  return it->second;
+}
+
+ParamGroup ParamGroup::from(const NamedTensors& named, Options overrides) {
+  ParamGroup g;
+  for (const auto& [name, t] : named) {
+    g.names.push_back(name);
+    g.params.push_back(t);
+  }
+  g.options = std::move(overrides);
+  return g;
+}
+
+Optimizer::Optimizer(std::string type, Options defaults)
+    : type_(std::move(type)), defaults_(std::move(defaults)) {}
+
+void Optimizer::init_groups(std::vector<ParamGroup> groups) {
+  size_t total = 0;
+  for (const ParamGroup& g : groups) total += g.params.size();
+  if (total == 0) throw std::invalid_argument(type_ + ": optimizer got an empty parameter list");
+  for (ParamGroup& g : groups) add_param_group(std::move(g));
+}
+
+void Optimizer::add_param_group(ParamGroup g) {
+  if (g.names.size() != g.params.size())
+    throw std::invalid_argument(type_ + ": param group has " + std::to_string(g.names.size()) +
+                                " names for " + std::to_string(g.params.size()) + " parameters");
+  for (size_t i = 0; i < g.params.size(); ++i) {
+    const std::string& name = g.names[i];
+    const Tensor& p = g.params[i];
+    if (!p.defined()) throw std::invalid_argument(type_ + ": parameter '" + name + "' is undefined");
+    if (!is_floating(p.dtype()))
+      throw std::invalid_argument(type_ + ": parameter '" + name + "' is not floating point");
+    if (!p.is_leaf()) throw std::invalid_argument(type_ + ": can't optimize a non-leaf Tensor ('" + name + "')");
+    auto dup = [&](const std::string& n, const Tensor& t) { return n == name || t.same(p); };
+    for (size_t j = 0; j < i; ++j)
+      if (dup(g.names[j], g.params[j]))
+        throw std::invalid_argument(type_ + ": parameter '" + name + "' appears twice in a param group");
+    for (const ParamGroup& other : groups_)
+      for (size_t j = 0; j < other.params.size(); ++j)
+        if (dup(other.names[j], other.params[j]))
+          throw std::invalid_argument(type_ + ": some parameters appear in more than one parameter group ('" +
+                                      name + "')");
+  }
+  for (const auto& [key, value] : g.options) {
+    (void)value;
+    if (key != "initial_lr" && !defaults_.count(key)) {
+      std::string valid;
+      for (const auto& kv : defaults_) valid += (valid.empty() ? "" : ", ") + kv.first;
+      throw std::invalid_argument(type_ + ": unknown option '" + key + "' (valid: " + valid + ")");
+    }
+  }
+  for (const auto& [key, value] : defaults_)
+    if (!g.options.count(key)) g.options[key] = value;
+  validate(g.options);
+  groups_.push_back(std::move(g));
+}
+
+void Optimizer::zero_grad(bool set_to_none) {
+  for (ParamGroup& g : groups_)
+    for (Tensor& p : g.params) p.zero_grad(set_to_none);
+}
+
+OptimizerState Optimizer::state_dict() const {
+  OptimizerState s;
+  s.type = type_;
+  s.defaults = defaults_;
+  for (const ParamGroup& g : groups_) s.param_groups.push_back({g.names, g.options});
+  s.state = state_;
+  return s;
+}
+
+void Optimizer::load_state_dict(const OptimizerState& s) {
+  if (s.type != type_)
+    throw std::invalid_argument("optimizer state is for " + s.type + " but this optimizer is " + type_);
+  if (s.param_groups.size() != groups_.size())
+    throw std::invalid_argument("loaded optimizer state has " + std::to_string(s.param_groups.size()) +
+                                " parameter groups, this optimizer has " + std::to_string(groups_.size()));
+  std::map<std::string, const Tensor*> by_name;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    const auto& want = groups_[gi].names;
+    const auto& got = s.param_groups[gi].names;
+    if (want.size() != got.size())
+      throw std::invalid_argument("loaded state dict contains a parameter group that doesn't match the size "
+                                  "of optimizer's group " + std::to_string(gi) + " (" +
+                                  std::to_string(got.size()) + " vs " + std::to_string(want.size()) + ")");
+    for (size_t i = 0; i < want.size(); ++i) {
+      if (want[i] != got[i])
+        throw std::invalid_argument("loaded optimizer state: group " + std::to_string(gi) + " parameter " +
+                                    std::to_string(i) + " is '" + got[i] + "', expected '" + want[i] + "'");
+      by_name[want[i]] = &groups_[gi].params[i];
+    }
+    validate(s.param_groups[gi].options);
+  }
+  std::map<std::string, ParamState> restored;
+  NoGradGuard ng;
+  for (const auto& [name, ps] : s.state) {
+    auto it = by_name.find(name);
+    if (it == by_name.end())
+      throw std::invalid_argument("loaded optimizer state has state for unknown parameter '" + name + "'");
+    const Tensor& p = *it->second;
+    ParamState out;
+    out.step = ps.step;
+    for (const auto& [slot, t] : ps.slots) {
+      if (!t.defined()) continue;
+      if (t.shape() != p.shape())
+        throw std::invalid_argument("loaded optimizer state: " + name + "/" + slot + " has shape " +
+                                    shape_str(t.shape()) + ", parameter has shape " + shape_str(p.shape()));
+      Tensor c = empty(p.shape(), p.options());
+      c.copy_(t.detach());
+      out.slots[slot] = c;
+    }
+    restored[name] = std::move(out);
+  }
+  for (size_t gi = 0; gi < groups_.size(); ++gi) groups_[gi].options = s.param_groups[gi].options;
+  state_ = std::move(restored);
+}
+
+// ---------------------------------------------------------------------------
+// factory
+// ---------------------------------------------------------------------------
+std::unique_ptr<Optimizer> make_optimizer(const std::string& type_in, std::vector<ParamGroup> groups,
+                                          const Options& options) {
+  std::string type = type_in;
+  std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (type == "sgd") return std::make_unique<SGD>(std::move(groups), SGDOptions::from_map(options));
+  if (type == "adam") return std::make_unique<Adam>(std::move(groups), AdamOptions::from_map(options));
+  if (type == "adamw") return std::make_unique<AdamW>(std::move(groups), AdamWOptions::from_map(options));
+  throw std::invalid_argument("unknown optimizer '" + type_in + "' (valid: SGD, Adam, AdamW)");
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const std::string& type, const NamedTensors& params,
+                                          const Options& options) {
+  return make_optimizer(type, std::vector<ParamGroup>{ParamGroup::from(params)}, options);
+}
+
+}  // namespace dl::optim

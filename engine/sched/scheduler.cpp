@@ -1,0 +1,260 @@
+#include "engine/sched/scheduler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <stdexcept>
+
+namespace dl::sched {
+namespace {
+
+// Python's % for a positive divisor (result in [0, b)).
+int64_t py_mod(int64_t a, int64_t b) {
+  int64_t r = a % b;
+  return r < 0 ? r + b : r;
+}
+
+double need(const SchedulerState& s, const char* key) {
+  auto it = s.scalars.find(key);
+  if (it == s.scalars.end())
+    throw std::invalid_argument(s.type + " state has no '" + std::string(key) + "'");
+  return it->second;
+}
+
+template <class T>
+void restore(const SchedulerState& s, const char* key, T& out) {
+  auto it = s.scalars.find(key);
+  if (it != s.scalars.end()) out = static_cast<T>(it->second);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// base
+// ---------------------------------------------------------------------------
+LRScheduler::LRScheduler(optim::Optimizer& opt, int64_t last_epoch, bool epoch_based)
+    : opt_(opt), last_epoch_(last_epoch) {
+  auto& groups = opt_.param_groups();
+  if (epoch_based) {
+    for (size_t i = 0; i < groups.size(); ++i) {
+      auto& o = groups[i].options;
+      if (last_epoch == -1) {
+        if (!o.count("initial_lr")) o["initial_lr"] = o.at("lr");
+      } else if (!o.count("initial_lr")) {
+        throw std::invalid_argument("param 'initial_lr' is not specified in param_groups[" +
+                                    std::to_string(i) + "] when resuming an optimizer");
+      }
+      base_lrs_.push_back(o.at("initial_lr"));
+    }
+  } else {
+    base_lrs_ = group_lrs();
+  }
+  last_lr_ = group_lrs();
+}
+
+void LRScheduler::initial_step() {
+  step_count_ = 0;
+  step();
+}
+
+std::vector<double> LRScheduler::group_lrs() const {
+  std::vector<double> out;
+  for (const auto& g : opt_.param_groups()) out.push_back(g.get("lr"));
+  return out;
+}
+
+void LRScheduler::set_group_lrs(const std::vector<double>& lrs) {
+  auto& groups = opt_.param_groups();
+  for (size_t i = 0; i < groups.size() && i < lrs.size(); ++i) groups[i].options["lr"] = lrs[i];
+}
+
+void LRScheduler::step() {
+  ++step_count_;
+  ++last_epoch_;
+  set_group_lrs(get_lr());
+  last_lr_ = group_lrs();
+}
+
+void LRScheduler::step(double) {
+  throw std::logic_error(type() + ".step() takes no metric (only ReduceLROnPlateau does)");
+}
+
+SchedulerState LRScheduler::state_dict() const {
+  SchedulerState s;
+  s.type = type();
+  s.scalars["last_epoch"] = static_cast<double>(last_epoch_);
+  s.scalars["_step_count"] = static_cast<double>(step_count_);
+  s.lists["base_lrs"] = base_lrs_;
+  s.lists["_last_lr"] = last_lr_;
+  save_extra(s);
+  return s;
+}
+
+void LRScheduler::load_state_dict(const SchedulerState& s) {
+  if (s.type != type())
+    throw std::invalid_argument("scheduler state is for " + s.type + " but this scheduler is " + type());
+  const size_t n = opt_.param_groups().size();
+  for (const char* key : {"base_lrs", "_last_lr"}) {
+    auto it = s.lists.find(key);
+    if (it != s.lists.end() && it->second.size() != n)
+      throw std::invalid_argument(type() + " state: " + key + " has " + std::to_string(it->second.size()) +
+                                  " entries for " + std::to_string(n) + " param groups");
+  }
+  last_epoch_ = static_cast<int64_t>(need(s, "last_epoch"));
+  restore(s, "_step_count", step_count_);
+  if (auto it = s.lists.find("base_lrs"); it != s.lists.end()) base_lrs_ = it->second;
+  if (auto it = s.lists.find("_last_lr"); it != s.lists.end()) last_lr_ = it->second;
+  load_extra(s);
+}
+
+// ---------------------------------------------------------------------------
+// StepLR
+// ---------------------------------------------------------------------------
+StepLR::StepLR(optim::Optimizer& opt, int64_t step_size_, double gamma_, int64_t last_epoch)
+    : LRScheduler(opt, last_epoch, true), step_size(step_size_), gamma(gamma_) {
+  if (step_size <= 0) throw std::invalid_argument("StepLR: step_size must be positive");
+  initial_step();
+}
+
+std::vector<double> StepLR::get_lr() {
+  std::vector<double> lrs = group_lrs();
+  if (last_epoch_ == 0 || last_epoch_ % step_size != 0) return lrs;
+  for (double& lr : lrs) lr = lr * gamma;
+  return lrs;
+}
+
+void StepLR::save_extra(SchedulerState& s) const {
+  s.scalars["step_size"] = static_cast<double>(step_size);
+  s.scalars["gamma"] = gamma;
+}
+void StepLR::load_extra(const SchedulerState& s) {
+  restore(s, "step_size", step_size);
+  restore(s, "gamma", gamma);
+}
+
+// ---------------------------------------------------------------------------
+// MultiStepLR
+// ---------------------------------------------------------------------------
+MultiStepLR::MultiStepLR(optim::Optimizer& opt, std::vector<int64_t> ms, double gamma_, int64_t last_epoch)
+    : LRScheduler(opt, last_epoch, true), milestones(std::move(ms)), gamma(gamma_) {
+  std::sort(milestones.begin(), milestones.end());
+  initial_step();
+}
+
+std::vector<double> MultiStepLR::get_lr() {
+  std::vector<double> lrs = group_lrs();
+  auto count = std::count(milestones.begin(), milestones.end(), last_epoch_);
+  if (count == 0) return lrs;
+  for (double& lr : lrs) lr = lr * std::pow(gamma, static_cast<double>(count));
+  return lrs;
+}
+
+void MultiStepLR::save_extra(SchedulerState& s) const {
+  s.lists["milestones"] = std::vector<double>(milestones.begin(), milestones.end());
+  s.scalars["gamma"] = gamma;
+}
+void MultiStepLR::load_extra(const SchedulerState& s) {
+  if (auto it = s.lists.find("milestones"); it != s.lists.end()) {
+    milestones.clear();
+    for (double v : it->second) milestones.push_back(static_cast<int64_t>(v));
+    std::sort(milestones.begin(), milestones.end());
+  }
+  restore(s, "gamma", gamma);
+}
+
+// ---------------------------------------------------------------------------
+// ExponentialLR
+// ---------------------------------------------------------------------------
+ExponentialLR::ExponentialLR(optim::Optimizer& opt, double gamma_, int64_t last_epoch)
+    : LRScheduler(opt, last_epoch, true), gamma(gamma_) {
+  initial_step();
+}
+
+std::vector<double> ExponentialLR::get_lr() {
+  std::vector<double> lrs = group_lrs();
+  if (last_epoch_ == 0) return lrs;
+  for (double& lr : lrs) lr = lr * gamma;
+  return lrs;
+}
+
+void ExponentialLR::save_extra(SchedulerState& s) const { s.scalars["gamma"] = gamma; }
+void ExponentialLR::load_extra(const SchedulerState& s) { restore(s, "gamma", gamma); }
+
+// ---------------------------------------------------------------------------
+// CosineAnnealingLR
+// ---------------------------------------------------------------------------
+CosineAnnealingLR::CosineAnnealingLR(optim::Optimizer& opt, int64_t T_max_, double eta_min_, int64_t last_epoch)
+    : LRScheduler(opt, last_epoch, true), T_max(T_max_), eta_min(eta_min_) {
+  if (T_max <= 0) throw std::invalid_argument("CosineAnnealingLR: T_max must be positive");
+  initial_step();
+}
+
+std::vector<double> CosineAnnealingLR::get_lr() {
+  // torch 1.13 CosineAnnealingLR.get_lr, term by term (same evaluation order => same bits).
+  constexpr double pi = std::numbers::pi;
+  std::vector<double> lrs = group_lrs();
+  const double e = static_cast<double>(last_epoch_), T = static_cast<double>(T_max);
+  if (last_epoch_ == 0) return lrs;
+  if (step_count_ == 1 && last_epoch_ > 0) {
+    for (size_t i = 0; i < lrs.size(); ++i)
+      lrs[i] = eta_min + (base_lrs_[i] - eta_min) * (1 + std::cos(e * pi / T)) / 2;
+    return lrs;
+  }
+  if (py_mod(last_epoch_ - 1 - T_max, 2 * T_max) == 0) {
+    for (size_t i = 0; i < lrs.size(); ++i)
+      lrs[i] = lrs[i] + (base_lrs_[i] - eta_min) * (1 - std::cos(pi / T)) / 2;
+    return lrs;
+  }
+  for (double& lr : lrs)
+    lr = (1 + std::cos(pi * e / T)) / (1 + std::cos(pi * (e - 1) / T)) * (lr - eta_min) + eta_min;
+  return lrs;
+}
+
+void CosineAnnealingLR::save_extra(SchedulerState& s) const {
+  s.scalars["T_max"] = static_cast<double>(T_max);
+  s.scalars["eta_min"] = eta_min;
+}
+void CosineAnnealingLR::load_extra(const SchedulerState& s) {
+  restore(s, "T_max", T_max);
+  restore(s, "eta_min", eta_min);
+}
+
+// ---------------------------------------------------------------------------
+// LinearLR
+// ---------------------------------------------------------------------------
+LinearLR::LinearLR(optim::Optimizer& opt, double start, double end, int64_t total, int64_t last_epoch)
+    : LRScheduler(opt, last_epoch, true), start_factor(start), end_factor(end), total_iters(total) {
+  if (start_factor > 1.0 || start_factor < 0)
+    throw std::invalid_argument("LinearLR: Starting multiplicative factor expected to be between 0 and 1.");
+  if (end_factor > 1.0 || end_factor < 0)
+    throw std::invalid_argument("LinearLR: Ending multiplicative factor expected to be between 0 and 1.");
+  if (total_iters < 0) throw std::invalid_argument("LinearLR: total_iters must be non-negative");
+  initial_step();
+}
+
+std::vector<double> LinearLR::get_lr() {
+  std::vector<double> lrs = group_lrs();
+  if (last_epoch_ == 0) {
+    for (double& lr : lrs) lr = lr * start_factor;
+    return lrs;
+  }
+  if (last_epoch_ > total_iters) return lrs;
+  const double d = end_factor - start_factor;
+  for (double& lr : lrs)
+    lr = lr * (1. + d / (static_cast<double>(total_iters) * start_factor +
+                         static_cast<double>(last_epoch_ - 1) * d));
+  return lrs;
+}
+
+void LinearLR::save_extra(SchedulerState& s) const {
+  s.scalars["start_factor"] = start_factor;
+  s.scalars["end_factor"] = end_factor;
+  s.scalars["total_iters"] = static_cast<double>(total_iters);
+}
+void LinearLR::load_extra(const SchedulerState& s) {
+  restore(s, "start_factor", start_factor);
+  restore(s, "end_factor", end_factor);
+  restore(s, "total_iters", total_iters);
+}
+
+}  // namespace dl::sched

@@ -1,0 +1,41 @@
+// From a validated Config to the objects a run needs: data splits, the model graph, the
+// loss, the optimizer with its param groups and the LR scheduler. Shared by train, eval,
+// validate and bench, so every subcommand builds exactly the same thing.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "configs/config.h"
+#include "datasets/dataset.h"
+#include "engine/graph/model.h"
+#include "engine/optim/optimizer.h"
+#include "engine/sched/sched.h"
+
+namespace dl::train {
+
+// The IDX files of `data` (root joined with the relative names).
+data::IdxSplitSpec idx_spec(const DataSpec& data);
+// The per-sample shape ({C, H, W}) read from the training images file's header only (cheap:
+// `dltool validate` uses it without loading the data).
+Shape sample_shape_from_headers(const DataSpec& data);
+
+// Builds the model for `sample_shape`, initialised from `seed` (PyTorch-style default init).
+std::shared_ptr<GraphModel> build_model(const Config& cfg, const Shape& sample_shape, uint64_t seed);
+
+// loss(logits [N, C], targets i64 [N]) -> 0-dim tensor.
+using LossFn = std::function<Tensor(const Tensor& logits, const Tensor& target)>;
+LossFn build_loss(const LossSpec& spec);
+
+// Param groups from the config's globs over state_dict names (first match wins; the rest
+// form the default group). A glob matching no parameter is a ConfigError naming it.
+std::unique_ptr<optim::Optimizer> build_optimizer(const Config& cfg, nn::Module& model);
+
+// `total_steps`: scheduler steps in the whole run (for T_max: auto).
+std::unique_ptr<sched::LRScheduler> build_scheduler(const Config& cfg, optim::Optimizer& opt,
+                                                    int64_t total_steps);
+
+// Glob match with `*` (any run of characters, dots included) and `?`.
+bool glob_match(const std::string& pattern, const std::string& text);
+
+}  // namespace dl::train

@@ -1,0 +1,285 @@
+#include "engine/train/trainer.h"
+
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "engine/ops.h"
+
+namespace dl::train {
+namespace {
+
+double now_s() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+std::string fmt(double v, int prec = 4) {
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  os.precision(prec);
+  os << v;
+  return os.str();
+}
+
+}  // namespace
+
+void set_num_threads(int64_t threads) {
+  int n = threads > 0 ? static_cast<int>(threads) : omp_get_num_procs();
+  omp_set_num_threads(n);
+}
+
+data::LoaderOptions loader_options(const Config& cfg, bool training) {
+  data::LoaderOptions o;
+  const LoaderSpec& l = cfg.data.loader;
+  o.batch_size = training ? l.batch_size : std::max<int64_t>(l.batch_size, 500);
+  o.shuffle = training && l.shuffle;
+  o.drop_last = training && l.drop_last;
+  o.seed = static_cast<uint64_t>(cfg.train.seed);
+  o.prefetch = l.prefetch;
+  data::TransformPipeline t;
+  for (const TransformSpec& ts : cfg.data.transforms) {
+    if (ts.type == "to_float") {
+      t.to_float(std::get<double>(ts.attrs.at("scale")));
+    } else if (ts.type == "normalize") {
+      t.normalize(std::get<std::vector<double>>(ts.attrs.at("mean")),
+                  std::get<std::vector<double>>(ts.attrs.at("std")));
+    } else {
+      throw std::invalid_argument("unknown transform '" + ts.type + "'");
+    }
+  }
+  o.transform = t;
+  return o;
+}
+
+Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(std::move(options)) {
+  set_num_threads(cfg_.train.threads);
+  device_ = Device::parse(cfg_.train.device);
+  if (device_.is_cuda() && !cuda_available())
+    throw std::runtime_error("train.device is '" + cfg_.train.device +
+                             "' but no CUDA device is available (set train.device=cpu)");
+  manual_seed(static_cast<uint64_t>(cfg_.train.seed));
+  splits_ = data::load_idx_splits(idx_spec(cfg_.data));
+  model_ = build_model(cfg_, splits_.train->sample_shape(), static_cast<uint64_t>(cfg_.train.seed));
+  model_->to(device_);
+  loss_fn_ = build_loss(cfg_.loss);
+  optimizer_ = build_optimizer(cfg_, *model_);
+  train_loader_ = std::make_unique<data::DataLoader>(splits_.train, loader_options(cfg_, true));
+  const int64_t per_epoch = train_loader_->batches_per_epoch();
+  int64_t total = cfg_.train.max_steps > 0 ? cfg_.train.max_steps : per_epoch * cfg_.train.epochs;
+  if (cfg_.train.max_steps > 0 && cfg_.train.epochs > 0)
+    total = std::min(total, per_epoch * cfg_.train.epochs);
+  int64_t sched_total = cfg_.scheduler.interval == "step" ? total : (total + per_epoch - 1) / per_epoch;
+  scheduler_ = build_scheduler(cfg_, *optimizer_, sched_total);
+  progress_ = std::make_unique<exporters::ProgressReporter>(opt_.mode, opt_.tty, std::cout);
+  if (opt_.write_outputs) {
+    run_dir_ = opt_.run_dir.empty() ? "runs/" + cfg_.name : opt_.run_dir;
+    std::filesystem::create_directories(run_dir_);
+    {
+      std::ofstream f(run_dir_ + "/config.yaml");
+      f << cfg_.resolved_yaml;
+      if (!f) throw std::runtime_error("cannot write " + run_dir_ + "/config.yaml");
+    }
+    metrics_ = std::make_unique<exporters::MetricsWriter>(run_dir_ + "/" + exporters::MetricsWriter::kFileName);
+    tensorboard_ = std::make_unique<exporters::TensorBoardWriter>(run_dir_);
+  }
+}
+
+Trainer::~Trainer() = default;
+
+std::shared_ptr<const data::Dataset> Trainer::split_dataset(const std::string& split) const {
+  if (split == "train") return splits_.train;
+  if (split == "val") return splits_.val;
+  if (split == "test") return splits_.test;
+  throw std::invalid_argument("unknown split '" + split + "' (expected train, val or test)");
+}
+
+EvalResult Trainer::evaluate(const std::string& split) {
+  auto ds = split_dataset(split);
+  if (!ds) throw std::invalid_argument("the config has no " + split + " split");
+  EvalResult r;
+  r.split = split;
+  int top_k = 0;
+  for (const MetricSpec& m : cfg_.metrics)
+    if (m.top_k > 1) top_k = static_cast<int>(m.top_k);
+  r.top_k = top_k;
+  const int64_t C = splits_.num_classes;
+  r.confusion.assign(C, std::vector<int64_t>(C, 0));
+  NoGradGuard ng;
+  const bool was_training = model_->is_training();
+  model_->eval();
+  data::DataLoader loader(ds, loader_options(cfg_, false));
+  loader.start_epoch(0);
+  double loss_sum = 0;
+  int64_t correct = 0, topk_hits = 0;
+  while (auto b = loader.next()) {
+    Tensor x = b->images.to(device_), y = b->labels.to(device_);
+    Tensor logits = model_->forward(x);
+    const int64_t n = y.numel();
+    loss_sum += loss_fn_(logits, y).item() * (cfg_.loss.reduction == "sum" ? 1.0 : static_cast<double>(n));
+    std::vector<int64_t> pred = argmax(logits, 1).to_vector<int64_t>();
+    std::vector<int64_t> lab = y.to_vector<int64_t>();
+    for (int64_t i = 0; i < n; ++i) {
+      correct += pred[i] == lab[i];
+      if (lab[i] >= 0 && lab[i] < C && pred[i] >= 0 && pred[i] < C) ++r.confusion[lab[i]][pred[i]];
+    }
+    if (top_k > 1) {
+      std::vector<float> lg = logits.to_vector<float>();
+      const int64_t classes = logits.size(1);
+      for (int64_t i = 0; i < n; ++i) {
+        float target = lg[i * classes + lab[i]];
+        int64_t higher = 0;
+        for (int64_t c = 0; c < classes; ++c) higher += lg[i * classes + c] > target;
+        topk_hits += higher < top_k;
+      }
+    }
+    r.samples += n;
+  }
+  if (was_training) model_->train();
+  r.loss = r.samples ? loss_sum / static_cast<double>(r.samples) : 0.0;
+  r.accuracy = r.samples ? static_cast<double>(correct) / static_cast<double>(r.samples) : 0.0;
+  if (top_k > 1) r.top_k_accuracy = static_cast<double>(topk_hits) / std::max<double>(1.0, static_cast<double>(r.samples));
+  for (int64_t c = 0; c < C; ++c) {
+    int64_t total = 0;
+    for (int64_t p = 0; p < C; ++p) total += r.confusion[c][p];
+    r.per_class_accuracy.push_back(total ? static_cast<double>(r.confusion[c][c]) / static_cast<double>(total) : 0.0);
+  }
+  return r;
+}
+
+void Trainer::log_eval(const EvalResult& r, bool final) {
+  exporters::EvalInfo e;
+  e.split = r.split;
+  e.step = step_;
+  e.epoch = epoch_;
+  e.loss = r.loss;
+  e.accuracy = r.accuracy;
+  if (r.top_k_accuracy) {
+    e.top_k = r.top_k;
+    e.top_k_accuracy = r.top_k_accuracy;
+  }
+  e.elapsed_s = now_s() - start_time_;
+  e.final = final;
+  progress_->log_eval(e);
+  if (metrics_) metrics_->write(e);
+  if (tensorboard_) {
+    tensorboard_->add_scalar(r.split + "/loss", r.loss, step_);
+    tensorboard_->add_scalar(r.split + "/accuracy", r.accuracy, step_);
+    if (r.top_k_accuracy) tensorboard_->add_scalar(r.split + "/top" + std::to_string(r.top_k) + "_accuracy", *r.top_k_accuracy, step_);
+  }
+}
+
+RunResult Trainer::run() {
+  RunResult result;
+  const TrainSpec& ts = cfg_.train;
+  const int64_t per_epoch = train_loader_->batches_per_epoch();
+  int64_t total = ts.max_steps > 0 ? ts.max_steps : per_epoch * ts.epochs;
+  if (ts.max_steps > 0 && ts.epochs > 0) total = std::min(total, per_epoch * ts.epochs);
+  const int64_t epochs = ts.max_steps > 0 && ts.epochs <= 0 ? (total + per_epoch - 1) / per_epoch : ts.epochs;
+  const bool step_sched = scheduler_ && cfg_.scheduler.interval == "step" && !scheduler_->needs_metric();
+  start_time_ = now_s();
+  progress_->begin(total, epochs);
+  std::ostringstream hello;
+  hello << "training " << cfg_.name << ": " << model_->num_parameters() << " parameters, "
+        << splits_.train->size() << " training samples, " << per_epoch << " steps/epoch, "
+        << omp_get_max_threads() << " thread(s), " << device_.str();
+  if (!run_dir_.empty()) hello << ", run dir " << run_dir_;
+  progress_->message(hello.str());
+
+  double window_loss = 0, window_time = 0;
+  int64_t window_steps = 0, window_samples = 0, total_samples = 0;
+  bool done = total <= 0;
+  model_->train();
+  for (epoch_ = 0; epoch_ < epochs && !done; ++epoch_) {
+    train_loader_->start_epoch(epoch_);
+    double t_last = now_s();
+    while (!done) {
+      auto batch = train_loader_->next();
+      if (!batch) break;
+      Tensor x = batch->images.to(device_), y = batch->labels.to(device_);
+      Tensor loss = loss_fn_(model_->forward(x), y);
+      double lv = loss.item();
+      if (!std::isfinite(lv)) {
+        std::ostringstream os;
+        os << "loss is " << (std::isnan(lv) ? "NaN" : "infinite") << " at step " << step_ + 1 << " (epoch "
+           << epoch_ + 1 << "): training stopped. Try a lower optimizer.lr, gradient clipping, or check the data.";
+        throw NonFiniteLossError(os.str());
+      }
+      optimizer_->zero_grad();
+      loss.backward();
+      optimizer_->step();
+      if (step_sched) scheduler_->step();
+      ++step_;
+      result.losses.push_back(lv);
+      const int64_t bs = y.numel();
+      double t_now = now_s();
+      double dt = t_now - t_last;
+      t_last = t_now;
+      result.train_seconds += dt;
+      window_time += dt;
+      window_loss += lv;
+      ++window_steps;
+      window_samples += bs;
+      total_samples += bs;
+      if (ts.log_every > 0 && (step_ % ts.log_every == 0 || step_ == total)) {
+        exporters::StepInfo s;
+        s.step = step_;
+        s.epoch = epoch_ + 1;
+        s.loss = window_loss / static_cast<double>(window_steps);
+        s.lr = optimizer_->param_groups()[0].get("lr");
+        s.samples_per_s = window_time > 0 ? static_cast<double>(window_samples) / window_time : 0;
+        s.elapsed_s = t_now - start_time_;
+        progress_->log_step(s);
+        if (metrics_) metrics_->write(s);
+        if (tensorboard_) {
+          tensorboard_->add_scalar("train/loss", s.loss, step_);
+          tensorboard_->add_scalar("train/lr", s.lr, step_);
+        }
+        window_loss = window_time = 0;
+        window_steps = window_samples = 0;
+      }
+      if (ts.eval_every > 0 && step_ % ts.eval_every == 0 && splits_.val) {
+        result.val = evaluate("val");
+        log_eval(*result.val, false);
+        t_last = now_s();
+      }
+      if (step_ >= total) done = true;
+    }
+    const bool epoch_complete = train_loader_->state().batch_in_epoch >= per_epoch;
+    if (ts.eval_every == TrainSpec::kEveryEpoch && splits_.val && epoch_complete) {
+      result.val = evaluate("val");
+      log_eval(*result.val, false);
+    }
+    if (scheduler_ && !step_sched && epoch_complete) {
+      if (scheduler_->needs_metric()) {
+        if (!result.val) throw std::runtime_error("scheduler reduce_on_plateau needs a validation split (data.val_size > 0)");
+        const std::string& m = cfg_.scheduler.metric;
+        scheduler_->step(m == "val/accuracy" ? result.val->accuracy : result.val->loss);
+      } else {
+        scheduler_->step();
+      }
+    }
+    if (epoch_complete) result.epochs_done = epoch_ + 1;
+  }
+  result.steps = step_;
+  result.samples_per_s = result.train_seconds > 0 ? static_cast<double>(total_samples) / result.train_seconds : 0;
+  if (splits_.test) {
+    result.test = evaluate("test");
+    log_eval(*result.test, true);
+  }
+  std::ostringstream bye;
+  bye << "done: " << step_ << " steps in " << fmt(result.train_seconds, 1) << " s ("
+      << fmt(result.samples_per_s, 0) << " samples/s)";
+  if (result.test) bye << ", test accuracy " << fmt(result.test->accuracy);
+  progress_->message(bye.str());
+  progress_->end();
+  if (tensorboard_) tensorboard_->flush();
+  return result;
+}
+
+}  // namespace dl::train

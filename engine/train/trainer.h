@@ -1,0 +1,101 @@
+// The training loop: a Config in, a trained model and a run directory out.
+//
+//   Trainer t(cfg, {.run_dir = "runs/lenet"});
+//   RunResult r = t.run();        // epochs/max_steps, periodic eval, final test accuracy
+//
+// Run directory: config.yaml (the resolved config), metrics.jsonl (one JSON object per logged
+// event), events.out.tfevents.* (TensorBoard scalars train/loss, train/lr, val/loss,
+// val/accuracy, ...).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "configs/config.h"
+#include "datasets/dataloader.h"
+#include "engine/train/setup.h"
+#include "exporters/metrics.h"
+#include "exporters/progress.h"
+#include "exporters/tensorboard.h"
+
+namespace dl::train {
+
+struct RunOptions {
+  std::string run_dir;  // "" = runs/<config name>
+  exporters::ProgressReporter::Mode mode = exporters::ProgressReporter::Mode::human;
+  bool tty = false;
+  bool write_outputs = true;  // false: no run directory (bench, tests)
+};
+
+struct EvalResult {
+  std::string split;
+  int64_t samples = 0;
+  double loss = 0;
+  double accuracy = 0;
+  std::optional<double> top_k_accuracy;
+  int top_k = 0;
+  std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
+  std::vector<double> per_class_accuracy;
+};
+
+struct RunResult {
+  int exit_code = 0;
+  int64_t steps = 0;
+  int64_t epochs_done = 0;
+  double train_seconds = 0;   // optimizer steps only (data waits included, eval excluded)
+  double samples_per_s = 0;
+  std::vector<double> losses;  // every step's training loss, in order
+  std::optional<EvalResult> val, test;
+};
+
+// Thrown when the loss becomes NaN or infinite (the CLI exits 1).
+class NonFiniteLossError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Trainer {
+ public:
+  Trainer(Config cfg, RunOptions options);
+  ~Trainer();
+
+  RunResult run();
+  // Evaluates the model on `split` ("val" or "test") in eval mode, without grad.
+  EvalResult evaluate(const std::string& split);
+
+  GraphModel& model() { return *model_; }
+  optim::Optimizer& optimizer() { return *optimizer_; }
+  const Config& config() const { return cfg_; }
+  const std::string& run_dir() const { return run_dir_; }
+
+ private:
+  void log_eval(const EvalResult& r, bool final);
+  std::shared_ptr<const data::Dataset> split_dataset(const std::string& split) const;
+
+  Config cfg_;
+  RunOptions opt_;
+  std::string run_dir_;
+  Device device_;
+  data::Splits splits_;
+  std::shared_ptr<GraphModel> model_;
+  LossFn loss_fn_;
+  std::unique_ptr<optim::Optimizer> optimizer_;
+  std::unique_ptr<sched::LRScheduler> scheduler_;
+  std::unique_ptr<data::DataLoader> train_loader_;
+  std::unique_ptr<exporters::ProgressReporter> progress_;
+  std::unique_ptr<exporters::MetricsWriter> metrics_;
+  std::unique_ptr<exporters::TensorBoardWriter> tensorboard_;
+  int64_t step_ = 0;
+  int64_t epoch_ = 0;
+  double start_time_ = 0;
+};
+
+// Configures the CPU thread count (0 = all cores) for the engine (OpenMP + oneDNN).
+void set_num_threads(int64_t threads);
+
+// The loader options a config asks for (transforms compiled from `data.transforms`).
+data::LoaderOptions loader_options(const Config& cfg, bool training);
+
+}  // namespace dl::train

@@ -1,0 +1,121 @@
+// Checkpoints: one HDF5 file per checkpoint, readable by h5dump and h5py without dltool.
+// The layout is fixed by DESIGN.md ("Checkpoint format (HDF5)"); other tools rely on it:
+//
+//   /                    attrs: format = "dltool.checkpoint", format_version = 1 (int64),
+//                               dltool_version, created_utc ("2024-05-01T12:34:56Z")
+//   /config              scalar UTF-8 string dataset: the resolved YAML (omitted when empty)
+//   /model/<key>         one dataset per state_dict entry, link name = dotted key
+//                        ("conv1.weight"); link creation order tracked + indexed = model order.
+//                        float32 params, float64 stays float64, int64 num_batches_tracked,
+//                        uint8, bool (h5py's FALSE/TRUE enum), float16 (h5py '<f2');
+//                        bfloat16 is widened to float32 (lossless; reads back as float32).
+//                        0-dim tensors are scalar dataspaces.
+//   /optimizer           attrs: type (string) + each default hyper-parameter (float64)
+//   /optimizer/param_groups/<i>   attrs: group hyper-parameters (float64) and `params`, a 1-d
+//                        variable-length string attribute (h5py: list(attrs['params']) -> [str])
+//   /optimizer/state/<key>/<slot> datasets (momentum_buffer, exp_avg, ...); attr `step` (int64)
+//                        on the <key> group
+//   /scheduler           attrs: type (string); scalars as float64 (last_epoch, ...); lists as
+//                        1-d float64 (base_lrs, ...)
+//   /trainer             attrs: int64, float64 or string each (epoch, global_step, ...)
+//   /rng/<stream>        1-d uint8 datasets (raw RNG states)
+//
+// Only the parts that are set are written: a weights-only file is /model plus the root attrs.
+// Files use the HDF5 1.8 object format (checksummed metadata; readable by HDF5 >= 1.8).
+//
+// h5py users: `list(f['model'])` is in creation (= model) order — h5py follows a group's
+// creation-order index. To write a file dltool reads in model order, create the group with
+// `f.create_group('model', track_order=True)`; without it keys come back sorted by name, which
+// is fine for loading (modules match keys by name) but loses the listing order.
+//
+// Loading validates everything and throws CheckpointError naming the file and the problem:
+// missing / empty / not HDF5 / truncated or corrupt / not a dltool checkpoint / written by a
+// newer dltool / unsupported dtype / stored size disagreeing with the dataspace. It never
+// crashes or hangs on a damaged file as far as HDF5's checksums let us see (raw tensor bytes
+// have no checksum: a flipped bit inside a weight loads as a different weight).
+//
+// Foreign weights-only files: a file with /model but no root `format` attribute (e.g. a
+// PyTorch state_dict dumped with h5py) is accepted by load_checkpoint(path, true) and
+// rejected, with a hint, by a full load.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "engine/tensor/tensor.h"
+
+namespace dl {
+
+using StateDict = std::vector<std::pair<std::string, Tensor>>;  // ordered, like PyTorch's
+
+struct OptimizerGroupState {
+  std::map<std::string, double> hyper;  // lr, momentum, weight_decay, ...
+  std::vector<std::string> params;      // state_dict keys of the group's parameters
+};
+
+struct OptimizerParamState {
+  int64_t step = 0;
+  std::map<std::string, Tensor> slots;  // momentum_buffer, exp_avg, exp_avg_sq, ...
+};
+
+struct OptimizerState {
+  std::string type;                                  // "sgd", "adam", ...
+  std::map<std::string, double> defaults;            // the optimizer's default hyper-parameters
+  std::vector<OptimizerGroupState> groups;           // param_groups, in order
+  std::map<std::string, OptimizerParamState> state;  // per parameter key
+};
+
+struct SchedulerState {
+  std::string type;
+  std::map<std::string, double> scalars;             // last_epoch, ...
+  std::map<std::string, std::vector<double>> lists;  // base_lrs, ...
+};
+
+using AttrScalar = std::variant<int64_t, double, std::string>;
+
+struct Checkpoint {
+  std::string config_yaml;                          // /config (empty for weights-only)
+  StateDict model;                                  // /model, in model order
+  std::optional<OptimizerState> optimizer;          // /optimizer
+  std::optional<SchedulerState> scheduler;          // /scheduler
+  std::map<std::string, AttrScalar> trainer;        // /trainer attrs
+  std::map<std::string, std::vector<uint8_t>> rng;  // /rng/<stream>
+  // Filled by load_checkpoint from the root attrs (empty for foreign files); save_checkpoint
+  // ignores them and writes this build's version and the current time.
+  std::string dltool_version, created_utc;
+  int64_t format_version = 0;  // on read: 1, or 0 for a foreign weights-only file
+};
+
+// Every failure to save or load a checkpoint. what() names the file and the reason in plain
+// words, e.g. "cannot save checkpoint 'runs/a/last.h5': no space left on device".
+class CheckpointError : public std::runtime_error {
+ public:
+  CheckpointError(const std::string& path, const std::string& message);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+inline constexpr const char* kCheckpointFormat = "dltool.checkpoint";
+inline constexpr int64_t kCheckpointFormatVersion = 1;
+
+// Writes `ckpt` atomically: `<path>.tmp` in the same directory is written, flushed and
+// fsync'ed, renamed over `path`, and the directory is fsync'ed. On any failure the .tmp is
+// removed, a previous `path` is left untouched, and CheckpointError is thrown (keys are
+// validated before anything is written). Tensors may live on any device and have any layout;
+// they are copied to the CPU and made contiguous one at a time. The parent directory must exist.
+void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
+
+// Reads and validates a checkpoint; tensors come back as contiguous CPU tensors.
+// weights_only: read only /model (+ /config and the root attrs) and accept foreign
+// weights-only files (no root `format` attribute, see above).
+Checkpoint load_checkpoint(const std::string& path, bool weights_only = false);
+
+}  // namespace dl

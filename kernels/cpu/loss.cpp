@@ -1,0 +1,247 @@
+// CPU kernels for the class-index losses (see kernels/loss.h for the formulas and layouts).
+//
+// Work items are (n, tile of kTile inner positions); for [N, C] logits (inner == 1) a tile is
+// one row. Per-position losses are computed in parallel and then summed in position order in
+// double, so totals do not depend on the thread count.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/loop.h"
+#include "kernels/loss.h"
+
+namespace dl::cpu {
+namespace {
+
+constexpr int64_t kTile = 64;
+
+// f(n, i0, i1) over every (n, tile of inner positions) in parallel; `work` = elements per position.
+template <class F>
+void for_each_tile(int64_t n, int64_t inner, int64_t work, F&& f) {
+  const int64_t tiles = (inner + kTile - 1) / kTile;
+  const int64_t per_item = std::max<int64_t>(work, 1) * std::min(inner, kTile);
+  parallel_for(n * tiles, std::max<int64_t>(1, kParallelGrain / per_item), [&](int64_t w0, int64_t w1) {
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t i0 = (w % tiles) * kTile;
+      f(w / tiles, i0, std::min(inner, i0 + kTile));
+    }
+  });
+}
+
+int64_t first_bad_target(const int64_t* t, int64_t count, int64_t classes, int64_t ignore) {
+  for (int64_t p = 0; p < count; ++p)
+    if (t[p] != ignore && (t[p] < 0 || t[p] >= classes)) return p;
+  return -1;
+}
+
+template <class T>
+double weight_of(const T* w, int64_t c) {
+  return w ? static_cast<double>(w[c]) : 1.0;
+}
+
+// Sum of target weights over non-ignored positions, in position order.
+template <class T>
+double total_target_weight(const int64_t* t, int64_t count, const T* w, int64_t ignore) {
+  double s = 0;
+  for (int64_t p = 0; p < count; ++p)
+    if (t[p] != ignore) s += weight_of(w, t[p]);
+  return s;
+}
+
+// Writes the reduced (or per-position) result. `loss` holds per-position losses in double.
+template <class T>
+void finish_forward(const std::vector<double>& loss, double total_weight, Reduction red, Tensor& out,
+                    Tensor& tw) {
+  tw.data<T>()[0] = static_cast<T>(total_weight);
+  if (red == Reduction::None) {
+    T* o = out.data<T>();
+    for (size_t p = 0; p < loss.size(); ++p) o[p] = static_cast<T>(loss[p]);
+    return;
+  }
+  double s = 0;
+  for (double v : loss) s += v;
+  out.data<T>()[0] = static_cast<T>(red == Reduction::Mean ? s / total_weight : s);
+}
+
+// Per-position gradient scale s (see kernels/loss.h).
+template <class T>
+struct GradScale {
+  const T* g = nullptr;  // per position (None) or nullptr
+  double scalar = 0;
+  GradScale(const Tensor& grad_out, const Tensor& tw, Reduction red) {
+    if (red == Reduction::None) {
+      g = grad_out.data<T>();
+    } else {
+      scalar = static_cast<double>(grad_out.data<T>()[0]);
+      if (red == Reduction::Mean) scalar /= static_cast<double>(tw.data<T>()[0]);
+    }
+  }
+  double operator()(int64_t p) const { return g ? static_cast<double>(g[p]) : scalar; }
+};
+
+// ---- cross_entropy -----------------------------------------------------------------
+
+template <class T>
+int64_t cross_entropy_impl(const Tensor& logits, const Tensor& target, const Tensor& weight,
+                           const ClassLossArgs& a, Tensor& out, Tensor& tw, Tensor& lse_t) {
+  const int64_t C = a.classes, inner = a.inner, count = a.n * inner;
+  const int64_t* t = target.data<int64_t>();
+  const int64_t bad = first_bad_target(t, count, C, a.ignore_index);
+  if (bad >= 0) return bad;
+  const T* x = logits.data<T>();
+  const T* w = weight.defined() ? weight.data<T>() : nullptr;
+  T* lse = lse_t.data<T>();
+  const double eps = a.label_smoothing;
+  double wsum = 0;
+  for (int64_t c = 0; c < C; ++c) wsum += weight_of(w, c);
+  std::vector<double> loss(static_cast<size_t>(count));
+  for_each_tile(a.n, inner, 3 * C, [&](int64_t n, int64_t i0, int64_t i1) {
+    const int64_t k = i1 - i0;
+    const T* base = x + n * C * inner + i0;  // base[c * inner + j] = x[n, c, i0 + j]
+    T mx[kTile];
+    double se[kTile] = {}, swx[kTile] = {};
+    for (int64_t j = 0; j < k; ++j) mx[j] = base[j];
+    for (int64_t c = 1; c < C; ++c)
+      for (int64_t j = 0; j < k; ++j) mx[j] = std::max(mx[j], base[c * inner + j]);
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t j = 0; j < k; ++j) se[j] += static_cast<double>(std::exp(base[c * inner + j] - mx[j]));
+    if (eps > 0)
+      for (int64_t c = 0; c < C; ++c) {
+        const double wc = weight_of(w, c);
+        for (int64_t j = 0; j < k; ++j) swx[j] += wc * static_cast<double>(base[c * inner + j]);
+      }
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t p = n * inner + i0 + j;
+      const double l = static_cast<double>(mx[j]) + std::log(se[j]);
+      lse[p] = static_cast<T>(l);
+      const int64_t tgt = t[p];
+      if (tgt == a.ignore_index) {
+        loss[static_cast<size_t>(p)] = 0;
+        continue;
+      }
+      double v = (1 - eps) * weight_of(w, tgt) * (l - static_cast<double>(base[tgt * inner + j]));
+      if (eps > 0) v += eps / static_cast<double>(C) * (wsum * l - swx[j]);
+      loss[static_cast<size_t>(p)] = v;
+    }
+  });
+  finish_forward<T>(loss, total_target_weight(t, count, w, a.ignore_index), a.reduction, out, tw);
+  return -1;
+}
+
+template <class T>
+void cross_entropy_backward_impl(const Tensor& grad_out, const Tensor& logits, const Tensor& target,
+                                 const Tensor& weight, const Tensor& lse_t, const Tensor& tw,
+                                 const ClassLossArgs& a, Tensor& grad_in) {
+  const int64_t C = a.classes, inner = a.inner;
+  const int64_t* t = target.data<int64_t>();
+  const T* x = logits.data<T>();
+  const T* w = weight.defined() ? weight.data<T>() : nullptr;
+  const T* lse = lse_t.data<T>();
+  T* gx = grad_in.data<T>();
+  const double eps = a.label_smoothing;
+  double wsum = 0;
+  for (int64_t c = 0; c < C; ++c) wsum += weight_of(w, c);
+  const GradScale<T> scale(grad_out, tw, a.reduction);
+  for_each_tile(a.n, inner, 2 * C, [&](int64_t n, int64_t i0, int64_t i1) {
+    const int64_t k = i1 - i0;
+    const int64_t off = n * C * inner + i0;
+    // gx = p_c * (A + B * W) - A * [c == t] - B * w_c,  A = s (1 - eps) w_t,  B = s eps / C.
+    double A[kTile], B[kTile], l[kTile];
+    int64_t tg[kTile];
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t p = n * inner + i0 + j;
+      tg[j] = t[p];
+      l[j] = static_cast<double>(lse[p]);
+      const bool ignored = tg[j] == a.ignore_index;
+      const double s = ignored ? 0.0 : scale(p);
+      A[j] = ignored ? 0.0 : s * (1 - eps) * weight_of(w, tg[j]);
+      B[j] = s * eps / static_cast<double>(C);
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      const double wc = weight_of(w, c);
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t q = off + c * inner + j;
+        const double pc = std::exp(static_cast<double>(x[q]) - l[j]);
+        gx[q] = static_cast<T>(pc * (A[j] + B[j] * wsum) - B[j] * wc - (c == tg[j] ? A[j] : 0.0));
+      }
+    }
+  });
+}
+
+// ---- nll_loss ---------------------------------------------------------------------------
+
+template <class T>
+int64_t nll_loss_impl(const Tensor& log_probs, const Tensor& target, const Tensor& weight,
+                      const ClassLossArgs& a, Tensor& out, Tensor& tw) {
+  const int64_t C = a.classes, inner = a.inner, count = a.n * inner;
+  const int64_t* t = target.data<int64_t>();
+  const int64_t bad = first_bad_target(t, count, C, a.ignore_index);
+  if (bad >= 0) return bad;
+  const T* x = log_probs.data<T>();
+  const T* w = weight.defined() ? weight.data<T>() : nullptr;
+  std::vector<double> loss(static_cast<size_t>(count));
+  for (int64_t p = 0; p < count; ++p) {
+    const int64_t tgt = t[p], n = p / inner, i = p % inner;
+    loss[static_cast<size_t>(p)] =
+        tgt == a.ignore_index ? 0.0 : -weight_of(w, tgt) * static_cast<double>(x[(n * C + tgt) * inner + i]);
+  }
+  finish_forward<T>(loss, total_target_weight(t, count, w, a.ignore_index), a.reduction, out, tw);
+  return -1;
+}
+
+template <class T>
+void nll_loss_backward_impl(const Tensor& grad_out, const Tensor& target, const Tensor& weight,
+                            const Tensor& tw, const ClassLossArgs& a, Tensor& grad_in) {
+  const int64_t C = a.classes, inner = a.inner, count = a.n * inner;
+  const int64_t* t = target.data<int64_t>();
+  const T* w = weight.defined() ? weight.data<T>() : nullptr;
+  T* gx = grad_in.data<T>();
+  const int64_t total = count * C;
+  parallel_for(total, kParallelGrain, [&](int64_t b, int64_t e) { std::fill(gx + b, gx + e, T(0)); });
+  const GradScale<T> scale(grad_out, tw, a.reduction);
+  for (int64_t p = 0; p < count; ++p) {
+    const int64_t tgt = t[p], n = p / inner, i = p % inner;
+    if (tgt != a.ignore_index)
+      gx[(n * C + tgt) * inner + i] = static_cast<T>(-scale(p) * weight_of(w, tgt));
+  }
+}
+
+// ---- dispatch ---------------------------------------------------------------------------
+
+int64_t cpu_cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight,
+                          const ClassLossArgs& a, Tensor& out, Tensor& tw, Tensor& lse) {
+  return DL_DISPATCH_FLOAT(logits.dtype(), "cross_entropy", [&] {
+    return cross_entropy_impl<scalar_t>(logits, target, weight, a, out, tw, lse);
+  });
+}
+
+void cpu_cross_entropy_backward(const Tensor& grad_out, const Tensor& logits, const Tensor& target,
+                                const Tensor& weight, const Tensor& lse, const Tensor& tw,
+                                const ClassLossArgs& a, Tensor& grad_in) {
+  DL_DISPATCH_FLOAT(logits.dtype(), "cross_entropy backward", [&] {
+    cross_entropy_backward_impl<scalar_t>(grad_out, logits, target, weight, lse, tw, a, grad_in);
+  });
+}
+
+int64_t cpu_nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& weight,
+                     const ClassLossArgs& a, Tensor& out, Tensor& tw) {
+  return DL_DISPATCH_FLOAT(log_probs.dtype(), "nll_loss", [&] {
+    return nll_loss_impl<scalar_t>(log_probs, target, weight, a, out, tw);
+  });
+}
+
+void cpu_nll_loss_backward(const Tensor& grad_out, const Tensor& target, const Tensor& weight,
+                           const Tensor& tw, const ClassLossArgs& a, Tensor& grad_in) {
+  DL_DISPATCH_FLOAT(grad_in.dtype(), "nll_loss backward", [&] {
+    nll_loss_backward_impl<scalar_t>(grad_out, target, weight, tw, a, grad_in);
+  });
+}
+
+}  // namespace
+
+DL_REGISTER_KERNEL(cross_entropy_stub, CPU, cpu_cross_entropy);
+DL_REGISTER_KERNEL(cross_entropy_backward_stub, CPU, cpu_cross_entropy_backward);
+DL_REGISTER_KERNEL(nll_loss_stub, CPU, cpu_nll_loss);
+DL_REGISTER_KERNEL(nll_loss_backward_stub, CPU, cpu_nll_loss_backward);
+
+}  // namespace dl::cpu

@@ -1,0 +1,67 @@
+// CUDA backend runtime: checked CUDA calls, the backend's one stream per device, a device
+// guard and the caching allocator's statistics. Host C++ only (no device code), so it can be
+// included from .cpp files, .cu files and tests of a CUDA build.
+//
+//   DL_CUDA_CHECK(cudaMemsetAsync(p, 0, n, dl::cuda::stream(dev)));
+//   my_kernel<<<grid, block, 0, dl::cuda::stream(dev)>>>(...);
+//   DL_CUDA_CHECK_LAUNCH();
+//
+// Every failing call becomes a std::runtime_error naming the call, file:line and
+// cudaGetErrorString. All work of the backend (our kernels, cuBLAS, cuDNN, copies) is queued
+// on stream(device): work is ordered, so the caching allocator can hand a freed block to the
+// next allocation at once, and the host waits only where it reads data (copy_to_host,
+// all_finite, synchronize).
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace dl::cuda {
+
+[[noreturn]] void throw_cuda_error(cudaError_t err, const char* call, const char* file, int line);
+
+#define DL_CUDA_CHECK(expr)                                                        \
+  do {                                                                             \
+    cudaError_t dl_cuda_err_ = (expr);                                             \
+    if (dl_cuda_err_ != cudaSuccess)                                               \
+      ::dl::cuda::throw_cuda_error(dl_cuda_err_, #expr, __FILE__, __LINE__);       \
+  } while (0)
+
+// After a kernel launch: reports a bad launch configuration (not errors inside the kernel,
+// which surface at the next synchronising call).
+#define DL_CUDA_CHECK_LAUNCH() DL_CUDA_CHECK(cudaGetLastError())
+
+// Throws std::runtime_error when no CUDA device is usable or `device` is out of range.
+void check_device(int device);
+int current_device();
+// The backend's stream on `device` (created on first use). It is a blocking stream, so stray
+// work on the legacy default stream still serialises with it.
+cudaStream_t stream(int device);
+cudaStream_t current_stream();
+
+// Makes `device` current for the guard's lifetime (no-op when it already is).
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int prev_ = -1;
+};
+
+// Caching allocator statistics of one device (kernels/cuda/allocator.cpp).
+struct AllocatorStats {
+  size_t allocated_bytes = 0;   // blocks held by live storages (rounded sizes)
+  size_t cached_bytes = 0;      // freed blocks kept for reuse
+  size_t peak_allocated_bytes = 0;
+  uint64_t device_mallocs = 0;  // cudaMalloc calls so far
+  uint64_t cache_hits = 0;      // allocations served from the cache
+};
+AllocatorStats allocator_stats(int device);
+// The block size an allocation of `nbytes` is rounded to (size classes of the cache).
+size_t allocator_round_size(size_t nbytes);
+
+}  // namespace dl::cuda

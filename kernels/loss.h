@@ -1,0 +1,59 @@
+// Fused class-index loss kernels (cross_entropy = log_softmax + nll with label smoothing, and
+// nll_loss), with PyTorch 1.13's semantics.
+//
+// Layout: scores (logits or log-probabilities) are a contiguous [N, C, inner] block (inner =
+// product of the spatial dims d1...; 1 for [N, C]); targets are contiguous i64 [N, inner];
+// weight is a contiguous [C] of the scores' dtype or undefined (all ones).
+//
+// A position whose target equals ignore_index contributes nothing: loss 0, weight 0, gradient 0.
+// Per position p = (n, i) with target t, class weights w (W = sum_c w_c) and eps = smoothing:
+//   nll:            loss_p = -w_t * x[n, t, i]
+//   cross_entropy:  lse_p = log sum_c exp(x[n, c, i])
+//                   loss_p = (1 - eps) * w_t * (lse_p - x_t) + eps / C * sum_c w_c * (lse_p - x_c)
+// Reduction None writes loss_p to `out` [N, inner]; Sum writes sum_p loss_p to the 0-dim `out`;
+// Mean writes that sum divided by total_weight = sum_p w_t over non-ignored positions (NaN when
+// it is 0, like PyTorch). `total_weight` (0-dim) is always written; backward needs it for Mean.
+// Totals are accumulated in double in position order (thread-count independent).
+//
+// Forward kernels first validate every target and, if one is neither ignore_index nor in
+// [0, C), return its flat position and write nothing; otherwise they return -1.
+#pragma once
+#include <cstdint>
+
+#include "engine/dispatch.h"
+#include "engine/ops/loss.h"
+#include "engine/tensor/tensor.h"
+
+namespace dl {
+
+struct ClassLossArgs {
+  int64_t n = 0, classes = 0, inner = 1;
+  int64_t ignore_index = -100;
+  double label_smoothing = 0.0;  // cross_entropy only
+  Reduction reduction = Reduction::Mean;
+};
+
+// lse [N, inner] (scores' dtype) is written for the backward pass.
+using cross_entropy_fn = int64_t (*)(const Tensor& logits, const Tensor& target, const Tensor& weight,
+                                     const ClassLossArgs& args, Tensor& out, Tensor& total_weight,
+                                     Tensor& lse);
+// grad_out: [N, inner] for None, else 0-dim (contiguous). grad_in [N, C, inner]:
+//   s * ((1 - eps) * w_t * (p_c - [c == t]) + eps / C * (W * p_c - w_c)),  p = softmax(x),
+//   s = grad_out[p] (None), grad_out (Sum) or grad_out / total_weight (Mean).
+using cross_entropy_backward_fn = void (*)(const Tensor& grad_out, const Tensor& logits,
+                                           const Tensor& target, const Tensor& weight,
+                                           const Tensor& lse, const Tensor& total_weight,
+                                           const ClassLossArgs& args, Tensor& grad_in);
+using nll_loss_fn = int64_t (*)(const Tensor& log_probs, const Tensor& target, const Tensor& weight,
+                                const ClassLossArgs& args, Tensor& out, Tensor& total_weight);
+// grad_in [N, C, inner] = -s * w_t at c == t, 0 elsewhere (s as above).
+using nll_loss_backward_fn = void (*)(const Tensor& grad_out, const Tensor& target, const Tensor& weight,
+                                      const Tensor& total_weight, const ClassLossArgs& args,
+                                      Tensor& grad_in);
+
+DL_DECLARE_STUB(cross_entropy_stub, cross_entropy_fn);
+DL_DECLARE_STUB(cross_entropy_backward_stub, cross_entropy_backward_fn);
+DL_DECLARE_STUB(nll_loss_stub, nll_loss_fn);
+DL_DECLARE_STUB(nll_loss_backward_stub, nll_loss_backward_fn);
+
+}  // namespace dl

@@ -1,0 +1,596 @@
+// configs/: recipes parse to the right typed values, every class of mistake is reported with
+// file:line:col + key path + hint, extends/overrides work, and the resolved YAML round-trips.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "configs/config.h"
+#include "configs/detail.h"  // the schema tables, for the self-check
+#include "engine/graph/layer_schema.h"
+
+using namespace dl;
+
+namespace {
+
+const std::string kDir = std::string(DLTOOL_SOURCE_DIR) + "/tests/app/data/configs/";
+
+// Lines 1-3 of every inline recipe; tests append sections from line 4 on.
+const std::string kModelAndData =
+    "model:\n"
+    "  layers: [flatten, {type: linear, out_features: 10}]\n"
+    "data: {dataset: fashion_mnist, val_size: 100}\n";
+
+Config load(const std::string& yaml, const std::vector<std::string>& overrides = {}) {
+  return load_config_string(yaml, "inline.yaml", overrides);
+}
+
+// Runs `f`, expects a ConfigError, and returns its diagnostics.
+template <class F>
+std::vector<Diagnostic> errors_of(F f) {
+  try {
+    f();
+  } catch (const ConfigError& e) {
+    REQUIRE(!e.diagnostics().empty());
+    return e.diagnostics();
+  }
+  FAIL("expected a ConfigError");
+  return {};
+}
+
+// The diagnostic for `path`; fails the test when there is none.
+Diagnostic diag_for(const std::vector<Diagnostic>& diags, const std::string& path) {
+  for (const auto& d : diags)
+    if (d.path == path) return d;
+  std::string all;
+  for (const auto& d : diags) all += "\n  " + d.str();
+  FAIL("no diagnostic for '" << path << "' among:" << all);
+  return {};
+}
+
+// One error for `path` at `loc` whose message contains `message` and hint contains `hint`.
+void check_error(const std::vector<Diagnostic>& diags, const std::string& path,
+                 const std::string& loc, const std::string& message, const std::string& hint = "") {
+  Diagnostic d = diag_for(diags, path);
+  INFO(d.str());
+  CHECK(d.loc.str() == loc);
+  CHECK_THAT(d.message, Catch::Contains(message));
+  if (!hint.empty()) CHECK_THAT(d.hint, Catch::Contains(hint));
+}
+
+void check_inline_error(const std::string& extra_yaml, const std::string& path,
+                        const std::string& loc, const std::string& message,
+                        const std::string& hint = "") {
+  check_error(errors_of([&] { load(kModelAndData + extra_yaml); }), path, loc, message, hint);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST_CASE("configs: the LeNet recipe parses with its values and PyTorch defaults") {
+  Config c = load_config(kDir + "lenet.yaml");
+  CHECK(c.name == "lenet");
+  CHECK(c.source_path == kDir + "lenet.yaml");
+
+  const ModelSpec& m = c.model;
+  REQUIRE(m.nodes.size() == 12);
+  CHECK(m.sequential);
+  CHECK(m.nodes[0].name == "0");  // nn.Sequential names: 0.weight, ...
+  CHECK(m.nodes[11].name == "fc");
+  CHECK(m.output == "fc");
+  CHECK(m.nodes[0].inputs == std::vector<std::string>{"input"});
+  CHECK(m.nodes[1].inputs == std::vector<std::string>{"0"});
+  CHECK(m.nodes[0].loc.str() == kDir + "lenet.yaml:5:7");
+
+  const LayerSpec& conv = m.nodes[0];
+  CHECK(conv.type == "conv2d");
+  CHECK(conv.get_int("out_channels") == 6);
+  CHECK(conv.get_pair("kernel_size") == std::array<int64_t, 2>{5, 5});
+  CHECK(conv.get_pair("padding") == std::array<int64_t, 2>{2, 2});
+  CHECK(conv.get_pair("stride") == std::array<int64_t, 2>{1, 1});     // default
+  CHECK(conv.get_pair("dilation") == std::array<int64_t, 2>{1, 1});   // default
+  CHECK(conv.get_int("groups") == 1);
+  CHECK(conv.get_bool("bias"));
+  CHECK(m.nodes[2].get_pair("stride") == std::array<int64_t, 2>{2, 2});  // = kernel_size
+  CHECK(m.nodes[6].get_int("start_dim") == 1);
+  CHECK(m.nodes[6].get_int("end_dim") == -1);
+  CHECK(m.nodes[1].attrs.empty());
+  CHECK_THROWS_AS(conv.get_float("groups"), std::logic_error);
+
+  CHECK(c.data.dataset == "fashion_mnist");
+  CHECK(c.data.format == "idx");
+  CHECK(c.data.root == "/usr/share/datasets/fashion-mnist");
+  CHECK(c.data.train.images == "train-images-idx3-ubyte.gz");
+  CHECK(c.data.test.labels == "t10k-labels-idx1-ubyte.gz");
+  CHECK(c.data.val_size == 5000);
+  REQUIRE(c.data.transforms.size() == 2);
+  CHECK(std::get<double>(c.data.transforms[0].attrs.at("scale")) == 0.00392156862745098);
+  CHECK(std::get<std::vector<double>>(c.data.transforms[1].attrs.at("mean")) ==
+        std::vector<double>{0.2860});
+  CHECK(c.data.loader.batch_size == 64);
+  CHECK(c.data.loader.shuffle);
+  CHECK(c.data.loader.prefetch == 2);
+
+  CHECK(c.loss.type == "cross_entropy");
+  CHECK(c.loss.ignore_index == -100);
+  CHECK(c.loss.reduction == "mean");
+
+  CHECK(c.optimizer.type == "sgd");
+  CHECK(c.optimizer.lr == 0.01);
+  CHECK(c.optimizer.momentum == 0.9);
+  CHECK(c.optimizer.dampening == 0.0);
+  CHECK_FALSE(c.optimizer.nesterov);
+  REQUIRE(c.optimizer.param_groups.size() == 1);
+  const ParamGroupSpec& g = c.optimizer.param_groups[0];
+  CHECK(g.params == std::vector<std::string>{"*.bias"});
+  CHECK(g.overrides == AttrMap{{"weight_decay", 0.0}});
+  CHECK(g.hyper.lr == 0.01);  // inherited from the optimizer
+  CHECK(g.hyper.momentum == 0.9);
+
+  CHECK(c.scheduler.type == "cosine_annealing");
+  CHECK(c.scheduler.T_max == SchedulerSpec::kAuto);
+  CHECK(c.scheduler.interval == "epoch");
+  CHECK(c.train.epochs == 5);
+  CHECK(c.train.eval_every == TrainSpec::kEveryEpoch);
+  CHECK(c.train.device == "cpu");
+  REQUIRE(c.metrics.size() == 1);
+  CHECK(c.metrics[0].name() == "accuracy");
+  CHECK(c.checkpoint.best.metric == "val/accuracy");
+  CHECK(c.checkpoint.best.mode == "max");
+  CHECK(c.checkpoint.keep_last == 3);
+}
+
+TEST_CASE("configs: a minimal recipe gets every default from the schema") {
+  Config c = load_config(kDir + "minimal.yaml");
+  CHECK(c.name == "minimal");  // the file's stem
+  CHECK(c.data.root == "/usr/share/datasets/fashion-mnist");  // the preset
+  CHECK(c.data.train.labels == "train-labels-idx1-ubyte.gz");
+  CHECK(c.data.val_size == 0);
+  REQUIRE(c.data.transforms.size() == 1);
+  CHECK(c.data.transforms[0].type == "to_float");
+  CHECK(std::get<double>(c.data.transforms[0].attrs.at("scale")) == 1.0 / 255);
+  CHECK(c.data.loader == LoaderSpec{64, true, false, 2});
+  CHECK(c.loss == LossSpec{"cross_entropy", "mean", 0.0, -100, 0.0});
+  CHECK(c.optimizer.type == "sgd");
+  CHECK(c.optimizer.lr == 1e-3);
+  CHECK(c.optimizer.momentum == 0.0);
+  CHECK(c.optimizer.param_groups.empty());
+  CHECK(c.scheduler.type == "none");
+  CHECK(c.scheduler.interval == "epoch");
+  CHECK(c.train == TrainSpec{10, 0, 100, TrainSpec::kEveryEpoch, 0, "cpu", 0});
+  CHECK(c.metrics.empty());
+  CHECK(c.checkpoint.every_steps == 0);
+  CHECK(c.checkpoint.every_epoch);
+  CHECK(c.checkpoint.best == BestCheckpointSpec{"", "auto"});
+}
+
+TEST_CASE("configs: the graph form (nodes, inputs, output) and typed sections") {
+  Config c = load_config(kDir + "residual.yaml");
+  const ModelSpec& m = c.model;
+  CHECK_FALSE(m.sequential);
+  REQUIRE(m.nodes.size() == 8);
+  CHECK(m.find("c1")->inputs == std::vector<std::string>{"input"});
+  CHECK(m.find("r1")->inputs == std::vector<std::string>{"c1"});  // default: previous node
+  CHECK(m.find("sum")->inputs == std::vector<std::string>{"c1", "c2"});
+  CHECK(m.find("cat")->get_int("dim") == 1);
+  CHECK(m.find("pool")->get_pair("output_size") == std::array<int64_t, 2>{1, 1});
+  CHECK(m.output == "head");
+  CHECK(c.optimizer.type == "adamw");
+  CHECK(c.optimizer.weight_decay == 1e-2);  // AdamW's own default
+  CHECK(c.optimizer.betas == std::vector<double>{0.9, 0.999});
+  REQUIRE(c.metrics.size() == 2);
+  CHECK(c.metrics[1] == MetricSpec{"accuracy", 5});  // `top5`
+  CHECK(c.metrics[1].name() == "top5");
+
+  Config s = load(kModelAndData + "loss: smooth_l1_loss\nscheduler: {type: step, step_size: 3}\n");
+  CHECK(s.loss.type == "smooth_l1_loss");
+  CHECK(s.loss.beta == 1.0);
+  CHECK(s.scheduler.step_size == 3);
+  CHECK(s.scheduler.gamma == 0.1);
+}
+
+TEST_CASE("configs: unknown keys and names get file:line:col and 'did you mean'") {
+  check_inline_error("optimiser: {lr: 0.1}\n", "optimiser", "inline.yaml:4:1", "unknown key",
+                     "did you mean 'optimizer'?");
+  check_inline_error("optimizer:\n  type: sgd\n  momentun: 0.9\n", "optimizer.momentun",
+                     "inline.yaml:6:3", "unknown key for optimizer 'sgd'",
+                     "did you mean 'momentum'?");
+  check_inline_error("optimizer: {type: adamm}\n", "optimizer.type", "inline.yaml:4:19",
+                     "unknown optimizer type 'adamm'", "did you mean 'adam'?");
+  check_inline_error("loss: cross_entropi\n", "loss", "inline.yaml:4:7",
+                     "unknown loss type 'cross_entropi'", "did you mean 'cross_entropy'?");
+  check_inline_error("scheduler: {type: cosine}\n", "scheduler.type", "inline.yaml:4:19",
+                     "unknown scheduler type", "did you mean 'cosine_annealing'?");
+  check_inline_error("data2: {}\n", "data2", "inline.yaml:4:1", "unknown key",
+                     "did you mean 'data'?");
+  check_inline_error("train: {bogus_key: 1}\n", "train.bogus_key", "inline.yaml:4:9",
+                     "unknown key", "valid keys: epochs, max_steps");
+
+  auto layer_errors = errors_of([] {
+    load("model:\n"
+         "  layers:\n"
+         "    - {type: conv2d, out_channels: 6, kernel_size: 3, paddin: 1}\n"
+         "    - rellu\n"
+         "    - {type: conv, out_channels: 6}\n"
+         "data: {dataset: mnist}\n");
+  });
+  check_error(layer_errors, "model.layers[0].paddin", "inline.yaml:3:55",
+              "unknown key for layer type 'conv2d'", "did you mean 'padding'?");
+  check_error(layer_errors, "model.layers[1]", "inline.yaml:4:7", "unknown layer type 'rellu'",
+              "did you mean 'relu'?");
+  check_error(layer_errors, "model.layers[2].type", "inline.yaml:5:14", "unknown layer type",
+              "did you mean 'conv2d'?");
+}
+
+TEST_CASE("configs: wrong types, ranges and choices name what was expected") {
+  check_inline_error("train: {epochs: abc}\n", "train.epochs", "inline.yaml:4:17",
+                     "expected an integer >= 1, got 'abc'");
+  check_inline_error("train: {epochs: 2.5}\n", "train.epochs", "inline.yaml:4:17",
+                     "expected an integer >= 1, got 2.5");
+  check_inline_error("train: {epochs: \"3\"}\n", "train.epochs", "inline.yaml:4:17",
+                     "got '3'");  // quoted: a string, not a number
+  check_inline_error("train: {epochs: 0}\n", "train.epochs", "inline.yaml:4:17",
+                     "expected an integer >= 1, got 0");
+  check_inline_error("train: {eval_every: 0}\n", "train.eval_every", "inline.yaml:4:21",
+                     "expected 'epoch' or an integer >= 1, got 0");
+  check_inline_error("train: {device: gpu}\n", "train.device", "inline.yaml:4:17",
+                     "expected 'cpu', 'cuda' or 'cuda:N', got 'gpu'");
+  check_error(errors_of([] { load("model: {layers: [relu]}\ndata: {dataset: mnist, loader: "
+                                  "{shuffle: yes}}\n"); }),
+              "data.loader.shuffle", "inline.yaml:2:42", "expected a boolean (true or false), got 'yes'");
+  check_inline_error("optimizer: {type: adam, betas: [0.9]}\n", "optimizer.betas",
+                     "inline.yaml:4:32", "expected a list of 2 numbers (each in [0, 1)), got [0.9]");
+  check_inline_error("loss: {reduction: avg}\n", "loss.reduction", "inline.yaml:4:19",
+                     "expected one of 'mean', 'sum', got 'avg'");
+  check_inline_error("scheduler: {type: step}\n", "scheduler.step_size", "inline.yaml:4:12",
+                     "required key is missing for scheduler 'step'");
+  check_inline_error("scheduler: {type: multi_step, milestones: [5, 3]}\n",
+                     "scheduler.milestones", "inline.yaml:4:43", "strictly increasing");
+  check_inline_error("optimizer: {nesterov: true}\n", "optimizer.nesterov", "inline.yaml:4:23",
+                     "nesterov needs momentum > 0");
+
+  auto layer_errors = errors_of([] {
+    load("model:\n"
+         "  layers:\n"
+         "    - {type: conv2d, out_channels: 6, kernel_size: -3}\n"
+         "    - {type: dropout, p: 1.0}\n"
+         "    - {type: gelu, approximate: tan}\n"
+         "    - {type: linear, bias: false}\n"
+         "    - {type: conv2d, out_channels: 6, kernel_size: 3, groups: 4}\n"
+         "data: {dataset: mnist}\n");
+  });
+  check_error(layer_errors, "model.layers[0].kernel_size", "inline.yaml:3:52",
+              "expected an integer >= 1 or a list of 2 such integers, got -3");
+  check_error(layer_errors, "model.layers[1].p", "inline.yaml:4:26",
+              "expected a number in [0, 1), got 1.0");
+  check_error(layer_errors, "model.layers[2].approximate", "inline.yaml:5:33",
+              "expected one of 'none', 'tanh'", "did you mean 'tanh'?");
+  check_error(layer_errors, "model.layers[3].out_features", "inline.yaml:6:7",
+              "required key is missing for layer type 'linear'");
+  check_error(layer_errors, "model.layers[4]", "inline.yaml:7:7",
+              "out_channels (6) must be divisible by groups (4)");
+}
+
+TEST_CASE("configs: graph mistakes — undefined, duplicate, misordered nodes, layers vs nodes") {
+  auto diags = errors_of([] {
+    load("model:\n"
+         "  nodes:\n"
+         "    - {name: c1, type: conv2d, out_channels: 4, kernel_size: 3}\n"
+         "    - {name: c1, type: relu}\n"
+         "    - {name: s, type: add, inputs: [c1, c3]}\n"
+         "    - {name: t, type: add, inputs: [c1, u]}\n"
+         "    - {name: u, type: add, inputs: c1}\n"
+         "    - {type: relu}\n"
+         "  output: uu\n"
+         "data: {dataset: mnist}\n");
+  });
+  check_error(diags, "model.nodes[1].name", "inline.yaml:4:14",
+              "duplicate node name 'c1' (first used at line 3)");
+  check_error(diags, "model.nodes[2].inputs[1]", "inline.yaml:5:41", "undefined node 'c3'",
+              "did you mean 'c1'?");
+  check_error(diags, "model.nodes[3].inputs[1]", "inline.yaml:6:41",
+              "node 'u' is defined later (line 7)");
+  check_error(diags, "model.nodes[4].inputs", "inline.yaml:7:36",
+              "add takes at least 2 inputs, got 1");
+  check_error(diags, "model.nodes[5].name", "inline.yaml:8:7", "required key is missing");
+  check_error(diags, "model.output", "inline.yaml:9:11", "undefined node 'uu'",
+              "did you mean 'u'?");
+
+  check_error(errors_of([] {
+                load("model:\n  layers: [relu]\n  nodes: [{name: a, type: relu}]\n"
+                     "data: {dataset: mnist}\n");
+              }),
+              "model.nodes", "inline.yaml:3:3", "either layers: (a sequence) or nodes:");
+  check_error(errors_of([] { load("model: {output: x}\ndata: {dataset: mnist}\n"); }), "model",
+              "inline.yaml:1:8", "needs layers:");
+  check_error(errors_of([] { load("data: {dataset: mnist}\n"); }), "model", "inline.yaml:1:1",
+              "required section is missing");
+  check_error(errors_of([] {
+                load("model:\n  layers: [{type: relu, inputs: [input]}]\ndata: {dataset: mnist}\n");
+              }),
+              "model.layers[0].inputs", "inline.yaml:2:25", "only allowed in model.nodes");
+}
+
+TEST_CASE("configs: data presets, metric references and YAML-level errors") {
+  check_error(errors_of([] { load("model: {layers: [relu]}\ndata: {dataset: fashon_mnist}\n"); }),
+              "data.dataset", "inline.yaml:2:17",
+              "has no preset, so data.root, data.train.images", "did you mean 'fashion_mnist'?");
+  check_inline_error("metrics: [accuracy]\ncheckpoint: {best: {metric: val/acc}}\n",
+                     "checkpoint.best.metric", "inline.yaml:5:29", "metric 'acc' is not computed",
+                     "did you mean 'accuracy'?");
+  check_inline_error("checkpoint: {best: {metric: valid/loss}}\n", "checkpoint.best.metric",
+                     "inline.yaml:4:29", "split one of train, val, test", "did you mean 'val'?");
+  check_error(errors_of([] {
+                load("model: {layers: [relu]}\ndata: {dataset: mnist}\n"
+                     "scheduler: reduce_on_plateau\n");
+              }),
+              "scheduler.metric", "inline.yaml:3:12",
+              "'val/loss' needs a validation split, but data.val_size is 0");
+
+  check_error(errors_of([] { load("model:\n  layers: [relu\ndata: {dataset: mnist}\n"); }), "",
+              "inline.yaml:3:5", "YAML syntax error");
+  check_error(errors_of([] { load("model:\n  layers: [relu]\n  layers: [tanh]\n"); }),
+              "model.layers", "inline.yaml:3:3", "duplicate key (first written at line 2)");
+  check_error(errors_of([] { load("- a\n- b\n"); }), "", "inline.yaml:1:1",
+              "expected a map of sections");
+  auto missing = errors_of([] { load_config(kDir + "no_such_file.yaml"); });
+  CHECK(missing[0].loc.str() == kDir + "no_such_file.yaml");
+  CHECK_THAT(missing[0].message, Catch::Contains("cannot read config file"));
+}
+
+TEST_CASE("configs: all errors are collected, in file order, in one ConfigError") {
+  const std::string yaml =
+      "model:\n"
+      "  layers: [{type: linear, out_features: 0}]\n"  // line 2
+      "data: {dataset: mnist}\n"
+      "train: {epochs: -1, seeed: 3}\n"  // line 4
+      "optimizer: {lr: fast}\n";         // line 5
+  try {
+    load(yaml);
+    FAIL("expected a ConfigError");
+  } catch (const std::runtime_error& e) {  // ConfigError is a std::runtime_error
+    const auto* ce = dynamic_cast<const ConfigError*>(&e);
+    REQUIRE(ce != nullptr);
+    const auto& d = ce->diagnostics();
+    REQUIRE(d.size() == 4);
+    CHECK(d[0].path == "model.layers[0].out_features");
+    CHECK(d[1].path == "train.epochs");
+    CHECK(d[2].path == "train.seeed");
+    CHECK(d[3].path == "optimizer.lr");
+    std::string what = e.what();
+    CHECK(std::count(what.begin(), what.end(), '\n') == 3);  // one line per diagnostic
+    CHECK_THAT(what, Catch::StartsWith("inline.yaml:2:41: error: model.layers[0].out_features: "
+                                       "expected an integer >= 1, got 0"));
+    CHECK_THAT(what, Catch::Contains("inline.yaml:4:21: error: train.seeed: unknown key "
+                                     "(did you mean 'seed'?)"));
+  }
+}
+
+TEST_CASE("configs: extends merges maps deeply, replaces lists, chains, and detects cycles") {
+  Config c = load_config(kDir + "child.yaml");
+  CHECK(c.name == "child");  // never inherited
+  CHECK(c.data.loader.batch_size == 32);  // child wins
+  CHECK(c.data.loader.shuffle);           // merged from the base
+  CHECK(c.optimizer.lr == 0.05);
+  CHECK(c.optimizer.momentum == 0.9);
+  CHECK(c.train.epochs == 3);
+  CHECK(c.train.seed == 7);
+  CHECK(c.metrics.size() == 2);  // lists are replaced, not appended
+  CHECK(c.model.nodes.size() == 2);
+
+  Config g = load_config(kDir + "grandchild.yaml");
+  CHECK(g.name == "grandchild");
+  CHECK(g.train.seed == 11);
+  CHECK(g.train.epochs == 3);
+  CHECK(g.optimizer.lr == 0.05);
+
+  Config adam = load_config(kDir + "child_adam.yaml");  // type change: no inherited momentum
+  CHECK(adam.optimizer.type == "adam");
+  CHECK(adam.optimizer.lr == 1e-3);
+
+  // An error in a base file names the base file and its line.
+  check_error(errors_of([] { load_config(kDir + "bad_child.yaml"); }),
+              "model.layers[0].out_features", kDir + "bad_base.yaml:4:36",
+              "expected an integer >= 1, got 0");
+  check_error(errors_of([] { load_config(kDir + "cycle_a.yaml"); }), "extends",
+              kDir + "cycle_b.yaml:1:10", "cycle: cycle_a.yaml -> cycle_b.yaml -> cycle_a.yaml");
+  check_error(errors_of([] { load_config(kDir + "missing_base.yaml"); }), "extends",
+              kDir + "missing_base.yaml:1:10", "cannot read base config");
+
+  // Relative to the virtual file's directory for load_config_string.
+  Config s = load_config_string("extends: base.yaml\ntrain: {epochs: 1}\n", kDir + "virtual.yaml");
+  CHECK(s.name == "virtual");
+  CHECK(s.train.epochs == 1);
+  CHECK(s.train.seed == 7);
+}
+
+TEST_CASE("configs: key=value overrides are typed and validated like the file") {
+  Config c = load_config(kDir + "lenet.yaml",
+                         {"optimizer.lr=0.05", "train.epochs=3", "data.loader.batch_size=32",
+                          "model.layers[0].out_channels=8", "model.layers[1].type=gelu",
+                          "scheduler=step", "scheduler.step_size=2", "train.device=cuda:1",
+                          "data.transforms=[]", "metrics=[accuracy, top5]",
+                          "checkpoint.best.metric=val/top5"});
+  CHECK(c.optimizer.lr == 0.05);
+  CHECK(c.train.epochs == 3);
+  CHECK(c.data.loader.batch_size == 32);
+  CHECK(c.model.nodes[0].get_int("out_channels") == 8);
+  CHECK(c.model.nodes[1].type == "gelu");
+  CHECK(c.model.nodes[1].get_string("approximate") == "none");
+  CHECK(c.scheduler.type == "step");
+  CHECK(c.scheduler.step_size == 2);
+  CHECK(c.train.device == "cuda:1");
+  CHECK(c.data.transforms.empty());
+  CHECK(c.checkpoint.best.metric == "val/top5");
+
+  auto diags = errors_of([] {
+    load_config(kDir + "lenet.yaml",
+                {"train.epochs=abc", "optimizer.momentun=0.9", "model.layers[20].out_channels=8",
+                 "no_equals_sign", "data.loader=[1", "extends=x.yaml"});
+  });
+  REQUIRE(diags.size() == 6);
+  check_error(diags, "train.epochs", "<override 1: train.epochs=abc>",
+              "expected an integer >= 1, got 'abc'");
+  check_error(diags, "optimizer.momentun", "<override 2: optimizer.momentun=0.9>",
+              "unknown key for optimizer 'sgd'", "did you mean 'momentum'?");
+  check_error(diags, "model.layers[20].out_channels",
+              "<override 3: model.layers[20].out_channels=8>",
+              "index 20 is out of range ('model.layers' has 12 items)");
+  check_error(diags, "", "<override 4: no_equals_sign>", "expected key=value");
+  check_error(diags, "data.loader", "<override 5: data.loader=[1>", "YAML syntax error");
+  check_error(diags, "extends", "<override 6: extends=x.yaml>", "cannot be overridden");
+  CHECK(diags[0].str() == "<override 1: train.epochs=abc>: error: train.epochs: expected an "
+                          "integer >= 1, got 'abc'");
+}
+
+TEST_CASE("configs: the resolved YAML reloads to an identical Config") {
+  std::vector<Config> configs = {
+      load_config(kDir + "lenet.yaml"), load_config(kDir + "minimal.yaml"),
+      load_config(kDir + "residual.yaml"), load_config(kDir + "grandchild.yaml"),
+      load_config(kDir + "lenet.yaml", {"scheduler={type: reduce_on_plateau, metric: val/accuracy}",
+                                        "optimizer={type: adam, amsgrad: true}",
+                                        "loss={type: smooth_l1_loss, beta: 0.25}",
+                                        "train.eval_every=250", "data.val_size=10"})};
+  for (const Config& c : configs) {
+    INFO(c.resolved_yaml);
+    CHECK(c.resolved_yaml == to_yaml(c));
+    CHECK_THAT(c.resolved_yaml, !Catch::Contains("extends"));
+    Config again = load_config_string(c.resolved_yaml, "resolved.yaml");
+    CHECK(again == c);
+    CHECK(again.resolved_yaml == c.resolved_yaml);
+  }
+  // Through a file, as written to runs/<name>/config.yaml.
+  auto path = std::filesystem::temp_directory_path() / "dltool_test_resolved_config.yaml";
+  std::ofstream(path) << configs[0].resolved_yaml;
+  CHECK(load_config(path.string()) == configs[0]);
+  std::filesystem::remove(path);
+
+  const std::string& y = configs[0].resolved_yaml;  // every default spelled out
+  CHECK_THAT(y, Catch::Contains("stride: [1, 1]"));
+  CHECK_THAT(y, Catch::Contains("T_max: auto"));
+  CHECK_THAT(y, Catch::Contains("eval_every: epoch"));
+  CHECK_THAT(y, Catch::Contains("dampening: 0.0"));
+}
+
+TEST_CASE("configs: every schema default satisfies its own schema") {
+  auto check_all = [](const std::string& where, const std::vector<AttrSchema>& attrs) {
+    std::set<std::string> names;
+    for (const auto& a : attrs) {
+      INFO(where << "." << a.name);
+      CHECK(names.insert(a.name).second);  // unique within its table
+      CHECK_FALSE(a.doc.empty());
+      CHECK_FALSE((a.required && a.default_value));
+      if (!a.default_value) continue;
+      AttrValue v = *a.default_value;
+      REQUIRE(coerce_attr(a, v));
+      CHECK(v == *a.default_value);  // already of the right kind
+      CHECK(check_attr(a, v) == "");
+    }
+  };
+  for (const auto& s : layer_schemas()) {
+    check_all("layer " + s.type, s.attrs);
+    CHECK_FALSE(s.doc.empty());
+  }
+  using namespace dl::config_detail;
+  // Field tables: check the defaults, and that each binding's member holds the kind's
+  // AttrValue alternative (set/get round trip; std::get would throw otherwise).
+  auto check_fields = [&](const std::string& where, const auto& fields, auto spec) {
+    check_all(where, attrs_of(fields));
+    for (const auto& f : fields) {
+      if (!f.attr.default_value) continue;
+      INFO(where << "." << f.attr.name);
+      AttrValue v = *f.attr.default_value;
+      f.set(spec, v);
+      CHECK(f.get(spec) == v);
+    }
+  };
+  check_fields("top", top_fields(), Config{});
+  check_fields("data", data_fields(), DataSpec{});
+  check_fields("data.train", split_fields(), DataSplitSpec{});
+  check_fields("data.loader", loader_fields(), LoaderSpec{});
+  check_fields("train", train_fields(), TrainSpec{});
+  check_fields("checkpoint", checkpoint_fields(), CheckpointSpec{});
+  check_fields("checkpoint.best", best_fields(), BestCheckpointSpec{});
+  for (const auto& t : loss_types()) check_fields("loss " + t.type, t.fields, LossSpec{});
+  for (const auto& t : optimizer_types())
+    check_fields("optimizer " + t.type, t.fields, OptimizerHyper{});
+  for (const auto& t : scheduler_types())
+    check_fields("scheduler " + t.type, t.fields, SchedulerSpec{});
+  for (const auto& t : metric_types()) check_fields("metric " + t.type, t.fields, MetricSpec{});
+  for (const auto& t : transform_types()) check_all("transform " + t.type, t.attrs);
+
+  // And every type loads end to end with only its required keys.
+  for (const char* extra :
+       {"optimizer: adam", "optimizer: adamw", "loss: nll_loss", "loss: mse_loss",
+        "loss: binary_cross_entropy_with_logits", "scheduler: {type: step, step_size: 1}",
+        "scheduler: {type: multi_step, milestones: [2]}",
+        "scheduler: {type: exponential, gamma: 0.9}", "scheduler: cosine_annealing",
+        "scheduler: linear", "scheduler: reduce_on_plateau", "metrics: [top3]"}) {
+    INFO(extra);
+    CHECK_NOTHROW(load(kModelAndData + extra + "\n"));
+  }
+  CHECK_NOTHROW(load(kModelAndData, {"data.transforms=[{type: normalize, mean: [0.5], std: [1]}]"}));
+}
+
+TEST_CASE("configs: layer schema registry serves specs built in code") {
+  LayerSpec pool{"p", "max_pool2d", {"input"}, {{"kernel_size", int64_t{3}}}, {}};
+  CHECK(resolve_layer_attrs(pool).empty());
+  CHECK(pool.get_pair("kernel_size") == std::array<int64_t, 2>{3, 3});
+  CHECK(pool.get_pair("stride") == std::array<int64_t, 2>{3, 3});
+  CHECK_FALSE(pool.get_bool("ceil_mode"));
+
+  LayerSpec bad{"l", "linear", {"input", "x"}, {{"out_features", 0.5}, {"bogus", true}}, {}};
+  auto problems = resolve_layer_attrs(bad);
+  REQUIRE(problems.size() == 3);
+  CHECK_THAT(problems[0], Catch::Contains("bogus"));
+  CHECK_THAT(problems[1], Catch::Contains("out_features: expected an integer >= 1, got 0.5"));
+  CHECK_THAT(problems[2], Catch::Contains("linear takes 1 input(s), got 2"));
+
+  // A new layer type is one registry entry, and the YAML side knows it at once.
+  register_layer_schema({"test_scale", "multiply by factor",
+                         {AttrSchema::floating("factor", 2.0).describe("the factor")}});
+  CHECK_THROWS_AS(register_layer_schema({"test_scale", "again", {}}), std::invalid_argument);
+  Config c = load("model: {layers: [test_scale]}\ndata: {dataset: mnist}\n");
+  CHECK(c.model.nodes[0].get_float("factor") == 2.0);
+  CHECK(unregister_layer_schema("test_scale"));  // keep the registry as the docs describe it
+  CHECK_FALSE(unregister_layer_schema("test_scale"));
+}
+
+TEST_CASE("configs: did_you_mean") {
+  std::vector<std::string> keys = {"batch_size", "shuffle", "momentum", "lr", "adam", "adamw"};
+  CHECK(did_you_mean("momentun", keys) == "momentum");
+  CHECK(did_you_mean("shufle", keys) == "shuffle");
+  CHECK(did_you_mean("mometnum", keys) == "momentum");  // adjacent swap counts once
+  CHECK(did_you_mean("Adam", keys) == "adam");
+  CHECK(did_you_mean("batch", keys) == "batch_size");  // a prefix
+  CHECK(did_you_mean("p", keys) == "");                // too short to be evidence
+  CHECK(did_you_mean("completely_else", keys) == "");
+}
+
+TEST_CASE("configs: configs/README.md reference matches the schema tables") {
+  // Regenerate with: DLTOOL_UPDATE_DOCS=1 app_tests "configs: configs/README.md*"
+  const std::string path = std::string(DLTOOL_SOURCE_DIR) + "/configs/README.md";
+  const std::string begin = "<!-- BEGIN GENERATED REFERENCE (config_reference_markdown) -->\n";
+  const std::string end = "<!-- END GENERATED REFERENCE -->";
+  std::string text = read_text(path);
+  auto b = text.find(begin), e = text.find(end);
+  REQUIRE(b != std::string::npos);
+  REQUIRE(e != std::string::npos);
+  b += begin.size();
+  const std::string generated = config_reference_markdown();
+  if (std::getenv("DLTOOL_UPDATE_DOCS")) {
+    text.replace(b, e - b, generated);
+    e = b + generated.size();
+    std::ofstream(path) << text;
+  }
+  CHECK(text.substr(b, e - b) == generated);
+}

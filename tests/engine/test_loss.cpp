@@ -1,0 +1,215 @@
+// Losses: PyTorch fixtures (forward + input/target gradients, three memory layouts), float64
+// gradient checks, the fused cross-entropy against its composition, and argument errors.
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "engine/ops.h"
+#include "tests/support/fixtures.h"
+#include "tests/support/gradcheck.h"
+
+using namespace dl;
+using dl::test::FixtureCase;
+
+namespace {
+
+constexpr double kRtol = 1e-5, kAtol = 1e-6;
+
+enum class Layout { Contiguous, Strided, Transposed };
+
+struct LaidOut {
+  Tensor leaf, view;
+};
+
+// The op sees `view` (equal to x): contiguous, every other element of a [..., 2] buffer, or the
+// transpose of a transposed copy (>= 2 dims).
+LaidOut lay_out(const Tensor& x, Layout layout, bool grad) {
+  LaidOut r;
+  if (layout == Layout::Contiguous) r.leaf = x.clone().detach();
+  if (layout == Layout::Strided) r.leaf = stack({x, zeros_like(x)}, x.dim()).detach();
+  if (layout == Layout::Transposed) r.leaf = x.transpose(0, -1).contiguous().detach();
+  if (grad) r.leaf.requires_grad_();
+  if (layout == Layout::Contiguous) r.view = r.leaf;
+  if (layout == Layout::Strided) r.view = r.leaf.select(-1, 0);
+  if (layout == Layout::Transposed) r.view = r.leaf.transpose(0, -1);
+  return r;
+}
+
+Tensor grad_of(const LaidOut& in, Layout layout) {
+  Tensor g = in.leaf.grad().defined() ? in.leaf.grad() : zeros_like(in.leaf);
+  if (layout == Layout::Strided) return g.select(-1, 0);
+  return layout == Layout::Transposed ? g.transpose(0, -1) : g;
+}
+
+Tensor opt(const FixtureCase& c, const char* key) { return c.has(key) ? c.t(key) : Tensor(); }
+
+Tensor run_loss(const FixtureCase& c, const Tensor& x, const Tensor& t) {
+  const std::string& op = c.attr("op");
+  const Reduction r = parse_reduction(c.attr("reduction"));
+  if (op == "cross_entropy")
+    return cross_entropy(x, t, opt(c, "w"), c.attr_i("ignore_index"), r, c.attr_f("label_smoothing"));
+  if (op == "nll_loss") return nll_loss(x, t, opt(c, "w"), c.attr_i("ignore_index"), r);
+  if (op == "mse_loss") return mse_loss(x, t, r);
+  if (op == "l1_loss") return l1_loss(x, t, r);
+  if (op == "smooth_l1_loss") return smooth_l1_loss(x, t, r, c.attr_f("beta"));
+  if (op == "binary_cross_entropy") return binary_cross_entropy(x, t, opt(c, "w"), r);
+  if (op == "binary_cross_entropy_with_logits")
+    return binary_cross_entropy_with_logits(x, t, opt(c, "w"), opt(c, "pw"), r);
+  FAIL("unknown op " << op);
+  return {};
+}
+
+void check_case(const FixtureCase& c, Layout layout) {
+  const Tensor& x = c.t("x");
+  const Tensor& t = c.t("t");
+  if (layout == Layout::Transposed && x.dim() < 2) return;
+  INFO("case " << c.name << " layout " << static_cast<int>(layout));
+  LaidOut xi = lay_out(x, layout, c.has("gx"));
+  // Class-index targets stay contiguous when the logits are transposed (their shapes differ).
+  const Layout tl = t.dtype() == DType::I64 && layout == Layout::Transposed ? Layout::Contiguous : layout;
+  LaidOut ti = lay_out(t, tl, c.has("gt"));
+  Tensor y = run_loss(c, xi.view, ti.view);
+  CHECK_CLOSE(y, c.t("y"), kRtol, kAtol);
+  if (c.has("gout")) {
+    REQUIRE(y.requires_grad());
+    y.backward(c.t("gout"));
+    if (c.has("gx")) CHECK_CLOSE(grad_of(xi, layout), c.t("gx"), kRtol, kAtol);
+    if (c.has("gt")) CHECK_CLOSE(grad_of(ti, tl), c.t("gt"), kRtol, kAtol);
+  }
+}
+
+Tensor rand64(const Shape& s, Generator& gen) { return randn(s, gen, DType::F64).requires_grad_(); }
+
+}  // namespace
+
+TEST_CASE("parse_reduction accepts none/mean/sum and names them on error", "[loss]") {
+  CHECK(parse_reduction("none") == Reduction::None);
+  CHECK(parse_reduction("mean") == Reduction::Mean);
+  CHECK(parse_reduction("sum") == Reduction::Sum);
+  CHECK_THROWS_WITH(parse_reduction("avg"), Catch::Contains("'avg'") && Catch::Contains("'none', 'mean', 'sum'"));
+}
+
+TEST_CASE("losses match PyTorch (forward, gradients, layouts)", "[loss][fixtures]") {
+  auto cases = dl::test::load_fixtures("loss.txt");
+  REQUIRE(cases.size() > 50);
+  for (const auto& c : cases)
+    for (Layout l : {Layout::Contiguous, Layout::Strided, Layout::Transposed}) check_case(c, l);
+}
+
+TEST_CASE("loss gradients pass float64 gradcheck", "[loss][gradcheck]") {
+  Generator gen(8);
+  Tensor x = rand64({5, 4}, gen);
+  Tensor t = from_vector<int64_t>({0, 3, -100, 2, 1}, {5});
+  Tensor w = from_vector<double>({0.5, 1.5, 1.0, 2.0}, {4});
+  for (Reduction r : {Reduction::None, Reduction::Mean, Reduction::Sum}) {
+    for (double ls : {0.0, 0.25}) {
+      REQUIRE_GRADCHECK([&](const TensorList& in) { return cross_entropy(in[0], t, w, -100, r, ls); }, TensorList{x});
+      REQUIRE_GRADCHECK([&](const TensorList& in) { return cross_entropy(in[0], t, Tensor(), -100, r, ls); },
+                        TensorList{x});
+    }
+    REQUIRE_GRADCHECK([&](const TensorList& in) { return nll_loss(in[0], t, w, -100, r); }, TensorList{x});
+  }
+  // [N, C, d1, d2] with the class dim in the middle, fed non-contiguous.
+  Tensor x4 = rand64({2, 2, 3, 3}, gen);  // permuted to [2, 3, 2, 3] inside
+  Tensor t4 = from_vector<int64_t>({0, 1, 2, 2, 1, 0, 1, 1, 2, 0, 0, 1}, {2, 2, 3});
+  REQUIRE_GRADCHECK([&](const TensorList& in) {
+    return cross_entropy(in[0].permute({0, 2, 1, 3}), t4, Tensor(), -100, Reduction::Mean, 0.1);
+  }, TensorList{x4});
+  REQUIRE_GRADCHECK([&](const TensorList& in) {
+    return nll_loss(in[0].permute({0, 2, 1, 3}), t4, Tensor(), 1, Reduction::None);
+  }, TensorList{x4});
+
+  Tensor a = rand64({3, 4}, gen), b = rand64({3, 4}, gen);
+  for (Reduction r : {Reduction::None, Reduction::Mean, Reduction::Sum}) {
+    REQUIRE_GRADCHECK([r](const TensorList& in) { return mse_loss(in[0], in[1], r); }, (TensorList{a, b}));
+    REQUIRE_GRADCHECK([r](const TensorList& in) { return l1_loss(in[0], in[1], r); }, (TensorList{a, b}));
+    for (double beta : {1.0, 0.3, 0.0})
+      REQUIRE_GRADCHECK(([r, beta](const TensorList& in) { return smooth_l1_loss(in[0], in[1], r, beta); }),
+                        (TensorList{a, b}));
+  }
+  // binary_cross_entropy: probabilities in (0.1, 0.9), soft targets.
+  Tensor p, q;
+  {
+    NoGradGuard ng;
+    p = add(mul(rand({3, 4}, gen, DType::F64), 0.8), 0.1);
+    q = rand({3, 4}, gen, DType::F64);
+  }
+  p.requires_grad_();
+  q.requires_grad_();
+  Tensor w4 = from_vector<double>({0.5, 1.0, 2.0, 1.5}, {4});
+  Tensor pw = from_vector<double>({3.0, 0.5, 1.0, 2.0}, {4});
+  for (Reduction r : {Reduction::None, Reduction::Mean, Reduction::Sum}) {
+    REQUIRE_GRADCHECK([&](const TensorList& in) { return binary_cross_entropy(in[0], in[1], w4, r); },
+                      (TensorList{p, q}));
+    REQUIRE_GRADCHECK([&](const TensorList& in) { return binary_cross_entropy_with_logits(in[0], in[1], w4, pw, r); },
+                      (TensorList{a, q}));
+    REQUIRE_GRADCHECK([&](const TensorList& in) {
+      return binary_cross_entropy_with_logits(in[0], in[1], Tensor(), Tensor(), r);
+    }, (TensorList{a, q}));
+  }
+}
+
+TEST_CASE("fused cross_entropy equals log_softmax + nll_loss on the training shape", "[loss]") {
+  Generator gen(3);
+  Tensor x = mul(randn({128, 10}, gen), 3.0).detach().requires_grad_();
+  std::vector<int64_t> lv(128);
+  for (size_t i = 0; i < lv.size(); ++i) lv[i] = static_cast<int64_t>((i * 7 + 1) % 10);
+  Tensor t = from_vector(lv, {128});
+  Tensor w = add(rand({10}, gen), 0.5);
+  Tensor fused = cross_entropy(x, t, w);
+  fused.backward();
+  Tensor g_fused = x.grad();
+  x.zero_grad();
+  Tensor composed = nll_loss(log_softmax(x, 1), t, w);
+  composed.backward();
+  CHECK(fused.item() == Approx(composed.item()).epsilon(1e-6));
+  CHECK_CLOSE(g_fused, x.grad(), 1e-5, 1e-7);
+  // f64: agreement to rounding.
+  Tensor x64 = x.detach().to(DType::F64);
+  CHECK(cross_entropy(x64, t).item() == Approx(nll_loss(log_softmax(x64, 1), t).item()).epsilon(1e-14));
+}
+
+TEST_CASE("class-index losses reject invalid targets and arguments", "[loss]") {
+  Tensor x = zeros({3, 3});
+  Tensor bad = from_vector<int64_t>({0, 5, 1}, {3});
+  CHECK_THROWS_AS(cross_entropy(x, bad), std::out_of_range);
+  CHECK_THROWS_WITH(cross_entropy(x, bad), Catch::Contains("target 5") && Catch::Contains("[0, 2]"));
+  CHECK_THROWS_WITH(nll_loss(x, from_vector<int64_t>({0, -1, 1}, {3})),
+                    Catch::Contains("target -1") && Catch::Contains("ignore_index (-100)"));
+  // A target equal to ignore_index is fine even outside [0, C).
+  CHECK(cross_entropy(x, from_vector<int64_t>({0, 7, 1}, {3}), Tensor(), 7).item() == Approx(std::log(3.0)));
+  // 4-d targets are validated too.
+  CHECK_THROWS_AS(cross_entropy(zeros({1, 2, 2, 2}), from_vector<int64_t>({0, 1, 2, 0}, {1, 2, 2})), std::out_of_range);
+  CHECK_THROWS_WITH(cross_entropy(x, from_vector<float>({0, 1, 2}, {3})), Catch::Contains("int64"));
+  CHECK_THROWS_WITH(cross_entropy(x, from_vector<int64_t>({0, 1}, {2})), Catch::Contains("target shape"));
+  CHECK_THROWS_WITH(cross_entropy(x, from_vector<int64_t>({0, 1, 2}, {3}), ones({4})),
+                    Catch::Contains("all 3 classes"));
+  CHECK_THROWS_WITH(cross_entropy(x, from_vector<int64_t>({0, 1, 2}, {3}), Tensor(), -100, Reduction::Mean, 1.5),
+                    Catch::Contains("label_smoothing"));
+  CHECK_THROWS_WITH(binary_cross_entropy(from_vector<float>({0.5f, 1.5f}, {2}), zeros({2})),
+                    Catch::Contains("between 0 and 1"));
+  CHECK_THROWS_WITH(binary_cross_entropy(from_vector<float>({0.5f, NAN}, {2}), zeros({2})),
+                    Catch::Contains("between 0 and 1"));
+  CHECK_THROWS_WITH(binary_cross_entropy(full({2}, 0.5), zeros({1})), Catch::Contains("shape"));
+  CHECK_THROWS_WITH(binary_cross_entropy_with_logits(zeros({2, 3}), zeros({3})), Catch::Contains("size"));
+  CHECK_THROWS_WITH(smooth_l1_loss(zeros({2}), zeros({2}), Reduction::Mean, -1.0), Catch::Contains("beta"));
+}
+
+TEST_CASE("loss edge cases: empty batches and fully ignored batches", "[loss]") {
+  // Mean over nothing is NaN (0/0), a sum is 0, like PyTorch.
+  CHECK(std::isnan(cross_entropy(zeros({0, 4}), zeros({0}, DType::I64)).item()));
+  CHECK(cross_entropy(zeros({0, 4}), zeros({0}, DType::I64), Tensor(), -100, Reduction::Sum).item() == 0.0);
+  CHECK(cross_entropy(zeros({0, 4}), zeros({0}, DType::I64), Tensor(), -100, Reduction::None).shape() == Shape{0});
+  CHECK(std::isnan(nll_loss(zeros({2, 4}), full({2}, -100, DType::I64)).item()));
+  CHECK(nll_loss(zeros({2, 4}), full({2}, -100, DType::I64), Tensor(), -100, Reduction::Sum).item() == 0.0);
+  CHECK(mse_loss(zeros({0}), zeros({0}), Reduction::Sum).item() == 0.0);
+  CHECK(std::isnan(mse_loss(zeros({0}), zeros({0})).item()));
+  CHECK(std::isnan(binary_cross_entropy(zeros({0}), zeros({0})).item()));
+  // mse broadcasts like PyTorch (which warns).
+  CHECK(mse_loss(ones({2, 3}), zeros({3})).item() == 1.0);
+  // Stable BCE-with-logits at large |x|.
+  Tensor big = from_vector<float>({100.0f, -100.0f}, {2});
+  std::vector<float> l = binary_cross_entropy_with_logits(big, from_vector<float>({0, 1}, {2}), Tensor(), Tensor(),
+                                                          Reduction::None).to_vector<float>();
+  CHECK(l[0] == Approx(100.0f));
+  CHECK(l[1] == Approx(100.0f));
+}
