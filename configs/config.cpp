@@ -1,11 +1,7 @@
 // Public entry points: load_config, load_config_string, to_yaml.
 #include <yaml-cpp/yaml.h>
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "configs/detail.h"
 
@@ -33,13 +29,11 @@ Config load_config_string(const std::string& yaml, const std::string& virtual_fi
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in || std::filesystem::is_directory(path))
-    throw ConfigError({{{path, 0, 0}, "", "cannot read config file: " +
-                            std::string(in ? "is a directory" : std::strerror(errno)), ""}});
-  std::ostringstream text;
-  text << in.rdbuf();
-  return load_config_string(text.str(), path, overrides);
+  std::string error;
+  std::string text = read_text_file(path, error);
+  if (!error.empty())
+    throw ConfigError({{{path, 0, 0}, "", "cannot read config file: " + error, ""}});
+  return load_config_string(text, path, overrides);
 }
 
 // ---- Resolved YAML -------------------------------------------------------------------------
@@ -102,7 +96,8 @@ void emit_model(YAML::Emitter& out, const ModelSpec& m) {
   for (size_t i = 0; i < m.nodes.size(); ++i) {
     const LayerSpec& n = m.nodes[i];
     out << YAML::Flow << YAML::BeginMap;  // one line per layer reads like the model
-    if (!m.sequential || n.name != std::to_string(i)) out << YAML::Key << "name" << YAML::Value << n.name;
+    if (!m.sequential || n.name != std::to_string(i))
+      out << YAML::Key << "name" << YAML::Value << n.name;
     out << YAML::Key << "type" << YAML::Value << n.type;
     if (!m.sequential) out << YAML::Key << "inputs" << YAML::Value << YAML::Flow << n.inputs;
     if (const LayerSchema* s = find_layer_schema(n.type)) emit_attrs(out, s->attrs, n.attrs);
@@ -145,7 +140,8 @@ void emit_optimizer(YAML::Emitter& out, const OptimizerSpec& o) {
   if (!o.param_groups.empty() && fields) {
     out << YAML::Key << "param_groups" << YAML::Value << YAML::BeginSeq;
     for (const auto& g : o.param_groups) {
-      out << YAML::Flow << YAML::BeginMap << YAML::Key << "params" << YAML::Value << YAML::Flow << g.params;
+      out << YAML::Flow << YAML::BeginMap << YAML::Key << "params" << YAML::Value << YAML::Flow
+          << g.params;
       emit_attrs(out, attrs_of(*fields), g.overrides);  // only what the group overrides
       out << YAML::EndMap;
     }

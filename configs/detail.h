@@ -48,6 +48,9 @@ struct YEntry {
   YNode value;
 };
 
+// The whole file; on failure returns "" and sets `error` (strerror text).
+std::string read_text_file(const std::string& path, std::string& error);
+
 // Parses one YAML document. Syntax errors, duplicate keys and non-string keys throw
 // ConfigError naming `file`:line:col.
 YNode parse_yaml(const std::string& text, const std::string& file);
@@ -150,9 +153,9 @@ const std::vector<Field<BestCheckpointSpec>>& best_fields();
 const std::vector<DatasetPreset>& dataset_presets();
 
 // Defaults of whole sections (documented with the tables).
-extern const char* const kDefaultLoss;       // "cross_entropy"
-extern const char* const kDefaultOptimizer;  // "sgd"
-extern const char* const kDefaultScheduler;  // "none"
+extern const char* const kDefaultLoss;            // "cross_entropy"
+extern const char* const kDefaultOptimizer;       // "sgd"
+extern const char* const kDefaultScheduler;       // "none"
 std::vector<TransformSpec> default_transforms();  // [to_float]
 std::vector<MetricSpec> default_metrics();        // []
 

@@ -1,10 +1,11 @@
 // Schema-driven validation: merged YNode tree -> Config. Every problem is reported to the Ctx
 // (file:line:col, dotted path, expectation, suggestion) and reading goes on, so one run of
 // `dltool validate` lists all of them.
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <optional>
-#include <set>
 
 #include "configs/detail.h"
 
@@ -60,7 +61,8 @@ std::string got(const YNode& n) {
   double d;
   bool b;
   switch (n.kind) {
-    case YNode::Kind::Null: return "nothing (null)";
+    case YNode::Kind::Null:
+      return "nothing (null)";
     case YNode::Kind::Seq: {  // [0.9] when short and flat
       std::string s;
       for (const auto& item : n.items) {
@@ -69,7 +71,8 @@ std::string got(const YNode& n) {
       }
       return "[" + s + "]";
     }
-    case YNode::Kind::Map: return "a map";
+    case YNode::Kind::Map:
+      return "a map";
     case YNode::Kind::Scalar:
       if (!n.quoted && (parse_int(n.text, i) || parse_float(n.text, d) || parse_bool(n.text, b)))
         return n.text;
@@ -99,7 +102,9 @@ std::optional<AttrValue> read_value(Ctx& ctx, const YNode& n, const std::string&
   std::optional<AttrValue> v;
   bool keyword = false;
   switch (a.kind) {
-    case AttrKind::Bool: case AttrKind::Float: case AttrKind::String:
+    case AttrKind::Bool:
+    case AttrKind::Float:
+    case AttrKind::String:
       v = scalar_as(n, a.kind);
       break;
     case AttrKind::Int:
@@ -113,7 +118,8 @@ std::optional<AttrValue> read_value(Ctx& ctx, const YNode& n, const std::string&
         break;
       }
       [[fallthrough]];
-    case AttrKind::IntList: case AttrKind::FloatList: {
+    case AttrKind::IntList:
+    case AttrKind::FloatList: {
       if (!n.is_seq()) break;
       AttrKind elem = a.kind == AttrKind::FloatList ? AttrKind::Float : AttrKind::Int;
       std::vector<int64_t> ints;
@@ -123,8 +129,10 @@ std::optional<AttrValue> read_value(Ctx& ctx, const YNode& n, const std::string&
         auto x = scalar_as(item, elem);
         ok = ok && x;
         if (!ok) break;
-        if (auto* i = std::get_if<int64_t>(&*x)) doubles.push_back(static_cast<double>(*i)), ints.push_back(*i);
-        else doubles.push_back(std::get<double>(*x));
+        if (auto* i = std::get_if<int64_t>(&*x))
+          doubles.push_back(static_cast<double>(*i)), ints.push_back(*i);
+        else
+          doubles.push_back(std::get<double>(*x));
       }
       if (ok) v = elem == AttrKind::Int ? AttrValue(ints) : AttrValue(doubles);
       break;
@@ -182,8 +190,8 @@ bool read_attrs(Ctx& ctx, const YNode& node, const std::string& path,
   if (fill_defaults) {
     for (const auto& a : schema)
       if (a.required && !map.find(a.name))
-        ctx.error(map.loc, join(path, a.name), "required key is missing" +
-                                                   (owner.empty() ? "" : " " + owner));
+        ctx.error(node.loc, join(path, a.name),
+                  "required key is missing" + (owner.empty() ? "" : " " + owner));
     fill_attr_defaults(schema, out);
   }
   return ctx.diags.size() == errors_before;
@@ -204,34 +212,43 @@ bool read_fields(Ctx& ctx, const YNode* node, const std::string& path,
   return ok;
 }
 
-// `type:` of a typed section: `loss: mse_loss` (shorthand) or `loss: {type: mse_loss, ...}`.
-// On success returns the type and sets *map to the node holding its other keys.
-std::optional<std::string> read_type(Ctx& ctx, const YNode* node, const std::string& path,
-                                     const std::string& default_type,
-                                     const std::vector<std::string>& names,
-                                     const std::string& what, const YNode** map) {
-  *map = &empty_map();
+// A typed section after reading its `type:`: `loss: mse_loss` (shorthand) or
+// `loss: {type: mse_loss, ...}`. `keys` is the map holding the other keys — for the shorthand
+// or an absent section an empty map located there (`where`), so "required key is missing"
+// still points at the right line.
+struct Typed {
+  std::string type;
+  YNode keys;
+};
+
+std::optional<Typed> read_type(Ctx& ctx, const YNode* node, const std::string& path,
+                               const std::string& default_type,
+                               const std::vector<std::string>& names, const std::string& what,
+                               const SourceLoc& where) {
+  Typed t{default_type, empty_map()};
+  t.keys.loc = node ? node->loc : where;
   if (!node || node->is_null()) {
-    if (!default_type.empty()) return default_type;
-    ctx.error(node ? node->loc : SourceLoc{}, path, "required " + what + " is missing");
+    if (!default_type.empty()) return t;
+    ctx.error(t.keys.loc, path, "required " + what + " is missing");
     return std::nullopt;
   }
   const YNode* type_node = node;
   std::string type_path = path;
   if (node->is_map()) {
-    *map = node;
+    t.keys = *node;
     type_node = node->get("type");
     type_path = join(path, "type");
     if (!type_node) {
-      if (!default_type.empty()) return default_type;
+      if (!default_type.empty()) return t;
       ctx.error(node->loc, type_path, "required key is missing (the " + what + " type)",
                 suggest("", names, "types"));
       return std::nullopt;
     }
   }
   if (!type_node->is_scalar()) {
-    ctx.error(type_node->loc, type_path,
-              "expected a " + what + " type name or a map with a type: key, got " + got(*type_node));
+    ctx.error(
+        type_node->loc, type_path,
+        "expected a " + what + " type name or a map with a type: key, got " + got(*type_node));
     return std::nullopt;
   }
   if (std::find(names.begin(), names.end(), type_node->text) == names.end()) {
@@ -239,11 +256,11 @@ std::optional<std::string> read_type(Ctx& ctx, const YNode* node, const std::str
               suggest(type_node->text, names, "types"));
     return std::nullopt;
   }
-  return type_node->text;
+  t.type = type_node->text;
+  return t;
 }
 
-// Where `key` of `map` was written; else where the map was; else `fallback` (the map is the
-// shorthand's empty stand-in, or the section is absent).
+// Where `key` of `map` was written; else where the map was; else `fallback` (no section).
 SourceLoc loc_in(const YNode* map, const std::string& key, const SourceLoc& fallback) {
   if (!map || !map->is_map()) return fallback;
   if (const YNode* v = map->get(key)) return v->loc;
@@ -271,18 +288,19 @@ std::optional<NodeRead> read_node(Ctx& ctx, const YNode& item, const std::string
   NodeRead r;
   r.spec.loc = r.name_loc = r.inputs_loc = item.loc;
   r.spec.name = std::to_string(i);  // nn.Sequential names its children 0, 1, 2, ...
-  const YNode* map;
-  auto type = read_type(ctx, &item, path, "", layer_type_names(), "layer", &map);
-  if (!type) return std::nullopt;
-  r.spec.type = *type;
-  const LayerSchema& schema = *find_layer_schema(*type);
+  auto typed = read_type(ctx, &item, path, "", layer_type_names(), "layer", item.loc);
+  if (!typed) return std::nullopt;
+  const YNode* map = &typed->keys;
+  const std::string& type = typed->type;
+  r.spec.type = type;
+  const LayerSchema& schema = *find_layer_schema(type);
 
   if (const YEntry* e = map->find("name")) {
     r.name_loc = e->value.loc;
     if (!e->value.is_scalar() || !valid_node_name(e->value.text))
-      ctx.error(e->value.loc, join(path, "name"),
-                "expected a node name of letters, digits and '_' (not 'input'), got " +
-                    got(e->value));
+      ctx.error(
+          e->value.loc, join(path, "name"),
+          "expected a node name of letters, digits and '_' (not 'input'), got " + got(e->value));
     else
       r.spec.name = e->value.text;
   } else if (!sequential) {
@@ -311,7 +329,7 @@ std::optional<NodeRead> read_node(Ctx& ctx, const YNode& item, const std::string
     }
   }
   bool ok = read_attrs(ctx, *map, path, schema.attrs, {"type", "name", "inputs"},
-                       "for layer type '" + *type + "'", r.spec.attrs);
+                       "for layer type '" + type + "'", r.spec.attrs);
   if (ok && schema.rule) {
     std::string err = schema.rule(r.spec.attrs);
     if (!err.empty()) ctx.error(item.loc, path, err);
@@ -380,8 +398,8 @@ void read_model(Ctx& ctx, const YNode* node, const SourceLoc& root_loc, ModelSpe
         ctx.error(r.input_locs[k], index(p, k), "a node cannot be its own input");
       else if (later != read.end())
         ctx.error(r.input_locs[k], index(p, k),
-                  "node '" + in + "' is defined later (line " + std::to_string(later->name_loc.line) +
-                      "); list nodes in the order they run");
+                  "node '" + in + "' is defined later (line " +
+                      std::to_string(later->name_loc.line) + "); list nodes in the order they run");
       else
         ctx.error(r.input_locs[k], index(p, k), "undefined node '" + in + "'",
                   suggest(in, names, "nodes"));
@@ -391,9 +409,10 @@ void read_model(Ctx& ctx, const YNode* node, const SourceLoc& root_loc, ModelSpe
     if (n < s.min_inputs || (s.max_inputs != LayerSchema::kUnbounded && n > s.max_inputs)) {
       std::string want = s.min_inputs == s.max_inputs ? "exactly " + std::to_string(s.min_inputs)
                                                       : "at least " + std::to_string(s.min_inputs);
-      ctx.error(r.inputs_loc, p, r.spec.type + " takes " + want + " input" +
-                                     (s.min_inputs == 1 && s.max_inputs == 1 ? "" : "s") +
-                                     ", got " + std::to_string(n));
+      ctx.error(r.inputs_loc, p,
+                r.spec.type + " takes " + want + " input" +
+                    (s.min_inputs == 1 && s.max_inputs == 1 ? "" : "s") + ", got " +
+                    std::to_string(n));
     }
     names.push_back(r.spec.name);
     model.nodes.push_back(std::move(r.spec));
@@ -421,13 +440,12 @@ void read_transforms(Ctx& ctx, const YNode* node, std::vector<TransformSpec>& ou
   }
   for (size_t i = 0; i < node->items.size(); ++i) {
     const std::string path = index("data.transforms", i);
-    const YNode* map;
-    auto type = read_type(ctx, &node->items[i], path, "", type_names(transform_types()),
-                          "transform", &map);
-    if (!type) continue;
-    TransformSpec t{*type, {}};
-    if (!read_attrs(ctx, *map, path, find_type(transform_types(), *type)->attrs, {"type"},
-                    "for transform '" + *type + "'", t.attrs))
+    auto typed = read_type(ctx, &node->items[i], path, "", type_names(transform_types()),
+                           "transform", node->loc);
+    if (!typed) continue;
+    TransformSpec t{typed->type, {}};
+    if (!read_attrs(ctx, typed->keys, path, find_type(transform_types(), t.type)->attrs, {"type"},
+                    "for transform '" + t.type + "'", t.attrs))
       continue;
     if (t.type == "normalize" && std::get<std::vector<double>>(t.attrs["mean"]).size() !=
                                      std::get<std::vector<double>>(t.attrs["std"]).size())
@@ -483,23 +501,23 @@ void check_nesterov(Ctx& ctx, const OptimizerHyper& h, const SourceLoc& loc,
     ctx.error(loc, join(path, "nesterov"), "nesterov needs momentum > 0 and dampening 0");
 }
 
-void read_optimizer(Ctx& ctx, const YNode* node, OptimizerSpec& o) {
-  const YNode* map;
-  auto type = read_type(ctx, node, "optimizer", kDefaultOptimizer, type_names(optimizer_types()),
-                        "optimizer", &map);
-  if (!type) return;
-  o.type = *type;
-  const auto& fields = find_type(optimizer_types(), *type)->fields;
-  const std::string owner = "for optimizer '" + *type + "'";
+void read_optimizer(Ctx& ctx, const YNode* node, const SourceLoc& where, OptimizerSpec& o) {
+  auto typed = read_type(ctx, node, "optimizer", kDefaultOptimizer, type_names(optimizer_types()),
+                         "optimizer", where);
+  if (!typed) return;
+  const YNode* map = &typed->keys;
+  o.type = typed->type;
+  const auto& fields = find_type(optimizer_types(), o.type)->fields;
+  const std::string owner = "for optimizer '" + o.type + "'";
   OptimizerHyper& hyper = o;
   if (!read_fields(ctx, map, "optimizer", fields, hyper, {"type", "param_groups"}, owner)) return;
-  if (o.type == "sgd")  // (no optimizer section at all means sgd without nesterov)
-    check_nesterov(ctx, o, loc_in(map, "nesterov", node ? node->loc : SourceLoc{}), "optimizer");
+  if (o.type == "sgd") check_nesterov(ctx, o, loc_in(map, "nesterov", where), "optimizer");
 
   const YNode* groups = map->get("param_groups");
   if (!groups || groups->is_null()) return;
   if (!groups->is_seq()) {
-    ctx.error(groups->loc, "optimizer.param_groups", "expected a list of groups, got " + got(*groups));
+    ctx.error(groups->loc, "optimizer.param_groups",
+              "expected a list of groups, got " + got(*groups));
     return;
   }
   for (size_t i = 0; i < groups->items.size(); ++i) {
@@ -518,19 +536,22 @@ void read_optimizer(Ctx& ctx, const YNode* node, OptimizerSpec& o) {
       if (!ok)
         ctx.error(params->loc, join(path, "params"),
                   "expected a glob or a non-empty list of globs over state_dict names "
-                  "(\"*.bias\"), got " + got(*params));
+                  "(\"*.bias\"), got " +
+                      got(*params));
       for (const YNode* p : globs) group.params.push_back(p->text);
     }
     read_fields(ctx, &g, path, fields, group.hyper, {"params"}, owner, /*fill_defaults=*/false,
                 &group.overrides);
-    if (o.type == "sgd" && (group.overrides.count("nesterov") || group.overrides.count("momentum") ||
-                            group.overrides.count("dampening")))
+    if (o.type == "sgd" &&
+        (group.overrides.count("nesterov") || group.overrides.count("momentum") ||
+         group.overrides.count("dampening")))
       check_nesterov(ctx, group.hyper, g.loc, path);
     o.param_groups.push_back(std::move(group));
   }
 }
 
-// ---- metric references ("val/accuracy") -----------------------------------------------------------
+// ---- metric references ("val/accuracy")
+// -----------------------------------------------------------
 
 void check_metric_ref(Ctx& ctx, const std::string& ref, const SourceLoc& loc,
                       const std::string& path, const std::vector<MetricSpec>& metrics,
@@ -542,8 +563,9 @@ void check_metric_ref(Ctx& ctx, const std::string& ref, const SourceLoc& loc,
   std::string name = slash == std::string::npos ? "" : ref.substr(slash + 1);
   if (slash == std::string::npos ||
       std::find(kSplits.begin(), kSplits.end(), split) == kSplits.end()) {
-    ctx.error(loc, path, "expected split/metric with split one of train, val, test, got '" +
-                             ref + "'", suggest(split, kSplits, "splits"));
+    ctx.error(loc, path,
+              "expected split/metric with split one of train, val, test, got '" + ref + "'",
+              suggest(split, kSplits, "splits"));
   } else if (std::find(names.begin(), names.end(), name) == names.end()) {
     ctx.error(loc, path, "metric '" + name + "' is not computed (add it to metrics:)",
               suggest(name, names, "metrics"));
@@ -566,21 +588,20 @@ void read_metrics(Ctx& ctx, const YNode* node, std::vector<MetricSpec>& out) {
     const YNode& item = node->items[i];
     const std::string path = index("metrics", i);
     MetricSpec m;
-    int64_t k = 0;
-    if (item.is_scalar() && item.text.rfind("top", 0) == 0 && parse_int(item.text.substr(3), k) &&
-        k >= 1) {  // `top5` shorthand
-      out.push_back({"accuracy", k});
-      continue;
+    if (item.is_scalar() && item.text.rfind("top", 0) == 0 &&
+        parse_int(item.text.substr(3), m.top_k) && m.top_k >= 1) {  // `top5` shorthand
+      m.type = "accuracy";
+    } else {
+      auto typed = read_type(ctx, &item, path, "", type_names(metric_types()), "metric", item.loc);
+      if (!typed) continue;
+      m.type = typed->type;
+      if (!read_fields(ctx, &typed->keys, path, find_type(metric_types(), m.type)->fields, m,
+                       {"type"}, "for metric '" + m.type + "'"))
+        continue;
     }
-    const YNode* map;
-    auto type = read_type(ctx, &item, path, "", type_names(metric_types()), "metric", &map);
-    if (!type) continue;
-    m.type = *type;
-    if (!read_fields(ctx, map, path, find_type(metric_types(), *type)->fields, m, {"type"},
-                     "for metric '" + *type + "'"))
-      continue;
     for (const auto& prev : out)
-      if (prev.name() == m.name()) ctx.error(item.loc, path, "metric '" + m.name() + "' is listed twice");
+      if (prev.name() == m.name())
+        ctx.error(item.loc, path, "metric '" + m.name() + "' is listed twice");
     out.push_back(m);
   }
 }
@@ -590,46 +611,43 @@ void read_metrics(Ctx& ctx, const YNode* node, std::vector<MetricSpec>& out) {
 Config read_config(Ctx& ctx, const YNode& root, const std::string& default_name) {
   Config c;
   if (!root.is_map() && !root.is_null()) {
-    ctx.error(root.loc, "", "expected a map of sections (model:, data:, optimizer:, ...), got " +
-                                got(root));
+    ctx.error(root.loc, "",
+              "expected a map of sections (model:, data:, optimizer:, ...), got " + got(root));
     return c;
   }
   const YNode& r = root.is_null() ? empty_map() : root;
-  const std::vector<std::string> sections = {"model", "data", "loss", "optimizer", "scheduler",
-                                             "train", "metrics", "checkpoint"};
+  const std::vector<std::string> sections = {"model",     "data",  "loss",    "optimizer",
+                                             "scheduler", "train", "metrics", "checkpoint"};
   read_fields(ctx, &r, "", top_fields(), c, sections);
   if (c.name.empty()) c.name = default_name;
 
   read_model(ctx, r.get("model"), root.loc, c.model);
   read_data(ctx, r.get("data"), root.loc, c.data);
 
-  const YNode* map;
-  if (auto type = read_type(ctx, r.get("loss"), "loss", kDefaultLoss, type_names(loss_types()),
-                            "loss", &map)) {
-    c.loss.type = *type;
-    read_fields(ctx, map, "loss", find_type(loss_types(), *type)->fields, c.loss, {"type"},
-                "for loss '" + *type + "'");
+  if (auto t = read_type(ctx, r.get("loss"), "loss", kDefaultLoss, type_names(loss_types()), "loss",
+                         root.loc)) {
+    c.loss.type = t->type;
+    read_fields(ctx, &t->keys, "loss", find_type(loss_types(), t->type)->fields, c.loss, {"type"},
+                "for loss '" + t->type + "'");
   }
-  read_optimizer(ctx, r.get("optimizer"), c.optimizer);
+  read_optimizer(ctx, r.get("optimizer"), root.loc, c.optimizer);
   read_fields(ctx, r.get("train"), "train", train_fields(), c.train);
   read_metrics(ctx, r.get("metrics"), c.metrics);
 
-  const YNode* sched = r.get("scheduler");
-  const SourceLoc sched_loc = sched ? sched->loc : root.loc;
-  if (auto type = read_type(ctx, sched, "scheduler", kDefaultScheduler,
-                            type_names(scheduler_types()), "scheduler", &map)) {
+  if (auto t = read_type(ctx, r.get("scheduler"), "scheduler", kDefaultScheduler,
+                         type_names(scheduler_types()), "scheduler", root.loc)) {
     SchedulerSpec& s = c.scheduler;
-    s.type = *type;
-    if (read_fields(ctx, map, "scheduler", find_type(scheduler_types(), *type)->fields, s,
-                    {"type"}, "for scheduler '" + *type + "'")) {
+    s.type = t->type;
+    if (read_fields(ctx, &t->keys, "scheduler", find_type(scheduler_types(), s.type)->fields, s,
+                    {"type"}, "for scheduler '" + s.type + "'")) {
       for (size_t i = 1; i < s.milestones.size(); ++i)
         if (s.milestones[i] <= s.milestones[i - 1]) {
-          ctx.error(loc_in(map, "milestones", sched_loc), "scheduler.milestones",
+          ctx.error(loc_in(&t->keys, "milestones", root.loc), "scheduler.milestones",
                     "milestones must be strictly increasing, got " + format_attr(s.milestones));
           break;
         }
       if (s.type == "reduce_on_plateau")
-        check_metric_ref(ctx, s.metric, loc_in(map, "metric", sched_loc), "scheduler.metric",
+        check_metric_ref(ctx, s.metric, loc_in(&t->keys, "metric", root.loc), "scheduler.metric",
                          c.metrics, c.data.val_size);
     }
   }
@@ -639,8 +657,7 @@ Config read_config(Ctx& ctx, const YNode& root, const std::string& default_name)
   const YNode* best = ck && ck->is_map() ? ck->get("best") : nullptr;
   if (read_fields(ctx, best, "checkpoint.best", best_fields(), c.checkpoint.best) &&
       !c.checkpoint.best.metric.empty())
-    check_metric_ref(ctx, c.checkpoint.best.metric,
-                     loc_in(best, "metric", ck ? ck->loc : root.loc),
+    check_metric_ref(ctx, c.checkpoint.best.metric, loc_in(best, "metric", ck ? ck->loc : root.loc),
                      "checkpoint.best.metric", c.metrics, c.data.val_size);
   return c;
 }

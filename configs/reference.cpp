@@ -76,30 +76,31 @@ std::string config_reference_markdown() {
         "just the type name (`- relu`). Pair attributes accept `5` or `[5, 3]` (height, width). "
         "Input sizes (`in_features`, `in_channels`, `num_features`) are inferred.\n\n";
   for (const auto& s : layer_schemas()) {
-    std::string inputs = s.min_inputs == s.max_inputs
-                             ? std::to_string(s.min_inputs)
-                             : std::to_string(s.min_inputs) + " or more";
+    std::string inputs = s.min_inputs == s.max_inputs ? std::to_string(s.min_inputs)
+                                                      : std::to_string(s.min_inputs) + " or more";
     md << "#### layer `" << s.type << "` — " << s.doc << " (inputs: " << inputs << ")\n\n";
     table(md, s.attrs);
   }
 
-  section(md, "data", "`dataset:` names the data; a preset fills `format`, `root` and the "
-                      "file names (see the preset table); any other name must give them.",
+  section(md, "data",
+          "`dataset:` names the data; a preset fills `format`, `root` and the "
+          "file names (see the preset table); any other name must give them.",
           data_fields());
   section(md, "data.train / data.test", "", split_fields());
   section(md, "data.loader", "", loader_fields());
   typed(md, "data.transforms",
         "A list applied in order to every sample. Default: `[{type: to_float}]`; `[]` for none.",
         transform_types(), plain_attrs);
-  md << "#### Dataset presets\n\n| dataset | format | root | train | test |\n|---|---|---|---|---|\n";
+  md << "#### Dataset presets\n\n| dataset | format | root | train | test "
+        "|\n|---|---|---|---|---|\n";
   for (const auto& p : dataset_presets())
     md << "| `" << p.name << "` | " << p.format << " | `" << p.root << "` | `" << p.train.images
        << "`, `" << p.train.labels << "` | `" << p.test.images << "`, `" << p.test.labels
        << "` |\n";
   md << "\n";
 
-  typed(md, "loss", std::string("`loss: NAME` or `{type: NAME, ...}`. Default type: `") +
-                        kDefaultLoss + "`.",
+  typed(md, "loss",
+        std::string("`loss: NAME` or `{type: NAME, ...}`. Default type: `") + kDefaultLoss + "`.",
         loss_types(), field_attrs);
   typed(md, "optimizer",
         std::string("Default type: `") + kDefaultOptimizer +

@@ -60,9 +60,9 @@ const std::vector<Field<DataSpec>>& data_fields() {
 const std::vector<Field<DataSplitSpec>>& split_fields() {
   static const std::vector<Field<DataSplitSpec>> t = {
       field(&DataSplitSpec::images,
-            A::string("images").optional().describe("image file, relative to root; default: preset's")),
+            A::string("images").optional().describe("image file under root; default: preset's")),
       field(&DataSplitSpec::labels,
-            A::string("labels").optional().describe("label file, relative to root; default: preset's")),
+            A::string("labels").optional().describe("label file under root; default: preset's")),
   };
   return t;
 }
@@ -101,8 +101,9 @@ const std::vector<TypeEntry<LossSpec>>& loss_types() {
   static const std::vector<TypeEntry<LossSpec>> t = {
       {"cross_entropy", "torch.nn.CrossEntropyLoss on logits and class indices",
        {field(&LossSpec::reduction, reduction()),
-        field(&LossSpec::label_smoothing, A::floating("label_smoothing", 0.0).range(0, 1)
-                                              .describe("mix targets with the uniform distribution")),
+        field(&LossSpec::label_smoothing,
+              A::floating("label_smoothing", 0.0).range(0, 1)
+                  .describe("mix targets with the uniform distribution")),
         field(&LossSpec::ignore_index, A::integer("ignore_index", -100)
                                            .describe("target value that is ignored"))}},
       {"nll_loss", "torch.nn.NLLLoss on log-probabilities",
@@ -187,7 +188,8 @@ const std::vector<TypeEntry<SchedulerSpec>>& scheduler_types() {
       {"reduce_on_plateau", "ReduceLROnPlateau: lr *= factor when `metric` stops improving",
        {field(&S::metric, A::string("metric", "val/loss")
                               .describe("split/metric to watch (evaluated every eval)")),
-        field(&S::mode, A::choice("mode", {"min", "max"}, "min").describe("improve = lower/higher")),
+        field(&S::mode,
+              A::choice("mode", {"min", "max"}, "min").describe("improve = lower/higher")),
         field(&S::factor, A::floating("factor", 0.1).above(0).below(1)
                               .describe("lr multiplier on a plateau")),
         field(&S::patience, A::integer("patience", 10).at_least(0)

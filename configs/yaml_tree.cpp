@@ -30,9 +30,9 @@ const YNode* YNode::get(std::string_view key) const {
   return e ? &e->value : nullptr;
 }
 void YNode::erase(std::string_view key) {
-  entries.erase(std::remove_if(entries.begin(), entries.end(),
-                               [&](const YEntry& e) { return e.key == key; }),
-                entries.end());
+  entries.erase(
+      std::remove_if(entries.begin(), entries.end(), [&](const YEntry& e) { return e.key == key; }),
+      entries.end());
 }
 
 namespace {
@@ -75,8 +75,10 @@ YNode convert(const YAML::Node& n, const std::string& file, const std::string& p
         std::string key = kv.first.Scalar();
         std::string key_path = path.empty() ? key : path + "." + key;
         if (const YEntry* first = out.find(key)) {
-          errs.push_back({key_loc, key_path, "duplicate key (first written at line " +
-                                            std::to_string(first->key_loc.line) + ")", ""});
+          errs.push_back(
+              {key_loc, key_path,
+               "duplicate key (first written at line " + std::to_string(first->key_loc.line) + ")",
+               ""});
           continue;
         }
         YNode value = convert(kv.second, file, key_path, errs);
@@ -86,17 +88,6 @@ YNode convert(const YAML::Node& n, const std::string& file, const std::string& p
       break;
   }
   return out;
-}
-
-std::string read_file(const fs::path& p, std::string& error) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) {
-    error = std::strerror(errno);
-    return "";
-  }
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 bool type_changed(const YNode& base, const YNode& child) {
@@ -126,8 +117,8 @@ YNode load_tree_rec(const std::string& text, const std::string& file,
   bool ok = !names.empty();
   for (const YNode* n : names) ok = ok && n->is_scalar();
   if (!ok)
-    throw ConfigError({{ext->value.loc, "extends",
-                        "expected a file name or a list of file names", ""}});
+    throw ConfigError(
+        {{ext->value.loc, "extends", "expected a file name or a list of file names", ""}});
 
   YNode merged;
   merged.kind = YNode::Kind::Map;
@@ -140,15 +131,14 @@ YNode load_tree_rec(const std::string& text, const std::string& file,
     if (std::find(chain.begin(), chain.end(), canonical) != chain.end()) {
       std::string cycle;
       for (const auto& c : chain) cycle += fs::path(c).filename().string() + " -> ";
-      throw ConfigError({{n->loc, "extends",
-                          "cycle: " + cycle + fs::path(canonical).filename().string(),
-                          ""}});
+      throw ConfigError(
+          {{n->loc, "extends", "cycle: " + cycle + fs::path(canonical).filename().string(), ""}});
     }
     std::string error;
-    std::string base_text = read_file(base, error);
+    std::string base_text = read_text_file(base.string(), error);
     if (!error.empty())
-      throw ConfigError({{n->loc, "extends",
-                          "cannot read base config '" + base.string() + "': " + error, ""}});
+      throw ConfigError(
+          {{n->loc, "extends", "cannot read base config '" + base.string() + "': " + error, ""}});
     chain.push_back(canonical);
     YNode base_tree = load_tree_rec(base_text, base.string(), chain);
     chain.pop_back();
@@ -188,6 +178,21 @@ bool parse_key_path(const std::string& key, std::vector<Segment>& out) {
 }
 
 }  // namespace
+
+std::string read_text_file(const std::string& path, std::string& error) {
+  if (fs::is_directory(path)) {
+    error = "is a directory";
+    return "";
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = std::strerror(errno);
+    return "";
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 YNode parse_yaml(const std::string& text, const std::string& file) {
   YAML::Node doc;
@@ -229,8 +234,9 @@ void apply_override(Ctx& ctx, YNode& root, const std::string& text, int number) 
   size_t eq = text.find('=');
   std::vector<Segment> path;
   if (eq == std::string::npos || !parse_key_path(text.substr(0, eq), path)) {
-    ctx.error(here, "", "expected key=value with a dotted key such as optimizer.lr=0.05 or "
-                        "model.layers[0].out_channels=8");
+    ctx.error(here, "",
+              "expected key=value with a dotted key such as optimizer.lr=0.05 or "
+              "model.layers[0].out_channels=8");
     return;
   }
   const std::string key = text.substr(0, eq);
@@ -272,10 +278,10 @@ void apply_override(Ctx& ctx, YNode& root, const std::string& text, int number) 
     for (size_t index : seg.indices) {
       if (!cur->is_seq() || index >= cur->items.size()) {
         ctx.error(here, key,
-                  cur->is_seq() ? "index " + std::to_string(index) + " is out of range ('" +
-                                      walked + "' has " + std::to_string(cur->items.size()) +
-                                      " items)"
-                                : "'" + walked + "' is not a list");
+                  cur->is_seq()
+                      ? "index " + std::to_string(index) + " is out of range ('" + walked +
+                            "' has " + std::to_string(cur->items.size()) + " items)"
+                      : "'" + walked + "' is not a list");
         return;
       }
       walked += "[" + std::to_string(index) + "]";

@@ -38,6 +38,7 @@
 
 namespace dl::data {
 
+// Each batch owns freshly allocated tensors: the consumer may keep them as long as it likes.
 struct Batch {
   Tensor images;                 // f32 [B, C, H, W] on cpu
   Tensor labels;                 // i64 [B] on cpu
@@ -50,10 +51,12 @@ struct LoaderOptions {
   bool shuffle = false;
   bool drop_last = false;        // drop the final batch when it would be smaller than batch_size
   uint64_t seed = 0;
-  int64_t prefetch = 2;          // ready batches queued ahead; 0 = no worker thread
+  int64_t prefetch = 2;          // ready batches queued ahead (plus one in preparation);
+                                 // 0 = no worker thread, next() prepares the batch itself
   TransformPipeline transform = TransformPipeline().to_float();
-  // Runs on the worker thread for each batch after collation (e.g. augmentation or a copy to
-  // pinned/device memory). Its exceptions propagate to next().
+  // Runs for each batch after collation, on the worker thread (on the caller's with
+  // prefetch 0): e.g. augmentation or a copy to pinned/device memory. Its exceptions
+  // propagate to next().
   std::function<void(Batch&)> batch_hook;
 };
 

@@ -225,9 +225,9 @@ uint64_t count_rest(Source& src, uint64_t limit) {
 [[noreturn]] void fail_truncated(const std::string& who, const IdxHeader& h, uint64_t expected,
                                  uint64_t actual, bool gzip, bool cut_short) {
   std::string msg = "truncated IDX data: dims " + dims_str(h.dims) + " need " + std::to_string(expected) +
-                    " bytes after the " + std::to_string(h.header_bytes) + "-byte header, but the file " +
-                    (gzip ? "decompresses to " : "has ") + std::to_string(actual);
-  if (gzip && cut_short) msg += " (the gzip stream is cut short)";
+                    " data bytes after the " + std::to_string(h.header_bytes) + "-byte header, but only " +
+                    std::to_string(actual) + " follow it";
+  if (gzip) msg += cut_short ? " (after gzip decompression; the gzip stream is cut short)" : " (after gzip decompression)";
   fail(who, msg);
 }
 

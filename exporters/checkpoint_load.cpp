@@ -144,6 +144,11 @@ class Reader {
     Values v;
     v.rank = static_cast<int>(dims.size());
     H5T_class_t cls = H5Tget_class(type.id());
+    if (n == 0 && (cls == H5T_INTEGER || cls == H5T_ENUM || cls == H5T_FLOAT || cls == H5T_STRING)) {
+      // An empty list: nothing to read (HDF5 refuses a null buffer).
+      v.kind = cls == H5T_FLOAT ? Values::Float : cls == H5T_STRING ? Values::String : Values::Int;
+      return v;
+    }
     if (cls == H5T_INTEGER) {
       v.kind = Values::Int;
       v.ints.resize(n);

@@ -85,7 +85,9 @@ hid_t file_access_plist(bool for_write) {
   if (fapl < 0) return fapl;
   bool ok = H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0;
 #if H5_VERSION_GE(1, 10, 7)
-  ok = ok && H5Pset_file_locking(fapl, false, true) >= 0;
+  // Lock as HDF5 does by default (a file opened twice in one process must agree on it), but
+  // carry on where the file system has no locks (Lustre, some NFS): ignore_when_disabled.
+  ok = ok && H5Pset_file_locking(fapl, true, true) >= 0;
 #endif
   if (for_write) ok = ok && H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) >= 0;
   if (!ok) {

@@ -241,7 +241,8 @@ bool coerce_attr(const AttrSchema& a, AttrValue& v) {
       if (auto* i = std::get_if<int64_t>(&v)) v = static_cast<double>(*i);
       return std::holds_alternative<double>(v);
     case AttrKind::FloatList:
-      if (auto* l = std::get_if<std::vector<int64_t>>(&v)) v = std::vector<double>(l->begin(), l->end());
+      if (auto* l = std::get_if<std::vector<int64_t>>(&v))
+        v = std::vector<double>(l->begin(), l->end());
       return std::holds_alternative<std::vector<double>>(v);
     case AttrKind::IntPair:
       if (auto* i = std::get_if<int64_t>(&v)) v = std::vector<int64_t>{*i, *i};
@@ -369,11 +370,12 @@ std::vector<std::string> resolve_layer_attrs(LayerSpec& layer) {
       problems.push_back(a.name + ": required attribute is missing");
   fill_attr_defaults(s->attrs, layer.attrs);
   int n = static_cast<int>(layer.inputs.size());
-  if (n < s->min_inputs || (s->max_inputs != LayerSchema::kUnbounded && n > s->max_inputs))
-    problems.push_back("inputs: " + layer.type + " takes " +
-                       (s->max_inputs == s->min_inputs ? std::to_string(s->min_inputs)
-                                                       : "at least " + std::to_string(s->min_inputs)) +
-                       " input(s), got " + std::to_string(n));
+  if (n < s->min_inputs || (s->max_inputs != LayerSchema::kUnbounded && n > s->max_inputs)) {
+    std::string want = std::to_string(s->min_inputs);
+    if (s->max_inputs != s->min_inputs) want = "at least " + want;
+    problems.push_back("inputs: " + layer.type + " takes " + want + " input(s), got " +
+                       std::to_string(n));
+  }
   if (problems.empty() && s->rule) {
     std::string err = s->rule(layer.attrs);
     if (!err.empty()) problems.push_back(err);

@@ -122,7 +122,7 @@ const std::map<std::string, LayerBuilder>& builders() {
              fail(s, "all inputs of add must have the same shape, got " + shape_str(in[0]) + " and " + shape_str(x));
          return make<nn::Add>();
        }},
-      {"concat", [](const LayerSpec& s, const std::vector<Shape>& in, Generator&) {
+      {"concat", [](const LayerSpec& s, const std::vector<Shape>&, Generator&) {
          return make<nn::Concat>(s.get_int("dim"));
        }},
   };

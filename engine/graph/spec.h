@@ -39,8 +39,8 @@ struct SourceLoc {
 };
 
 // One attribute value. The schema (layer_schema.h) says which alternative an attribute holds.
-using AttrValue = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>,
-                               std::vector<double>>;
+using AttrValue =
+    std::variant<bool, int64_t, double, std::string, std::vector<int64_t>, std::vector<double>>;
 using AttrMap = std::map<std::string, AttrValue>;
 
 // Name of the model's input in `inputs:` lists: the batch the data loader yields.
@@ -89,8 +89,8 @@ struct LayerSpec {
 // The whole model: nodes in topological order (every input names an earlier node or "input").
 struct ModelSpec {
   std::vector<LayerSpec> nodes;
-  std::string output;       // the node whose value the model returns (default: the last one)
-  bool sequential = true;   // written as `layers:` (nn.Sequential), not as `nodes:`
+  std::string output;      // the node whose value the model returns (default: the last one)
+  bool sequential = true;  // written as `layers:` (nn.Sequential), not as `nodes:`
 
   const LayerSpec* find(std::string_view node_name) const {
     for (const auto& n : nodes)

@@ -11,6 +11,10 @@ Sequential::Sequential(std::initializer_list<ModulePtr> modules) {
   for (const ModulePtr& m : modules) push_back(m);
 }
 
+std::shared_ptr<Sequential> sequential(std::initializer_list<ModulePtr> modules) {
+  return std::make_shared<Sequential>(modules);
+}
+
 void Sequential::push_back(ModulePtr m) { push_back(std::to_string(size()), std::move(m)); }
 
 void Sequential::push_back(const std::string& name, ModulePtr m) { add_child(name, std::move(m)); }

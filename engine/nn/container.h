@@ -22,6 +22,9 @@ class Sequential : public Module {
   std::string type_name() const override { return "Sequential"; }
 };
 
+// std::make_shared<Sequential> of a list: nn::sequential({conv, relu, ...}).
+std::shared_ptr<Sequential> sequential(std::initializer_list<ModulePtr> modules);
+
 // Sums its inputs (residual connections); broadcasting like dl::add.
 class Add : public Module {
  public:

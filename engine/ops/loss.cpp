@@ -179,14 +179,17 @@ Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction reduc
     loss = beta == 0 ? ad : where(lt(ad, beta), mul(mul(d, d), 0.5 / beta), add(ad, -0.5 * beta));
   }
   if (any_requires_grad({input, target})) {
-    // PyTorch's derivative: -1 for d <= -beta, +1 for d >= beta, d / beta between (so -1 at
-    // d = 0 when beta = 0).
+    // PyTorch's derivative wrt the first argument a of d = a - b: -1 for d <= -beta, +1 for
+    // d >= beta, d / beta between. The target's gradient is the same rule applied to b - a (so
+    // both are -1 at d = 0 when beta = 0).
     const bool gi = input.requires_grad(), gt_ = target.requires_grad();
     record("SmoothL1LossBackward", loss, {input, target},
            [d, beta, gi, gt_, si = input.shape(), st = target.shape()](const Tensor& g) -> TensorList {
-             Tensor gd = beta == 0 ? where(le(d, 0.0), neg(g), g)
-                                   : where(le(d, -beta), neg(g), where(ge(d, beta), g, mul(mul(g, d), 1.0 / beta)));
-             return {gi ? sum_to(gd, si) : Tensor(), gt_ ? sum_to(neg(gd), st) : Tensor()};
+             auto rule = [&](const Tensor& v) {
+               return beta == 0 ? where(le(v, 0.0), neg(g), g)
+                                : where(le(v, -beta), neg(g), where(ge(v, beta), g, mul(mul(g, v), 1.0 / beta)));
+             };
+             return {gi ? sum_to(rule(d), si) : Tensor(), gt_ ? sum_to(rule(neg(d)), st) : Tensor()};
            });
   }
   return apply_reduction(loss, reduction);

@@ -9,12 +9,13 @@
 
 namespace dl::optim {
 
-Options AdamOptions::to_map() const {
-  return {{"lr", lr}, {"beta1", beta1}, {"beta2", beta2}, {"eps", eps},
-          {"weight_decay", weight_decay}, {"amsgrad", amsgrad ? 1.0 : 0.0}};
+namespace {
+template <class O>
+Options adam_to_map(const O& o) {
+  return {{"lr", o.lr}, {"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps},
+          {"weight_decay", o.weight_decay}, {"amsgrad", o.amsgrad ? 1.0 : 0.0}};
 }
 
-namespace {
 template <class O>
 O adam_from_map(const Options& m, const char* type) {
   O o;
@@ -32,20 +33,24 @@ O adam_from_map(const Options& m, const char* type) {
 }
 }  // namespace
 
+Options AdamOptions::to_map() const { return adam_to_map(*this); }
+Options AdamWOptions::to_map() const { return adam_to_map(*this); }
 AdamOptions AdamOptions::from_map(const Options& m) { return adam_from_map<AdamOptions>(m, "Adam"); }
 AdamWOptions AdamWOptions::from_map(const Options& m) { return adam_from_map<AdamWOptions>(m, "AdamW"); }
 
 Adam::Adam(const NamedTensors& params, const AdamOptions& o)
-    : Adam("Adam", std::vector<ParamGroup>{ParamGroup::from(params)}, o, false) {}
-Adam::Adam(std::vector<ParamGroup> groups, const AdamOptions& o) : Adam("Adam", std::move(groups), o, false) {}
-Adam::Adam(std::string type, std::vector<ParamGroup> groups, const AdamOptions& o, bool decoupled)
-    : Optimizer(std::move(type), o.to_map()), decoupled_(decoupled) {
+    : Adam("Adam", std::vector<ParamGroup>{ParamGroup::from(params)}, o.to_map(), false) {}
+Adam::Adam(std::vector<ParamGroup> groups, const AdamOptions& o)
+    : Adam("Adam", std::move(groups), o.to_map(), false) {}
+Adam::Adam(std::string type, std::vector<ParamGroup> groups, Options defaults, bool decoupled)
+    : Optimizer(std::move(type), std::move(defaults)), decoupled_(decoupled) {
   init_groups(std::move(groups));
 }
 
 AdamW::AdamW(const NamedTensors& params, const AdamWOptions& o)
-    : Adam("AdamW", std::vector<ParamGroup>{ParamGroup::from(params)}, o, true) {}
-AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& o) : Adam("AdamW", std::move(groups), o, true) {}
+    : Adam("AdamW", std::vector<ParamGroup>{ParamGroup::from(params)}, o.to_map(), true) {}
+AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& o)
+    : Adam("AdamW", std::move(groups), o.to_map(), true) {}
 
 void Adam::validate(const Options& o) const {
   double lr = o.at("lr"), eps = o.at("eps"), b1 = o.at("beta1"), b2 = o.at("beta2"), wd = o.at("weight_decay");

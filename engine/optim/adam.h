@@ -22,10 +22,16 @@ struct AdamOptions {
   static AdamOptions from_map(const Options& m);  // unknown keys throw
 };
 
-// AdamW's only different default: weight_decay = 1e-2.
-struct AdamWOptions : AdamOptions {
-  AdamWOptions() { weight_decay = 1e-2; }
-  static AdamWOptions from_map(const Options& m);
+// Same fields; AdamW's only different default is weight_decay = 1e-2.
+struct AdamWOptions {
+  double lr = 1e-3;
+  double beta1 = 0.9, beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 1e-2;
+  bool amsgrad = false;
+
+  Options to_map() const;
+  static AdamWOptions from_map(const Options& m);  // unknown keys throw
 };
 
 class Adam : public Optimizer {
@@ -35,7 +41,7 @@ class Adam : public Optimizer {
   void step() override;
 
  protected:
-  Adam(std::string type, std::vector<ParamGroup> groups, const AdamOptions& options, bool decoupled);
+  Adam(std::string type, std::vector<ParamGroup> groups, Options defaults, bool decoupled);
   void validate(const Options& o) const override;
 
  private:

@@ -15,7 +15,7 @@ struct PlateauOptions {
   std::string threshold_mode = "rel";   // "rel": best * (1 -/+ threshold), "abs": best -/+ threshold
   int64_t cooldown = 0;                 // steps to wait after a reduction
   double min_lr = 0.0;                  // for every group, unless min_lrs is given
-  std::vector<double> min_lrs;          // one per param group
+  std::vector<double> min_lrs = {};     // one per param group
   double eps = 1e-8;                    // reductions smaller than eps are skipped
 };
 

@@ -56,7 +56,7 @@ bool glob_match(const std::string& p, const std::string& t) {
 data::IdxSplitSpec idx_spec(const DataSpec& d) {
   data::IdxSplitSpec s;
   s.train = {join(d.root, d.train.images), join(d.root, d.train.labels)};
-  s.test = {join(d.root, d.test.images), join(d.root, d.test.labels)};
+  if (!d.test.images.empty()) s.test = {join(d.root, d.test.images), join(d.root, d.test.labels)};
   s.val_size = d.val_size;
   return s;
 }
@@ -65,8 +65,7 @@ Shape sample_shape_from_headers(const DataSpec& d) {
   data::IdxSplitSpec s = idx_spec(d);
   data::IdxHeader h = data::read_idx_header(s.train.images, "training images");
   if (h.dims.size() == 3) return {1, h.dims[1], h.dims[2]};
-  if (h.dims.size() == 4) return {h.dims[1], h.dims[2], h.dims[3]};
-  throw DataError(s.train.images + ": expected images of rank 3 [N, H, W] or 4 [N, C, H, W], got rank " +
+  throw DataError(s.train.images + ": expected images of rank 3 [N, H, W], got rank " +
                   std::to_string(h.dims.size()));
 }
 
@@ -130,9 +129,12 @@ std::unique_ptr<optim::Optimizer> build_optimizer(const Config& cfg, nn::Module&
     if (!used[g]) {
       std::string pats;
       for (const auto& p : spec.param_groups[g].params) pats += (pats.empty() ? "" : ", ") + p;
-      problems.push_back({{cfg.source_path, 0, 0}, "optimizer.param_groups[" + std::to_string(g) + "].params",
-                          "no parameter matches [" + pats + "]",
-                          "parameter names look like '" + (named.empty() ? std::string("0.weight") : named[0].first) + "'"});
+      Diagnostic d;
+      d.loc.file = cfg.source_path;
+      d.path = "optimizer.param_groups[" + std::to_string(g) + "].params";
+      d.message = "no parameter matches [" + pats + "]";
+      d.hint = "parameter names look like '" + (named.empty() ? std::string("0.weight") : named[0].first) + "'";
+      problems.push_back(d);
     }
     groups[g].options = hyper_options(spec.type, spec.param_groups[g].hyper);
   }

@@ -268,7 +268,7 @@ RunResult Trainer::run() {
   }
   result.steps = step_;
   result.samples_per_s = result.train_seconds > 0 ? static_cast<double>(total_samples) / result.train_seconds : 0;
-  if (splits_.test) {
+  if (splits_.test && opt_.final_test) {
     result.test = evaluate("test");
     log_eval(*result.test, true);
   }

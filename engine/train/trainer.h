@@ -27,6 +27,7 @@ struct RunOptions {
   exporters::ProgressReporter::Mode mode = exporters::ProgressReporter::Mode::human;
   bool tty = false;
   bool write_outputs = true;  // false: no run directory (bench, tests)
+  bool final_test = true;     // evaluate the test split at the end
 };
 
 struct EvalResult {

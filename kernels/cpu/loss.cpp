@@ -95,6 +95,31 @@ int64_t cross_entropy_impl(const Tensor& logits, const Tensor& target, const Ten
   double wsum = 0;
   for (int64_t c = 0; c < C; ++c) wsum += weight_of(w, c);
   std::vector<double> loss(static_cast<size_t>(count));
+  if (inner == 1) {
+    // [N, C]: one contiguous row per position (the training hot path).
+    parallel_for(a.n, std::max<int64_t>(1, kParallelGrain / (3 * std::max<int64_t>(C, 1))), [&](int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; ++n) {
+        const T* row = x + n * C;
+        T mx = row[0];
+        for (int64_t c = 1; c < C; ++c) mx = std::max(mx, row[c]);
+        double se = 0, swx = 0;
+        for (int64_t c = 0; c < C; ++c) se += static_cast<double>(std::exp(row[c] - mx));
+        if (eps > 0)
+          for (int64_t c = 0; c < C; ++c) swx += weight_of(w, c) * static_cast<double>(row[c]);
+        const double l = static_cast<double>(mx) + std::log(se);
+        lse[n] = static_cast<T>(l);
+        const int64_t tgt = t[n];
+        double v = 0;
+        if (tgt != a.ignore_index) {
+          v = (1 - eps) * weight_of(w, tgt) * (l - static_cast<double>(row[tgt]));
+          if (eps > 0) v += eps / static_cast<double>(C) * (wsum * l - swx);
+        }
+        loss[static_cast<size_t>(n)] = v;
+      }
+    });
+    finish_forward<T>(loss, total_target_weight(t, count, w, a.ignore_index), a.reduction, out, tw);
+    return -1;
+  }
   for_each_tile(a.n, inner, 3 * C, [&](int64_t n, int64_t i0, int64_t i1) {
     const int64_t k = i1 - i0;
     const T* base = x + n * C * inner + i0;  // base[c * inner + j] = x[n, c, i0 + j]
@@ -142,16 +167,46 @@ void cross_entropy_backward_impl(const Tensor& grad_out, const Tensor& logits, c
   double wsum = 0;
   for (int64_t c = 0; c < C; ++c) wsum += weight_of(w, c);
   const GradScale<T> scale(grad_out, tw, a.reduction);
+  // gx = p_c * (A + B * W) - A * [c == t] - B * w_c,  A = s (1 - eps) w_t,  B = s eps / C.
+  if (inner == 1) {
+    parallel_for(a.n, std::max<int64_t>(1, kParallelGrain / (2 * std::max<int64_t>(C, 1))), [&](int64_t n0, int64_t n1) {
+      for (int64_t n = n0; n < n1; ++n) {
+        const T* row = x + n * C;
+        T* grow = gx + n * C;
+        const int64_t tgt = t[n];
+        if (tgt == a.ignore_index) {
+          std::fill(grow, grow + C, T(0));
+          continue;
+        }
+        const double s = scale(n);
+        const double A = s * (1 - eps) * weight_of(w, tgt), B = s * eps / static_cast<double>(C);
+        const double coef = A + B * wsum;
+        const T l = lse[n];
+        if (w && eps > 0) {
+          for (int64_t c = 0; c < C; ++c)
+            grow[c] = static_cast<T>(static_cast<double>(std::exp(row[c] - l)) * coef - B * static_cast<double>(w[c]));
+        } else {
+          const double b = eps > 0 ? B : 0.0;
+          for (int64_t c = 0; c < C; ++c)
+            grow[c] = static_cast<T>(static_cast<double>(std::exp(row[c] - l)) * coef - b);
+        }
+        // The target entry once more, in one rounding (p_t * coef - A cancels when p_t ~ 1).
+        grow[tgt] = static_cast<T>(static_cast<double>(std::exp(row[tgt] - l)) * coef -
+                                   (eps > 0 ? B * weight_of(w, tgt) : 0.0) - A);
+      }
+    });
+    return;
+  }
   for_each_tile(a.n, inner, 2 * C, [&](int64_t n, int64_t i0, int64_t i1) {
     const int64_t k = i1 - i0;
     const int64_t off = n * C * inner + i0;
-    // gx = p_c * (A + B * W) - A * [c == t] - B * w_c,  A = s (1 - eps) w_t,  B = s eps / C.
-    double A[kTile], B[kTile], l[kTile];
+    double A[kTile], B[kTile];
+    T l[kTile];
     int64_t tg[kTile];
     for (int64_t j = 0; j < k; ++j) {
       const int64_t p = n * inner + i0 + j;
       tg[j] = t[p];
-      l[j] = static_cast<double>(lse[p]);
+      l[j] = lse[p];
       const bool ignored = tg[j] == a.ignore_index;
       const double s = ignored ? 0.0 : scale(p);
       A[j] = ignored ? 0.0 : s * (1 - eps) * weight_of(w, tg[j]);
@@ -161,7 +216,7 @@ void cross_entropy_backward_impl(const Tensor& grad_out, const Tensor& logits, c
       const double wc = weight_of(w, c);
       for (int64_t j = 0; j < k; ++j) {
         const int64_t q = off + c * inner + j;
-        const double pc = std::exp(static_cast<double>(x[q]) - l[j]);
+        const double pc = static_cast<double>(std::exp(x[q] - l[j]));
         gx[q] = static_cast<T>(pc * (A[j] + B[j] * wsum) - B[j] * wc - (c == tg[j] ? A[j] : 0.0));
       }
     }

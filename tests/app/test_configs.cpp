@@ -1,7 +1,6 @@
 // configs/: recipes parse to the right typed values, every class of mistake is reported with
 // file:line:col + key path + hint, extends/overrides work, and the resolved YAML round-trips.
 #include <catch2/catch.hpp>
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -96,8 +95,8 @@ TEST_CASE("configs: the LeNet recipe parses with its values and PyTorch defaults
   CHECK(conv.get_int("out_channels") == 6);
   CHECK(conv.get_pair("kernel_size") == std::array<int64_t, 2>{5, 5});
   CHECK(conv.get_pair("padding") == std::array<int64_t, 2>{2, 2});
-  CHECK(conv.get_pair("stride") == std::array<int64_t, 2>{1, 1});     // default
-  CHECK(conv.get_pair("dilation") == std::array<int64_t, 2>{1, 1});   // default
+  CHECK(conv.get_pair("stride") == std::array<int64_t, 2>{1, 1});    // default
+  CHECK(conv.get_pair("dilation") == std::array<int64_t, 2>{1, 1});  // default
   CHECK(conv.get_int("groups") == 1);
   CHECK(conv.get_bool("bias"));
   CHECK(m.nodes[2].get_pair("stride") == std::array<int64_t, 2>{2, 2});  // = kernel_size
@@ -151,7 +150,7 @@ TEST_CASE("configs: the LeNet recipe parses with its values and PyTorch defaults
 
 TEST_CASE("configs: a minimal recipe gets every default from the schema") {
   Config c = load_config(kDir + "minimal.yaml");
-  CHECK(c.name == "minimal");  // the file's stem
+  CHECK(c.name == "minimal");                                 // the file's stem
   CHECK(c.data.root == "/usr/share/datasets/fashion-mnist");  // the preset
   CHECK(c.data.train.labels == "train-labels-idx1-ubyte.gz");
   CHECK(c.data.val_size == 0);
@@ -173,7 +172,7 @@ TEST_CASE("configs: a minimal recipe gets every default from the schema") {
   CHECK(c.checkpoint.best == BestCheckpointSpec{"", "auto"});
 }
 
-TEST_CASE("configs: the graph form (nodes, inputs, output) and typed sections") {
+TEST_CASE("configs: the graph form and typed sections") {
   Config c = load_config(kDir + "residual.yaml");
   const ModelSpec& m = c.model;
   CHECK_FALSE(m.sequential);
@@ -198,7 +197,7 @@ TEST_CASE("configs: the graph form (nodes, inputs, output) and typed sections") 
   CHECK(s.scheduler.gamma == 0.1);
 }
 
-TEST_CASE("configs: unknown keys and names get file:line:col and 'did you mean'") {
+TEST_CASE("configs: unknown keys and names get a location and a did-you-mean hint") {
   check_inline_error("optimiser: {lr: 0.1}\n", "optimiser", "inline.yaml:4:1", "unknown key",
                      "did you mean 'optimizer'?");
   check_inline_error("optimizer:\n  type: sgd\n  momentun: 0.9\n", "optimizer.momentun",
@@ -212,16 +211,17 @@ TEST_CASE("configs: unknown keys and names get file:line:col and 'did you mean'"
                      "unknown scheduler type", "did you mean 'cosine_annealing'?");
   check_inline_error("data2: {}\n", "data2", "inline.yaml:4:1", "unknown key",
                      "did you mean 'data'?");
-  check_inline_error("train: {bogus_key: 1}\n", "train.bogus_key", "inline.yaml:4:9",
-                     "unknown key", "valid keys: epochs, max_steps");
+  check_inline_error("train: {bogus_key: 1}\n", "train.bogus_key", "inline.yaml:4:9", "unknown key",
+                     "valid keys: epochs, max_steps");
 
   auto layer_errors = errors_of([] {
-    load("model:\n"
-         "  layers:\n"
-         "    - {type: conv2d, out_channels: 6, kernel_size: 3, paddin: 1}\n"
-         "    - rellu\n"
-         "    - {type: conv, out_channels: 6}\n"
-         "data: {dataset: mnist}\n");
+    load(
+        "model:\n"
+        "  layers:\n"
+        "    - {type: conv2d, out_channels: 6, kernel_size: 3, paddin: 1}\n"
+        "    - rellu\n"
+        "    - {type: conv, out_channels: 6}\n"
+        "data: {dataset: mnist}\n");
   });
   check_error(layer_errors, "model.layers[0].paddin", "inline.yaml:3:55",
               "unknown key for layer type 'conv2d'", "did you mean 'padding'?");
@@ -231,7 +231,7 @@ TEST_CASE("configs: unknown keys and names get file:line:col and 'did you mean'"
               "did you mean 'conv2d'?");
 }
 
-TEST_CASE("configs: wrong types, ranges and choices name what was expected") {
+TEST_CASE("configs: wrong types and ranges and choices name what was expected") {
   check_inline_error("train: {epochs: abc}\n", "train.epochs", "inline.yaml:4:17",
                      "expected an integer >= 1, got 'abc'");
   check_inline_error("train: {epochs: 2.5}\n", "train.epochs", "inline.yaml:4:17",
@@ -244,29 +244,35 @@ TEST_CASE("configs: wrong types, ranges and choices name what was expected") {
                      "expected 'epoch' or an integer >= 1, got 0");
   check_inline_error("train: {device: gpu}\n", "train.device", "inline.yaml:4:17",
                      "expected 'cpu', 'cuda' or 'cuda:N', got 'gpu'");
-  check_error(errors_of([] { load("model: {layers: [relu]}\ndata: {dataset: mnist, loader: "
-                                  "{shuffle: yes}}\n"); }),
-              "data.loader.shuffle", "inline.yaml:2:42", "expected a boolean (true or false), got 'yes'");
+  check_error(errors_of([] {
+                load(
+                    "model: {layers: [relu]}\ndata: {dataset: mnist, loader: "
+                    "{shuffle: yes}}\n");
+              }),
+              "data.loader.shuffle", "inline.yaml:2:42",
+              "expected a boolean (true or false), got 'yes'");
   check_inline_error("optimizer: {type: adam, betas: [0.9]}\n", "optimizer.betas",
-                     "inline.yaml:4:32", "expected a list of 2 numbers (each in [0, 1)), got [0.9]");
+                     "inline.yaml:4:32",
+                     "expected a list of 2 numbers (each in [0, 1)), got [0.9]");
   check_inline_error("loss: {reduction: avg}\n", "loss.reduction", "inline.yaml:4:19",
                      "expected one of 'mean', 'sum', got 'avg'");
   check_inline_error("scheduler: {type: step}\n", "scheduler.step_size", "inline.yaml:4:12",
                      "required key is missing for scheduler 'step'");
-  check_inline_error("scheduler: {type: multi_step, milestones: [5, 3]}\n",
-                     "scheduler.milestones", "inline.yaml:4:43", "strictly increasing");
+  check_inline_error("scheduler: {type: multi_step, milestones: [5, 3]}\n", "scheduler.milestones",
+                     "inline.yaml:4:43", "strictly increasing");
   check_inline_error("optimizer: {nesterov: true}\n", "optimizer.nesterov", "inline.yaml:4:23",
                      "nesterov needs momentum > 0");
 
   auto layer_errors = errors_of([] {
-    load("model:\n"
-         "  layers:\n"
-         "    - {type: conv2d, out_channels: 6, kernel_size: -3}\n"
-         "    - {type: dropout, p: 1.0}\n"
-         "    - {type: gelu, approximate: tan}\n"
-         "    - {type: linear, bias: false}\n"
-         "    - {type: conv2d, out_channels: 6, kernel_size: 3, groups: 4}\n"
-         "data: {dataset: mnist}\n");
+    load(
+        "model:\n"
+        "  layers:\n"
+        "    - {type: conv2d, out_channels: 6, kernel_size: -3}\n"
+        "    - {type: dropout, p: 1.0}\n"
+        "    - {type: gelu, approximate: tan}\n"
+        "    - {type: linear, bias: false}\n"
+        "    - {type: conv2d, out_channels: 6, kernel_size: 3, groups: 4}\n"
+        "data: {dataset: mnist}\n");
   });
   check_error(layer_errors, "model.layers[0].kernel_size", "inline.yaml:3:52",
               "expected an integer >= 1 or a list of 2 such integers, got -3");
@@ -280,18 +286,19 @@ TEST_CASE("configs: wrong types, ranges and choices name what was expected") {
               "out_channels (6) must be divisible by groups (4)");
 }
 
-TEST_CASE("configs: graph mistakes — undefined, duplicate, misordered nodes, layers vs nodes") {
+TEST_CASE("configs: graph mistakes are reported with the node and its inputs") {
   auto diags = errors_of([] {
-    load("model:\n"
-         "  nodes:\n"
-         "    - {name: c1, type: conv2d, out_channels: 4, kernel_size: 3}\n"
-         "    - {name: c1, type: relu}\n"
-         "    - {name: s, type: add, inputs: [c1, c3]}\n"
-         "    - {name: t, type: add, inputs: [c1, u]}\n"
-         "    - {name: u, type: add, inputs: c1}\n"
-         "    - {type: relu}\n"
-         "  output: uu\n"
-         "data: {dataset: mnist}\n");
+    load(
+        "model:\n"
+        "  nodes:\n"
+        "    - {name: c1, type: conv2d, out_channels: 4, kernel_size: 3}\n"
+        "    - {name: c1, type: relu}\n"
+        "    - {name: s, type: add, inputs: [c1, c3]}\n"
+        "    - {name: t, type: add, inputs: [c1, u]}\n"
+        "    - {name: u, type: add, inputs: c1}\n"
+        "    - {type: relu}\n"
+        "  output: uu\n"
+        "data: {dataset: mnist}\n");
   });
   check_error(diags, "model.nodes[1].name", "inline.yaml:4:14",
               "duplicate node name 'c1' (first used at line 3)");
@@ -306,8 +313,9 @@ TEST_CASE("configs: graph mistakes — undefined, duplicate, misordered nodes, l
               "did you mean 'u'?");
 
   check_error(errors_of([] {
-                load("model:\n  layers: [relu]\n  nodes: [{name: a, type: relu}]\n"
-                     "data: {dataset: mnist}\n");
+                load(
+                    "model:\n  layers: [relu]\n  nodes: [{name: a, type: relu}]\n"
+                    "data: {dataset: mnist}\n");
               }),
               "model.nodes", "inline.yaml:3:3", "either layers: (a sequence) or nodes:");
   check_error(errors_of([] { load("model: {output: x}\ndata: {dataset: mnist}\n"); }), "model",
@@ -320,18 +328,24 @@ TEST_CASE("configs: graph mistakes — undefined, duplicate, misordered nodes, l
               "model.layers[0].inputs", "inline.yaml:2:25", "only allowed in model.nodes");
 }
 
-TEST_CASE("configs: data presets, metric references and YAML-level errors") {
+TEST_CASE("configs: data presets and metric references and YAML errors") {
   check_error(errors_of([] { load("model: {layers: [relu]}\ndata: {dataset: fashon_mnist}\n"); }),
-              "data.dataset", "inline.yaml:2:17",
-              "has no preset, so data.root, data.train.images", "did you mean 'fashion_mnist'?");
+              "data.dataset", "inline.yaml:2:17", "has no preset, so data.root, data.train.images",
+              "did you mean 'fashion_mnist'?");
   check_inline_error("metrics: [accuracy]\ncheckpoint: {best: {metric: val/acc}}\n",
                      "checkpoint.best.metric", "inline.yaml:5:29", "metric 'acc' is not computed",
                      "did you mean 'accuracy'?");
+  check_inline_error("metrics: [accuracy, top1]\n", "metrics[1]", "inline.yaml:4:21",
+                     "metric 'accuracy' is listed twice");
+  check_error(errors_of([] { load("model: {layers: [linear]}\ndata: {dataset: mnist}\n"); }),
+              "model.layers[0].out_features", "inline.yaml:1:18",
+              "required key is missing");  // located at the bare `linear`
   check_inline_error("checkpoint: {best: {metric: valid/loss}}\n", "checkpoint.best.metric",
                      "inline.yaml:4:29", "split one of train, val, test", "did you mean 'val'?");
   check_error(errors_of([] {
-                load("model: {layers: [relu]}\ndata: {dataset: mnist}\n"
-                     "scheduler: reduce_on_plateau\n");
+                load(
+                    "model: {layers: [relu]}\ndata: {dataset: mnist}\n"
+                    "scheduler: reduce_on_plateau\n");
               }),
               "scheduler.metric", "inline.yaml:3:12",
               "'val/loss' needs a validation split, but data.val_size is 0");
@@ -347,7 +361,7 @@ TEST_CASE("configs: data presets, metric references and YAML-level errors") {
   CHECK_THAT(missing[0].message, Catch::Contains("cannot read config file"));
 }
 
-TEST_CASE("configs: all errors are collected, in file order, in one ConfigError") {
+TEST_CASE("configs: all errors are collected in file order in one ConfigError") {
   const std::string yaml =
       "model:\n"
       "  layers: [{type: linear, out_features: 0}]\n"  // line 2
@@ -375,9 +389,9 @@ TEST_CASE("configs: all errors are collected, in file order, in one ConfigError"
   }
 }
 
-TEST_CASE("configs: extends merges maps deeply, replaces lists, chains, and detects cycles") {
+TEST_CASE("configs: extends merges deeply and replaces lists and detects cycles") {
   Config c = load_config(kDir + "child.yaml");
-  CHECK(c.name == "child");  // never inherited
+  CHECK(c.name == "child");               // never inherited
   CHECK(c.data.loader.batch_size == 32);  // child wins
   CHECK(c.data.loader.shuffle);           // merged from the base
   CHECK(c.optimizer.lr == 0.05);
@@ -414,12 +428,12 @@ TEST_CASE("configs: extends merges maps deeply, replaces lists, chains, and dete
 }
 
 TEST_CASE("configs: key=value overrides are typed and validated like the file") {
-  Config c = load_config(kDir + "lenet.yaml",
-                         {"optimizer.lr=0.05", "train.epochs=3", "data.loader.batch_size=32",
-                          "model.layers[0].out_channels=8", "model.layers[1].type=gelu",
-                          "scheduler=step", "scheduler.step_size=2", "train.device=cuda:1",
-                          "data.transforms=[]", "metrics=[accuracy, top5]",
-                          "checkpoint.best.metric=val/top5"});
+  Config c =
+      load_config(kDir + "lenet.yaml",
+                  {"optimizer.lr=0.05", "train.epochs=3", "data.loader.batch_size=32",
+                   "model.layers[0].out_channels=8", "model.layers[1].type=gelu", "scheduler=step",
+                   "scheduler.step_size=2", "train.device=cuda:1", "data.transforms=[]",
+                   "metrics=[accuracy, top5]", "checkpoint.best.metric=val/top5"});
   CHECK(c.optimizer.lr == 0.05);
   CHECK(c.train.epochs == 3);
   CHECK(c.data.loader.batch_size == 32);
@@ -448,8 +462,9 @@ TEST_CASE("configs: key=value overrides are typed and validated like the file") 
   check_error(diags, "", "<override 4: no_equals_sign>", "expected key=value");
   check_error(diags, "data.loader", "<override 5: data.loader=[1>", "YAML syntax error");
   check_error(diags, "extends", "<override 6: extends=x.yaml>", "cannot be overridden");
-  CHECK(diags[0].str() == "<override 1: train.epochs=abc>: error: train.epochs: expected an "
-                          "integer >= 1, got 'abc'");
+  CHECK(diags[0].str() ==
+        "<override 1: train.epochs=abc>: error: train.epochs: expected an "
+        "integer >= 1, got 'abc'");
 }
 
 TEST_CASE("configs: the resolved YAML reloads to an identical Config") {
@@ -538,7 +553,8 @@ TEST_CASE("configs: every schema default satisfies its own schema") {
     INFO(extra);
     CHECK_NOTHROW(load(kModelAndData + extra + "\n"));
   }
-  CHECK_NOTHROW(load(kModelAndData, {"data.transforms=[{type: normalize, mean: [0.5], std: [1]}]"}));
+  CHECK_NOTHROW(
+      load(kModelAndData, {"data.transforms=[{type: normalize, mean: [0.5], std: [1]}]"}));
 }
 
 TEST_CASE("configs: layer schema registry serves specs built in code") {
@@ -556,7 +572,8 @@ TEST_CASE("configs: layer schema registry serves specs built in code") {
   CHECK_THAT(problems[2], Catch::Contains("linear takes 1 input(s), got 2"));
 
   // A new layer type is one registry entry, and the YAML side knows it at once.
-  register_layer_schema({"test_scale", "multiply by factor",
+  register_layer_schema({"test_scale",
+                         "multiply by factor",
                          {AttrSchema::floating("factor", 2.0).describe("the factor")}});
   CHECK_THROWS_AS(register_layer_schema({"test_scale", "again", {}}), std::invalid_argument);
   Config c = load("model: {layers: [test_scale]}\ndata: {dataset: mnist}\n");

@@ -18,6 +18,13 @@ using nn::ModulePtr;
 
 namespace {
 
+// "x" + i without GCC 12's -Wrestrict false positive on `const char* + std::string&&`.
+std::string numbered(const char* prefix, int64_t i) {
+  std::string s = prefix;
+  s += std::to_string(i);
+  return s;
+}
+
 const std::vector<test::FixtureCase>& cases() {
   static const auto c = test::load_fixtures("modules.txt");
   return c;
@@ -35,7 +42,10 @@ std::vector<std::string> split(const std::string& s) {
 std::string shape_key(const Tensor& t) {
   if (t.dim() == 0) return "scalar";
   std::string s;
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? "x" : "") + std::to_string(t.size(i));
+  for (int64_t i = 0; i < t.dim(); ++i) {
+    if (i) s += 'x';
+    s += std::to_string(t.size(i));
+  }
   return s;
 }
 
@@ -86,13 +96,13 @@ ModulePtr build_layout(const std::string& id) {
       {"softmax", [] { return std::make_shared<Softmax>(1); }},
       {"log_softmax", [] { return std::make_shared<LogSoftmax>(-1); }},
       {"seq", [] {
-         return std::make_shared<Sequential>(Sequential{
+         return sequential({
              std::make_shared<Conv2d>(1, 6, 5, 1, 2), std::make_shared<BatchNorm2d>(6),
              std::make_shared<ReLU>(), std::make_shared<MaxPool2d>(2), std::make_shared<Flatten>(),
              std::make_shared<Linear>(6 * 14 * 14, 10)});
        }},
       {"seq_named", [] {
-         auto features = std::make_shared<Sequential>(Sequential{
+         auto features = sequential({
              std::make_shared<Conv2d>(3, 4, 3), std::make_shared<BatchNorm2d>(4), std::make_shared<ReLU>()});
          auto s = std::make_shared<Sequential>();
          s->push_back("features", features);
@@ -108,9 +118,17 @@ ModulePtr build_layout(const std::string& id) {
   return it->second();
 }
 
-std::string unescape(std::string s) {
-  for (size_t p; (p = s.find("\\n")) != std::string::npos;) s.replace(p, 2, "\n");
-  return s;
+std::string unescape(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 1 < s.size() && s[i + 1] == 'n') {
+      out += '\n';
+      ++i;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
 }
 
 // Every value of `t` as doubles.
@@ -256,7 +274,7 @@ TEST_CASE("nn::init functions: fans, gains, kaiming/xavier scales", "[modules][i
 TEST_CASE("load_state_dict: strict, non-strict, size mismatch and dtype conversion", "[modules]") {
   auto make = [] {
     Generator g(1);
-    return std::make_shared<nn::Sequential>(nn::Sequential{
+    return nn::sequential({
         std::make_shared<nn::Linear>(3, 4, true, g), std::make_shared<nn::ReLU>(),
         std::make_shared<nn::BatchNorm1d>(4), std::make_shared<nn::Linear>(4, 2, true, g)});
   };
@@ -445,7 +463,7 @@ TEST_CASE("to(dtype) converts in place, keeping tensor identity", "[modules]") {
 
 TEST_CASE("conv-bn-relu-pool-flatten-linear net matches PyTorch (train, eval, backward)", "[modules]") {
   const auto& c = test::find_case(cases(), "net/forward");
-  auto net = std::make_shared<nn::Sequential>(nn::Sequential{
+  auto net = nn::sequential({
       std::make_shared<nn::Conv2d>(2, 3, 3, 1, 1), std::make_shared<nn::BatchNorm2d>(3),
       std::make_shared<nn::ReLU>(), std::make_shared<nn::MaxPool2d>(2), std::make_shared<nn::Flatten>(),
       std::make_shared<nn::Linear>(27, 4)});
@@ -483,8 +501,8 @@ TEST_CASE("BatchNorm with momentum=None keeps a cumulative average", "[modules]"
   const auto& c = test::find_case(cases(), "bn_cumulative");
   nn::BatchNorm1d bn(3, 1e-5, std::nullopt);
   for (int i = 0; i < 3; ++i) {
-    Tensor y = bn.forward(c.t("x" + std::to_string(i)));
-    CHECK_CLOSE(y, c.t("y" + std::to_string(i)), 1e-5, 1e-5);
+    Tensor y = bn.forward(c.t(numbered("x", i)));
+    CHECK_CLOSE(y, c.t(numbered("y", i)), 1e-5, 1e-5);
   }
   CHECK_CLOSE(bn.running_mean, c.t("after.running_mean"), 1e-5, 1e-6);
   CHECK_CLOSE(bn.running_var, c.t("after.running_var"), 1e-5, 1e-6);
@@ -542,7 +560,7 @@ TEST_CASE("pooling modules forward the configured arguments", "[modules]") {
 TEST_CASE("cuda: modules move to the GPU in place and match the CPU", "[cuda][modules]") {
   if (!test::have_cuda()) std::exit(4);
   Generator gen(8);
-  auto net = std::make_shared<nn::Sequential>(nn::Sequential{
+  auto net = nn::sequential({
       std::make_shared<nn::Linear>(5, 4, true, gen), std::make_shared<nn::ReLU>(),
       std::make_shared<nn::BatchNorm1d>(4), std::make_shared<nn::Linear>(4, 2, true, gen)});
   Tensor x = randn({6, 5}, gen);

@@ -1,0 +1,155 @@
+// dltool bench CONFIG: time forward and backward of every node and the whole training step on
+// synthetic batches of the recipe's shapes (like `caffe time`). No data is loaded.
+#include <chrono>
+#include <cstdio>
+#include <iomanip>
+#include <iostream>
+#include <omp.h>
+
+#include "cli/command.h"
+#include "configs/config.h"
+#include "engine/ops.h"
+#include "engine/train/setup.h"
+#include "engine/train/trainer.h"
+#include "exporters/json.h"
+
+namespace dl::cli {
+namespace {
+
+struct BenchArgs {
+  std::string config;
+  std::vector<std::string> overrides;
+  int64_t steps = 20;
+  int64_t warmup = 3;
+  bool json = false;
+};
+
+double now_s() {
+  using namespace std::chrono;
+  return duration<double>(steady_clock::now().time_since_epoch()).count();
+}
+
+struct NodeTiming {
+  std::string name, type;
+  Shape output_shape;
+  double forward_ms = 0, backward_ms = 0;
+};
+
+std::function<int()> setup_bench(CLI::App& sub) {
+  auto a = std::make_shared<BenchArgs>();
+  sub.add_option("config", a->config, "recipe YAML file")->required()->check(CLI::ExistingFile);
+  sub.add_option("overrides", a->overrides, "key=value overrides, e.g. data.loader.batch_size=128");
+  sub.add_option("--steps", a->steps, "timed iterations per measurement")->check(CLI::PositiveNumber);
+  sub.add_option("--warmup", a->warmup, "untimed iterations before each measurement")->check(CLI::NonNegativeNumber);
+  sub.add_flag("--json", a->json, "print the results as one JSON object");
+  return [a] {
+    Config cfg = load_config(a->config, a->overrides);
+    train::set_num_threads(cfg.train.threads);
+    Device device = Device::parse(cfg.train.device);
+    Shape sample = train::sample_shape_from_headers(cfg.data);
+    auto model = train::build_model(cfg, sample, static_cast<uint64_t>(cfg.train.seed));
+    model->to(device);
+    auto loss_fn = train::build_loss(cfg.loss);
+    auto opt = train::build_optimizer(cfg, *model);
+    const int64_t B = cfg.data.loader.batch_size;
+    Generator gen(static_cast<uint64_t>(cfg.train.seed));
+    Shape xs{B};
+    xs.insert(xs.end(), sample.begin(), sample.end());
+    Tensor x = randn(xs, gen).to(device);
+    const int64_t classes = model->output_shape().empty() ? 1 : model->output_shape().back();
+    std::vector<int64_t> yv(static_cast<size_t>(B));
+    for (auto& v : yv) v = static_cast<int64_t>(gen.next_u64() % static_cast<uint64_t>(classes));
+    Tensor y = from_vector(yv, {B}).to(device);
+
+    auto sync = [&] { if (device.is_cuda()) allocator_for(DeviceType::CUDA).synchronize(); };
+    auto time_it = [&](const std::function<void()>& fn) {
+      for (int64_t i = 0; i < a->warmup; ++i) fn();
+      sync();
+      double t0 = now_s();
+      for (int64_t i = 0; i < a->steps; ++i) fn();
+      sync();
+      return (now_s() - t0) / static_cast<double>(a->steps);
+    };
+
+    model->train();
+    double step_s = time_it([&] {
+      Tensor loss = loss_fn(model->forward(x), y);
+      opt->zero_grad();
+      loss.backward();
+      opt->step();
+    });
+    double eval_s;
+    {
+      NoGradGuard ng;
+      model->eval();
+      eval_s = time_it([&] { model->forward(x); });
+      model->train();
+    }
+
+    // Per node: forward on the node's real inputs; backward of the node alone.
+    std::vector<NodeTiming> nodes;
+    std::vector<Tensor> values(model->nodes().size());
+    {
+      NoGradGuard ng;
+      for (size_t i = 0; i < model->nodes().size(); ++i) {
+        const auto& n = model->nodes()[i];
+        TensorList in;
+        for (int j : n.inputs) in.push_back(j < 0 ? x : values[j]);
+        values[i] = in.size() == 1 ? n.module->forward(in[0]) : n.module->forward(in);
+      }
+    }
+    for (size_t i = 0; i < model->nodes().size(); ++i) {
+      const auto& n = model->nodes()[i];
+      TensorList in;
+      for (int j : n.inputs) in.push_back((j < 0 ? x : values[j]).detach().requires_grad_(true));
+      auto fwd = [&] { return in.size() == 1 ? n.module->forward(in[0]) : n.module->forward(in); };
+      NodeTiming t{n.name, n.type, values[i].shape(), 0, 0};
+      t.forward_ms = time_it([&] { fwd(); }) * 1e3;
+      Tensor out = fwd();
+      if (out.requires_grad()) {
+        Tensor g = ones_like(out);
+        t.backward_ms = time_it([&] { out.backward(g); }) * 1e3;
+      }
+      nodes.push_back(t);
+    }
+    model->zero_grad();
+
+    const double train_sps = static_cast<double>(B) / step_s, eval_sps = static_cast<double>(B) / eval_s;
+    if (a->json) {
+      json::Array arr;
+      for (const auto& t : nodes) {
+        json::Array shape;
+        for (int64_t d : t.output_shape) shape.push(d);
+        arr.push(json::Object().add("name", t.name).add("type", t.type).add("output_shape", shape)
+                     .add("forward_ms", t.forward_ms).add("backward_ms", t.backward_ms));
+      }
+      json::Object o;
+      o.add("config", cfg.source_path).add("device", device.str()).add("threads", omp_get_max_threads())
+          .add("batch_size", B).add("steps", a->steps).add("train_step_ms", step_s * 1e3)
+          .add("train_samples_per_s", train_sps).add("eval_samples_per_s", eval_sps).add("nodes", arr);
+      std::cout << o.str() << "\n";
+      return kExitOk;
+    }
+    std::cout << cfg.name << ": batch " << B << ", " << omp_get_max_threads() << " thread(s), " << device.str()
+              << ", " << a->steps << " timed iterations\n\n";
+    std::cout << std::left << std::setw(10) << "node" << std::setw(14) << "type" << std::setw(16) << "output"
+              << std::right << std::setw(12) << "forward ms" << std::setw(13) << "backward ms" << "\n";
+    std::cout << std::fixed << std::setprecision(3);
+    for (const auto& t : nodes)
+      std::cout << std::left << std::setw(10) << t.name << std::setw(14) << t.type << std::setw(16)
+                << shape_str(t.output_shape) << std::right << std::setw(12) << t.forward_ms << std::setw(13)
+                << t.backward_ms << "\n";
+    std::cout << std::setprecision(2) << "\ntraining step (forward, loss, backward, " << cfg.optimizer.type
+              << "): " << step_s * 1e3 << " ms = " << std::setprecision(0) << train_sps << " samples/s\n"
+              << "inference (eval mode, no grad): " << std::setprecision(2) << eval_s * 1e3 << " ms = "
+              << std::setprecision(0) << eval_sps << " samples/s\n";
+    return kExitOk;
+  };
+}
+
+}  // namespace
+
+DL_REGISTER_COMMAND(bench, "bench", "Time forward/backward per node and the whole training step (like caffe time)",
+                    setup_bench);
+
+}  // namespace dl::cli
