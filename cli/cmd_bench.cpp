@@ -42,7 +42,7 @@ std::function<int()> setup_bench(CLI::App& sub) {
   sub.add_option("--steps", a->steps, "timed iterations per measurement")->check(CLI::PositiveNumber);
   sub.add_option("--warmup", a->warmup, "untimed iterations before each measurement")->check(CLI::NonNegativeNumber);
   sub.add_flag("--json", a->json, "print the results as one JSON object");
-  return [a] {
+  return [a]() -> int {
     Config cfg = load_config(a->config, a->overrides);
     train::set_num_threads(cfg.train.threads);
     Device device = Device::parse(cfg.train.device);

@@ -20,7 +20,7 @@ std::function<int()> setup_validate(CLI::App& sub) {
   sub.add_option("config", args->config, "recipe YAML file")->required();
   sub.add_option("overrides", args->overrides, "key=value overrides, e.g. optimizer.lr=0.05");
   sub.add_flag("--print", args->print, "print the resolved config (extends, overrides and defaults applied)");
-  return [args] {
+  return [args]() -> int {
     Config cfg = load_config(args->config, args->overrides);
     if (args->print) {
       std::cout << cfg.resolved_yaml;

@@ -160,6 +160,7 @@ struct TrainSpec {
   int64_t seed = 0;
   std::string device;      // "cpu", "cuda", "cuda:N" (engine's Device::parse reads it)
   int64_t threads = 0;     // CPU threads; 0 = all cores
+  bool requeue = false;    // SIGUSR1 under SLURM: checkpoint, then scontrol requeue
   bool operator==(const TrainSpec&) const = default;
 };
 

@@ -404,16 +404,8 @@ void read_model(Ctx& ctx, const YNode* node, const SourceLoc& root_loc, ModelSpe
         ctx.error(r.input_locs[k], index(p, k), "undefined node '" + in + "'",
                   suggest(in, names, "nodes"));
     }
-    const LayerSchema& s = *find_layer_schema(r.spec.type);
-    int n = static_cast<int>(r.spec.inputs.size());
-    if (n < s.min_inputs || (s.max_inputs != LayerSchema::kUnbounded && n > s.max_inputs)) {
-      std::string want = s.min_inputs == s.max_inputs ? "exactly " + std::to_string(s.min_inputs)
-                                                      : "at least " + std::to_string(s.min_inputs);
-      ctx.error(r.inputs_loc, p,
-                r.spec.type + " takes " + want + " input" +
-                    (s.min_inputs == 1 && s.max_inputs == 1 ? "" : "s") + ", got " +
-                    std::to_string(n));
-    }
+    std::string err = check_input_count(*find_layer_schema(r.spec.type), r.spec.inputs.size());
+    if (!err.empty()) ctx.error(r.inputs_loc, p, err);
     names.push_back(r.spec.name);
     model.nodes.push_back(std::move(r.spec));
   }

@@ -223,6 +223,8 @@ const std::vector<Field<TrainSpec>>& train_fields() {
                             .describe("where to train")),
       field(&T::threads, A::integer("threads", 0).at_least(0)
                              .describe("CPU threads (0 = all cores)")),
+      field(&T::requeue, A::boolean("requeue", false)
+                             .describe("on SIGUSR1 under SLURM: checkpoint, then `scontrol requeue` the job")),
   };
   return t;
 }

@@ -116,9 +116,8 @@ class Writer {
   // Throws with the reason on this thread's HDF5 error stack.
   [[noreturn]] void fail(const std::string& doing) const {
     h5::Error e = h5::last_error();
-    std::string msg = "cannot save checkpoint '" + path_ + "': " + e.plain() + " (while " + doing;
-    if (e.err_no != 0 && !e.text.empty()) msg += "; HDF5: " + e.text;
-    throw CheckpointError(path_, msg + ")");
+    // With an OS error the plain reason says it all (HDF5's driver text is a long dump).
+    throw CheckpointError(path_, "cannot save checkpoint '" + path_ + "': " + e.plain() + " (while " + doing + ")");
   }
   void check(herr_t st, const std::string& doing) const {
     if (st < 0) fail(doing);

@@ -576,7 +576,8 @@ Checkpoint load_checkpoint(const std::string& path, bool weights_only) {
       if (!has_model) {
         std::string msg = "not a dltool checkpoint: no root attribute 'format' (weights-only files need at least /model)";
         size_t n_root = r.links(root.id(), "/").size();
-        if (n_root > 0) msg += "; the root holds " + std::to_string(n_root) + " other objects: put the state_dict under /model";
+        if (n_root > 0)
+          msg += "; the file holds " + std::to_string(n_root) + " other object(s) at its root: put the state_dict under /model";
         r.invalid(msg);
       }
       if (!weights_only)

@@ -83,7 +83,10 @@ herr_t collect_attr(hid_t, const char* name, const H5A_info_t*, void* data) {
 hid_t file_access_plist(bool for_write) {
   hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
   if (fapl < 0) return fapl;
-  bool ok = H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0;
+  // Writing: H5Fclose closes everything still open, so the file is complete when it returns.
+  // Reading keeps the default degree: a file already open elsewhere in the process (with
+  // default properties) can only be opened again with matching ones.
+  bool ok = !for_write || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0;
 #if H5_VERSION_GE(1, 10, 7)
   // Lock as HDF5 does by default (a file opened twice in one process must agree on it), but
   // carry on where the file system has no locks (Lustre, some NFS): ignore_when_disabled.

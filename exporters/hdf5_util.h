@@ -79,9 +79,9 @@ Error last_error();
 // strerror() with a lower-case first letter: "no space left on device", "permission denied".
 std::string errno_text(int err_no);
 
-// File-access properties for checkpoints: H5Fclose closes everything (STRONG), file locking
-// that is skipped where the file system has none (cluster file systems), and for writing the
-// HDF5 1.8 object format: checksummed metadata, readable by HDF5 >= 1.8.
+// File-access properties for checkpoints: file locking that is skipped where the file system
+// has none (cluster file systems); for writing also H5Fclose closing everything (STRONG) and
+// the HDF5 1.8 object format: checksummed metadata, readable by HDF5 >= 1.8.
 // Caller owns the id; negative on failure.
 hid_t file_access_plist(bool for_write);
 

@@ -10,12 +10,14 @@
 //     as (part of) a primitive-cache key.
 //
 // CPU backend (kernels/cpu/conv.cpp, pool.cpp, norm.cpp):
-//   f32 conv and pooling use oneDNN primitives, cached by shape (and by the OpenMP thread
-//   count, which oneDNN fixes at primitive creation). f64 (gradient checks) and the cases
-//   oneDNN cannot express with PyTorch's semantics (avg pooling with count_include_pad where
-//   ceil_mode adds right padding beyond `padding`) use our reference loops, which are also the
-//   oracle the tests compare oneDNN against. Batch norm, adaptive pooling and dropout are our
-//   own loops for every dtype.
+//   f32 convolution uses oneDNN primitives, cached by shape (and by the OpenMP thread count,
+//   which oneDNN fixes at primitive creation); oneDNN picks blocked layouts and cached reorders
+//   convert from/to our plain NCHW. f32 average pooling and max-pooling inference use oneDNN
+//   too; max-pooling training uses our loops (faster than oneDNN's on plain NCHW, measured).
+//   f64 (gradient checks) and what oneDNN cannot express with PyTorch's semantics (avg pooling
+//   with count_include_pad where ceil_mode adds right padding beyond `padding`) use our loops,
+//   which are also the oracle the tests compare oneDNN against. Batch norm, adaptive pooling
+//   and dropout are our own loops for every dtype.
 //
 // Determinism: our loops compute each output element in one thread in a fixed order (batch
 // statistics: per-(n, c) partial sums in double, combined over n in order), so results are
@@ -23,9 +25,9 @@
 // fixed thread count, but may differ in the last bits between thread counts:
 //   - convolution backward-weights (and its bias gradient): the reduction over the minibatch
 //     and spatial positions is split across threads;
-//   - convolution forward / backward-data through oneDNN's gemm-based implementation: sgemm's
-//     K-blocking may depend on the thread count (see kernels/gemm.h).
-//   Pooling forward/backward has no cross-thread reduction and is thread-count independent.
+//   - convolution forward / backward-data when oneDNN falls back to its gemm-based
+//     implementation: sgemm's K-blocking may depend on the thread count (see kernels/gemm.h).
+//   Pooling has no cross-thread reduction and is thread-count independent.
 #pragma once
 #include <cstdint>
 

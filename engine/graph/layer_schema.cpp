@@ -342,6 +342,18 @@ std::string format_attr(const AttrValue& v) {
   return std::visit(fmt, v);
 }
 
+std::string check_input_count(const LayerSchema& s, std::size_t n) {
+  const auto count = static_cast<int64_t>(n);
+  const bool unbounded = s.max_inputs == LayerSchema::kUnbounded;
+  if (count >= s.min_inputs && (unbounded || count <= s.max_inputs)) return "";
+  std::string want = s.min_inputs == s.max_inputs ? "exactly " + std::to_string(s.min_inputs)
+                     : unbounded ? "at least " + std::to_string(s.min_inputs)
+                                 : std::to_string(s.min_inputs) + " to " +
+                                       std::to_string(s.max_inputs);
+  return s.type + " takes " + want + (s.max_inputs == 1 ? " input" : " inputs") + ", got " +
+         std::to_string(n);
+}
+
 void fill_attr_defaults(const std::vector<AttrSchema>& schema, AttrMap& attrs) {
   for (const auto& a : schema)
     if (!attrs.count(a.name) && a.default_value) attrs[a.name] = *a.default_value;
@@ -369,13 +381,8 @@ std::vector<std::string> resolve_layer_attrs(LayerSpec& layer) {
     if (a.required && !layer.attrs.count(a.name))
       problems.push_back(a.name + ": required attribute is missing");
   fill_attr_defaults(s->attrs, layer.attrs);
-  int n = static_cast<int>(layer.inputs.size());
-  if (n < s->min_inputs || (s->max_inputs != LayerSchema::kUnbounded && n > s->max_inputs)) {
-    std::string want = std::to_string(s->min_inputs);
-    if (s->max_inputs != s->min_inputs) want = "at least " + want;
-    problems.push_back("inputs: " + layer.type + " takes " + want + " input(s), got " +
-                       std::to_string(n));
-  }
+  std::string inputs = check_input_count(*s, layer.inputs.size());
+  if (!inputs.empty()) problems.push_back("inputs: " + inputs);
   if (problems.empty() && s->rule) {
     std::string err = s->rule(layer.attrs);
     if (!err.empty()) problems.push_back(err);

@@ -132,6 +132,8 @@ std::string describe_expected(const AttrSchema& schema);
 // text that reads back to the same double, with a ".0" when they would look like an integer.
 std::string format_attr(const AttrValue& value);
 std::string format_double(double v);
+// "" when `n` inputs suit the layer type, else "add takes at least 2 inputs, got 1".
+std::string check_input_count(const LayerSchema& schema, std::size_t n);
 // Fills every absent attribute that has a default (or a default_from attribute) in place.
 void fill_attr_defaults(const std::vector<AttrSchema>& schema, AttrMap& attrs);
 

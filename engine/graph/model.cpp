@@ -71,9 +71,8 @@ const std::map<std::string, LayerBuilder>& builders() {
        }},
       {"avg_pool2d", [](const LayerSpec& s, const std::vector<Shape>& in, Generator&) {
          image_input(s, in);
-         bool include_pad = s.has("count_include_pad") ? s.get_bool("count_include_pad") : true;
-         return make<nn::AvgPool2d>(size2(s, "kernel_size"), size2(s, "stride"),
-                                    size2(s, "padding"), s.get_bool("ceil_mode"), include_pad);
+         return make<nn::AvgPool2d>(size2(s, "kernel_size"), size2(s, "stride"), size2(s, "padding"),
+                                    s.get_bool("ceil_mode"), s.get_bool("count_include_pad"));
        }},
       {"adaptive_avg_pool2d", [](const LayerSpec& s, const std::vector<Shape>& in, Generator&) {
          image_input(s, in);

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <csignal>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <sstream>
 
 #include "engine/ops.h"
+#include "engine/train/signals.h"
 
 namespace dl::train {
 namespace {
@@ -85,9 +87,119 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
       f << cfg_.resolved_yaml;
       if (!f) throw std::runtime_error("cannot write " + run_dir_ + "/config.yaml");
     }
-    metrics_ = std::make_unique<exporters::MetricsWriter>(run_dir_ + "/" + exporters::MetricsWriter::kFileName);
-    tensorboard_ = std::make_unique<exporters::TensorBoardWriter>(run_dir_);
+    checkpoints_ = std::make_unique<CheckpointManager>(run_dir_, cfg_.checkpoint);
   }
+  pos_.best_metric = cfg_.checkpoint.best.metric;
+  if (opt_.init_weights) {
+    nn::LoadResult lr = model_->load_state_dict(*opt_.init_weights, opt_.strict);
+    std::ostringstream os;
+    os << "initialised weights from " << opt_.init_path;
+    if (!lr.missing_keys.empty()) {
+      os << "; missing keys (kept their initialisation):";
+      for (const auto& k : lr.missing_keys) os << " " << k;
+    }
+    if (!lr.unexpected_keys.empty()) {
+      os << "; unexpected keys (ignored):";
+      for (const auto& k : lr.unexpected_keys) os << " " << k;
+    }
+    progress_->message(os.str());
+  }
+  if (opt_.resume_from) restore(*opt_.resume_from, opt_.resume_path);
+  if (opt_.write_outputs) {
+    const std::string mpath = run_dir_ + "/" + exporters::MetricsWriter::kFileName;
+    if (resumed_) truncate_metrics(mpath, step_);
+    metrics_ = std::make_unique<exporters::MetricsWriter>(mpath);
+    tensorboard_ = std::make_unique<exporters::TensorBoardWriter>(run_dir_);
+    if (resumed_) tensorboard_->add_session_start(step_);
+  }
+}
+
+void Trainer::restore(const Checkpoint& c, const std::string& path) {
+  model_->load_state_dict(c.model, /*strict=*/true);
+  if (!c.optimizer) throw CheckpointError(path, "has no /optimizer state: cannot resume (use --init-from to load only weights)");
+  optim::OptimizerState os;
+  os.type = c.optimizer->type;
+  os.defaults = c.optimizer->defaults;
+  for (const auto& g : c.optimizer->groups) os.param_groups.push_back({g.params, g.hyper});
+  for (const auto& [k, st] : c.optimizer->state) os.state[k] = optim::ParamState{st.step, st.slots};
+  optimizer_->load_state_dict(os);
+  if (scheduler_) {
+    if (!c.scheduler) throw CheckpointError(path, "has no /scheduler state but the config has a scheduler");
+    sched::SchedulerState ss;
+    ss.type = c.scheduler->type;
+    ss.scalars = c.scheduler->scalars;
+    ss.lists = c.scheduler->lists;
+    scheduler_->load_state_dict(ss);
+  }
+  pos_ = position_from_attrs(c.trainer, path);
+  if (pos_.best_metric != cfg_.checkpoint.best.metric) {
+    pos_.best_metric = cfg_.checkpoint.best.metric;
+    pos_.best_value.reset();
+  }
+  restore_rng(c.rng);
+  step_ = pos_.global_step;
+  epoch_ = pos_.epoch;
+  window_loss_ = pos_.window_loss;
+  window_steps_ = pos_.window_steps;
+  window_samples_ = pos_.window_samples;
+  resumed_ = true;
+  progress_->message("resumed from " + path + " at step " + std::to_string(step_) + " (epoch " +
+                     std::to_string(epoch_ + 1) + ", batch " + std::to_string(pos_.batch_in_epoch) + ")");
+}
+
+Checkpoint Trainer::make_checkpoint(bool finished) const {
+  Checkpoint c;
+  c.config_yaml = cfg_.resolved_yaml;
+  c.model = model_->state_dict();
+  optim::OptimizerState os = optimizer_->state_dict();
+  OptimizerState o;
+  o.type = os.type;
+  o.defaults = os.defaults;
+  for (const auto& g : os.param_groups) o.groups.push_back({g.options, g.names});
+  for (const auto& [k, st] : os.state) o.state[k] = OptimizerParamState{st.step, st.slots};
+  c.optimizer = o;
+  if (scheduler_) {
+    sched::SchedulerState ss = scheduler_->state_dict();
+    c.scheduler = SchedulerState{ss.type, ss.scalars, ss.lists};
+  }
+  TrainerPosition p = pos_;
+  p.epoch = epoch_;
+  p.global_step = step_;
+  data::LoaderState ls = train_loader_->state();
+  p.batch_in_epoch = ls.epoch == epoch_ ? ls.batch_in_epoch : 0;
+  p.loader_seed = ls.seed;
+  p.window_loss = window_loss_;
+  p.window_steps = window_steps_;
+  p.window_samples = window_samples_;
+  p.finished = finished;
+  c.trainer = position_to_attrs(p);
+  c.rng = capture_rng();
+  return c;
+}
+
+void Trainer::save_checkpoint_now(bool numbered, bool finished) {
+  if (!checkpoints_) return;
+  std::string path = checkpoints_->save(make_checkpoint(finished), step_, numbered);
+  progress_->message("checkpoint " + path + " (step " + std::to_string(step_) + ")");
+}
+
+void Trainer::update_best(const EvalResult& r) {
+  if (!checkpoints_ || pos_.best_metric.empty()) return;
+  const std::string& m = pos_.best_metric;
+  if (m.rfind(r.split + "/", 0) != 0) return;
+  std::string name = m.substr(r.split.size() + 1);
+  double v;
+  if (name == "accuracy") v = r.accuracy;
+  else if (name == "loss") v = r.loss;
+  else if (r.top_k_accuracy && name == "top" + std::to_string(r.top_k)) v = *r.top_k_accuracy;
+  else return;
+  std::string mode = cfg_.checkpoint.best.mode;
+  if (mode == "auto") mode = name == "loss" ? "min" : "max";
+  bool better = !pos_.best_value || (mode == "min" ? v < *pos_.best_value : v > *pos_.best_value);
+  if (!better) return;
+  pos_.best_value = v;
+  checkpoints_->save_best(make_checkpoint(false));
+  progress_->message("best " + m + " " + fmt(v) + ": " + checkpoints_->best_path());
 }
 
 Trainer::~Trainer() = default;
@@ -156,7 +268,7 @@ void Trainer::log_eval(const EvalResult& r, bool final) {
   exporters::EvalInfo e;
   e.split = r.split;
   e.step = step_;
-  e.epoch = epoch_;
+  e.epoch = std::min<int64_t>(epoch_ + 1, cfg_.train.epochs);
   e.loss = r.loss;
   e.accuracy = r.accuracy;
   if (r.top_k_accuracy) {
@@ -180,8 +292,10 @@ RunResult Trainer::run() {
   const int64_t per_epoch = train_loader_->batches_per_epoch();
   int64_t total = ts.max_steps > 0 ? ts.max_steps : per_epoch * ts.epochs;
   if (ts.max_steps > 0 && ts.epochs > 0) total = std::min(total, per_epoch * ts.epochs);
-  const int64_t epochs = ts.max_steps > 0 && ts.epochs <= 0 ? (total + per_epoch - 1) / per_epoch : ts.epochs;
+  const int64_t epochs = ts.epochs;
   const bool step_sched = scheduler_ && cfg_.scheduler.interval == "step" && !scheduler_->needs_metric();
+  std::optional<SignalGuard> signals;
+  if (opt_.handle_signals) signals.emplace();
   start_time_ = now_s();
   progress_->begin(total, epochs);
   std::ostringstream hello;
@@ -191,12 +305,18 @@ RunResult Trainer::run() {
   if (!run_dir_.empty()) hello << ", run dir " << run_dir_;
   progress_->message(hello.str());
 
-  double window_loss = 0, window_time = 0;
-  int64_t window_steps = 0, window_samples = 0, total_samples = 0;
-  bool done = total <= 0;
+  double window_time = 0;
+  int64_t total_samples = 0;
+  bool done = step_ >= total;
+  bool first_epoch = true;
   model_->train();
-  for (epoch_ = 0; epoch_ < epochs && !done; ++epoch_) {
-    train_loader_->start_epoch(epoch_);
+  for (; epoch_ < epochs && !done; ++epoch_) {
+    if (resumed_ && first_epoch) {
+      train_loader_->set_state({epoch_, pos_.batch_in_epoch, pos_.loader_seed});
+    } else {
+      train_loader_->start_epoch(epoch_);
+    }
+    first_epoch = false;
     double t_last = now_s();
     while (!done) {
       auto batch = train_loader_->next();
@@ -222,17 +342,17 @@ RunResult Trainer::run() {
       t_last = t_now;
       result.train_seconds += dt;
       window_time += dt;
-      window_loss += lv;
-      ++window_steps;
-      window_samples += bs;
+      window_loss_ += lv;
+      ++window_steps_;
+      window_samples_ += bs;
       total_samples += bs;
       if (ts.log_every > 0 && (step_ % ts.log_every == 0 || step_ == total)) {
         exporters::StepInfo s;
         s.step = step_;
         s.epoch = epoch_ + 1;
-        s.loss = window_loss / static_cast<double>(window_steps);
+        s.loss = window_loss_ / static_cast<double>(window_steps_);
         s.lr = optimizer_->param_groups()[0].get("lr");
-        s.samples_per_s = window_time > 0 ? static_cast<double>(window_samples) / window_time : 0;
+        s.samples_per_s = window_time > 0 ? static_cast<double>(window_samples_) / window_time : 0;
         s.elapsed_s = t_now - start_time_;
         progress_->log_step(s);
         if (metrics_) metrics_->write(s);
@@ -240,22 +360,50 @@ RunResult Trainer::run() {
           tensorboard_->add_scalar("train/loss", s.loss, step_);
           tensorboard_->add_scalar("train/lr", s.lr, step_);
         }
-        window_loss = window_time = 0;
-        window_steps = window_samples = 0;
+        window_loss_ = window_time = 0;
+        window_steps_ = window_samples_ = 0;
       }
       if (ts.eval_every > 0 && step_ % ts.eval_every == 0 && splits_.val) {
         result.val = evaluate("val");
         log_eval(*result.val, false);
+        update_best(*result.val);
         t_last = now_s();
       }
       if (step_ >= total) done = true;
+      if (!done && cfg_.checkpoint.every_steps > 0 && step_ % cfg_.checkpoint.every_steps == 0) {
+        save_checkpoint_now(/*numbered=*/true, false);
+        t_last = now_s();
+      }
+      if (opt_.on_step) opt_.on_step(step_);
+      if (int sig = SignalGuard::pending(); sig != 0 && !done) {
+        // Finish here: the step is complete, write last.h5 and tell the scheduler to requeue.
+        progress_->message(signal_name(sig) + " received at step " + std::to_string(step_));
+        save_checkpoint_now(false, false);
+        if (sig == SIGUSR1 && (opt_.requeue || cfg_.train.requeue)) {
+          std::string id = slurm_requeue_id();
+          if (id.empty()) {
+            progress_->message("requeue requested but SLURM_JOB_ID is not set: not requeued");
+          } else {
+            bool ok = false;
+            progress_->message(slurm_requeue(id, &ok));
+          }
+        }
+        progress_->end();
+        if (tensorboard_) tensorboard_->flush();
+        result.steps = step_;
+        result.exit_code = 75;
+        result.stop_signal = sig;
+        return result;
+      }
     }
     const bool epoch_complete = train_loader_->state().batch_in_epoch >= per_epoch;
-    if (ts.eval_every == TrainSpec::kEveryEpoch && splits_.val && epoch_complete) {
+    if (!epoch_complete) break;  // stopped by max_steps inside this epoch
+    if (ts.eval_every == TrainSpec::kEveryEpoch && splits_.val) {
       result.val = evaluate("val");
       log_eval(*result.val, false);
+      update_best(*result.val);
     }
-    if (scheduler_ && !step_sched && epoch_complete) {
+    if (scheduler_ && !step_sched) {
       if (scheduler_->needs_metric()) {
         if (!result.val) throw std::runtime_error("scheduler reduce_on_plateau needs a validation split (data.val_size > 0)");
         const std::string& m = cfg_.scheduler.metric;
@@ -264,10 +412,16 @@ RunResult Trainer::run() {
         scheduler_->step();
       }
     }
-    if (epoch_complete) result.epochs_done = epoch_ + 1;
+    result.epochs_done = epoch_ + 1;
+    if (cfg_.checkpoint.every_epoch && epoch_ + 1 < epochs && !done) {
+      ++epoch_;  // the checkpoint resumes at the start of the next epoch
+      save_checkpoint_now(false, false);
+      --epoch_;
+    }
   }
   result.steps = step_;
   result.samples_per_s = result.train_seconds > 0 ? static_cast<double>(total_samples) / result.train_seconds : 0;
+  save_checkpoint_now(false, /*finished=*/true);
   if (splits_.test && opt_.final_test) {
     result.test = evaluate("test");
     log_eval(*result.test, true);

@@ -11,10 +11,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <functional>
 #include <vector>
 
 #include "configs/config.h"
 #include "datasets/dataloader.h"
+#include "engine/train/checkpointing.h"
 #include "engine/train/setup.h"
 #include "exporters/metrics.h"
 #include "exporters/progress.h"
@@ -28,6 +30,17 @@ struct RunOptions {
   bool tty = false;
   bool write_outputs = true;  // false: no run directory (bench, tests)
   bool final_test = true;     // evaluate the test split at the end
+  // Resume: a full checkpoint to continue from (weights, optimizer, scheduler, position, RNG).
+  std::optional<Checkpoint> resume_from;
+  std::string resume_path;    // for messages
+  // --init-from: weights to load before training (strict like load_state_dict(strict=True)).
+  std::optional<StateDict> init_weights;
+  std::string init_path;
+  bool strict = true;
+  bool requeue = false;       // SIGUSR1 under SLURM: `scontrol requeue` after the checkpoint
+  bool handle_signals = true;
+  // Called after every optimizer step with the global step (tests use it to send signals).
+  std::function<void(int64_t)> on_step;
 };
 
 struct EvalResult {
@@ -42,7 +55,8 @@ struct EvalResult {
 };
 
 struct RunResult {
-  int exit_code = 0;
+  int exit_code = 0;          // 0, or 75 when stopped by a signal after a checkpoint
+  int stop_signal = 0;
   int64_t steps = 0;
   int64_t epochs_done = 0;
   double train_seconds = 0;   // optimizer steps only (data waits included, eval excluded)
@@ -67,12 +81,17 @@ class Trainer {
   EvalResult evaluate(const std::string& split);
 
   GraphModel& model() { return *model_; }
+  // The complete state as a checkpoint (tensors alias the live ones: save it before stepping).
+  Checkpoint make_checkpoint(bool finished) const;
   optim::Optimizer& optimizer() { return *optimizer_; }
   const Config& config() const { return cfg_; }
   const std::string& run_dir() const { return run_dir_; }
 
  private:
   void log_eval(const EvalResult& r, bool final);
+  void restore(const Checkpoint& c, const std::string& path);
+  void save_checkpoint_now(bool numbered, bool finished);
+  void update_best(const EvalResult& r);
   std::shared_ptr<const data::Dataset> split_dataset(const std::string& split) const;
 
   Config cfg_;
@@ -88,8 +107,13 @@ class Trainer {
   std::unique_ptr<exporters::ProgressReporter> progress_;
   std::unique_ptr<exporters::MetricsWriter> metrics_;
   std::unique_ptr<exporters::TensorBoardWriter> tensorboard_;
+  std::unique_ptr<CheckpointManager> checkpoints_;
+  TrainerPosition pos_;       // restored position (when resuming) and best-metric state
+  bool resumed_ = false;
   int64_t step_ = 0;
   int64_t epoch_ = 0;
+  double window_loss_ = 0;
+  int64_t window_steps_ = 0, window_samples_ = 0;
   double start_time_ = 0;
 };
 

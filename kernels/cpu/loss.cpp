@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/cpu/loop.h"
+#include "kernels/cpu/vec_exp.h"
 #include "kernels/loss.h"
 
 namespace dl::cpu {
@@ -101,9 +102,14 @@ int64_t cross_entropy_impl(const Tensor& logits, const Tensor& target, const Ten
       for (int64_t n = n0; n < n1; ++n) {
         const T* row = x + n * C;
         T mx = row[0];
-        for (int64_t c = 1; c < C; ++c) mx = std::max(mx, row[c]);
+        for (int64_t c = 1; c < C; ++c) mx = row[c] > mx ? row[c] : mx;
         double se = 0, swx = 0;
-        for (int64_t c = 0; c < C; ++c) se += static_cast<double>(std::exp(row[c] - mx));
+        for (int64_t c0 = 0; c0 < C; c0 += kTile) {  // exps in vectorised chunks, summed in order
+          const int64_t cn = std::min(kTile, C - c0);
+          T e[kTile];
+          exp_sub(row + c0, mx, e, cn);
+          for (int64_t c = 0; c < cn; ++c) se += static_cast<double>(e[c]);
+        }
         if (eps > 0)
           for (int64_t c = 0; c < C; ++c) swx += weight_of(w, c) * static_cast<double>(row[c]);
         const double l = static_cast<double>(mx) + std::log(se);
@@ -127,9 +133,12 @@ int64_t cross_entropy_impl(const Tensor& logits, const Tensor& target, const Ten
     double se[kTile] = {}, swx[kTile] = {};
     for (int64_t j = 0; j < k; ++j) mx[j] = base[j];
     for (int64_t c = 1; c < C; ++c)
-      for (int64_t j = 0; j < k; ++j) mx[j] = std::max(mx[j], base[c * inner + j]);
-    for (int64_t c = 0; c < C; ++c)
-      for (int64_t j = 0; j < k; ++j) se[j] += static_cast<double>(std::exp(base[c * inner + j] - mx[j]));
+      for (int64_t j = 0; j < k; ++j) mx[j] = base[c * inner + j] > mx[j] ? base[c * inner + j] : mx[j];
+    for (int64_t c = 0; c < C; ++c) {
+      T e[kTile];
+      exp_sub(base + c * inner, mx, e, k);
+      for (int64_t j = 0; j < k; ++j) se[j] += static_cast<double>(e[j]);
+    }
     if (eps > 0)
       for (int64_t c = 0; c < C; ++c) {
         const double wc = weight_of(w, c);
@@ -182,16 +191,16 @@ void cross_entropy_backward_impl(const Tensor& grad_out, const Tensor& logits, c
         const double A = s * (1 - eps) * weight_of(w, tgt), B = s * eps / static_cast<double>(C);
         const double coef = A + B * wsum;
         const T l = lse[n];
+        exp_sub(row, l, grow, C);  // p_c
         if (w && eps > 0) {
           for (int64_t c = 0; c < C; ++c)
-            grow[c] = static_cast<T>(static_cast<double>(std::exp(row[c] - l)) * coef - B * static_cast<double>(w[c]));
+            grow[c] = static_cast<T>(static_cast<double>(grow[c]) * coef - B * static_cast<double>(w[c]));
         } else {
           const double b = eps > 0 ? B : 0.0;
-          for (int64_t c = 0; c < C; ++c)
-            grow[c] = static_cast<T>(static_cast<double>(std::exp(row[c] - l)) * coef - b);
+          for (int64_t c = 0; c < C; ++c) grow[c] = static_cast<T>(static_cast<double>(grow[c]) * coef - b);
         }
         // The target entry once more, in one rounding (p_t * coef - A cancels when p_t ~ 1).
-        grow[tgt] = static_cast<T>(static_cast<double>(std::exp(row[tgt] - l)) * coef -
+        grow[tgt] = static_cast<T>(static_cast<double>(exp_vec(row[tgt] - l)) * coef -
                                    (eps > 0 ? B * weight_of(w, tgt) : 0.0) - A);
       }
     });
@@ -214,11 +223,11 @@ void cross_entropy_backward_impl(const Tensor& grad_out, const Tensor& logits, c
     }
     for (int64_t c = 0; c < C; ++c) {
       const double wc = weight_of(w, c);
-      for (int64_t j = 0; j < k; ++j) {
-        const int64_t q = off + c * inner + j;
-        const double pc = static_cast<double>(std::exp(x[q] - l[j]));
-        gx[q] = static_cast<T>(pc * (A[j] + B[j] * wsum) - B[j] * wc - (c == tg[j] ? A[j] : 0.0));
-      }
+      T* gl = gx + off + c * inner;
+      exp_sub(x + off + c * inner, l, gl, k);  // p_c
+      for (int64_t j = 0; j < k; ++j)
+        gl[j] = static_cast<T>(static_cast<double>(gl[j]) * (A[j] + B[j] * wsum) - B[j] * wc -
+                               (c == tg[j] ? A[j] : 0.0));
     }
   });
 }

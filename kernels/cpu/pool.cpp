@@ -7,6 +7,7 @@
 #include <array>
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -95,9 +96,9 @@ inline void max_row(const T* __restrict r, int64_t n, int64_t sw_rt, int32_t off
 }
 
 // Max pooling visits each window row-major and keeps the first maximum (a NaN wins and
-// propagates), like PyTorch. Interior columns are processed a window row at a time across the
-// whole output row with branch-free selects: random data makes a per-element `if`
-// mispredict about half the time.
+// propagates), like PyTorch; `idx` (may be null) gets the argmax's offset in its input plane.
+// Interior columns are processed one window element at a time across the output row
+// (max_row); clipped edge windows one by one.
 template <class T>
 void max_pool_fwd_ref(const Pool2dShape& s, const T* x, T* y, int32_t* idx) {
   const Dims d(s);
@@ -362,12 +363,15 @@ bool run_dnnl_pool(const Pool2dShape& s, PoolPass pass, int src_arg, void* src, 
 }
 
 // ---- stubs -----------------------------------------------------------------------------------
-// Max-pooling workspace: I64 [n, c, oh, ow], the argmax's offset within its input plane.
+// Max-pooling workspace: a U8 tensor holding int32 [n, c, oh, ow], the argmax's offset within
+// its input plane (int32 halves the index traffic; there is no i32 dtype).
 void cpu_pool2d_fwd(const Pool2dShape& s, const Tensor& x, Tensor& y, Tensor* workspace) {
   const bool is_max = s.kind == PoolKind::Max;
   const bool use_dnnl = x.dtype() == DType::F32 && dnnl_expresses(s) && !(is_max && workspace);
   if (use_dnnl && run_dnnl_pool(s, PoolPass::Forward, DNNL_ARG_SRC, x.raw_data(), DNNL_ARG_DST, y.raw_data()))
     return;
+  if (is_max && s.h * s.w > std::numeric_limits<int32_t>::max())
+    throw std::invalid_argument("max_pool2d: input planes above 2^31 elements are not supported");
   DL_DISPATCH_FLOAT(x.dtype(), "pool2d", [&] {
     if (is_max) {
       int32_t* idx = nullptr;

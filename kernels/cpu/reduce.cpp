@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/cpu/loop.h"
+#include "kernels/cpu/vec_exp.h"
 #include "kernels/reduce.h"
 
 namespace dl::cpu {
@@ -262,6 +263,26 @@ void cpu_var(const Tensor& x, int64_t outer, int64_t reduce, int64_t inner, int6
 
 // ---- softmax ---------------------------------------------------------------
 
+// Max of p[0..n), n > 0, over 8 lanes (vectorises). A NaN may be skipped here; it still
+// turns the whole softmax row into NaN through exp(NaN - m).
+template <class T>
+T max_contiguous(const T* p, int64_t n) {
+  if (n < 8) {
+    T m = p[0];
+    for (int64_t i = 1; i < n; ++i) m = p[i] > m ? p[i] : m;
+    return m;
+  }
+  T lanes[8];
+  for (int l = 0; l < 8; ++l) lanes[l] = p[l];
+  int64_t i = 8;
+  for (; i + 8 <= n; i += 8)
+    for (int l = 0; l < 8; ++l) lanes[l] = p[i + l] > lanes[l] ? p[i + l] : lanes[l];
+  for (; i < n; ++i) lanes[0] = p[i] > lanes[0] ? p[i] : lanes[0];
+  T m = lanes[0];
+  for (int l = 1; l < 8; ++l) m = lanes[l] > m ? lanes[l] : m;
+  return m;
+}
+
 template <class T>
 void softmax_impl(const Tensor& x, int64_t outer, int64_t dim, int64_t inner, bool log, Tensor& out) {
   const T* src = x.data<T>();
@@ -270,19 +291,15 @@ void softmax_impl(const Tensor& x, int64_t outer, int64_t dim, int64_t inner, bo
     for_each_row(outer, 2 * dim, [&](int64_t o) {
       const T* p = src + o * dim;
       T* y = dst + o * dim;
-      T m = p[0];
-      for (int64_t r = 1; r < dim; ++r) m = std::max(m, p[r]);
-      double s = 0;
-      for (int64_t r = 0; r < dim; ++r) {
-        const T e = std::exp(p[r] - m);
-        if (!log) y[r] = e;
-        s += static_cast<double>(e);
-      }
+      const T m = max_contiguous(p, dim);
+      exp_sub(p, m, y, dim);
+      const double s = sum_contiguous(y, dim);
       if (log) {
         const double lse = static_cast<double>(m) + std::log(s);
         for (int64_t r = 0; r < dim; ++r) y[r] = static_cast<T>(static_cast<double>(p[r]) - lse);
       } else {
-        for (int64_t r = 0; r < dim; ++r) y[r] = static_cast<T>(static_cast<double>(y[r]) / s);
+        const T inv = static_cast<T>(1.0 / s);
+        for (int64_t r = 0; r < dim; ++r) y[r] *= inv;
       }
     });
     return;
@@ -291,40 +308,46 @@ void softmax_impl(const Tensor& x, int64_t outer, int64_t dim, int64_t inner, bo
     T m[kTile];
     double s[kTile] = {};
     const int64_t k = i1 - i0;
-    const T* p = src + o * dim * inner + i0;
+    const T* p = src + o * dim * inner + i0;  // p[r * inner + j] = x[o, r, i0 + j]
     T* y = dst + o * dim * inner + i0;
     for (int64_t j = 0; j < k; ++j) m[j] = p[j];
     for (int64_t r = 1; r < dim; ++r)
-      for (int64_t j = 0; j < k; ++j) m[j] = std::max(m[j], p[r * inner + j]);
-    for (int64_t r = 0; r < dim; ++r)
-      for (int64_t j = 0; j < k; ++j) {
-        const T e = std::exp(p[r * inner + j] - m[j]);
-        if (!log) y[r * inner + j] = e;
-        s[j] += static_cast<double>(e);
-      }
+      for (int64_t j = 0; j < k; ++j) m[j] = p[r * inner + j] > m[j] ? p[r * inner + j] : m[j];
+    for (int64_t r = 0; r < dim; ++r) {
+      exp_sub(p + r * inner, m, y + r * inner, k);
+      for (int64_t j = 0; j < k; ++j) s[j] += static_cast<double>(y[r * inner + j]);
+    }
     if (log) {
       for (int64_t j = 0; j < k; ++j) s[j] = static_cast<double>(m[j]) + std::log(s[j]);  // lse
       for (int64_t r = 0; r < dim; ++r)
         for (int64_t j = 0; j < k; ++j)
           y[r * inner + j] = static_cast<T>(static_cast<double>(p[r * inner + j]) - s[j]);
     } else {
+      T inv[kTile];
+      for (int64_t j = 0; j < k; ++j) inv[j] = static_cast<T>(1.0 / s[j]);
       for (int64_t r = 0; r < dim; ++r)
-        for (int64_t j = 0; j < k; ++j)
-          y[r * inner + j] = static_cast<T>(static_cast<double>(y[r * inner + j]) / s[j]);
+        for (int64_t j = 0; j < k; ++j) y[r * inner + j] *= inv[j];
     }
   });
 }
 
+// softmax: gx = y * (g - sum(g * y));  log_softmax: gx = g - exp(y) * sum(g).
 template <class T>
 void softmax_backward_impl(const Tensor& grad, const Tensor& yt, int64_t outer, int64_t dim,
                            int64_t inner, bool log, Tensor& grad_in) {
   const T* g = grad.data<T>();
   const T* y = yt.data<T>();
   T* gx = grad_in.data<T>();
-  // softmax: gx = y * (g - sum(g*y));  log_softmax: gx = g - exp(y) * sum(g).
-  auto apply = [log](T gv, T yv, double s) {
-    return log ? static_cast<T>(static_cast<double>(gv) - std::exp(static_cast<double>(yv)) * s)
-               : static_cast<T>(static_cast<double>(yv) * (static_cast<double>(gv) - s));
+  // One [rows of n] line: gx = g - exp(y) * s  or  y * (g - s).
+  auto finish = [log](const T* gl, const T* yl, T* out, int64_t n, const double* s, int64_t s_stride) {
+    if (log) {
+      exp_sub(yl, T(0), out, n);
+      for (int64_t j = 0; j < n; ++j)
+        out[j] = static_cast<T>(static_cast<double>(gl[j]) - static_cast<double>(out[j]) * s[j * s_stride]);
+    } else {
+      for (int64_t j = 0; j < n; ++j)
+        out[j] = static_cast<T>(static_cast<double>(yl[j]) * (static_cast<double>(gl[j]) - s[j * s_stride]));
+    }
   };
   if (inner == 1) {
     for_each_row(outer, 2 * dim, [&](int64_t o) {
@@ -332,11 +355,11 @@ void softmax_backward_impl(const Tensor& grad, const Tensor& yt, int64_t outer, 
       const T* yr = y + o * dim;
       double s = 0;
       if (log) {
-        for (int64_t r = 0; r < dim; ++r) s += static_cast<double>(gr[r]);
+        s = sum_contiguous(gr, dim);
       } else {
         for (int64_t r = 0; r < dim; ++r) s += static_cast<double>(gr[r]) * static_cast<double>(yr[r]);
       }
-      for (int64_t r = 0; r < dim; ++r) gx[o * dim + r] = apply(gr[r], yr[r], s);
+      finish(gr, yr, gx + o * dim, dim, &s, 0);
     });
     return;
   }
@@ -344,16 +367,17 @@ void softmax_backward_impl(const Tensor& grad, const Tensor& yt, int64_t outer, 
     double s[kTile] = {};
     const int64_t k = i1 - i0;
     const int64_t base = o * dim * inner + i0;
-    for (int64_t r = 0; r < dim; ++r)
-      for (int64_t j = 0; j < k; ++j) {
-        const int64_t q = base + r * inner + j;
-        s[j] += log ? static_cast<double>(g[q]) : static_cast<double>(g[q]) * static_cast<double>(y[q]);
+    for (int64_t r = 0; r < dim; ++r) {
+      const T* gl = g + base + r * inner;
+      const T* yl = y + base + r * inner;
+      if (log) {
+        for (int64_t j = 0; j < k; ++j) s[j] += static_cast<double>(gl[j]);
+      } else {
+        for (int64_t j = 0; j < k; ++j) s[j] += static_cast<double>(gl[j]) * static_cast<double>(yl[j]);
       }
+    }
     for (int64_t r = 0; r < dim; ++r)
-      for (int64_t j = 0; j < k; ++j) {
-        const int64_t q = base + r * inner + j;
-        gx[q] = apply(g[q], y[q], s[j]);
-      }
+      finish(g + base + r * inner, y + base + r * inner, gx + base + r * inner, k, s, 1);
   });
 }
 

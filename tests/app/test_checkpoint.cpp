@@ -248,6 +248,30 @@ TEST_CASE("checkpoint: bfloat16 is stored as float32, exactly", "[checkpoint]") 
   }
 }
 
+TEST_CASE("checkpoint: big models keep their order and long param lists", "[checkpoint]") {
+  // 3000 keys push /model into HDF5's dense link storage (fractal heap + B-tree indexes); 6000
+  // names make the `params` attribute larger than the 64 KiB an object header message can hold.
+  TempDir dir;
+  Checkpoint c;
+  std::vector<std::string> names;
+  for (int i = 2999; i >= 0; --i) {
+    names.push_back("blocks." + std::to_string(i) + (i % 2 ? ".weight" : ".bias"));
+    c.model.emplace_back(names.back(), filled({2}, DType::F32, i));
+  }
+  dl::OptimizerState o;
+  o.type = "sgd";
+  dl::OptimizerGroupState g;
+  for (int i = 0; i < 6000; ++i) g.params.push_back("a.rather.long.parameter.name.number." + std::to_string(i));
+  o.groups.push_back(g);
+  c.optimizer = o;
+  dl::save_checkpoint(dir.file("big.h5"), c);
+  const Checkpoint back = dl::load_checkpoint(dir.file("big.h5"));
+  require_same_model(back.model, c.model);
+  REQUIRE(back.optimizer);
+  REQUIRE(back.optimizer->groups.size() == 1);
+  CHECK(back.optimizer->groups[0].params == g.params);
+}
+
 TEST_CASE("checkpoint: the file layout is the one DESIGN.md fixes", "[checkpoint]") {
   TempDir dir;
   const std::string path = dir.file("layout.h5");

@@ -569,7 +569,7 @@ TEST_CASE("configs: layer schema registry serves specs built in code") {
   REQUIRE(problems.size() == 3);
   CHECK_THAT(problems[0], Catch::Contains("bogus"));
   CHECK_THAT(problems[1], Catch::Contains("out_features: expected an integer >= 1, got 0.5"));
-  CHECK_THAT(problems[2], Catch::Contains("linear takes 1 input(s), got 2"));
+  CHECK_THAT(problems[2], Catch::Contains("inputs: linear takes exactly 1 input, got 2"));
 
   // A new layer type is one registry entry, and the YAML side knows it at once.
   register_layer_schema({"test_scale",

@@ -1,0 +1,19 @@
+// Shared by `dltool train` and `dltool resume`: resume/init-from preparation and the run.
+#pragma once
+#include <optional>
+#include <string>
+
+#include "configs/config.h"
+#include "engine/train/trainer.h"
+
+namespace dl::cli {
+
+// Loads the checkpoint at `path` for resuming a run of `cfg` (the config the user asks for).
+// Refused differences (model, data order, optimisation) throw ConfigError naming each key and
+// both values; applied ones (schedule, logging, checkpoint policy) are printed.
+void prepare_resume(const Config& cfg, const std::string& path, train::RunOptions& opt);
+
+// Runs the trainer; maps a non-finite loss to exit 1 and a signal stop to 75.
+int run_training(Config cfg, train::RunOptions opt);
+
+}  // namespace dl::cli

@@ -1,0 +1,223 @@
+#include "engine/train/checkpointing.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "engine/ops/random.h"
+
+namespace fs = std::filesystem;
+
+namespace dl::train {
+
+// ---- /trainer ----------------------------------------------------------------------------
+std::map<std::string, AttrScalar> position_to_attrs(const TrainerPosition& p) {
+  std::map<std::string, AttrScalar> a;
+  a["epoch"] = p.epoch;
+  a["global_step"] = p.global_step;
+  a["batch_in_epoch"] = p.batch_in_epoch;
+  a["loader_seed"] = static_cast<int64_t>(p.loader_seed);
+  a["window_loss"] = p.window_loss;
+  a["window_steps"] = p.window_steps;
+  a["window_samples"] = p.window_samples;
+  a["best_metric"] = p.best_metric;
+  if (p.best_value) a["best_value"] = *p.best_value;
+  a["finished"] = static_cast<int64_t>(p.finished);
+  return a;
+}
+
+TrainerPosition position_from_attrs(const std::map<std::string, AttrScalar>& a, const std::string& path) {
+  auto get_i = [&](const char* k) -> int64_t {
+    auto it = a.find(k);
+    if (it == a.end() || !std::holds_alternative<int64_t>(it->second))
+      throw CheckpointError(path, std::string("/trainer has no integer attribute '") + k +
+                                      "' (a weights-only file? use --init-from to load weights)");
+    return std::get<int64_t>(it->second);
+  };
+  auto get_d = [&](const char* k, double def) {
+    auto it = a.find(k);
+    return it != a.end() && std::holds_alternative<double>(it->second) ? std::get<double>(it->second) : def;
+  };
+  TrainerPosition p;
+  p.epoch = get_i("epoch");
+  p.global_step = get_i("global_step");
+  p.batch_in_epoch = get_i("batch_in_epoch");
+  p.loader_seed = static_cast<uint64_t>(get_i("loader_seed"));
+  p.window_loss = get_d("window_loss", 0.0);
+  p.window_steps = get_i("window_steps");
+  p.window_samples = get_i("window_samples");
+  if (auto it = a.find("best_metric"); it != a.end() && std::holds_alternative<std::string>(it->second))
+    p.best_metric = std::get<std::string>(it->second);
+  if (auto it = a.find("best_value"); it != a.end() && std::holds_alternative<double>(it->second))
+    p.best_value = std::get<double>(it->second);
+  if (auto it = a.find("finished"); it != a.end() && std::holds_alternative<int64_t>(it->second))
+    p.finished = std::get<int64_t>(it->second) != 0;
+  return p;
+}
+
+// ---- /rng ------------------------------------------------------------------------------------
+std::map<std::string, std::vector<uint8_t>> capture_rng() {
+  std::map<std::string, std::vector<uint8_t>> rng;
+  rng["cpu"] = default_generator(Device::cpu()).get_state();
+  for (int i = 0; i < cuda_device_count(); ++i) rng[Device::cuda(i).str()] = default_generator(Device::cuda(i)).get_state();
+  return rng;
+}
+
+void restore_rng(const std::map<std::string, std::vector<uint8_t>>& rng) {
+  for (const auto& [name, state] : rng) {
+    Device d = Device::parse(name);
+    if (d.is_cuda() && d.index >= cuda_device_count()) {
+      // Saved on a GPU machine, resumed without that GPU: the CUDA stream is unused here.
+      continue;
+    }
+    default_generator(d).set_state(state);
+  }
+}
+
+// ---- config comparison on resume -------------------------------------------------------------
+namespace {
+
+void flatten(const YAML::Node& n, const std::string& prefix, std::map<std::string, std::string>& out) {
+  if (n.IsMap()) {
+    for (const auto& kv : n) flatten(kv.second, prefix.empty() ? kv.first.as<std::string>() : prefix + "." + kv.first.as<std::string>(), out);
+  } else if (n.IsSequence()) {
+    if (n.size() == 0) out[prefix] = "[]";
+    for (size_t i = 0; i < n.size(); ++i) flatten(n[i], prefix + "[" + std::to_string(i) + "]", out);
+  } else if (n.IsScalar()) {
+    out[prefix] = n.Scalar();
+  } else {
+    out[prefix] = "~";
+  }
+}
+
+bool applied_on_resume(const std::string& key) {
+  static const char* kApplied[] = {"name", "train.epochs", "train.max_steps", "train.log_every", "train.eval_every",
+                                   "train.threads", "train.device", "train.requeue", "checkpoint", "metrics",
+                                   "data.loader.prefetch"};
+  for (const char* p : kApplied) {
+    std::string s(p);
+    if (key == s || key.rfind(s + ".", 0) == 0 || key.rfind(s + "[", 0) == 0) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<std::string> compare_resume_configs(const std::string& saved_yaml, const std::string& new_yaml,
+                                                std::vector<std::string>& applied) {
+  std::map<std::string, std::string> a, b;
+  flatten(YAML::Load(saved_yaml), "", a);
+  flatten(YAML::Load(new_yaml), "", b);
+  std::vector<std::string> refused;
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : a) keys.push_back(k);
+  for (const auto& [k, v] : b)
+    if (!a.count(k)) keys.push_back(k);
+  for (const std::string& k : keys) {
+    auto ia = a.find(k), ib = b.find(k);
+    std::string va = ia == a.end() ? "(absent)" : ia->second, vb = ib == b.end() ? "(absent)" : ib->second;
+    if (va == vb) continue;
+    std::string line = k + ": checkpoint " + va + ", now " + vb;
+    (applied_on_resume(k) ? applied : refused).push_back(line);
+  }
+  return refused;
+}
+
+// ---- files -----------------------------------------------------------------------------------
+CheckpointManager::CheckpointManager(std::string run_dir, CheckpointSpec spec)
+    : dir_(std::move(run_dir) + "/checkpoints"), spec_(std::move(spec)) {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  if (ec) throw CheckpointError(dir_, "cannot create the checkpoint directory: " + ec.message());
+}
+
+static void fsync_dir(const std::string& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+std::string CheckpointManager::save(const Checkpoint& ckpt, int64_t step, bool numbered) {
+  const std::string last = last_path();
+  if (!numbered) {
+    save_checkpoint(last, ckpt);
+    return last;
+  }
+  const std::string path = dir_ + "/step-" + std::to_string(step) + ".h5";
+  save_checkpoint(path, ckpt);
+  // last.h5 becomes a second name of the same (complete) file: link + atomic rename.
+  const std::string tmp = last + ".link.tmp";
+  ::unlink(tmp.c_str());
+  if (::link(path.c_str(), tmp.c_str()) == 0 && ::rename(tmp.c_str(), last.c_str()) == 0) {
+    fsync_dir(dir_);
+  } else {
+    ::unlink(tmp.c_str());
+    save_checkpoint(last, ckpt);
+  }
+  if (spec_.keep_last > 0) {
+    std::vector<std::pair<int64_t, fs::path>> steps;
+    for (const auto& e : fs::directory_iterator(dir_)) {
+      std::string n = e.path().filename().string();
+      if (n.rfind("step-", 0) == 0 && n.size() > 8 && n.substr(n.size() - 3) == ".h5") {
+        try {
+          steps.emplace_back(std::stoll(n.substr(5, n.size() - 8)), e.path());
+        } catch (const std::exception&) {
+        }
+      }
+    }
+    std::sort(steps.begin(), steps.end());
+    for (size_t i = 0; i + static_cast<size_t>(spec_.keep_last) < steps.size(); ++i) fs::remove(steps[i].second);
+  }
+  return path;
+}
+
+void CheckpointManager::save_best(const Checkpoint& ckpt) { save_checkpoint(best_path(), ckpt); }
+
+std::string resolve_checkpoint_path(const std::string& p) {
+  std::error_code ec;
+  if (fs::is_directory(p, ec)) {
+    for (const std::string& cand : {p + "/checkpoints/last.h5", p + "/last.h5"})
+      if (fs::exists(cand)) return cand;
+    throw CheckpointError(p, "no checkpoint found: expected " + p + "/checkpoints/last.h5");
+  }
+  if (!fs::exists(p, ec)) throw CheckpointError(p, "no such file or directory");
+  return p;
+}
+
+void truncate_metrics(const std::string& path, int64_t step) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::ostringstream kept;
+  std::string line;
+  bool dropped = false;
+  while (std::getline(in, line)) {
+    size_t k = line.find("\"step\":");
+    if (k != std::string::npos) {
+      long long s = std::atoll(line.c_str() + k + 7);
+      if (s > step) {
+        dropped = true;
+        continue;
+      }
+    }
+    if (!line.empty()) kept << line << "\n";
+  }
+  in.close();
+  if (!dropped) return;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << kept.str();
+    if (!out) throw std::runtime_error("cannot rewrite " + path);
+  }
+  fs::rename(tmp, path);
+}
+
+}  // namespace dl::train
