@@ -11,6 +11,7 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
+#include <new>
 #include <set>
 
 #include "exporters/checkpoint_userblock.h"
@@ -354,10 +355,16 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   ::close(fd);
   TmpFile guard{tmp};
 
-  {
+  try {
     h5::QuietErrors quiet;
     Writer w(path);
     w.write(tmp, ckpt);
+  } catch (const CheckpointError&) {
+    throw;
+  } catch (const std::bad_alloc&) {
+    throw CheckpointError(path, "cannot save checkpoint '" + path + "': out of memory");
+  } catch (const std::exception& e) {  // e.g. copying a tensor off its device failed
+    throw CheckpointError(path, "cannot save checkpoint '" + path + "': " + e.what());
   }
   seal(path, tmp);
   if (::rename(tmp.c_str(), path.c_str()) != 0) os_fail(path, "renaming '" + tmp + "' over it", errno);

@@ -21,22 +21,32 @@
 //   /rng/<stream>        1-d uint8 datasets (raw RNG states)
 //
 // Only the parts that are set are written: a weights-only file is /model plus the root attrs.
-// Files use the HDF5 1.8 object format (checksummed metadata; readable by HDF5 >= 1.8).
+// Strings are variable-length UTF-8, as h5py writes Python str: h5py reads attributes back as
+// str (`f.attrs['format'] == 'dltool.checkpoint'`) and `params` as a list of str.
+// Files use the HDF5 1.8 object format (checksummed metadata; readable by HDF5 >= 1.8), and
+// start with a 512-byte dltool header in the HDF5 user block holding the size and a CRC-32C
+// of the rest (exporters/checkpoint_userblock.h). h5py and h5dump ignore it; the loader
+// checks it first, so truncation and any flipped byte are reported before HDF5 parses a thing.
 //
 // h5py users: `list(f['model'])` is in creation (= model) order — h5py follows a group's
-// creation-order index. To write a file dltool reads in model order, create the group with
+// creation-order index (h5dump sorts by name unless given `--sort_by=creation_order`). To write
+// a weights-only file that keeps model order, create the group with
 // `f.create_group('model', track_order=True)`; without it keys come back sorted by name, which
 // is fine for loading (modules match keys by name) but loses the listing order.
 //
 // Loading validates everything and throws CheckpointError naming the file and the problem:
-// missing / empty / not HDF5 / truncated or corrupt / not a dltool checkpoint / written by a
-// newer dltool / unsupported dtype / stored size disagreeing with the dataspace. It never
-// crashes or hangs on a damaged file as far as HDF5's checksums let us see (raw tensor bytes
-// have no checksum: a flipped bit inside a weight loads as a different weight).
+// missing / empty / not a regular file / not HDF5 / truncated or corrupt (size or checksum
+// mismatch, HDF5 failures) / not a dltool checkpoint / written by a newer dltool / unsupported
+// dtype / stored size disagreeing with the dataspace / soft or external links (never followed).
+// Our own files cannot crash the reader; foreign files without the dltool header rely on
+// HDF5's own checks (fuzzed in the tests, but HDF5 1.10 is not hardened against every hostile
+// file).
 //
 // Foreign weights-only files: a file with /model but no root `format` attribute (e.g. a
 // PyTorch state_dict dumped with h5py) is accepted by load_checkpoint(path, true) and
-// rejected, with a hint, by a full load.
+// rejected, with a hint, by a full load. Their dtypes are read as: float16/32/64 (any byte
+// order), bool (h5py's enum), uint8, other integers up to 64 bits widened to int64 (not
+// uint64). Layouts: contiguous, compact, or chunked with HDF5's built-in filters (gzip).
 #pragma once
 
 #include <cstdint>

@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <new>
 
 #include "exporters/checkpoint.h"
 #include "exporters/checkpoint_userblock.h"
@@ -575,7 +576,9 @@ Checkpoint load_checkpoint(const std::string& path, bool weights_only) {
     if (!r.has_attr(root.id(), "format", "/")) {
       if (!has_model) {
         std::string msg = "not a dltool checkpoint: no root attribute 'format' (weights-only files need at least /model)";
-        size_t n_root = r.links(root.id(), "/").size();
+        H5G_info_t info{};
+        r.check(H5Gget_info(root.id(), &info), "read the root group");
+        const hsize_t n_root = info.nlinks;
         if (n_root > 0)
           msg += "; the file holds " + std::to_string(n_root) + " other object(s) at its root: put the state_dict under /model";
         r.invalid(msg);

@@ -77,7 +77,10 @@ Pool2dShape pool_shape(const Tensor& x4, Pair kernel, Pair stride, Pair padding,
   s.kind = kind;
   s.oh = pool_out_size(s.h, s.kh, s.ph, s.sh, ceil_mode);
   s.ow = pool_out_size(s.w, s.kw, s.pw, s.sw, ceil_mode);
-  if (s.oh <= 0 || s.ow <= 0 || s.c == 0)
+  if (s.c == 0 || s.h == 0 || s.w == 0)
+    throw std::invalid_argument(std::string(op) + ": input " + shape_str(x4.shape()) +
+                                " has an empty non-batch dimension");
+  if (s.oh <= 0 || s.ow <= 0)
     throw std::invalid_argument(std::string(op) + ": input " + shape_str(x4.shape()) + " is too small for kernel " +
                                 pair_str(kernel) + " with padding " + pair_str(padding) +
                                 " (output " + std::to_string(s.oh) + "x" + std::to_string(s.ow) + ")");

@@ -206,6 +206,12 @@ TEST_CASE("loss edge cases: empty batches and fully ignored batches", "[loss]") 
   CHECK(std::isnan(binary_cross_entropy(zeros({0}), zeros({0})).item()));
   // mse broadcasts like PyTorch (which warns).
   CHECK(mse_loss(ones({2, 3}), zeros({3})).item() == 1.0);
+  // Large logits stay finite (log-sum-exp with the max subtracted).
+  Tensor big_logits = from_vector<float>({1000.0f, 0.0f, -1000.0f, 0.0f}, {2, 2}).requires_grad_();
+  Tensor ce = cross_entropy(big_logits, from_vector<int64_t>({1, 0}, {2}), Tensor(), -100, Reduction::Sum);
+  CHECK(ce.item() == Approx(2000.0));
+  ce.backward();
+  CHECK(big_logits.grad().to_vector<float>() == std::vector<float>{1, -1, -1, 1});
   // Stable BCE-with-logits at large |x|.
   Tensor big = from_vector<float>({100.0f, -100.0f}, {2});
   std::vector<float> l = binary_cross_entropy_with_logits(big, from_vector<float>({0, 1}, {2}), Tensor(), Tensor(),

@@ -1,0 +1,156 @@
+// PyTorch parity of whole training runs (the golden proof that dltool trains like PyTorch).
+//
+// tests/fixtures/gen_parity.py trains the Fashion-MNIST mlp and lenet recipes for 50 steps in
+// PyTorch 1.13 (same data order, transforms, loss, SGD + momentum, per-step cosine schedule)
+// from torch's own initialisation, and commits the initial weights, the final weights and the
+// 50 losses. Here the real binary trains the same recipe from the same initial weights:
+//
+//   dltool train recipes/fashion_mnist/R.yaml data.loader.shuffle=false train.max_steps=50
+//       train.log_every=1 --init-from tests/fixtures/parity_R_init.h5 --run-dir TMP --quiet
+//
+// and every logged loss (metrics.jsonl) must match PyTorch's to 1e-4 relative, every logged
+// lr must match the torch scheduler's, and every final weight (checkpoints/last.h5) must
+// match to atol = rtol = 1e-4. Skipped (with a warning) when Fashion-MNIST is not installed.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "exporters/checkpoint.h"
+#include "tests/support/fixtures.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kData = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+constexpr int kSteps = 50;
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/dltool-parity-XXXXXX";
+    const char* p = mkdtemp(tmpl);
+    REQUIRE(p != nullptr);
+    path = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+};
+
+// Runs `dltool ARGS`; returns the exit status and appends stdout + stderr to `out`.
+int dltool(const std::string& args, std::string& out) {
+  std::string cmd = std::string(DLTOOL_BINARY) + " " + args + " </dev/null 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int status = pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// The number after `"key":` in a one-line JSON object (metrics.jsonl), or NaN.
+double json_number(const std::string& line, const std::string& key) {
+  const std::string k = "\"" + key + "\":";
+  size_t at = line.find(k);
+  if (at == std::string::npos) return std::nan("");
+  return std::strtod(line.c_str() + at + k.size(), nullptr);
+}
+
+struct TrainRecord {
+  int64_t step;
+  double loss, lr;
+};
+
+std::vector<TrainRecord> train_records(const std::string& metrics_path) {
+  std::ifstream in(metrics_path);
+  std::vector<TrainRecord> v;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find("\"split\":\"train\"") == std::string::npos) continue;
+    v.push_back({static_cast<int64_t>(json_number(line, "step")), json_number(line, "loss"), json_number(line, "lr")});
+  }
+  return v;
+}
+
+void parity(const std::string& recipe) {
+  if (!fs::exists(kData)) {
+    WARN("Fashion-MNIST not installed (scripts/setup.sh installs dataset-fashion-mnist): parity test skipped");
+    return;
+  }
+  const auto cases = dl::test::load_fixtures("parity_" + recipe + ".txt");
+  const dl::test::FixtureCase& fx = dl::test::find_case(cases, recipe);
+  const std::vector<double> want_loss = fx.t("loss").to_vector<double>();
+  const std::vector<double> want_lr = fx.t("lr").to_vector<double>();
+  REQUIRE(want_loss.size() == kSteps);
+  REQUIRE(want_lr.size() == kSteps);
+
+  TempDir d;
+  const std::string run = (d.path / "run").string();
+  const std::string init = dl::test::source_path("tests/fixtures/parity_" + recipe + "_init.h5");
+  std::string out;
+  int rc = dltool("train " + dl::test::source_path("recipes/fashion_mnist/" + recipe + ".yaml") +
+                      " data.loader.shuffle=false train.max_steps=" + std::to_string(kSteps) +
+                      " train.log_every=1 --init-from " + init + " --run-dir " + run + " --quiet",
+                  out);
+  INFO(out);
+  REQUIRE(rc == 0);
+
+  // Losses and learning rates, step by step.
+  const std::vector<TrainRecord> recs = train_records(run + "/metrics.jsonl");
+  REQUIRE(recs.size() == kSteps);
+  for (int i = 0; i < kSteps; ++i) {
+    INFO(recipe << " step " << i + 1 << ": dltool loss " << recs[i].loss << " lr " << recs[i].lr
+                << ", torch loss " << want_loss[i] << " lr " << want_lr[i]);
+    CHECK(recs[i].step == i + 1);
+    CHECK(recs[i].loss == Approx(want_loss[i]).epsilon(1e-4));
+    CHECK(recs[i].lr == Approx(want_lr[i]).epsilon(1e-12).margin(1e-15));
+  }
+
+  // Final weights: same keys in the same order, every element within 1e-4.
+  const dl::Checkpoint got = dl::load_checkpoint(run + "/checkpoints/last.h5");
+  const dl::Checkpoint want =
+      dl::load_checkpoint(dl::test::source_path("tests/fixtures/parity_" + recipe + "_final.h5"), /*weights_only=*/true);
+  REQUIRE(got.model.size() == want.model.size());
+  for (size_t i = 0; i < want.model.size(); ++i) {
+    const auto& [key, w] = want.model[i];
+    INFO(recipe << " final weight " << key);
+    REQUIRE(got.model[i].first == key);
+    CHECK_CLOSE(got.model[i].second, w, 1e-4, 1e-4);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("parity: mlp recipe trains like PyTorch for 50 steps (losses, lr, final weights)", "[parity]") {
+  parity("mlp");
+}
+
+TEST_CASE("parity: lenet recipe trains like PyTorch for 50 steps (losses, lr, final weights)", "[parity]") {
+  parity("lenet");
+}
+
+TEST_CASE("parity: the fixtures' weights files load as weights-only checkpoints", "[parity]") {
+  // gzip + shuffle filtered datasets (h5py compression='gzip') go through libhdf5's filters.
+  for (auto [r, tensors] : {std::pair<const char*, size_t>{"mlp", 6}, {"lenet", 10}}) {
+    for (const char* which : {"init", "final"}) {
+      const std::string p = dl::test::source_path(std::string("tests/fixtures/parity_") + r + "_" + which + ".h5");
+      INFO(p);
+      dl::Checkpoint c = dl::load_checkpoint(p, /*weights_only=*/true);
+      CHECK(c.format_version == 0);  // foreign file: no root attributes
+      CHECK(c.model.size() == tensors);
+      for (const auto& kv : c.model) CHECK(kv.second.dtype() == dl::DType::F32);
+    }
+  }
+}

@@ -1,0 +1,393 @@
+// The SLURM pre-emption sequence with real signals and the real binary.
+//
+// A batch job started with `sbatch --signal=USR1@90 --requeue` gets SIGUSR1 90 s before its
+// time limit. `dltool train ... --resume auto --requeue` must then finish the current step,
+// write checkpoints/last.h5, run `scontrol requeue <job id>` and exit 75; the requeued job
+// runs the same command line, resumes from last.h5 and must end exactly where an
+// uninterrupted run ends: bit-identical weights and identical training-loss records.
+//
+// Each test trains a small MLP (with dropout, so the RNG state matters) over many short epochs
+// (data.val_size 59000 leaves 1000 training samples = 32 batches of 32; one CPU thread: exact
+// resume holds at a fixed thread count, and one thread stays fast on a loaded machine), once
+// uninterrupted (run A) and once interrupted + resumed (run B). `scontrol` is a fake on PATH
+// that appends its arguments to a file. Every wait is bounded: a hung child is killed and the test fails.
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "exporters/checkpoint.h"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kData = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+constexpr double kTimeoutS = 120;  // per child process
+
+// 1000 training samples, batch 32: 32 steps per epoch, so max_steps crosses many epochs.
+std::string recipe_text(int64_t max_steps) {
+  return R"(model:
+  layers:
+    - flatten
+    - {type: linear, out_features: 32}
+    - relu
+    - {type: dropout, p: 0.25}
+    - {type: linear, out_features: 10}
+data:
+  dataset: fashion_mnist
+  val_size: 59000
+  loader: {batch_size: 32, shuffle: true}
+loss: {type: cross_entropy}
+optimizer: {type: sgd, lr: 0.02, momentum: 0.9}
+scheduler: {type: cosine_annealing, T_max: auto, interval: step}
+train: {epochs: 1000, max_steps: )" +
+         std::to_string(max_steps) + R"(, log_every: 1, eval_every: 1000000, seed: 7, threads: 1}
+checkpoint: {every_steps: 0}
+)";
+}
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    char tmpl[] = "/tmp/dltool-slurm-XXXXXX";
+    const char* p = mkdtemp(tmpl);
+    REQUIRE(p != nullptr);
+    path = p;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string str(const std::string& name) const { return (path / name).string(); }
+};
+
+std::string slurp(const std::string& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+int64_t count_lines(const std::string& p) {
+  std::string s = slurp(p);
+  int64_t n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+// A temp dir with the recipe and a fake `scontrol` (appends "$@" to scontrol.log).
+struct Sandbox {
+  TempDir dir;
+  std::string recipe, bin, scontrol_log;
+  explicit Sandbox(int64_t max_steps) {
+    recipe = dir.str("slurm_mlp.yaml");
+    std::ofstream(recipe) << recipe_text(max_steps);
+    bin = dir.str("bin");
+    fs::create_directories(bin);
+    scontrol_log = dir.str("scontrol.log");
+    const std::string fake = bin + "/scontrol";
+    std::ofstream(fake) << "#!/bin/sh\necho \"$@\" >> '" << scontrol_log << "'\nexit 0\n";
+    fs::permissions(fake, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                              fs::perms::others_read | fs::perms::others_exec);
+  }
+  std::string run_dir(const std::string& name) const { return dir.str(name); }
+  std::string scontrol_calls() const { return fs::exists(scontrol_log) ? slurp(scontrol_log) : ""; }
+};
+
+// A running `dltool train` child (stdout + stderr go to `log`).
+struct Child {
+  pid_t pid = -1;
+  std::string log;
+  ~Child() {
+    if (pid > 0) {  // a failed REQUIRE left it running
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+// Starts DLTOOL_BINARY with `args`; the environment is ours minus every SLURM_* variable,
+// plus `env` (PATH gets the sandbox's bin/ prefixed so the fake scontrol is found).
+void spawn(Child& c, const Sandbox& sb, const std::vector<std::string>& args,
+           const std::map<std::string, std::string>& env, const std::string& log) {
+  std::vector<std::string> envs;
+  std::string path = sb.bin;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    if (kv.rfind("SLURM_", 0) == 0) continue;
+    if (kv.rfind("PATH=", 0) == 0) {
+      path += ":" + kv.substr(5);
+      continue;
+    }
+    envs.push_back(kv);
+  }
+  envs.push_back("PATH=" + path);
+  for (const auto& [k, v] : env) envs.push_back(k + "=" + v);
+  std::vector<std::string> argv_s = {DLTOOL_BINARY};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  // Everything the child needs is built before fork (no allocation after it).
+  std::vector<char*> argv, envp;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  for (auto& s : envs) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  c.log = log;
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    signal(SIGUSR1, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    int in = ::open("/dev/null", O_RDONLY);
+    if (fd < 0 || in < 0) _exit(126);
+    ::dup2(in, 0);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execve(argv[0], argv.data(), envp.data());
+    _exit(127);
+  }
+  c.pid = pid;
+}
+
+double elapsed_s(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Waits (bounded) for the child to exit; returns its exit status (-1 when killed by a signal).
+int wait_exit(Child& c) {
+  auto t0 = std::chrono::steady_clock::now();
+  int status = 0;
+  while (true) {
+    pid_t r = ::waitpid(c.pid, &status, WNOHANG);
+    REQUIRE(r >= 0);
+    if (r == c.pid) break;
+    if (elapsed_s(t0) > kTimeoutS) {
+      ::kill(c.pid, SIGKILL);
+      ::waitpid(c.pid, nullptr, 0);
+      c.pid = -1;
+      FAIL("dltool did not exit within " << kTimeoutS << " s (killed); its output:\n" << slurp(c.log));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  c.pid = -1;
+  if (WIFSIGNALED(status)) {
+    INFO("dltool killed by signal " << WTERMSIG(status) << "; its output:\n" << slurp(c.log));
+    return -1;
+  }
+  return WEXITSTATUS(status);
+}
+
+// Waits (bounded) until `metrics` has at least `lines` lines while the child is still running,
+// then sends `sig`. Fails when the run ends first (raise max_steps, do not sleep).
+void signal_after_lines(Child& c, const std::string& metrics, int64_t lines, int sig) {
+  auto t0 = std::chrono::steady_clock::now();
+  while (true) {
+    int status = 0;
+    pid_t r = ::waitpid(c.pid, &status, WNOHANG);
+    REQUIRE(r >= 0);
+    if (r == c.pid) {
+      c.pid = -1;
+      FAIL("dltool exited (status " << status << ") before " << lines << " metrics lines were written; output:\n"
+                                    << slurp(c.log));
+    }
+    if (fs::exists(metrics) && count_lines(metrics) >= lines) break;
+    if (elapsed_s(t0) > kTimeoutS) {
+      ::kill(c.pid, SIGKILL);
+      ::waitpid(c.pid, nullptr, 0);
+      c.pid = -1;
+      FAIL("no " << lines << " metrics lines within " << kTimeoutS << " s (killed); output:\n" << slurp(c.log));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  REQUIRE(::kill(c.pid, sig) == 0);
+}
+
+int run_to_end(const Sandbox& sb, const std::vector<std::string>& args, const std::map<std::string, std::string>& env,
+               const std::string& log) {
+  Child c;
+  spawn(c, sb, args, env, log);
+  return wait_exit(c);
+}
+
+std::vector<std::string> train_args(const Sandbox& sb, const std::string& run_dir, std::vector<std::string> extra) {
+  std::vector<std::string> a = {"train", sb.recipe, "--run-dir", run_dir, "--log-format", "plain"};
+  a.insert(a.end(), extra.begin(), extra.end());
+  return a;
+}
+
+// The value after `"key":` in a one-line JSON object, as written (exact text).
+std::string json_field(const std::string& line, const std::string& key) {
+  const std::string k = "\"" + key + "\":";
+  size_t at = line.find(k);
+  if (at == std::string::npos) return "";
+  at += k.size();
+  size_t end = line.find_first_of(",}", at);
+  return line.substr(at, end - at);
+}
+
+// "step loss lr" of every training record, and "split step loss accuracy" of every eval record.
+struct Records {
+  std::vector<std::string> train, eval;
+  std::vector<int64_t> steps;
+};
+
+Records records(const std::string& metrics) {
+  std::ifstream in(metrics);
+  Records r;
+  std::string line;
+  while (std::getline(in, line)) {
+    const std::string split = json_field(line, "split");
+    if (split == "\"train\"") {
+      r.train.push_back(json_field(line, "step") + " " + json_field(line, "loss") + " " + json_field(line, "lr"));
+      r.steps.push_back(std::stoll(json_field(line, "step")));
+    } else {
+      r.eval.push_back(split + " " + json_field(line, "step") + " " + json_field(line, "loss") + " " +
+                       json_field(line, "accuracy"));
+    }
+  }
+  return r;
+}
+
+bool bit_equal(const dl::Tensor& a, const dl::Tensor& b) {
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  dl::Tensor ca = a.contiguous(), cb = b.contiguous();
+  return std::memcmp(ca.raw_data(), cb.raw_data(), static_cast<size_t>(ca.numel()) * ca.element_size()) == 0;
+}
+
+// Run B must end exactly where run A ended.
+void require_same_run(const std::string& a_dir, const std::string& b_dir, int64_t max_steps) {
+  const Records ra = records(a_dir + "/metrics.jsonl"), rb = records(b_dir + "/metrics.jsonl");
+  std::vector<int64_t> expected_steps;
+  for (int64_t s = 1; s <= max_steps; ++s) expected_steps.push_back(s);
+  CHECK(ra.steps == expected_steps);
+  CHECK(rb.steps == expected_steps);  // every step logged once: the resumed run dropped nothing
+  REQUIRE(ra.train.size() == rb.train.size());
+  for (size_t i = 0; i < ra.train.size(); ++i) {
+    INFO("training record " << i);
+    REQUIRE(ra.train[i] == rb.train[i]);
+  }
+  CHECK(ra.eval == rb.eval);  // the final test evaluation of identical models
+
+  const dl::Checkpoint a = dl::load_checkpoint(a_dir + "/checkpoints/last.h5");
+  const dl::Checkpoint b = dl::load_checkpoint(b_dir + "/checkpoints/last.h5");
+  REQUIRE(a.model.size() == b.model.size());
+  REQUIRE(!a.model.empty());
+  for (size_t i = 0; i < a.model.size(); ++i) {
+    INFO("/model/" << a.model[i].first);
+    CHECK(a.model[i].first == b.model[i].first);
+    CHECK(bit_equal(a.model[i].second, b.model[i].second));
+  }
+  REQUIRE(a.optimizer);
+  REQUIRE(b.optimizer);
+  REQUIRE(a.optimizer->state.size() == b.optimizer->state.size());
+  for (const auto& [key, st] : a.optimizer->state) {
+    INFO("/optimizer/state/" << key);
+    REQUIRE(b.optimizer->state.count(key));
+    const auto& sb = b.optimizer->state.at(key);
+    CHECK(st.step == sb.step);
+    REQUIRE(st.slots.size() == sb.slots.size());
+    for (const auto& [slot, t] : st.slots) {
+      INFO(slot);
+      REQUIRE(sb.slots.count(slot));
+      CHECK(bit_equal(t, sb.slots.at(slot)));
+    }
+  }
+  CHECK(a.rng == b.rng);
+}
+
+struct Scenario {
+  int sig;
+  int64_t signal_after_lines;               // ~ the step the signal lands at (32 steps/epoch)
+  std::vector<std::string> extra;           // flags of the interrupted run (and of its rerun)
+  std::map<std::string, std::string> env;   // SLURM variables
+  std::string expect_scontrol;              // "" = must not be called
+};
+
+void interrupted_run_matches(const Scenario& sc) {
+  if (!fs::exists(kData)) {
+    WARN("Fashion-MNIST not installed (scripts/setup.sh installs dataset-fashion-mnist): SLURM test skipped");
+    return;
+  }
+  constexpr int64_t kMaxSteps = 1500;
+  Sandbox sb(kMaxSteps);
+  const std::string a_dir = sb.run_dir("A"), b_dir = sb.run_dir("B");
+
+  // (a) uninterrupted
+  int rc_a = run_to_end(sb, train_args(sb, a_dir, {}), {}, sb.dir.str("A.log"));
+  INFO("run A output:\n" << slurp(sb.dir.str("A.log")));
+  REQUIRE(rc_a == 0);
+
+  // (b) the same run, interrupted by a real signal after ~20 logged steps
+  std::vector<std::string> b_args = train_args(sb, b_dir, {"--resume", "auto"});
+  b_args.insert(b_args.end(), sc.extra.begin(), sc.extra.end());
+  {
+    Child c;
+    spawn(c, sb, b_args, sc.env, sb.dir.str("B1.log"));
+    signal_after_lines(c, b_dir + "/metrics.jsonl", sc.signal_after_lines, sc.sig);
+    int rc = wait_exit(c);
+    INFO("interrupted run output:\n" << slurp(sb.dir.str("B1.log")));
+    REQUIRE(rc == 75);
+    REQUIRE(fs::exists(b_dir + "/checkpoints/last.h5"));
+    const dl::Checkpoint mid = dl::load_checkpoint(b_dir + "/checkpoints/last.h5");
+    REQUIRE(mid.trainer.count("global_step"));
+    const int64_t stopped = std::get<int64_t>(mid.trainer.at("global_step"));
+    INFO("stopped at step " << stopped);
+    CHECK(stopped >= sc.signal_after_lines);
+    CHECK(stopped < kMaxSteps);  // else raise kMaxSteps: the signal must land mid-run
+    if (sc.expect_scontrol.empty()) {
+      CHECK(sb.scontrol_calls().empty());
+    } else {
+      CHECK(sb.scontrol_calls() == sc.expect_scontrol + "\n");
+    }
+  }
+
+  // (c) the requeued job: the same command line again, resuming from last.h5
+  int rc_c = run_to_end(sb, b_args, sc.env, sb.dir.str("B2.log"));
+  INFO("resumed run output:\n" << slurp(sb.dir.str("B2.log")));
+  REQUIRE(rc_c == 0);
+  CHECK_THAT(slurp(sb.dir.str("B2.log")), Catch::Contains("resumed from"));
+  if (!sc.expect_scontrol.empty()) CHECK(sb.scontrol_calls() == sc.expect_scontrol + "\n");  // not again
+
+  require_same_run(a_dir, b_dir, kMaxSteps);
+}
+
+}  // namespace
+
+TEST_CASE("slurm: SIGUSR1 with --requeue checkpoints, runs scontrol requeue, exits 75; the rerun resumes exactly",
+          "[slurm]") {
+  interrupted_run_matches({SIGUSR1, 20, {"--requeue"}, {{"SLURM_JOB_ID", "4242"}}, "requeue 4242"});
+}
+
+TEST_CASE("slurm: SIGTERM without --requeue checkpoints and exits 75 without scontrol; resume is exact",
+          "[slurm]") {
+  // Stopped in a later epoch (32 steps per epoch): the loader resumes inside epoch >= 2.
+  interrupted_run_matches({SIGTERM, 45, {}, {{"SLURM_JOB_ID", "4242"}}, ""});
+}
+
+TEST_CASE("slurm: array jobs are requeued as ARRAYJOB_TASK (train.requeue: true instead of --requeue)",
+          "[slurm]") {
+  interrupted_run_matches({SIGUSR1, 100,
+                           {"train.requeue=true"},
+                           {{"SLURM_JOB_ID", "4250"}, {"SLURM_ARRAY_JOB_ID", "7"}, {"SLURM_ARRAY_TASK_ID", "3"}},
+                           "requeue 7_3"});
+}
