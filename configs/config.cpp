@@ -31,8 +31,12 @@ Config load_config_string(const std::string& yaml, const std::string& virtual_fi
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   std::string error;
   std::string text = read_text_file(path, error);
-  if (!error.empty())
-    throw ConfigError({{{path, 0, 0}, "", "cannot read config file: " + error, ""}});
+  if (!error.empty()) {
+    Diagnostic d;
+    d.loc.file = path;
+    d.message = "cannot read config file: " + error;
+    throw ConfigError({d});
+  }
   return load_config_string(text, path, overrides);
 }
 

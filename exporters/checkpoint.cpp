@@ -27,7 +27,8 @@ static_assert(std::endian::native == std::endian::little, "checkpoint I/O assume
 namespace dl {
 
 CheckpointError::CheckpointError(const std::string& path, const std::string& message)
-    : std::runtime_error(message), path_(path) {}
+    : std::runtime_error(message.find(path) == std::string::npos ? path + ": " + message : message),
+      path_(path) {}
 
 namespace {
 

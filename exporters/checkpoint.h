@@ -103,7 +103,9 @@ struct Checkpoint {
 };
 
 // Every failure to save or load a checkpoint. what() names the file and the reason in plain
-// words, e.g. "cannot save checkpoint 'runs/a/last.h5': no space left on device".
+// words, e.g. "cannot save checkpoint 'runs/a/last.h5': no space left on device". A `message`
+// that does not mention `path` is prefixed with it:
+//   CheckpointError("a.h5", "has no /optimizer state").what() == "a.h5: has no /optimizer state"
 class CheckpointError : public std::runtime_error {
  public:
   CheckpointError(const std::string& path, const std::string& message);
@@ -121,6 +123,7 @@ inline constexpr int64_t kCheckpointFormatVersion = 1;
 // removed, a previous `path` is left untouched, and CheckpointError is thrown (keys are
 // validated before anything is written). Tensors may live on any device and have any layout;
 // they are copied to the CPU and made contiguous one at a time. The parent directory must exist.
+// One writer per path at a time (two processes saving the same path share the .tmp name).
 void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
 
 // Reads and validates a checkpoint; tensors come back as contiguous CPU tensors.

@@ -514,10 +514,14 @@ uint64_t precheck(const std::string& path) {
     if (!ub.valid) bail("truncated or corrupt file: its dltool header (the first 512 bytes) is damaged");
     if (ub.version > ckpt_detail::kUserBlockVersion)
       bail("written by a newer dltool (header version " + std::to_string(ub.version) + "): upgrade dltool");
+    // An edit with h5py leaves our header in place, so say how to accept one deliberately.
+    const std::string edited = "; it was damaged, or modified by another tool after dltool wrote it (to accept a "
+                               "deliberate edit, blank the 512-byte dltool header: dd if=/dev/zero of=FILE bs=512 "
+                               "count=1 conv=notrunc)";
     const uint64_t expect = ckpt_detail::kUserBlockBytes + ub.payload_bytes;
     if (size != expect)
       bail("truncated or corrupt file: it has " + std::to_string(size) + " bytes, but dltool wrote " +
-           std::to_string(expect));
+           std::to_string(expect) + (size > expect ? edited : ""));
     uint32_t crc = 0;
     uint64_t n = 0;
     if (int e = ckpt_detail::crc_of_file(fd, ckpt_detail::kUserBlockBytes, crc, n)) bail(h5::errno_text(e));
@@ -525,8 +529,7 @@ uint64_t precheck(const std::string& path) {
     if (crc != ub.payload_crc) {
       char msg[160];
       std::snprintf(msg, sizeof msg, "checksum mismatch (CRC-32C 0x%08x, header says 0x%08x)", crc, ub.payload_crc);
-      bail(std::string("truncated or corrupt file: ") + msg +
-           "; it was damaged, or modified by another tool after dltool wrote it");
+      bail(std::string("truncated or corrupt file: ") + msg + edited);
     }
     char sig[8] = {};
     if (::pread(fd, sig, 8, static_cast<off_t>(ckpt_detail::kUserBlockBytes)) != 8 || std::memcmp(sig, kSig, 8) != 0)

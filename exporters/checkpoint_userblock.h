@@ -14,6 +14,8 @@
 //   (then a comment line and NUL padding to 512 bytes; the HDF5 superblock follows)
 //
 // Files without the header (e.g. written by h5py) are read unverified, with HDF5's own checks.
+// Editing a checkpoint in place with h5py leaves the header stale, so the loader rejects it;
+// blanking the header (dd if=/dev/zero of=FILE bs=512 count=1 conv=notrunc) accepts the edit.
 #pragma once
 
 #include <cstddef>

@@ -104,6 +104,7 @@ inline Tensor filled(const Shape& shape, DType dt, double v) {
 // Same dtype, shape and bytes.
 inline bool bit_equal(const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  if (a.numel() == 0) return true;
   Tensor ca = a.contiguous(), cb = b.contiguous();
   return std::memcmp(ca.raw_data(), cb.raw_data(), static_cast<size_t>(ca.numel()) * ca.element_size()) == 0;
 }

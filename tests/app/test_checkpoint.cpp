@@ -610,6 +610,22 @@ TEST_CASE("checkpoint: load errors name the file and the problem", "[checkpoint]
     spit(p, bytes);
     CHECK_THAT(load_error(), Contains("truncated or corrupt file: checksum mismatch"));
   }
+  SECTION("an in-place edit by another tool is refused until the header is blanked") {
+    fs::copy_file(good, p);
+    {
+      Handle f(H5Fopen(p.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
+      REQUIRE(f);
+      Handle a(H5Aopen_by_name(f.id(), "trainer", "epoch", H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+      REQUIRE(a);
+      const int64_t epoch = 99;
+      REQUIRE(H5Awrite(a.id(), H5T_NATIVE_INT64, &epoch) >= 0);
+    }
+    CHECK_THAT(load_error(), Contains("modified by another tool") && Contains("dd if=/dev/zero"));
+    std::string bytes = slurp(p);
+    std::fill(bytes.begin(), bytes.begin() + 512, '\0');
+    spit(p, bytes);
+    CHECK(std::get<int64_t>(dl::load_checkpoint(p).trainer.at("epoch")) == 99);
+  }
   SECTION("unsupported dtypes") {
     {
       RawFile f(p);
@@ -747,6 +763,9 @@ TEST_CASE("checkpoint: truncated and bit-flipped files load or fail cleanly", "[
     try_load(i % 2 == 0);
   }
   // The same on a foreign (h5py) file, which has no dltool checksum: HDF5's checks only.
+  // HDF5 1.10.8 itself is not hardened against every damaged file: a wider run (3000 cases
+  // under ASan) still found 2 memory errors inside libhdf5 (enum type decode, compact link
+  // table release). That is why dltool's own files carry the CRC header.
   const std::string foreign = slurp(dl::test::source_path("tests/fixtures/checkpoint_torch_ordered.h5"));
   for (int i = 0; i < 20; ++i) {
     std::string copy = foreign;
@@ -761,6 +780,14 @@ TEST_CASE("checkpoint: truncated and bit-flipped files load or fail cleanly", "[
   }
   INFO(loaded << " loaded, " << rejected << " rejected");
   CHECK(loaded + rejected == 60);
+}
+
+TEST_CASE("checkpoint: CheckpointError always names the file", "[checkpoint]") {
+  CHECK(std::string(CheckpointError("runs/a/last.h5", "has no /optimizer state").what()) ==
+        "runs/a/last.h5: has no /optimizer state");
+  const CheckpointError e("x.h5", "cannot load checkpoint 'x.h5': empty");
+  CHECK(std::string(e.what()) == "cannot load checkpoint 'x.h5': empty");
+  CHECK(e.path() == "x.h5");
 }
 
 TEST_CASE("checkpoint: CRC-32C and the user block header", "[checkpoint]") {
