@@ -615,7 +615,8 @@ TEST_CASE("checkpoint: load errors name the file and the problem", "[checkpoint]
     {
       Handle f(H5Fopen(p.c_str(), H5F_ACC_RDWR, H5P_DEFAULT), H5Fclose);
       REQUIRE(f);
-      Handle a(H5Aopen_by_name(f.id(), "trainer", "epoch", H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+      Handle g(H5Gopen2(f.id(), "trainer", H5P_DEFAULT), H5Gclose);
+      Handle a(H5Aopen(g.id(), "epoch", H5P_DEFAULT), H5Aclose);
       REQUIRE(a);
       const int64_t epoch = 99;
       REQUIRE(H5Awrite(a.id(), H5T_NATIVE_INT64, &epoch) >= 0);
