@@ -2,7 +2,10 @@
 
 #include <signal.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <unistd.h>
+
+#include <functional>
 
 #include <atomic>
 #include <cstdlib>
@@ -13,6 +16,11 @@ namespace {
 
 std::atomic<int> g_pending{0};
 struct sigaction g_old_term, g_old_int, g_old_usr1;
+// The handlers run on an alternate stack: oneDNN 2.x's JIT sgemm kernels point rsp into a heap
+// workspace while they run, and a signal delivered then would have its frame written over the
+// heap (oneDNN issue 4845). 64 KiB: far above the largest (AVX-512) signal frame.
+alignas(64) char g_altstack[1 << 16];
+stack_t g_old_altstack;
 
 extern "C" void on_signal(int sig) {
   int expected = 0;
@@ -34,11 +42,16 @@ extern "C" void on_signal(int sig) {
 
 SignalGuard::SignalGuard() {
   g_pending = 0;
+  stack_t ss;
+  std::memset(&ss, 0, sizeof ss);
+  ss.ss_sp = g_altstack;
+  ss.ss_size = sizeof g_altstack;
+  sigaltstack(&ss, &g_old_altstack);
   struct sigaction sa;
   std::memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
+  sa.sa_flags = SA_RESTART | SA_ONSTACK;
   sigaction(SIGTERM, &sa, &g_old_term);
   sigaction(SIGINT, &sa, &g_old_int);
   sigaction(SIGUSR1, &sa, &g_old_usr1);
@@ -48,6 +61,18 @@ SignalGuard::~SignalGuard() {
   sigaction(SIGTERM, &g_old_term, nullptr);
   sigaction(SIGINT, &g_old_int, nullptr);
   sigaction(SIGUSR1, &g_old_usr1, nullptr);
+  sigaltstack(&g_old_altstack, nullptr);
+}
+
+void block_stop_signals_in_new_threads(const std::function<void()>& spawn) {
+  sigset_t stop, old;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &stop, &old);
+  spawn();  // threads created here inherit the blocked mask
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 
 int SignalGuard::pending() { return g_pending.load(); }

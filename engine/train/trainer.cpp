@@ -34,6 +34,12 @@ std::string fmt(double v, int prec = 4) {
 void set_num_threads(int64_t threads) {
   int n = threads > 0 ? static_cast<int>(threads) : omp_get_num_procs();
   omp_set_num_threads(n);
+  // Start the OpenMP pool (which oneDNN shares) with the stop signals blocked, so they are only
+  // ever delivered to the main thread, whose handler runs on an alternate stack (signals.h).
+  block_stop_signals_in_new_threads([n] {
+#pragma omp parallel num_threads(n)
+    { (void)0; }
+  });
 }
 
 data::LoaderOptions loader_options(const Config& cfg, bool training) {

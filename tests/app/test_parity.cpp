@@ -128,8 +128,8 @@ void parity(const std::string& recipe) {
 
   // Final weights: same keys in the same order, every element within 1e-4.
   const dl::Checkpoint got = dl::load_checkpoint(run + "/checkpoints/last.h5");
-  const dl::Checkpoint want =
-      dl::load_checkpoint(dl::test::source_path("tests/fixtures/parity_" + recipe + "_final.h5"), /*weights_only=*/true);
+  const std::string final_path = dl::test::source_path("tests/fixtures/parity_" + recipe + "_final.h5");
+  const dl::Checkpoint want = dl::load_checkpoint(final_path, /*weights_only=*/true);
   REQUIRE(got.model.size() == want.model.size());
   for (size_t i = 0; i < want.model.size(); ++i) {
     const auto& [key, w] = want.model[i];
@@ -141,15 +141,15 @@ void parity(const std::string& recipe) {
 
 }  // namespace
 
-TEST_CASE("parity: mlp recipe trains like PyTorch for 50 steps (losses, lr, final weights)", "[parity]") {
+TEST_CASE("parity: mlp recipe trains like PyTorch for 50 steps - losses and lr and final weights", "[parity]") {
   parity("mlp");
 }
 
-TEST_CASE("parity: lenet recipe trains like PyTorch for 50 steps (losses, lr, final weights)", "[parity]") {
+TEST_CASE("parity: lenet recipe trains like PyTorch for 50 steps - losses and lr and final weights", "[parity]") {
   parity("lenet");
 }
 
-TEST_CASE("parity: the fixtures' weights files load as weights-only checkpoints", "[parity]") {
+TEST_CASE("parity: the fixture weight files load as weights-only checkpoints", "[parity]") {
   // gzip + shuffle filtered datasets (h5py compression='gzip') go through libhdf5's filters.
   for (auto [r, tensors] : {std::pair<const char*, size_t>{"mlp", 6}, {"lenet", 10}}) {
     for (const char* which : {"init", "final"}) {

@@ -389,18 +389,19 @@ void interrupted_run_matches(const Scenario& sc) {
 
 }  // namespace
 
-TEST_CASE("slurm: SIGUSR1 with --requeue checkpoints, runs scontrol requeue, exits 75; the rerun resumes exactly",
+TEST_CASE("slurm: SIGUSR1 with --requeue writes last.h5 and runs scontrol requeue and exits 75 - "
+          "the rerun resumes exactly",
           "[slurm]") {
   interrupted_run_matches({SIGUSR1, 20, {"--requeue"}, {{"SLURM_JOB_ID", "4242"}}, "requeue 4242"});
 }
 
-TEST_CASE("slurm: SIGTERM without --requeue checkpoints and exits 75 without scontrol; resume is exact",
+TEST_CASE("slurm: SIGTERM without --requeue writes last.h5 and exits 75 without scontrol - the rerun resumes exactly",
           "[slurm]") {
   // Stopped in a later epoch (32 steps per epoch): the loader resumes inside epoch >= 2.
   interrupted_run_matches({SIGTERM, 45, {}, {{"SLURM_JOB_ID", "4242"}}, ""});
 }
 
-TEST_CASE("slurm: array jobs are requeued as ARRAYJOB_TASK (train.requeue: true instead of --requeue)",
+TEST_CASE("slurm: array jobs are requeued as ARRAYJOB_TASK with train.requeue=true instead of --requeue",
           "[slurm]") {
   interrupted_run_matches({SIGUSR1, 100,
                            {"train.requeue=true"},

@@ -243,7 +243,7 @@ TEST_CASE("activations match PyTorch incl. subgradients at 0 and softplus thresh
   CHECK(run({"relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softplus"}) >= 70);
 }
 
-TEST_CASE("casts match PyTorch; float casts are differentiable", "[elementwise][fixtures]") {
+TEST_CASE("casts match PyTorch and float casts are differentiable", "[elementwise][fixtures]") {
   CHECK(run({"cast"}) == 6);
 }
 

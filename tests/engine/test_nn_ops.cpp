@@ -439,7 +439,7 @@ TEST_CASE("dropout zeroes about p, scales exactly, and is identity in eval", "[n
   CHECK_THROWS_WITH(dropout(x, 1.5, true, gen), Catch::Contains("between 0 and 1"));
 }
 
-TEST_CASE("dropout mask is seedable and thread-count independent; grad uses the mask", "[nn][dropout]") {
+TEST_CASE("dropout mask is seedable and thread-count independent and grad uses the mask", "[nn][dropout]") {
   ThreadRestore restore;
   Generator gen(0);
   Tensor x = add(rand({64, 1000}, gen), 1.0);

@@ -166,7 +166,7 @@ TEST_CASE("column (tiled) and row reduction paths agree", "[reduce]") {
   CHECK(max(flat).item() == 3.0);
 }
 
-TEST_CASE("max/min/argmax on integer and bool tensors; no grad for indices", "[reduce]") {
+TEST_CASE("max/min/argmax on integer and bool tensors with no grad for indices", "[reduce]") {
   Tensor l = from_vector<int64_t>({3, 7, 7, -2, 0, 5}, {2, 3});
   auto [v, i] = max(l, 1);
   CHECK(v.dtype() == DType::I64);

@@ -54,7 +54,7 @@ TEST_CASE("non-contiguous inputs give the same results as contiguous ones", "[te
   CHECK_CLOSE(exp(x.t()), exp(x).t().contiguous(), 0, 0);
 }
 
-TEST_CASE("copy_ casts and broadcasts; to(dtype) round-trips", "[tensor]") {
+TEST_CASE("copy_ casts and broadcasts and to(dtype) round-trips", "[tensor]") {
   Tensor x = from_vector<float>({1.5f, -2.25f, 3.0f}, {3});
   Tensor d = x.to(DType::F64);
   CHECK(d.to_vector<double>() == std::vector<double>{1.5, -2.25, 3.0});
