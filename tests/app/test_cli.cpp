@@ -72,7 +72,7 @@ TEST_CASE("cli: --help works for the tool and every subcommand", "[cli]") {
   Run top = dltool("--help");
   CHECK(top.rc == 0);
   CHECK_THAT(top.out, Catch::Contains("train") && Catch::Contains("validate") && Catch::Contains("bench"));
-  for (const char* sub : {"train", "validate", "bench"}) {
+  for (const char* sub : {"train", "validate", "bench", "eval", "inspect", "resume"}) {
     Run r = dltool(std::string(sub) + " --help");
     INFO(sub << ": " << r.out);
     CHECK(r.rc == 0);
@@ -255,4 +255,43 @@ TEST_CASE("cli: bench prints per-node timings and JSON", "[cli]") {
   REQUIRE(r.rc == 0);
   CHECK_THAT(r.out, Catch::Contains("\"train_samples_per_s\"") && Catch::Contains("\"eval_samples_per_s\"") &&
                         Catch::Contains("\"nodes\":[") && Catch::Contains("\"name\":\"conv1\""));
+}
+
+TEST_CASE("cli: eval inspect and resume on a trained run", "[cli]") {
+  if (!have_data()) return;
+  TempDir d;
+  std::string cfg = d.file("tiny.yaml", kTinyMlp);
+  std::string run = (d.path / "run").string();
+  REQUIRE(dltool("train " + cfg + " --run-dir " + run + " --quiet").rc == 0);
+  std::string last = run + "/checkpoints/last.h5";
+  Run e = dltool("eval " + run + " --split test --json");
+  INFO(e.out);
+  CHECK(e.rc == 0);
+  CHECK_THAT(e.out, Catch::Contains("\"accuracy\":") && Catch::Contains("\"confusion_matrix\":[[") &&
+                        Catch::Contains("\"per_class_accuracy\":["));
+  Run i = dltool("inspect " + last + " --stats");
+  INFO(i.out);
+  CHECK(i.rc == 0);
+  CHECK_THAT(i.out, Catch::Contains("1.weight") && Catch::Contains("[16, 784]") && Catch::Contains("float32") &&
+                        Catch::Contains("total parameters: 12730") && Catch::Contains("momentum_buffer"));
+  Run diff = dltool("inspect " + last + " --diff " + last);
+  CHECK(diff.rc == 0);
+  CHECK_THAT(diff.out, Catch::Contains("0 key(s) differ"));
+  // A finished run resumed with more steps continues from its checkpoint.
+  Run r = dltool("resume " + run + " train.max_steps=16 --log-format plain");
+  INFO(r.out);
+  CHECK(r.rc == 0);
+  CHECK_THAT(r.out, Catch::Contains("resumed from") && Catch::Contains("step=16/16"));
+  // Changing the model on resume is refused, naming the key and both values.
+  Run bad = dltool("train " + cfg + " model.layers[1].out_features=8 --run-dir " + run + " --resume auto");
+  CHECK(bad.rc == 2);
+  CHECK_THAT(bad.out, Catch::Contains("model.layers[1].out_features") && Catch::Contains("checkpoint 16, now 8"));
+  // Corrupt and foreign files: a clear error, exit 1.
+  std::string junk = d.file("junk.h5", "definitely not hdf5");
+  Run j = dltool("inspect " + junk);
+  CHECK(j.rc == 1);
+  CHECK_THAT(j.out, Catch::Contains("junk.h5") && Catch::Contains("not an HDF5 file"));
+  std::string empty = d.file("empty.h5", "");
+  CHECK(dltool("eval " + empty).rc == 1);
+  CHECK(dltool("inspect " + (d.path / "missing.h5").string()).rc == 1);
 }
