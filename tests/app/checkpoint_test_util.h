@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "exporters/checkpoint.h"
+#include "tests/support/tempdir.h"
 
 #ifndef DLTOOL_SOURCE_DIR
 #error "DLTOOL_SOURCE_DIR must be defined (path of the source tree)"
@@ -28,25 +29,8 @@ namespace fs = std::filesystem;
 using dl::DType;
 using dl::Shape;
 using dl::Tensor;
+using dl::test::TempDir;
 
-// A fresh directory under the system temp dir (mode 0755), removed with its contents at exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("dltool_ckpt_" + std::to_string(::getpid()) + "_" + std::to_string(rd()));
-    fs::create_directories(path);
-    fs::permissions(path, fs::perms(0755));
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::permissions(path, fs::perms::owner_all, fs::perm_options::add, ec);
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
 
 inline std::string slurp(const std::string& p) {
   std::ifstream f(p, std::ios::binary);

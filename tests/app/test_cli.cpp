@@ -1,6 +1,8 @@
 // CLI tests: run the real dltool binary on real files and check exit codes and output.
 #include <catch2/catch.hpp>
 
+#include "tests/support/tempdir.h"
+
 #include <sys/wait.h>
 
 #include <array>
@@ -14,6 +16,8 @@
 namespace fs = std::filesystem;
 
 namespace {
+
+using dl::test::TempDir;
 
 struct Run {
   int rc = -1;
@@ -34,19 +38,6 @@ Run dltool(const std::string& args) {
   return r;
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/dltool-cli-XXXXXX";
-    path = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string file(const std::string& name, const std::string& text) const {
-    fs::path p = path / name;
-    std::ofstream(p) << text;
-    return p.string();
-  }
-};
 
 bool have_data() { return fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); }
 

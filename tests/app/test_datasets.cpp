@@ -6,6 +6,8 @@
 #include <zlib.h>
 
 #include <catch2/catch.hpp>
+
+#include "tests/support/tempdir.h"
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -32,23 +34,8 @@ using namespace dl::data;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed with its contents at scope exit.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() /
-           ("dltool_datasets_" + std::to_string(::getpid()) + "_" + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
+using dl::test::TempDir;
+
 
 using Bytes = std::vector<uint8_t>;
 
@@ -113,7 +100,7 @@ IdxFiles write_pair(const TempDir& dir, const std::string& stem, int64_t n, int6
     lab[i] = static_cast<uint8_t>(i % classes);
     for (int64_t p = 0; p < h * w; ++p) img[i * h * w + p] = pixel(i, p);
   }
-  IdxFiles f{dir / (stem + "-images"), dir / (stem + "-labels")};
+  IdxFiles f{dir.file((stem + "-images")), dir.file((stem + "-labels"))};
   write_idx_u8(f.images, {n, h, w}, img.data(), gzip);
   write_idx_u8(f.labels, {n}, lab.data(), gzip);
   return f;
@@ -176,7 +163,7 @@ TEST_CASE("IDX: tiny raw and gzip files round-trip", "[datasets][idx]") {
   std::vector<uint8_t> data(3 * 2 * 4);
   std::iota(data.begin(), data.end(), uint8_t(250));  // wraps past 255: covers the whole byte
   for (bool gzip : {false, true}) {
-    const std::string path = dir / (gzip ? "a.idx.gz" : "a.idx");
+    const std::string path = dir.file((gzip ? "a.idx.gz" : "a.idx"));
     write_idx_u8(path, {3, 2, 4}, data.data(), gzip);
     if (gzip) {
       Bytes b = read_bytes(path);
@@ -200,22 +187,22 @@ TEST_CASE("IDX: tiny raw and gzip files round-trip", "[datasets][idx]") {
 TEST_CASE("IDX: gzip is detected by magic, not by file name", "[datasets][idx]") {
   TempDir dir;
   Bytes raw = concat(idx_header({4}), {1, 2, 3, 4});
-  write_bytes(dir / "looks-raw.idx", gzip_bytes(raw));
-  write_bytes(dir / "looks-gzip.gz", raw);
-  CHECK(read_idx_u8(dir / "looks-raw.idx").to_vector<uint8_t>() == std::vector<uint8_t>{1, 2, 3, 4});
-  CHECK(read_idx_header(dir / "looks-raw.idx").gzip);
-  CHECK(read_idx_u8(dir / "looks-gzip.gz").to_vector<uint8_t>() == std::vector<uint8_t>{1, 2, 3, 4});
-  CHECK_FALSE(read_idx_header(dir / "looks-gzip.gz").gzip);
+  write_bytes(dir.file("looks-raw.idx"), gzip_bytes(raw));
+  write_bytes(dir.file("looks-gzip.gz"), raw);
+  CHECK(read_idx_u8(dir.file("looks-raw.idx")).to_vector<uint8_t>() == std::vector<uint8_t>{1, 2, 3, 4});
+  CHECK(read_idx_header(dir.file("looks-raw.idx")).gzip);
+  CHECK(read_idx_u8(dir.file("looks-gzip.gz")).to_vector<uint8_t>() == std::vector<uint8_t>{1, 2, 3, 4});
+  CHECK_FALSE(read_idx_header(dir.file("looks-gzip.gz")).gzip);
 }
 
 TEST_CASE("IDX: concatenated gzip members and empty dims are valid", "[datasets][idx]") {
   TempDir dir;
   Bytes raw = concat(idx_header({2, 3}), {1, 2, 3, 4, 5, 6});
   Bytes first(raw.begin(), raw.begin() + 7), second(raw.begin() + 7, raw.end());
-  write_bytes(dir / "multi.gz", concat(gzip_bytes(first), gzip_bytes(second)));
-  CHECK(read_idx_u8(dir / "multi.gz").to_vector<uint8_t>() == std::vector<uint8_t>{1, 2, 3, 4, 5, 6});
-  write_bytes(dir / "empty.idx", idx_header({0, 28, 28}));
-  CHECK(read_idx_u8(dir / "empty.idx").shape() == Shape{0, 28, 28});
+  write_bytes(dir.file("multi.gz"), concat(gzip_bytes(first), gzip_bytes(second)));
+  CHECK(read_idx_u8(dir.file("multi.gz")).to_vector<uint8_t>() == std::vector<uint8_t>{1, 2, 3, 4, 5, 6});
+  write_bytes(dir.file("empty.idx"), idx_header({0, 28, 28}));
+  CHECK(read_idx_u8(dir.file("empty.idx")).shape() == Shape{0, 28, 28});
 }
 
 TEST_CASE("IDX: every malformed file is a DataError naming the file and the problem", "[datasets][idx][errors]") {
@@ -223,7 +210,7 @@ TEST_CASE("IDX: every malformed file is a DataError naming the file and the prob
   const Bytes good = concat(idx_header({2, 2, 3}), Bytes(12, 7));
 
   SECTION("missing file") {
-    std::string p = dir / "nope.idx";
+    std::string p = dir.file("nope.idx");
     std::string msg = data_error_of([&] { read_idx_u8(p); });
     CHECK_THAT(msg, Contains(p) && Contains("not found"));
   }
@@ -238,7 +225,7 @@ TEST_CASE("IDX: every malformed file is a DataError naming the file and the prob
       CHECK_THAT(msg, Contains("/proc/self/mem"));
     }
     if (::geteuid() != 0) {
-      std::string p = dir / "secret.idx";
+      std::string p = dir.file("secret.idx");
       write_bytes(p, good);
       ::chmod(p.c_str(), 0);
       std::string msg = data_error_of([&] { read_idx_u8(p); });
@@ -247,7 +234,7 @@ TEST_CASE("IDX: every malformed file is a DataError naming the file and the prob
   }
   for (bool gzip : {false, true}) {
     DYNAMIC_SECTION("gzip=" << gzip) {
-      const std::string p = dir / "bad.idx";
+      const std::string p = dir.file("bad.idx");
       auto put = [&](const Bytes& b) { write_bytes(p, gzip ? gzip_bytes(b) : b); };
       SECTION("empty file") {
         put({});
@@ -318,7 +305,7 @@ TEST_CASE("IDX: every malformed file is a DataError naming the file and the prob
     Bytes big(4000);
     for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 7919 % 251);
     Bytes gz = gzip_bytes(concat(idx_header({4000}), big));
-    std::string p = dir / "corrupt.gz";
+    std::string p = dir.file("corrupt.gz");
     SECTION("flipped bytes in the deflate stream") {
       for (size_t i = 20; i < 40; ++i) gz[i] ^= 0x5a;
       write_bytes(p, gz);
@@ -384,9 +371,9 @@ TEST_CASE("IDX dataset errors: count mismatch, label range, rank", "[datasets][d
                Contains(f.labels) && Contains("expected 3 dimensions"));
   }
   SECTION("no samples") {
-    write_idx_u8(dir / "e-images", {0, 2, 2}, nullptr, false);
-    write_idx_u8(dir / "e-labels", {0}, nullptr, false);
-    CHECK_THAT(data_error_of([&] { load_idx_dataset({dir / "e-images", dir / "e-labels"}, 10, "x"); }),
+    write_idx_u8(dir.file("e-images"), {0, 2, 2}, nullptr, false);
+    write_idx_u8(dir.file("e-labels"), {0}, nullptr, false);
+    CHECK_THAT(data_error_of([&] { load_idx_dataset({dir.file("e-images"), dir.file("e-labels")}, 10, "x"); }),
                Contains("no samples"));
   }
 }
@@ -423,7 +410,7 @@ TEST_CASE("Splits: validation is the last val_size training samples", "[datasets
   spec.val_size = 0;
   spec.test = write_pair(dir, "test32", 3, 5, 5, false);
   CHECK_THAT(data_error_of([&] { load_idx_splits(spec); }), Contains(spec.test.images) && Contains("[1, 5, 5]"));
-  spec.test = {dir / "missing-images", dir / "missing-labels"};
+  spec.test = {dir.file("missing-images"), dir.file("missing-labels")};
   CHECK_THAT(data_error_of([&] { load_idx_splits(spec); }), Contains("missing-images") && Contains("not found"));
   spec.test = {};
   CHECK_FALSE(load_idx_splits(spec).test);

@@ -21,6 +21,8 @@
 // 1.5e-7 relative and every weight to 1.5e-8 absolute.
 #include <catch2/catch.hpp>
 
+#include "tests/support/tempdir.h"
+
 #include <sys/wait.h>
 
 #include <array>
@@ -39,22 +41,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using dl::test::TempDir;
+
 constexpr const char* kData = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
 constexpr int kSteps = 50;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/dltool-parity-XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 // Runs `dltool ARGS`; returns the exit status and appends stdout + stderr to `out`.
 int dltool(const std::string& args, std::string& out) {

@@ -13,6 +13,8 @@
 // that appends its arguments to a file. Every wait is bounded: a hung child is killed and the test fails.
 #include <catch2/catch.hpp>
 
+#include "tests/support/tempdir.h"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -36,6 +38,8 @@ extern char** environ;
 namespace fs = std::filesystem;
 
 namespace {
+
+using dl::test::TempDir;
 
 constexpr const char* kData = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
 // Seen when a stop signal lands while oneDNN 2.x's JIT sgemm runs: its kernels point rsp into a
@@ -70,20 +74,6 @@ checkpoint: {every_steps: 0, every_epoch: false}
 )";
 }
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/dltool-slurm-XXXXXX";
-    const char* p = mkdtemp(tmpl);
-    REQUIRE(p != nullptr);
-    path = p;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string str(const std::string& name) const { return (path / name).string(); }
-};
 
 std::string slurp(const std::string& p) {
   std::ifstream f(p, std::ios::binary);
@@ -110,17 +100,17 @@ struct Sandbox {
   TempDir dir;
   std::string recipe, bin, scontrol_log;
   explicit Sandbox(int64_t max_steps) {
-    recipe = dir.str("slurm_mlp.yaml");
+    recipe = dir.file("slurm_mlp.yaml");
     std::ofstream(recipe) << recipe_text(max_steps);
-    bin = dir.str("bin");
+    bin = dir.file("bin");
     fs::create_directories(bin);
-    scontrol_log = dir.str("scontrol.log");
+    scontrol_log = dir.file("scontrol.log");
     const std::string fake = bin + "/scontrol";
     std::ofstream(fake) << "#!/bin/sh\necho \"$@\" >> '" << scontrol_log << "'\nexit 0\n";
     fs::permissions(fake, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                               fs::perms::others_read | fs::perms::others_exec);
   }
-  std::string run_dir(const std::string& name) const { return dir.str(name); }
+  std::string run_dir(const std::string& name) const { return dir.file(name); }
   std::string scontrol_calls() const { return fs::exists(scontrol_log) ? slurp(scontrol_log) : ""; }
 };
 
@@ -349,8 +339,8 @@ void interrupted_run_matches(const Scenario& sc) {
   const std::string a_dir = sb.run_dir("A"), b_dir = sb.run_dir("B");
 
   // (a) uninterrupted
-  int rc_a = run_to_end(sb, train_args(sb, a_dir, {}), {}, sb.dir.str("A.log"));
-  INFO("run A output:\n" << log_tail(sb.dir.str("A.log")));
+  int rc_a = run_to_end(sb, train_args(sb, a_dir, {}), {}, sb.dir.file("A.log"));
+  INFO("run A output:\n" << log_tail(sb.dir.file("A.log")));
   REQUIRE(rc_a == 0);
 
   // (b) the same run, interrupted by a real signal after some logged steps
@@ -358,10 +348,10 @@ void interrupted_run_matches(const Scenario& sc) {
   b_args.insert(b_args.end(), sc.extra.begin(), sc.extra.end());
   {
     Child c;
-    spawn(c, sb, b_args, sc.env, sb.dir.str("B1.log"));
+    spawn(c, sb, b_args, sc.env, sb.dir.file("B1.log"));
     signal_after_lines(c, b_dir + "/metrics.jsonl", sc.signal_after_lines, sc.sig);
     int rc = wait_exit(c);
-    INFO("interrupted run output:\n" << log_tail(sb.dir.str("B1.log")));
+    INFO("interrupted run output:\n" << log_tail(sb.dir.file("B1.log")));
     REQUIRE(rc == 75);
     REQUIRE(fs::exists(b_dir + "/checkpoints/last.h5"));
     const dl::Checkpoint mid = dl::load_checkpoint(b_dir + "/checkpoints/last.h5");
@@ -378,10 +368,10 @@ void interrupted_run_matches(const Scenario& sc) {
   }
 
   // (c) the requeued job: the same command line again, resuming from last.h5
-  int rc_c = run_to_end(sb, b_args, sc.env, sb.dir.str("B2.log"));
-  INFO("resumed run output:\n" << log_tail(sb.dir.str("B2.log")));
+  int rc_c = run_to_end(sb, b_args, sc.env, sb.dir.file("B2.log"));
+  INFO("resumed run output:\n" << log_tail(sb.dir.file("B2.log")));
   REQUIRE(rc_c == 0);
-  CHECK_THAT(slurp(sb.dir.str("B2.log")), Catch::Contains("resumed from"));
+  CHECK_THAT(slurp(sb.dir.file("B2.log")), Catch::Contains("resumed from"));
   if (!sc.expect_scontrol.empty()) CHECK(sb.scontrol_calls() == sc.expect_scontrol + "\n");  // not again
 
   require_same_run(a_dir, b_dir, kMaxSteps);
