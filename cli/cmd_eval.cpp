@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "cli/training.h"
 #include "configs/config.h"
 #include "engine/train/trainer.h"
 #include "exporters/json.h"
@@ -38,14 +39,7 @@ std::function<int()> setup_eval(CLI::App& sub) {
   return [a]() -> int {
     std::string path = train::resolve_checkpoint_path(a->checkpoint);
     Checkpoint ckpt = load_checkpoint(path, /*weights_only=*/true);
-    Config cfg;
-    if (!a->config.empty()) {
-      cfg = load_config(a->config, a->overrides);
-    } else {
-      if (ckpt.config_yaml.empty())
-        throw CheckpointError(path, "has no embedded /config (a weights-only file): pass --config RECIPE");
-      cfg = load_config_string(ckpt.config_yaml, path + ":/config", a->overrides);
-    }
+    Config cfg = checkpoint_config(ckpt, path, a->config, a->overrides);
     train::RunOptions opt;
     opt.write_outputs = false;
     opt.final_test = false;

@@ -7,6 +7,7 @@
 #include "configs/config.h"
 #include "datasets/data_error.h"
 #include "engine/graph/model.h"
+#include "exporters/onnx_export.h"
 
 namespace dl::cli {
 
@@ -17,6 +18,9 @@ int run_guarded(const std::function<int()>& fn) {
     std::cerr << e.what() << "\n";
     return kExitUsage;
   } catch (const GraphError& e) {  // the model does not fit the data: a config problem
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitUsage;
+  } catch (const onnx_export::ExportError& e) {  // the model or flags cannot be exported as asked
     std::cerr << "error: " << e.what() << "\n";
     return kExitUsage;
   } catch (const CLI::Error& e) {

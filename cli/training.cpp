@@ -7,6 +7,14 @@
 
 namespace dl::cli {
 
+Config checkpoint_config(const Checkpoint& ckpt, const std::string& path, const std::string& config_path,
+                         const std::vector<std::string>& overrides) {
+  if (!config_path.empty()) return load_config(config_path, overrides);
+  if (ckpt.config_yaml.empty())
+    throw CheckpointError(path, "has no embedded /config (a weights-only file): pass --config RECIPE");
+  return load_config_string(ckpt.config_yaml, path + ":/config", overrides);
+}
+
 void prepare_resume(const Config& cfg, const std::string& path, train::RunOptions& opt) {
   Checkpoint ckpt = load_checkpoint(path);
   if (ckpt.config_yaml.empty())

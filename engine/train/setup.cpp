@@ -69,6 +69,21 @@ Shape sample_shape_from_headers(const DataSpec& d) {
                   std::to_string(h.dims.size()));
 }
 
+data::TransformPipeline build_transforms(const DataSpec& d) {
+  data::TransformPipeline t;
+  for (const TransformSpec& ts : d.transforms) {
+    if (ts.type == "to_float") {
+      t.to_float(std::get<double>(ts.attrs.at("scale")));
+    } else if (ts.type == "normalize") {
+      t.normalize(std::get<std::vector<double>>(ts.attrs.at("mean")),
+                  std::get<std::vector<double>>(ts.attrs.at("std")));
+    } else {
+      throw std::invalid_argument("unknown transform '" + ts.type + "'");
+    }
+  }
+  return t;
+}
+
 std::shared_ptr<GraphModel> build_model(const Config& cfg, const Shape& sample_shape, uint64_t seed) {
   Generator gen(seed);
   return std::make_shared<GraphModel>(cfg.model, sample_shape, gen);

@@ -8,6 +8,7 @@
 
 #include "configs/config.h"
 #include "datasets/dataset.h"
+#include "datasets/transforms.h"
 #include "engine/graph/model.h"
 #include "engine/optim/optimizer.h"
 #include "engine/sched/sched.h"
@@ -19,6 +20,9 @@ data::IdxSplitSpec idx_spec(const DataSpec& data);
 // The per-sample shape ({C, H, W}) read from the training images file's header only (cheap:
 // `dltool validate` uses it without loading the data).
 Shape sample_shape_from_headers(const DataSpec& data);
+
+// The config's `transforms:` list as the DataLoader's pixel pipeline.
+data::TransformPipeline build_transforms(const DataSpec& data);
 
 // Builds the model for `sample_shape`, initialised from `seed` (PyTorch-style default init).
 std::shared_ptr<GraphModel> build_model(const Config& cfg, const Shape& sample_shape, uint64_t seed);

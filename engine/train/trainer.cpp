@@ -50,18 +50,7 @@ data::LoaderOptions loader_options(const Config& cfg, bool training) {
   o.drop_last = training && l.drop_last;
   o.seed = static_cast<uint64_t>(cfg.train.seed);
   o.prefetch = l.prefetch;
-  data::TransformPipeline t;
-  for (const TransformSpec& ts : cfg.data.transforms) {
-    if (ts.type == "to_float") {
-      t.to_float(std::get<double>(ts.attrs.at("scale")));
-    } else if (ts.type == "normalize") {
-      t.normalize(std::get<std::vector<double>>(ts.attrs.at("mean")),
-                  std::get<std::vector<double>>(ts.attrs.at("std")));
-    } else {
-      throw std::invalid_argument("unknown transform '" + ts.type + "'");
-    }
-  }
-  o.transform = t;
+  o.transform = build_transforms(cfg.data);
   return o;
 }
 
