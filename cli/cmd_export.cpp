@@ -65,7 +65,8 @@ Tensor sample_batch(const Config& cfg, const Shape& sample, int64_t n, std::stri
     auto ds = data::load_idx_dataset(test ? files.test : files.train, 0, test ? "test" : "train");
     if (ds->sample_shape() == sample) {
       n = std::min(n, ds->size());
-      source = "the first " + std::to_string(n) + " " + (test ? "test" : "training") + " images";
+      const std::string kind = test ? "test" : "training";
+      source = n == 1 ? "the first " + kind + " image" : "the first " + std::to_string(n) + " " + kind + " images";
       return train::build_transforms(cfg.data).compile(ds->channels())(ds->images().narrow(0, 0, n).contiguous());
     }
     source = "a random normal batch (seed 0; the data's sample shape differs from --input-shape)";
@@ -143,8 +144,17 @@ std::function<int()> setup_export(CLI::App& sub) {
               << "  output '" << info.output_name << "' " << join_dims(info.output_dims) << "\n";
     if (!a->verify) return kExitOk;
 
-    std::string source;
-    const int64_t n = a->static_batch ? a->batch_size : a->verify_samples;
+    std::string source, note;
+    int64_t n = a->static_batch ? a->batch_size : a->verify_samples;
+    if (std::string node = onnx_export::batch_coupling_node(bytes); !node.empty()) {
+      note = " (OpenCV DNN 4.6 computes node '" + node + "', a mean over the batch, per sample";
+      if (a->static_batch && n > 1) {
+        note += ": a mismatch here is OpenCV's)";
+      } else {
+        note += ", so the check runs at batch size 1)";
+        n = 1;
+      }
+    }
     Tensor x = sample_batch(cfg, sample, n, source);
     if (a->static_batch && x.size(0) != a->batch_size) {
       Generator gen(0);
@@ -167,7 +177,7 @@ std::function<int()> setup_export(CLI::App& sub) {
     std::ostringstream diff;
     diff << std::setprecision(3) << "max abs diff " << r.max_abs_diff << ", max rel diff " << r.max_rel_diff
          << " (rtol " << a->rtol << ", atol " << a->atol << ")";
-    std::cout << "verify: " << r.runtime << " vs dltool on " << source << ": " << diff.str() << ": "
+    std::cout << "verify: " << r.runtime << " vs dltool on " << source << note << ": " << diff.str() << ": "
               << (r.within_tolerance ? "ok" : "FAILED") << "\n";
     return r.within_tolerance ? kExitOk : kExitFailure;
   };

@@ -5,9 +5,24 @@
 #include <vector>
 
 #include <opencv2/core.hpp>
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/dnn.hpp>
+#include <onnx/onnx_pb.h>
 
 namespace dl::onnx_export {
+
+std::string batch_coupling_node(const std::string& onnx_bytes) {
+  onnx::ModelProto m;
+  if (!m.ParseFromString(onnx_bytes)) return "";
+  for (const auto& n : m.graph().node()) {
+    if (n.op_type() != "ReduceMean") continue;
+    for (const auto& a : n.attribute())
+      if (a.name() == "axes")
+        for (int64_t axis : a.ints())
+          if (axis == 0) return n.name();
+  }
+  return "";
+}
 
 VerifyResult verify_with_opencv(const std::string& onnx_path, const Tensor& input, const Tensor& reference,
                                 double rtol, double atol) {
@@ -16,6 +31,12 @@ VerifyResult verify_with_opencv(const std::string& onnx_path, const Tensor& inpu
   const Tensor x = input.to(DType::F32).cpu().contiguous();
   const Tensor ref = reference.to(DType::F32).cpu().contiguous();
   cv::Mat out;
+  // OpenCV logs import errors itself; the message is reported through VerifyResult instead.
+  const auto level = cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+  struct RestoreLevel {
+    cv::utils::logging::LogLevel level;
+    ~RestoreLevel() { cv::utils::logging::setLogLevel(level); }
+  } restore{level};
   try {
     cv::dnn::Net net = cv::dnn::readNetFromONNX(onnx_path);
     net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);

@@ -15,6 +15,11 @@ struct VerifyResult {
   std::string message;        // OpenCV's error when !ran
 };
 
+// The first node of the serialized model that mixes samples of a batch (a ReduceMean over axis
+// 0: BatchNorm without running statistics), or "" when none does. OpenCV DNN 4.6 computes such
+// reductions per sample, so its output is only comparable at batch size 1.
+std::string batch_coupling_node(const std::string& onnx_bytes);
+
 // Runs `onnx_path` on `input` (float32 CPU, [N, ...]) and compares its output with `reference`
 // (what dltool computed): within tolerance when every |a - b| <= atol + rtol * |b|.
 VerifyResult verify_with_opencv(const std::string& onnx_path, const Tensor& input, const Tensor& reference,
