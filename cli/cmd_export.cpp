@@ -122,7 +122,13 @@ std::function<int()> setup_export(CLI::App& sub) {
       }
     }
     std::shared_ptr<GraphModel> model = train::build_model(cfg, sample, static_cast<uint64_t>(cfg.train.seed));
-    model->load_state_dict(ckpt.model, /*strict=*/true);
+    try {
+      model->load_state_dict(ckpt.model, /*strict=*/true);
+    } catch (const std::exception& e) {
+      throw CheckpointError(path, "its weights do not fit the model of " + cfg.source_path + ": " + e.what() +
+                                      (a->config.empty() ? "" : "\n(export with the recipe it was trained with, or "
+                                                                "without --config to use the checkpoint's own)"));
+    }
     model->eval();
 
     onnx_export::Options o;
