@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup_ort.sh  # ONNX Runtime (npm onnxruntime-node) for the ONNX tests, in build/ort
+# The ONNX Runtime tests must run here, not skip (tests/support/onnxruntime.h).
+export DLTOOL_REQUIRE_ORT=1
 
 BUILD_DIR=build
 BUILD_TYPE=Release

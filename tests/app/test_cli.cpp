@@ -3,15 +3,14 @@
 
 #include "tests/support/tempdir.h"
 
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "tests/support/fixtures.h"
+#include "tests/support/process.h"
 
 namespace fs = std::filesystem;
 
@@ -19,25 +18,14 @@ namespace {
 
 using dl::test::TempDir;
 
-struct Run {
-  int rc = -1;
-  std::string out;  // stdout and stderr together
-};
+using Run = dl::test::ProcessResult;  // exit_code; out = stdout and stderr together
 
-// Runs `dltool ARGS` (through /bin/sh; stdin is /dev/null so nothing can wait on it).
-Run dltool(const std::string& args) {
-  std::string cmd = std::string(DLTOOL_BINARY) + " " + args + " </dev/null 2>&1";
-  Run r;
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int status = pclose(p);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+// Runs `dltool ARGS` (stdin is /dev/null so nothing can wait on it).
+Run dltool(const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {DLTOOL_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return dl::test::run_process(argv, {.merge_stderr = true});
 }
-
 
 bool have_data() { return fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"); }
 
@@ -60,38 +48,38 @@ std::string recipe(const std::string& name) { return dl::test::source_path("reci
 }  // namespace
 
 TEST_CASE("cli: --help works for the tool and every subcommand", "[cli]") {
-  Run top = dltool("--help");
-  CHECK(top.rc == 0);
+  Run top = dltool({"--help"});
+  CHECK(top.exit_code == 0);
   CHECK_THAT(top.out, Catch::Contains("train") && Catch::Contains("validate") && Catch::Contains("bench"));
   for (const char* sub : {"train", "validate", "bench", "eval", "inspect", "resume"}) {
-    Run r = dltool(std::string(sub) + " --help");
+    Run r = dltool({sub, "--help"});
     INFO(sub << ": " << r.out);
-    CHECK(r.rc == 0);
+    CHECK(r.exit_code == 0);
     CHECK_THAT(r.out, Catch::Contains("Usage"));
   }
-  CHECK(dltool("--version").rc == 0);
+  CHECK(dltool({"--version"}).exit_code == 0);
 }
 
 TEST_CASE("cli: an unknown subcommand lists the valid ones", "[cli]") {
-  Run r = dltool("trian recipes.yaml");
-  CHECK(r.rc == 2);
+  Run r = dltool({"trian", "recipes.yaml"});
+  CHECK(r.exit_code == 2);
   CHECK_THAT(r.out, Catch::Contains("unknown command 'trian'") && Catch::Contains("Did you mean 'train'") &&
                         Catch::Contains("Valid commands:"));
-  Run none = dltool("");
-  CHECK(none.rc == 2);
-  Run flag = dltool("train --no-such-flag x.yaml");
-  CHECK(flag.rc == 2);
+  Run none = dltool({});
+  CHECK(none.exit_code == 2);
+  Run flag = dltool({"train", "--no-such-flag", "x.yaml"});
+  CHECK(flag.exit_code == 2);
 }
 
 TEST_CASE("cli: validate prints the layer table and the resolved config", "[cli]") {
   if (!have_data()) return;
-  Run r = dltool("validate " + recipe("lenet.yaml"));
+  Run r = dltool({"validate", recipe("lenet.yaml")});
   INFO(r.out);
-  CHECK(r.rc == 0);
+  CHECK(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("conv1") && Catch::Contains("[6, 28, 28]") &&
                         Catch::Contains("Total parameters: 61706"));
-  Run p = dltool("validate --print " + recipe("mlp.yaml") + " optimizer.lr=0.05");
-  CHECK(p.rc == 0);
+  Run p = dltool({"validate", "--print", recipe("mlp.yaml"), "optimizer.lr=0.05"});
+  CHECK(p.exit_code == 0);
   CHECK_THAT(p.out, Catch::Contains("lr: 0.05") && Catch::Contains("batch_size: 64"));
 }
 
@@ -100,9 +88,9 @@ TEST_CASE("cli: train writes config, metrics and TensorBoard events", "[cli]") {
   TempDir d;
   std::string cfg = d.file("tiny.yaml", kTinyMlp);
   std::string run = (d.path / "run").string();
-  Run r = dltool("train " + cfg + " --run-dir " + run);
+  Run r = dltool({"train", cfg, "--run-dir", run});
   INFO(r.out);
-  REQUIRE(r.rc == 0);
+  REQUIRE(r.exit_code == 0);
   // Not a TTY: plain lines, never a carriage return.
   CHECK(r.out.find('\r') == std::string::npos);
   CHECK_THAT(r.out, Catch::Contains("step=4/12") && Catch::Contains("test accuracy"));
@@ -124,16 +112,16 @@ TEST_CASE("cli: train writes config, metrics and TensorBoard events", "[cli]") {
   for (auto& e : fs::directory_iterator(run)) events |= e.path().filename().string().rfind("events.out.tfevents.", 0) == 0;
   CHECK(events);
   // The resolved config is itself a valid recipe.
-  Run again = dltool("validate " + run + "/config.yaml");
-  CHECK(again.rc == 0);
+  Run again = dltool({"validate", run + "/config.yaml"});
+  CHECK(again.exit_code == 0);
 }
 
 TEST_CASE("cli: --log-format json and --quiet", "[cli]") {
   if (!have_data()) return;
   TempDir d;
   std::string cfg = d.file("tiny.yaml", kTinyMlp);
-  Run j = dltool("train " + cfg + " --run-dir " + (d.path / "a").string() + " --log-format json");
-  REQUIRE(j.rc == 0);
+  Run j = dltool({"train", cfg, "--run-dir", (d.path / "a").string(), "--log-format", "json"});
+  REQUIRE(j.exit_code == 0);
   std::istringstream is(j.out);
   std::string line;
   int n = 0;
@@ -143,8 +131,8 @@ TEST_CASE("cli: --log-format json and --quiet", "[cli]") {
     ++n;
   }
   CHECK(n >= 4);
-  Run q = dltool("train " + cfg + " --run-dir " + (d.path / "b").string() + " --quiet");
-  REQUIRE(q.rc == 0);
+  Run q = dltool({"train", cfg, "--run-dir", (d.path / "b").string(), "--quiet"});
+  REQUIRE(q.exit_code == 0);
   CHECK(q.out.find("train epoch=") == std::string::npos);  // no per-step lines
   CHECK_THAT(q.out, Catch::Contains("test"));
 }
@@ -164,19 +152,19 @@ TEST_CASE("cli: bad configs exit 2 naming file:line:col", "[cli]") {
   };
   for (const auto& c : cases) {
     std::string path = d.file(std::string(c.name) + ".yaml", c.yaml);
-    Run r = dltool("validate " + path);
+    Run r = dltool({"validate", path});
     INFO(c.name << ": " << r.out);
-    CHECK(r.rc == 2);
+    CHECK(r.exit_code == 2);
     CHECK_THAT(r.out, Catch::Contains(std::string(c.name) + ".yaml:"));
     if (std::string(c.name) != "yaml_syntax") CHECK_THAT(r.out, Catch::Contains(c.expect));
-    Run t = dltool("train " + path + " --run-dir " + (d.path / "r").string());
-    CHECK(t.rc == 2);
+    Run t = dltool({"train", path, "--run-dir", (d.path / "r").string()});
+    CHECK(t.exit_code == 2);
   }
-  Run o = dltool("train " + recipe("mlp.yaml") + " train.epochs=abc --run-dir " + (d.path / "o").string());
-  CHECK(o.rc == 2);
+  Run o = dltool({"train", recipe("mlp.yaml"), "train.epochs=abc", "--run-dir", (d.path / "o").string()});
+  CHECK(o.exit_code == 2);
   CHECK_THAT(o.out, Catch::Contains("train.epochs"));
-  Run missing = dltool("train " + (d.path / "nope.yaml").string());
-  CHECK(missing.rc == 2);
+  Run missing = dltool({"train", (d.path / "nope.yaml").string()});
+  CHECK(missing.exit_code == 2);
 }
 
 TEST_CASE("cli: bad data files exit 1 naming the file", "[cli]") {
@@ -216,16 +204,16 @@ TEST_CASE("cli: bad data files exit 1 naming the file", "[cli]") {
   };
   for (const auto& c : cases) {
     std::string cfg = cfg_text(c.images, c.labels);
-    Run r = dltool("train " + cfg + " --run-dir " + (d.path / "run").string());
+    Run r = dltool({"train", cfg, "--run-dir", (d.path / "run").string()});
     INFO(c.images << ": " << r.out);
-    CHECK(r.rc == 1);
+    CHECK(r.exit_code == 1);
     CHECK_THAT(r.out, Catch::Contains(c.expect));
   }
   // Image/label count mismatch: 10000 test images with 60000 training labels.
   fs::copy_file(src + "t10k-images-idx3-ubyte.gz", d.path / "data/images.gz");
-  Run r = dltool("train " + cfg_text("images.gz", "train-labels.gz") + " --run-dir " + (d.path / "run").string());
+  Run r = dltool({"train", cfg_text("images.gz", "train-labels.gz"), "--run-dir", (d.path / "run").string()});
   INFO(r.out);
-  CHECK(r.rc == 1);
+  CHECK(r.exit_code == 1);
   CHECK_THAT(r.out, Catch::Contains("images.gz") || Catch::Contains("train-labels.gz"));
 }
 
@@ -233,17 +221,17 @@ TEST_CASE("cli: a NaN loss stops the run with exit 1 naming the step", "[cli]") 
   if (!have_data()) return;
   TempDir d;
   std::string cfg = d.file("tiny.yaml", kTinyMlp);
-  Run r = dltool("train " + cfg + " optimizer.lr=1e30 --run-dir " + (d.path / "run").string());
+  Run r = dltool({"train", cfg, "optimizer.lr=1e30", "--run-dir", (d.path / "run").string()});
   INFO(r.out);
-  CHECK(r.rc == 1);
+  CHECK(r.exit_code == 1);
   CHECK_THAT(r.out, Catch::Contains("loss is") && Catch::Contains("at step"));
 }
 
 TEST_CASE("cli: bench prints per-node timings and JSON", "[cli]") {
   if (!have_data()) return;
-  Run r = dltool("bench " + recipe("lenet.yaml") + " --steps 2 --warmup 1 --json");
+  Run r = dltool({"bench", recipe("lenet.yaml"), "--steps", "2", "--warmup", "1", "--json"});
   INFO(r.out);
-  REQUIRE(r.rc == 0);
+  REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("\"train_samples_per_s\"") && Catch::Contains("\"eval_samples_per_s\"") &&
                         Catch::Contains("\"nodes\":[") && Catch::Contains("\"name\":\"conv1\""));
 }
@@ -253,36 +241,36 @@ TEST_CASE("cli: eval inspect and resume on a trained run", "[cli]") {
   TempDir d;
   std::string cfg = d.file("tiny.yaml", kTinyMlp);
   std::string run = (d.path / "run").string();
-  REQUIRE(dltool("train " + cfg + " --run-dir " + run + " --quiet").rc == 0);
+  REQUIRE(dltool({"train", cfg, "--run-dir", run, "--quiet"}).exit_code == 0);
   std::string last = run + "/checkpoints/last.h5";
-  Run e = dltool("eval " + run + " --split test --json");
+  Run e = dltool({"eval", run, "--split", "test", "--json"});
   INFO(e.out);
-  CHECK(e.rc == 0);
+  CHECK(e.exit_code == 0);
   CHECK_THAT(e.out, Catch::Contains("\"accuracy\":") && Catch::Contains("\"confusion_matrix\":[[") &&
                         Catch::Contains("\"per_class_accuracy\":["));
-  Run i = dltool("inspect " + last + " --stats");
+  Run i = dltool({"inspect", last, "--stats"});
   INFO(i.out);
-  CHECK(i.rc == 0);
+  CHECK(i.exit_code == 0);
   CHECK_THAT(i.out, Catch::Contains("1.weight") && Catch::Contains("[16, 784]") && Catch::Contains("float32") &&
                         Catch::Contains("total parameters: 12730") && Catch::Contains("momentum_buffer"));
-  Run diff = dltool("inspect " + last + " --diff " + last);
-  CHECK(diff.rc == 0);
+  Run diff = dltool({"inspect", last, "--diff", last});
+  CHECK(diff.exit_code == 0);
   CHECK_THAT(diff.out, Catch::Contains("0 key(s) differ"));
   // A finished run resumed with more steps continues from its checkpoint.
-  Run r = dltool("resume " + run + " train.max_steps=16 --log-format plain");
+  Run r = dltool({"resume", run, "train.max_steps=16", "--log-format", "plain"});
   INFO(r.out);
-  CHECK(r.rc == 0);
+  CHECK(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("resumed from") && Catch::Contains("step=16/16"));
   // Changing the model on resume is refused, naming the key and both values.
-  Run bad = dltool("train " + cfg + " model.layers[1].out_features=8 --run-dir " + run + " --resume auto");
-  CHECK(bad.rc == 2);
+  Run bad = dltool({"train", cfg, "model.layers[1].out_features=8", "--run-dir", run, "--resume", "auto"});
+  CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.out, Catch::Contains("model.layers[1].out_features") && Catch::Contains("checkpoint 16, now 8"));
   // Corrupt and foreign files: a clear error, exit 1.
   std::string junk = d.file("junk.h5", "definitely not hdf5");
-  Run j = dltool("inspect " + junk);
-  CHECK(j.rc == 1);
+  Run j = dltool({"inspect", junk});
+  CHECK(j.exit_code == 1);
   CHECK_THAT(j.out, Catch::Contains("junk.h5") && Catch::Contains("not an HDF5 file"));
   std::string empty = d.file("empty.h5", "");
-  CHECK(dltool("eval " + empty).rc == 1);
-  CHECK(dltool("inspect " + (d.path / "missing.h5").string()).rc == 1);
+  CHECK(dltool({"eval", empty}).exit_code == 1);
+  CHECK(dltool({"inspect", (d.path / "missing.h5").string()}).exit_code == 1);
 }

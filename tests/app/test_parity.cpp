@@ -23,10 +23,7 @@
 
 #include "tests/support/tempdir.h"
 
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -36,6 +33,7 @@
 
 #include "exporters/checkpoint.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/process.h"
 
 namespace fs = std::filesystem;
 
@@ -48,15 +46,12 @@ constexpr int kSteps = 50;
 
 
 // Runs `dltool ARGS`; returns the exit status and appends stdout + stderr to `out`.
-int dltool(const std::string& args, std::string& out) {
-  std::string cmd = std::string(DLTOOL_BINARY) + " " + args + " </dev/null 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  REQUIRE(p != nullptr);
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int status = pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+int dltool(const std::vector<std::string>& args, std::string& out) {
+  std::vector<std::string> argv = {DLTOOL_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const dl::test::ProcessResult r = dl::test::run_process(argv, {.merge_stderr = true});
+  out += r.out;
+  return r.exit_code;
 }
 
 // The number after `"key":` in a one-line JSON object (metrics.jsonl), or NaN.
@@ -99,9 +94,9 @@ void parity(const std::string& recipe) {
   const std::string run = (d.path / "run").string();
   const std::string init = dl::test::source_path("tests/fixtures/parity_" + recipe + "_init.h5");
   std::string out;
-  int rc = dltool("train " + dl::test::source_path("recipes/fashion_mnist/" + recipe + ".yaml") +
-                      " data.loader.shuffle=false train.max_steps=" + std::to_string(kSteps) +
-                      " train.log_every=1 train.threads=2 --init-from " + init + " --run-dir " + run + " --quiet",
+  int rc = dltool({"train", dl::test::source_path("recipes/fashion_mnist/" + recipe + ".yaml"),
+                   "data.loader.shuffle=false", "train.max_steps=" + std::to_string(kSteps), "train.log_every=1",
+                   "train.threads=2", "--init-from", init, "--run-dir", run, "--quiet"},
                   out);
   INFO(out);
   REQUIRE(rc == 0);

@@ -15,10 +15,7 @@
 
 #include "tests/support/tempdir.h"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -32,8 +29,7 @@
 #include <vector>
 
 #include "exporters/checkpoint.h"
-
-extern char** environ;
+#include "tests/support/process.h"
 
 namespace fs = std::filesystem;
 
@@ -114,63 +110,26 @@ struct Sandbox {
   std::string scontrol_calls() const { return fs::exists(scontrol_log) ? slurp(scontrol_log) : ""; }
 };
 
-// A running `dltool train` child (stdout + stderr go to `log`).
+// A running `dltool train` child (stdout + stderr go to `log`). The Process SIGKILLs and reaps
+// a child still running when a failed REQUIRE leaves the scope.
 struct Child {
-  pid_t pid = -1;
+  dl::test::Process proc;
   std::string log;
-  ~Child() {
-    if (pid > 0) {  // a failed REQUIRE left it running
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
-    }
-  }
 };
 
 // Starts DLTOOL_BINARY with `args`; the environment is ours minus every SLURM_* variable,
 // plus `env` (PATH gets the sandbox's bin/ prefixed so the fake scontrol is found).
 void spawn(Child& c, const Sandbox& sb, const std::vector<std::string>& args,
            const std::map<std::string, std::string>& env, const std::string& log) {
-  std::vector<std::string> envs;
-  std::string path = sb.bin;
-  for (char** e = environ; *e; ++e) {
-    std::string kv = *e;
-    if (kv.rfind("SLURM_", 0) == 0) continue;
-    if (kv.rfind("PATH=", 0) == 0) {
-      path.append(1, ':').append(kv, 5, std::string::npos);
-      continue;
-    }
-    envs.push_back(kv);
-  }
-  envs.push_back("PATH=" + path);
-  for (const auto& [k, v] : env) envs.push_back(k + "=" + v);
-  std::vector<std::string> argv_s = {DLTOOL_BINARY};
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  // Everything the child needs is built before fork (no allocation after it).
-  std::vector<char*> argv, envp;
-  for (auto& s : argv_s) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  for (auto& s : envs) envp.push_back(s.data());
-  envp.push_back(nullptr);
+  dl::test::ProcessOptions opt;
+  opt.unset_env = {"SLURM_*"};
+  opt.env = env;
+  const char* path = std::getenv("PATH");
+  opt.env["PATH"] = sb.bin + (path ? ":" + std::string(path) : std::string());
+  std::vector<std::string> argv = {DLTOOL_BINARY};
+  argv.insert(argv.end(), args.begin(), args.end());
   c.log = log;
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    signal(SIGUSR1, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    int in = ::open("/dev/null", O_RDONLY);
-    if (fd < 0 || in < 0) _exit(126);
-    ::dup2(in, 0);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::execve(argv[0], argv.data(), envp.data());
-    _exit(127);
-  }
-  c.pid = pid;
+  c.proc = dl::test::spawn_process(argv, log, opt);
 }
 
 double elapsed_s(std::chrono::steady_clock::time_point t0) {
@@ -179,28 +138,16 @@ double elapsed_s(std::chrono::steady_clock::time_point t0) {
 
 // Waits (bounded) for the child to exit; returns its exit status (-1 when killed by a signal).
 int wait_exit(Child& c) {
-  auto t0 = std::chrono::steady_clock::now();
-  int status = 0;
-  while (true) {
-    pid_t r = ::waitpid(c.pid, &status, WNOHANG);
-    REQUIRE(r >= 0);
-    if (r == c.pid) break;
-    if (elapsed_s(t0) > kTimeoutS) {
-      ::kill(c.pid, SIGKILL);
-      ::waitpid(c.pid, nullptr, 0);
-      c.pid = -1;
-      FAIL("dltool did not exit within " << kTimeoutS << " s (killed); its output:\n" << log_tail(c.log));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (!c.proc.wait(kTimeoutS)) {
+    c.proc.kill_and_wait();
+    FAIL("dltool did not exit within " << kTimeoutS << " s (killed); its output:\n" << log_tail(c.log));
   }
-  c.pid = -1;
-  if (WIFSIGNALED(status)) {
-    WARN("dltool killed by signal " << WTERMSIG(status) << "; its output:\n"
-                                    << log_tail(c.log)
-                                    << (WTERMSIG(status) == SIGABRT ? std::string(kAbortHint) : std::string()));
+  if (const int sig = c.proc.term_signal()) {
+    WARN("dltool killed by signal " << sig << "; its output:\n"
+                                    << log_tail(c.log) << (sig == SIGABRT ? std::string(kAbortHint) : std::string()));
     return -1;
   }
-  return WEXITSTATUS(status);
+  return c.proc.exit_code();
 }
 
 // Waits (bounded) until `metrics` has at least `lines` lines while the child is still running,
@@ -208,24 +155,18 @@ int wait_exit(Child& c) {
 void signal_after_lines(Child& c, const std::string& metrics, int64_t lines, int sig) {
   auto t0 = std::chrono::steady_clock::now();
   while (true) {
-    int status = 0;
-    pid_t r = ::waitpid(c.pid, &status, WNOHANG);
-    REQUIRE(r >= 0);
-    if (r == c.pid) {
-      c.pid = -1;
-      FAIL("dltool exited (status " << status << ") before " << lines << " metrics lines were written; output:\n"
-                                    << log_tail(c.log));
+    if (c.proc.poll()) {
+      FAIL("dltool exited (" << c.proc.status_text() << ") before " << lines << " metrics lines were written; output:\n"
+                             << log_tail(c.log));
     }
     if (fs::exists(metrics) && count_lines(metrics) >= lines) break;
     if (elapsed_s(t0) > kTimeoutS) {
-      ::kill(c.pid, SIGKILL);
-      ::waitpid(c.pid, nullptr, 0);
-      c.pid = -1;
+      c.proc.kill_and_wait();
       FAIL("no " << lines << " metrics lines within " << kTimeoutS << " s (killed); output:\n" << log_tail(c.log));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  REQUIRE(::kill(c.pid, sig) == 0);
+  c.proc.signal(sig);
 }
 
 int run_to_end(const Sandbox& sb, const std::vector<std::string>& args, const std::map<std::string, std::string>& env,

@@ -1,0 +1,496 @@
+// dltool export (ONNX): the exported files run in ONNX Runtime with dltool's numbers, pass
+// Debian's python3-onnx checker, and fail clearly where a layer has no mapping.
+#include <catch2/catch.hpp>
+
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "configs/config.h"
+#include "engine/graph/layer_schema.h"
+#include "engine/graph/model.h"
+#include "engine/ops.h"
+#include "exporters/checkpoint.h"
+#include "exporters/onnx_export.h"
+#include "tests/support/onnxruntime.h"
+#include "tests/support/process.h"
+#include "tests/support/tempdir.h"
+
+namespace {
+
+using dl::Config;
+using dl::GraphModel;
+using dl::Shape;
+using dl::Tensor;
+using dl::test::TempDir;
+namespace ox = dl::onnx_export;
+
+const std::string kSource = DLTOOL_SOURCE_DIR;
+
+Config config_of(const std::string& yaml) { return dl::load_config_string(yaml, "export_test.yaml"); }
+
+// A model with its weights, in eval mode. BatchNorm running statistics get random values (fresh
+// ones are 0 and 1, which would hide a mean/var mix-up).
+std::shared_ptr<GraphModel> build(const Config& cfg, const Shape& sample, uint64_t seed = 7) {
+  dl::Generator gen(seed);
+  auto m = std::make_shared<GraphModel>(cfg.model, sample, gen);
+  for (auto& [name, t] : m->named_buffers()) {
+    if (t.dtype() != dl::DType::F32) continue;
+    float* p = t.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      const double u = dl::rand({}, gen).item();
+      p[i] = name.find("running_var") != std::string::npos ? static_cast<float>(0.5 + u) : static_cast<float>(u - 0.5);
+    }
+  }
+  m->eval();
+  return m;
+}
+
+Tensor batch_of(const Shape& sample, int64_t n, uint64_t seed) {
+  dl::Generator gen(seed);
+  Shape s{n};
+  s.insert(s.end(), sample.begin(), sample.end());
+  return dl::randn(s, gen);
+}
+
+Tensor forward(GraphModel& m, const Tensor& x) {
+  dl::NoGradGuard no_grad;
+  return m.forward(x).contiguous();
+}
+
+// |a - b| <= atol + rtol |b| everywhere (the issue's tolerance: rtol 1e-4, atol 1e-5).
+void check_close(const Tensor& got, const Tensor& want, const std::string& what) {
+  INFO(what);
+  REQUIRE(got.shape() == want.shape());
+  auto a = got.to_vector<float>();
+  auto b = want.to_vector<float>();
+  double worst = 0;
+  size_t bad = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    double d = std::fabs(double(a[i]) - b[i]);
+    if (!(d <= 1e-5 + 1e-4 * std::fabs(b[i]))) ++bad;
+    worst = std::max(worst, d);
+  }
+  INFO("max abs diff " << worst << ", " << bad << " of " << a.size() << " elements out of tolerance");
+  CHECK(bad == 0);
+}
+
+std::string write_bytes(const TempDir& d, const std::string& name, const std::string& bytes) {
+  const std::string p = d.file(name);
+  std::ofstream(p, std::ios::binary) << bytes;
+  return p;
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+onnx::ModelProto parse(const std::string& bytes) {
+  onnx::ModelProto m;
+  REQUIRE(m.ParseFromString(bytes));
+  return m;
+}
+
+// Exports `cfg`'s model, checks it with python3-onnx, runs it in ONNX Runtime at batch sizes
+// 1 and 7 and compares with dltool.
+void check_model_in_ort(const std::string& label, const Config& cfg, const Shape& sample, int64_t opset = 17) {
+  INFO(label << " at opset " << opset);
+  auto model = build(cfg, sample);
+  ox::Options o;
+  o.opset = opset;
+  const std::string bytes = ox::export_onnx(cfg.model, *model, o);
+  TempDir d;
+  const std::string path = write_bytes(d, label + ".onnx", bytes);
+  CHECK(dl::test::python_onnx_check(path) == "");
+  for (int64_t n : {1, 7}) {
+    Tensor x = batch_of(sample, n, 100 + n);
+    check_close(dl::test::ort_run(path, x), forward(*model, x), label + " batch " + std::to_string(n));
+  }
+}
+
+// Saves `model`'s weights with `cfg`'s YAML as a checkpoint (what `dltool train` writes).
+std::string save(const TempDir& d, const std::string& name, const GraphModel& model, const std::string& yaml) {
+  dl::Checkpoint c;
+  c.config_yaml = yaml;
+  c.model = model.state_dict();
+  const std::string p = d.file(name);
+  dl::save_checkpoint(p, c);
+  return p;
+}
+
+dl::test::ProcessResult dltool(std::vector<std::string> args) {
+  args.insert(args.begin(), DLTOOL_BINARY);
+  return dl::test::run_process(args);
+}
+
+// A residual block, a concatenation and global pooling (the `nodes:` form).
+const char* kResidualYaml = R"(
+model:
+  nodes:
+    - {name: stem, type: conv2d, out_channels: 8, kernel_size: 3, padding: 1, bias: false}
+    - {name: stem_bn, type: batch_norm2d}
+    - {name: stem_act, type: relu}
+    - {name: c1, type: conv2d, out_channels: 8, kernel_size: 3, padding: 1}
+    - {name: c1_act, type: relu}
+    - {name: c2, type: conv2d, out_channels: 8, kernel_size: 3, padding: 1}
+    - {name: res, type: add, inputs: [c2, stem_act]}
+    - {name: side, type: conv2d, out_channels: 4, kernel_size: 1, inputs: [stem_act]}
+    - {name: sum3, type: add, inputs: [res, stem_act, c2]}
+    - {name: cat, type: concat, inputs: [sum3, side]}
+    - {name: pool, type: adaptive_avg_pool2d, output_size: 1}
+    - {name: flat, type: flatten}
+    - {name: fc, type: linear, out_features: 10}
+    - {name: out, type: log_softmax}
+data: {dataset: fashion_mnist}
+)";
+
+// Every activation, including the ones ONNX (opset < 20) has no single operator for.
+const char* kActivationsYaml = R"(
+model:
+  layers:
+    - flatten
+    - {type: linear, out_features: 32}
+    - {type: leaky_relu, negative_slope: 0.2}
+    - {type: linear, out_features: 32, bias: false}
+    - {type: elu, alpha: 0.7}
+    - gelu
+    - {type: gelu, approximate: tanh}
+    - {type: linear, out_features: 24}
+    - {type: softplus, beta: 2.0, threshold: 1.0}
+    - softplus
+    - sigmoid
+    - {type: linear, out_features: 16}
+    - tanh
+    - {type: dropout, p: 0.3}
+    - identity
+    - {type: linear, out_features: 5}
+    - {type: softmax, dim: -1}
+data: {dataset: fashion_mnist}
+)";
+
+// Norm and pooling variants: groups/stride/dilation, affine off, batch statistics, ceil_mode,
+// count_include_pad, divisible adaptive pooling, partial flatten, BatchNorm1d over [C, L] and
+// [C], and a Linear over the last dim of a 3-d input (MatMul).
+const char* kVariantsYaml = R"(
+model:
+  layers:
+    - {type: conv2d, out_channels: 6, kernel_size: 3, stride: [2, 1], padding: 2, dilation: 2, groups: 3}
+    - {type: batch_norm2d, affine: false}
+    - {type: max_pool2d, kernel_size: 3, stride: 2, padding: 1, ceil_mode: true}
+    - {type: batch_norm2d, track_running_stats: false, eps: 0.001}
+    - {type: avg_pool2d, kernel_size: 2, stride: 1, padding: 1, count_include_pad: false, ceil_mode: true}
+    - {type: avg_pool2d, kernel_size: [2, 1], stride: 1, padding: [1, 0]}
+    - {type: adaptive_avg_pool2d, output_size: [3, 4]}
+    - {type: flatten, start_dim: 2}
+    - batch_norm1d
+    - {type: linear, out_features: 4}
+    - {type: batch_norm1d, track_running_stats: false, affine: false}
+    - flatten
+    - {type: batch_norm1d, momentum: 0.3}
+    - {type: linear, out_features: 3, bias: false}
+data: {dataset: fashion_mnist}
+)";
+
+const Shape kVariantsSample = {3, 13, 12};
+
+}  // namespace
+
+TEST_CASE("export: every layer type the configs know has an ONNX mapping", "[export]") {
+  for (const std::string& type : dl::layer_type_names()) {
+    INFO(type);
+    CHECK(ox::has_mapping(type));
+  }
+  CHECK_FALSE(ox::has_mapping("no_such_layer"));
+}
+
+TEST_CASE("export: the graph's shapes are what ONNX shape inference derives", "[export]") {
+  // export_onnx runs the checker and strict shape inference and compares every node's shape;
+  // a disagreement would throw std::logic_error here.
+  auto cfg = config_of(kVariantsYaml);
+  auto model = build(cfg, kVariantsSample);
+  REQUIRE_NOTHROW(ox::export_onnx(cfg.model, *model, {}));
+  auto m = parse(ox::export_onnx(cfg.model, *model, {}));
+  CHECK(m.ir_version() == 8);
+  CHECK(m.producer_name() == "dltool");
+  REQUIRE(m.opset_import_size() == 1);
+  CHECK(m.opset_import(0).version() == 17);
+  // Initializers are the state_dict tensors under their keys (num_batches_tracked excepted).
+  std::set<std::string> inits;
+  for (const auto& t : m.graph().initializer()) inits.insert(t.name());
+  for (const auto& [key, t] : model->state_dict())
+    if (key.find("num_batches_tracked") == std::string::npos) CHECK(inits.count(key) == 1);
+}
+
+TEST_CASE("export: recipe models run in ONNX Runtime with dltool's numbers", "[export][onnxruntime]") {
+  DLTOOL_REQUIRE_ORT();
+  for (const char* recipe : {"mlp", "lenet", "cnn_bn"}) {
+    INFO(recipe);
+    const std::string cfg_path = kSource + "/recipes/fashion_mnist/" + recipe + ".yaml";
+    Config cfg = dl::load_config(cfg_path);
+    auto model = build(cfg, {1, 28, 28});
+    TempDir d;
+    const std::string ckpt = save(d, "last.h5", *model, cfg.resolved_yaml);
+    const std::string out = d.file(std::string(recipe) + ".onnx");
+    auto r = dltool({"export", ckpt, "-o", out, "--input-shape", "1,28,28"});
+    INFO(r.out << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("[batch, 1, 28, 28]") != std::string::npos);
+    CHECK(dl::test::python_onnx_check(out) == "");
+    for (int64_t n : {1, 7}) {
+      Tensor x = batch_of({1, 28, 28}, n, 11 + n);
+      check_close(dl::test::ort_run(out, x), forward(*model, x), std::string(recipe) + " batch " + std::to_string(n));
+    }
+  }
+}
+
+TEST_CASE("export: residual adds, concatenation and every layer variant match ONNX Runtime", "[export][onnxruntime]") {
+  DLTOOL_REQUIRE_ORT();
+  check_model_in_ort("residual", config_of(kResidualYaml), {1, 28, 28});
+  check_model_in_ort("activations", config_of(kActivationsYaml), {2, 5, 6});
+  check_model_in_ort("variants", config_of(kVariantsYaml), kVariantsSample);
+}
+
+TEST_CASE("export: every supported opset passes the checker and runs", "[export][onnxruntime]") {
+  DLTOOL_REQUIRE_ORT();
+  for (int64_t opset = ox::kMinOpset; opset <= ox::kMaxOpset; ++opset) {
+    check_model_in_ort("activations", config_of(kActivationsYaml), {2, 5, 6}, opset);
+    check_model_in_ort("variants", config_of(kVariantsYaml), kVariantsSample, opset);
+    auto cfg = config_of(kActivationsYaml);
+    ox::Options o;
+    o.opset = opset;
+    CHECK(parse(ox::export_onnx(cfg.model, *build(cfg, {2, 5, 6}), o)).ir_version() == (opset <= 14 ? 7 : 8));
+  }
+  auto cfg = config_of(kActivationsYaml);
+  ox::Options o;
+  o.opset = 12;
+  CHECK_THROWS_AS(ox::export_onnx(cfg.model, *build(cfg, {2, 5, 6}), o), ox::ExportError);
+  o.opset = 18;
+  CHECK_THROWS_WITH(ox::export_onnx(cfg.model, *build(cfg, {2, 5, 6}), o),
+                    Catch::Contains("opset 18 is not supported") && Catch::Contains("13 to 17"));
+}
+
+TEST_CASE("export: --static-batch fixes the batch dimension", "[export][onnxruntime]") {
+  DLTOOL_REQUIRE_ORT();
+  Config cfg = dl::load_config(kSource + "/recipes/fashion_mnist/lenet.yaml");
+  auto model = build(cfg, {1, 28, 28});
+  TempDir d;
+  const std::string ckpt = save(d, "last.h5", *model, cfg.resolved_yaml);
+  const std::string out = d.file("static.onnx");
+  auto r = dltool({"export", ckpt, "-o", out, "--static-batch", "--batch-size", "3", "--input-shape", "1,28,28"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  auto m = parse(read_bytes(out));
+  const auto& in = m.graph().input(0).type().tensor_type().shape();
+  REQUIRE(in.dim_size() == 4);
+  CHECK(in.dim(0).dim_value() == 3);
+  CHECK(m.graph().output(0).type().tensor_type().shape().dim(0).dim_value() == 3);
+  Tensor x = batch_of({1, 28, 28}, 3, 5);
+  check_close(dl::test::ort_run(out, x), forward(*model, x), "static batch 3");
+  // The dynamic default names the axis.
+  const std::string dyn = d.file("dynamic.onnx");
+  REQUIRE(dltool({"export", ckpt, "-o", dyn, "--input-shape", "1,28,28"}).exit_code == 0);
+  CHECK(parse(read_bytes(dyn)).graph().input(0).type().tensor_type().shape().dim(0).dim_param() == "batch");
+}
+
+TEST_CASE("export: input/output names, producer and the training config in the metadata", "[export][onnxruntime]") {
+  DLTOOL_REQUIRE_ORT();
+  Config cfg = dl::load_config(kSource + "/recipes/fashion_mnist/mlp.yaml");
+  auto model = build(cfg, {1, 28, 28});
+  TempDir d;
+  const std::string ckpt = save(d, "last.h5", *model, cfg.resolved_yaml);
+  const std::string out = d.file("named.onnx");
+  auto r = dltool({"export", ckpt, "-o", out, "--input-names", "images", "--output-names", "logits",
+                   "--input-shape", "1,28,28"});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  dl::test::OrtRunInfo info;
+  Tensor x = batch_of({1, 28, 28}, 2, 3);
+  check_close(dl::test::ort_run(out, x, &info), forward(*model, x), "named");
+  CHECK(info.input_name == "images");
+  CHECK(info.output_name == "logits");
+  auto m = parse(read_bytes(out));
+  CHECK(m.producer_name() == "dltool");
+  CHECK(m.producer_version() == DLTOOL_VERSION);
+  CHECK(m.graph().name() == "mlp");
+  std::string config;
+  for (const auto& p : m.metadata_props())
+    if (p.key() == "dltool.config") config = p.value();
+  // The config reads back as the same model; where it ran (device, threads) is left out.
+  REQUIRE_FALSE(config.empty());
+  CHECK(dl::load_config_string(config, "metadata.yaml").model == cfg.model);
+  CHECK(config.find("device:") == std::string::npos);
+  CHECK(config.find("threads:") == std::string::npos);
+
+  SECTION("a name that clashes with a node is refused before anything is written") {
+    const std::string clash = d.file("clash.onnx");
+    auto c = dltool({"export", ckpt, "-o", clash, "--output-names", "1", "--input-shape", "1,28,28"});
+    CHECK(c.exit_code == 2);
+    CHECK(c.err.find("'1' is used twice") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(clash));
+    auto two = dltool({"export", ckpt, "-o", clash, "--input-names", "a,b", "--input-shape", "1,28,28"});
+    CHECK(two.exit_code == 2);
+    CHECK(two.err.find("exactly one name") != std::string::npos);
+  }
+}
+
+TEST_CASE("export: a layer without an ONNX mapping names the node, type and opset, and nothing is written",
+          "[export]") {
+  TempDir d;
+  SECTION("adaptive pooling to a size that does not divide the input") {
+    Config cfg = config_of(
+        "model:\n  layers:\n    - {type: conv2d, out_channels: 2, kernel_size: 3}\n"
+        "    - {type: adaptive_avg_pool2d, output_size: 3, name: squeeze}\n    - flatten\n"
+        "    - {type: linear, out_features: 10}\ndata: {dataset: fashion_mnist}\n");
+    auto model = build(cfg, {1, 28, 28});
+    CHECK_THROWS_WITH(ox::export_onnx(cfg.model, *model, {}),
+                      Catch::Contains("node 'squeeze'") && Catch::Contains("type adaptive_avg_pool2d") &&
+                          Catch::Contains("opset 17") && Catch::Contains("must divide the input size (26, 26)"));
+    // Through the CLI: exit 2, and an existing file at the output path is left as it was.
+    const std::string ckpt = save(d, "last.h5", *model, cfg.resolved_yaml);
+    const std::string out = d.file("model.onnx", "previous contents");
+    auto r = dltool({"export", ckpt, "-o", out, "--opset", "15", "--input-shape", "1,28,28"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find("node 'squeeze' (type adaptive_avg_pool2d) at ONNX opset 15") != std::string::npos);
+    CHECK(read_bytes(out) == "previous contents");
+    CHECK_FALSE(std::filesystem::exists(out + ".tmp"));
+  }
+  SECTION("average pooling whose ceil_mode window PyTorch divides by less than its padding") {
+    Config cfg = config_of(
+        "model:\n  layers:\n    - {type: avg_pool2d, kernel_size: 3, stride: 2, padding: 1, ceil_mode: true, name: p}\n"
+        "data: {dataset: fashion_mnist}\n");
+    auto model = build(cfg, {1, 6, 6});
+    CHECK_THROWS_WITH(ox::export_onnx(cfg.model, *model, {}),
+                      Catch::Contains("node 'p'") && Catch::Contains("count_include_pad: false"));
+  }
+  SECTION("a flatten that merges the batch dimension") {
+    Config cfg = config_of("model:\n  layers:\n    - {type: flatten, start_dim: 0, name: f}\n"
+                           "data: {dataset: fashion_mnist}\n");
+    auto model = build(cfg, {1, 4, 4});
+    CHECK_THROWS_WITH(ox::export_onnx(cfg.model, *model, {}), Catch::Contains("node 'f'") && Catch::Contains("batch"));
+  }
+  SECTION("a layer type registered without a mapping") {
+    dl::LayerSchema s{"test_unmapped", "a layer type only this test knows", {}};
+    dl::register_layer_schema(s);
+    dl::ModelSpec spec;
+    spec.nodes.push_back({"x", "test_unmapped", {"input"}, {}, {}});
+    dl::Generator gen(0);
+    dl::ModelSpec ok;
+    ok.nodes.push_back({"x", "relu", {"input"}, {}, {}});
+    GraphModel model(ok, {1, 2, 2}, gen);
+    CHECK_THROWS_WITH(ox::export_onnx(spec, model, {}),
+                      Catch::Contains("node 'x' (type test_unmapped) at ONNX opset 17") &&
+                          Catch::Contains("no ONNX mapping"));
+    dl::unregister_layer_schema("test_unmapped");
+  }
+}
+
+TEST_CASE("export: the same weights export to the same bytes, whichever device trained them", "[export]") {
+  Config cfg = dl::load_config(kSource + "/recipes/fashion_mnist/cnn_bn.yaml");
+  auto model = build(cfg, {1, 28, 28});
+  TempDir d;
+  const std::string cpu = save(d, "cpu.h5", *model, cfg.resolved_yaml);
+  // The same weights from a CUDA run: its config says so (the tensors in the file carry no device).
+  Config cuda_cfg = dl::load_config(kSource + "/recipes/fashion_mnist/cnn_bn.yaml", {"train.device=cuda:0", "train.threads=2"});
+  REQUIRE(cuda_cfg.resolved_yaml != cfg.resolved_yaml);
+  const std::string cuda = save(d, "cuda.h5", *model, cuda_cfg.resolved_yaml);
+  auto a = dltool({"export", cpu, "-o", d.file("a.onnx"), "--input-shape", "1,28,28"});
+  auto b = dltool({"export", cuda, "-o", d.file("b.onnx"), "--input-shape", "1,28,28"});
+  auto c = dltool({"export", cpu, "-o", d.file("c.onnx"), "--input-shape", "1,28,28"});
+  INFO(a.err << b.err << c.err);
+  REQUIRE(a.exit_code == 0);
+  REQUIRE(b.exit_code == 0);
+  REQUIRE(c.exit_code == 0);
+  const std::string bytes = read_bytes(d.file("a.onnx"));
+  CHECK(bytes.size() > 3000000);
+  CHECK(read_bytes(d.file("b.onnx")) == bytes);
+  CHECK(read_bytes(d.file("c.onnx")) == bytes);
+}
+
+TEST_CASE("export --verify runs the file in OpenCV DNN and compares", "[export]") {
+  Config cfg = dl::load_config(kSource + "/recipes/fashion_mnist/cnn_bn.yaml");
+  auto model = build(cfg, {1, 28, 28});
+  TempDir d;
+  const std::string ckpt = save(d, "last.h5", *model, cfg.resolved_yaml);
+  auto r = dltool({"export", ckpt, "-o", d.file("m.onnx"), "--verify", "--input-shape", "1,28,28"});
+  INFO(r.out << r.err);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("verify: OpenCV DNN") != std::string::npos);
+  CHECK(r.out.find(": ok") != std::string::npos);
+  // Zero tolerance: OpenCV's convolution sums in another order than oneDNN's.
+  auto strict = dltool({"export", ckpt, "-o", d.file("m.onnx"), "--verify", "--rtol", "0", "--atol", "0",
+                        "--input-shape", "1,28,28"});
+  INFO(strict.out << strict.err);
+  CHECK(strict.exit_code == 1);
+  CHECK(strict.out.find("FAILED") != std::string::npos);
+}
+
+TEST_CASE("export --verify says so where OpenCV DNN cannot run the model or needs batch 1", "[export]") {
+  TempDir d;
+  SECTION("an operator OpenCV 4.6 does not have (Where, from softplus)") {
+    Config cfg = config_of("model:\n  layers: [flatten, {type: linear, out_features: 4}, softplus]\n"
+                           "data: {dataset: fashion_mnist}\n");
+    auto model = build(cfg, {1, 28, 28});
+    const std::string ckpt = save(d, "last.h5", *model, cfg.resolved_yaml);
+    auto r = dltool({"export", ckpt, "-o", d.file("m.onnx"), "--verify", "--input-shape", "1,28,28"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("NOT verified") != std::string::npos);
+    CHECK(r.err.find("Where") != std::string::npos);
+    CHECK(r.out.find(": ok") == std::string::npos);
+    CHECK(std::filesystem::exists(d.file("m.onnx")));  // the export itself succeeded
+  }
+  SECTION("batch statistics (OpenCV reduces over the batch per sample): compared at batch 1") {
+    Config cfg = config_of(
+        "model:\n  layers: [{type: conv2d, out_channels: 3, kernel_size: 3}, "
+        "{type: batch_norm2d, track_running_stats: false, name: bn}, flatten, {type: linear, out_features: 4}]\n"
+        "data: {dataset: fashion_mnist}\n");
+    auto model = build(cfg, {1, 28, 28});
+    const std::string ckpt = save(d, "last.h5", *model, cfg.resolved_yaml);
+    auto r = dltool({"export", ckpt, "-o", d.file("m.onnx"), "--verify", "--input-shape", "1,28,28"});
+    INFO(r.out << r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("node 'bn/mean', a mean over the batch") != std::string::npos);
+    CHECK(r.out.find("batch size 1): max abs diff") != std::string::npos);
+  }
+}
+
+TEST_CASE("export: bad input gets a clear error", "[export]") {
+  TempDir d;
+  auto missing = dltool({"export", d.file("nope.h5"), "-o", d.file("m.onnx")});
+  CHECK(missing.exit_code == 1);
+  CHECK(missing.err.find("nope.h5") != std::string::npos);
+  auto opset = dltool({"export", d.file("nope.h5"), "-o", d.file("m.onnx"), "--opset", "9"});
+  CHECK(opset.exit_code == 2);
+  auto no_out = dltool({"export", d.file("nope.h5")});
+  CHECK(no_out.exit_code == 2);
+  CHECK(no_out.err.find("--output") != std::string::npos);
+
+  // An unwritable output: the error names the file and the reason, and nothing is left behind.
+  Config cfg = dl::load_config(kSource + "/recipes/fashion_mnist/mlp.yaml");
+  auto model = build(cfg, {1, 28, 28});
+  const std::string ckpt = save(d, "last.h5", *model, cfg.resolved_yaml);
+  const std::string bad = d.file("no_such_dir/m.onnx");
+  auto nodir = dltool({"export", ckpt, "-o", bad, "--input-shape", "1,28,28"});
+  CHECK(nodir.exit_code == 1);
+  CHECK(nodir.err.find("cannot write '" + bad + "'") != std::string::npos);
+  CHECK(nodir.err.find("No such file or directory") != std::string::npos);
+  std::filesystem::create_directory(d.file("a_dir"));
+  auto isdir = dltool({"export", ckpt, "-o", d.file("a_dir"), "--input-shape", "1,28,28"});
+  CHECK(isdir.exit_code == 1);
+  CHECK(isdir.err.find("Is a directory") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(d.file("a_dir") + ".tmp"));
+  // A checkpoint whose weights do not fit the config's model: strict loading names the keys.
+  auto other = dltool({"export", ckpt, "-o", d.file("m.onnx"), "--config",
+                       kSource + "/recipes/fashion_mnist/lenet.yaml", "--input-shape", "1,28,28"});
+  CHECK(other.exit_code == 1);
+  CHECK(other.err.find(ckpt + ": its weights do not fit the model of") != std::string::npos);
+  CHECK(other.err.find("\"conv1.weight\"") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(d.file("m.onnx")));
+}

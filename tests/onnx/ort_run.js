@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// Runs an ONNX model in ONNX Runtime (npm onnxruntime-node, CPU) on one float32 input.
+//
+//   ORT_NODE_MODULES=build/ort/node_modules node tests/onnx/ort_run.js MODEL.onnx INPUT.bin DIMS OUTPUT.bin
+//
+// INPUT.bin: raw little-endian float32, row-major, DIMS elements (DIMS like 7,1,28,28; "" for
+// a scalar). The input is fed to the model's first input; its first output (float32) is written
+// to OUTPUT.bin the same way, and one JSON line goes to stdout:
+//   {"input_name":"x","output_name":"y","dims":[7,10]}
+// Graph optimizations are disabled (exact numerics of the nodes as written). Errors: a message on
+// stderr, exit code 1. Used by tests/support/onnxruntime.cpp (scripts/setup_ort.sh installs ORT).
+'use strict';
+const fs = require('fs');
+const path = require('path');
+
+function fail(msg) {
+  throw new Error(msg);
+}
+
+function parseDims(text) {
+  if (text.trim() === '') return [];
+  return text.split(',').map((s) => {
+    const t = s.trim();
+    if (!/^\d+$/.test(t)) fail(`bad DIMS '${text}': expected comma-separated non-negative integers`);
+    return Number(t);
+  });
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  if (args.length !== 4) fail('usage: node ort_run.js MODEL.onnx INPUT.bin DIMS OUTPUT.bin (ORT_NODE_MODULES set)');
+  const [modelPath, inputPath, dimsText, outputPath] = args;
+
+  const modules = process.env.ORT_NODE_MODULES;
+  if (!modules) {
+    fail('ORT_NODE_MODULES is not set: the node_modules directory holding onnxruntime-node ' +
+         '(scripts/setup_ort.sh installs it into build/ort/node_modules)');
+  }
+  let ort;
+  try {
+    ort = require(path.join(path.resolve(modules), 'onnxruntime-node'));
+  } catch (e) {
+    fail(`cannot load onnxruntime-node from '${modules}': ${e.message}`);
+  }
+
+  const dims = parseDims(dimsText);
+  const n = dims.reduce((a, b) => a * b, 1);
+  const bytes = fs.readFileSync(inputPath);
+  if (bytes.length !== n * 4) {
+    fail(`'${inputPath}' has ${bytes.length} bytes; dims [${dims}] need ${n * 4} (float32)`);
+  }
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; ++i) data[i] = bytes.readFloatLE(i * 4);
+
+  if (!fs.existsSync(modelPath)) fail(`model '${modelPath}' does not exist`);
+  const session = await ort.InferenceSession.create(modelPath, {
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'disabled',
+  });
+  if (session.inputNames.length === 0) fail(`model '${modelPath}' has no inputs`);
+  if (session.outputNames.length === 0) fail(`model '${modelPath}' has no outputs`);
+  const inputName = session.inputNames[0];
+  const outputName = session.outputNames[0];
+
+  const results = await session.run({[inputName]: new ort.Tensor('float32', data, dims)}, [outputName]);
+  const out = results[outputName];
+  if (out.type !== 'float32') fail(`output '${outputName}' is ${out.type}, not float32`);
+  const buf = Buffer.alloc(out.data.length * 4);
+  for (let i = 0; i < out.data.length; ++i) buf.writeFloatLE(out.data[i], i * 4);
+  fs.writeFileSync(outputPath, buf);
+  process.stdout.write(JSON.stringify({input_name: inputName, output_name: outputName, dims: out.dims.map(Number)}) + '\n');
+}
+
+main().catch((e) => {
+  process.stderr.write(`ort_run.js: ${e && e.message ? e.message : e}\n`);
+  process.exit(1);
+});
