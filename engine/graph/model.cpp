@@ -130,6 +130,8 @@ const std::map<std::string, LayerBuilder>& builders() {
 
 }  // namespace
 
+bool has_layer_builder(const std::string& type) { return builders().count(type) != 0; }
+
 ModulePtr build_layer(const LayerSpec& spec, const std::vector<Shape>& input_shapes, Generator& gen) {
   auto it = builders().find(spec.type);
   if (it == builders().end()) fail(spec, "no builder for this layer type");

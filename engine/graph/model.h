@@ -65,6 +65,9 @@ class GraphError : public std::runtime_error {
 std::shared_ptr<nn::Module> build_layer(const LayerSpec& spec, const std::vector<Shape>& input_shapes,
                                     Generator& gen);
 
+// True when `type` has a builder (every type in layer_schema.h's registry must have one).
+bool has_layer_builder(const std::string& type);
+
 // "Node  Type  Output shape  Params" table with a total line.
 std::string format_summary(const GraphModel& model);
 
