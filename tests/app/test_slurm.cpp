@@ -339,3 +339,40 @@ TEST_CASE("slurm: array jobs are requeued as ARRAYJOB_TASK with train.requeue=tr
                            {{"SLURM_JOB_ID", "4250"}, {"SLURM_ARRAY_JOB_ID", "7"}, {"SLURM_ARRAY_TASK_ID", "3"}},
                            "requeue 7_3"});
 }
+
+TEST_CASE("signals: a second SIGINT exits at once with status 130, like a second Ctrl-C", "[slurm]") {
+  if (!fs::exists(kData)) {
+    WARN("Fashion-MNIST not installed (scripts/setup.sh installs dataset-fashion-mnist): test skipped");
+    return;
+  }
+  // Slow steps (a 64-channel conv on batches of 1000: a large fraction of a second each), so the
+  // second signal surely lands while the step the first one waits for is still running.
+  TempDir dir;
+  const std::string recipe = dir.file("slow.yaml", R"(
+model:
+  layers:
+    - {type: conv2d, out_channels: 64, kernel_size: 3}
+    - relu
+    - flatten
+    - {type: linear, out_features: 10}
+data: {dataset: fashion_mnist, val_size: 59000, loader: {batch_size: 1000}}
+optimizer: {type: sgd, lr: 0.01}
+train: {epochs: 100000, log_every: 1, eval_every: 1000000, threads: 1}
+checkpoint: {every_steps: 0, every_epoch: false}
+)");
+  const std::string run = dir.file("run"), log = dir.file("run.log");
+  Child c;
+  c.log = log;
+  c.proc = dl::test::spawn_process({DLTOOL_BINARY, "train", recipe, "--run-dir", run, "--log-format", "plain"}, log);
+  signal_after_lines(c, run + "/metrics.jsonl", 2, SIGINT);
+  // Standard signals do not queue: wait until the first one was handled before sending the next.
+  const auto t0 = std::chrono::steady_clock::now();
+  while (slurp(log).find("signal received") == std::string::npos && !c.proc.poll() && elapsed_s(t0) < kTimeoutS)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (c.proc.running() && !c.proc.poll()) c.proc.signal(SIGINT);
+  const int rc = wait_exit(c);
+  INFO("output:\n" << log_tail(log));
+  CHECK(rc == 130);
+  CHECK_THAT(slurp(log), Catch::Contains("second SIGINT, exiting without a checkpoint"));
+  CHECK_FALSE(fs::exists(run + "/checkpoints/last.h5"));  // it left before writing one
+}
