@@ -130,6 +130,25 @@ dl::test::ProcessResult dltool(std::vector<std::string> args) {
   return dl::test::run_process(args);
 }
 
+// `dltool export CKPT -o OUT --input-shape 1,28,28 FLAGS...` (the shape given: no data needed).
+dl::test::ProcessResult export_cli(const std::string& ckpt, const std::string& out,
+                                   const std::vector<std::string>& flags = {}) {
+  std::vector<std::string> args = {"export", ckpt, "-o", out, "--input-shape", "1,28,28"};
+  args.insert(args.end(), flags.begin(), flags.end());
+  return dltool(args);
+}
+
+// `cfg`'s model (weights from build()) and its checkpoint `name` in `d`.
+struct Saved {
+  std::shared_ptr<GraphModel> model;
+  std::string ckpt;
+};
+Saved checkpoint_of(const TempDir& d, const Config& cfg, const std::string& name = "last.h5") {
+  Saved s{build(cfg, {1, 28, 28}), ""};
+  s.ckpt = save(d, name, *s.model, cfg.resolved_yaml);
+  return s;
+}
+
 // A residual block, a concatenation and global pooling (the `nodes:` form).
 const char* kResidualYaml = R"(
 model:
@@ -234,11 +253,10 @@ TEST_CASE("export: recipe models run in ONNX Runtime with dltool's numbers", "[e
     INFO(recipe);
     const std::string cfg_path = kSource + "/recipes/fashion_mnist/" + recipe + ".yaml";
     Config cfg = dl::load_config(cfg_path);
-    auto model = build(cfg, {1, 28, 28});
     TempDir d;
-    const std::string ckpt = save(d, "last.h5", *model, cfg.resolved_yaml);
+    auto [model, ckpt] = checkpoint_of(d, cfg);
     const std::string out = d.file(std::string(recipe) + ".onnx");
-    auto r = dltool({"export", ckpt, "-o", out, "--input-shape", "1,28,28"});
+    auto r = export_cli(ckpt, out);
     INFO(r.out << r.err);
     REQUIRE(r.exit_code == 0);
     CHECK(r.out.find("[batch, 1, 28, 28]") != std::string::npos);
@@ -279,11 +297,10 @@ TEST_CASE("export: every supported opset passes the checker and runs", "[export]
 TEST_CASE("export: --static-batch fixes the batch dimension", "[export][onnxruntime]") {
   DLTOOL_REQUIRE_ORT();
   Config cfg = dl::load_config(kSource + "/recipes/fashion_mnist/lenet.yaml");
-  auto model = build(cfg, {1, 28, 28});
   TempDir d;
-  const std::string ckpt = save(d, "last.h5", *model, cfg.resolved_yaml);
+  auto [model, ckpt] = checkpoint_of(d, cfg);
   const std::string out = d.file("static.onnx");
-  auto r = dltool({"export", ckpt, "-o", out, "--static-batch", "--batch-size", "3", "--input-shape", "1,28,28"});
+  auto r = export_cli(ckpt, out, {"--static-batch", "--batch-size", "3"});
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   auto m = parse(read_bytes(out));
@@ -295,19 +312,17 @@ TEST_CASE("export: --static-batch fixes the batch dimension", "[export][onnxrunt
   check_close(dl::test::ort_run(out, x), forward(*model, x), "static batch 3");
   // The dynamic default names the axis.
   const std::string dyn = d.file("dynamic.onnx");
-  REQUIRE(dltool({"export", ckpt, "-o", dyn, "--input-shape", "1,28,28"}).exit_code == 0);
+  REQUIRE(export_cli(ckpt, dyn).exit_code == 0);
   CHECK(parse(read_bytes(dyn)).graph().input(0).type().tensor_type().shape().dim(0).dim_param() == "batch");
 }
 
 TEST_CASE("export: input/output names, producer and the training config in the metadata", "[export][onnxruntime]") {
   DLTOOL_REQUIRE_ORT();
   Config cfg = dl::load_config(kSource + "/recipes/fashion_mnist/mlp.yaml");
-  auto model = build(cfg, {1, 28, 28});
   TempDir d;
-  const std::string ckpt = save(d, "last.h5", *model, cfg.resolved_yaml);
+  auto [model, ckpt] = checkpoint_of(d, cfg);
   const std::string out = d.file("named.onnx");
-  auto r = dltool({"export", ckpt, "-o", out, "--input-names", "images", "--output-names", "logits",
-                   "--input-shape", "1,28,28"});
+  auto r = export_cli(ckpt, out, {"--input-names", "images", "--output-names", "logits"});
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
   dl::test::OrtRunInfo info;
@@ -330,11 +345,11 @@ TEST_CASE("export: input/output names, producer and the training config in the m
 
   SECTION("a name that clashes with a node is refused before anything is written") {
     const std::string clash = d.file("clash.onnx");
-    auto c = dltool({"export", ckpt, "-o", clash, "--output-names", "1", "--input-shape", "1,28,28"});
+    auto c = export_cli(ckpt, clash, {"--output-names", "1"});
     CHECK(c.exit_code == 2);
     CHECK(c.err.find("'1' is used twice") != std::string::npos);
     CHECK_FALSE(std::filesystem::exists(clash));
-    auto two = dltool({"export", ckpt, "-o", clash, "--input-names", "a,b", "--input-shape", "1,28,28"});
+    auto two = export_cli(ckpt, clash, {"--input-names", "a,b"});
     CHECK(two.exit_code == 2);
     CHECK(two.err.find("exactly one name") != std::string::npos);
   }
@@ -355,7 +370,7 @@ TEST_CASE("export: a layer without an ONNX mapping names the node, type and opse
     // Through the CLI: exit 2, and an existing file at the output path is left as it was.
     const std::string ckpt = save(d, "last.h5", *model, cfg.resolved_yaml);
     const std::string out = d.file("model.onnx", "previous contents");
-    auto r = dltool({"export", ckpt, "-o", out, "--opset", "15", "--input-shape", "1,28,28"});
+    auto r = export_cli(ckpt, out, {"--opset", "15"});
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("node 'squeeze' (type adaptive_avg_pool2d) at ONNX opset 15") != std::string::npos);
     CHECK(read_bytes(out) == "previous contents");
@@ -400,9 +415,9 @@ TEST_CASE("export: the same weights export to the same bytes, whichever device t
   Config cuda_cfg = dl::load_config(kSource + "/recipes/fashion_mnist/cnn_bn.yaml", {"train.device=cuda:0", "train.threads=2"});
   REQUIRE(cuda_cfg.resolved_yaml != cfg.resolved_yaml);
   const std::string cuda = save(d, "cuda.h5", *model, cuda_cfg.resolved_yaml);
-  auto a = dltool({"export", cpu, "-o", d.file("a.onnx"), "--input-shape", "1,28,28"});
-  auto b = dltool({"export", cuda, "-o", d.file("b.onnx"), "--input-shape", "1,28,28"});
-  auto c = dltool({"export", cpu, "-o", d.file("c.onnx"), "--input-shape", "1,28,28"});
+  auto a = export_cli(cpu, d.file("a.onnx"));
+  auto b = export_cli(cuda, d.file("b.onnx"));
+  auto c = export_cli(cpu, d.file("c.onnx"));
   INFO(a.err << b.err << c.err);
   REQUIRE(a.exit_code == 0);
   REQUIRE(b.exit_code == 0);
@@ -415,17 +430,15 @@ TEST_CASE("export: the same weights export to the same bytes, whichever device t
 
 TEST_CASE("export --verify runs the file in OpenCV DNN and compares", "[export]") {
   Config cfg = dl::load_config(kSource + "/recipes/fashion_mnist/cnn_bn.yaml");
-  auto model = build(cfg, {1, 28, 28});
   TempDir d;
-  const std::string ckpt = save(d, "last.h5", *model, cfg.resolved_yaml);
-  auto r = dltool({"export", ckpt, "-o", d.file("m.onnx"), "--verify", "--input-shape", "1,28,28"});
+  auto [model, ckpt] = checkpoint_of(d, cfg);
+  auto r = export_cli(ckpt, d.file("m.onnx"), {"--verify"});
   INFO(r.out << r.err);
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("verify: OpenCV DNN") != std::string::npos);
   CHECK(r.out.find(": ok") != std::string::npos);
   // Zero tolerance: OpenCV's convolution sums in another order than oneDNN's.
-  auto strict = dltool({"export", ckpt, "-o", d.file("m.onnx"), "--verify", "--rtol", "0", "--atol", "0",
-                        "--input-shape", "1,28,28"});
+  auto strict = export_cli(ckpt, d.file("m.onnx"), {"--verify", "--rtol", "0", "--atol", "0"});
   INFO(strict.out << strict.err);
   CHECK(strict.exit_code == 1);
   CHECK(strict.out.find("FAILED") != std::string::npos);
@@ -436,9 +449,8 @@ TEST_CASE("export --verify says so where OpenCV DNN cannot run the model or need
   SECTION("an operator OpenCV 4.6 does not have (Where, from softplus)") {
     Config cfg = config_of("model:\n  layers: [flatten, {type: linear, out_features: 4}, softplus]\n"
                            "data: {dataset: fashion_mnist}\n");
-    auto model = build(cfg, {1, 28, 28});
-    const std::string ckpt = save(d, "last.h5", *model, cfg.resolved_yaml);
-    auto r = dltool({"export", ckpt, "-o", d.file("m.onnx"), "--verify", "--input-shape", "1,28,28"});
+    auto [model, ckpt] = checkpoint_of(d, cfg);
+    auto r = export_cli(ckpt, d.file("m.onnx"), {"--verify"});
     INFO(r.out << r.err);
     CHECK(r.exit_code == 1);
     CHECK(r.err.find("NOT verified") != std::string::npos);
@@ -451,9 +463,8 @@ TEST_CASE("export --verify says so where OpenCV DNN cannot run the model or need
         "model:\n  layers: [{type: conv2d, out_channels: 3, kernel_size: 3}, "
         "{type: batch_norm2d, track_running_stats: false, name: bn}, flatten, {type: linear, out_features: 4}]\n"
         "data: {dataset: fashion_mnist}\n");
-    auto model = build(cfg, {1, 28, 28});
-    const std::string ckpt = save(d, "last.h5", *model, cfg.resolved_yaml);
-    auto r = dltool({"export", ckpt, "-o", d.file("m.onnx"), "--verify", "--input-shape", "1,28,28"});
+    auto [model, ckpt] = checkpoint_of(d, cfg);
+    auto r = export_cli(ckpt, d.file("m.onnx"), {"--verify"});
     INFO(r.out << r.err);
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("node 'bn/mean', a mean over the batch") != std::string::npos);
@@ -474,21 +485,19 @@ TEST_CASE("export: bad input gets a clear error", "[export]") {
 
   // An unwritable output: the error names the file and the reason, and nothing is left behind.
   Config cfg = dl::load_config(kSource + "/recipes/fashion_mnist/mlp.yaml");
-  auto model = build(cfg, {1, 28, 28});
-  const std::string ckpt = save(d, "last.h5", *model, cfg.resolved_yaml);
+  auto [model, ckpt] = checkpoint_of(d, cfg);
   const std::string bad = d.file("no_such_dir/m.onnx");
-  auto nodir = dltool({"export", ckpt, "-o", bad, "--input-shape", "1,28,28"});
+  auto nodir = export_cli(ckpt, bad);
   CHECK(nodir.exit_code == 1);
   CHECK(nodir.err.find("cannot write '" + bad + "'") != std::string::npos);
   CHECK(nodir.err.find("No such file or directory") != std::string::npos);
   std::filesystem::create_directory(d.file("a_dir"));
-  auto isdir = dltool({"export", ckpt, "-o", d.file("a_dir"), "--input-shape", "1,28,28"});
+  auto isdir = export_cli(ckpt, d.file("a_dir"));
   CHECK(isdir.exit_code == 1);
   CHECK(isdir.err.find("Is a directory") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(d.file("a_dir") + ".tmp"));
   // A checkpoint whose weights do not fit the config's model: strict loading names the keys.
-  auto other = dltool({"export", ckpt, "-o", d.file("m.onnx"), "--config",
-                       kSource + "/recipes/fashion_mnist/lenet.yaml", "--input-shape", "1,28,28"});
+  auto other = export_cli(ckpt, d.file("m.onnx"), {"--config", kSource + "/recipes/fashion_mnist/lenet.yaml"});
   CHECK(other.exit_code == 1);
   CHECK(other.err.find(ckpt + ": its weights do not fit the model of") != std::string::npos);
   CHECK(other.err.find("\"conv1.weight\"") != std::string::npos);
