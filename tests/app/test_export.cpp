@@ -268,6 +268,26 @@ TEST_CASE("export: recipe models run in ONNX Runtime with dltool's numbers", "[e
   }
 }
 
+TEST_CASE("export: PyTorch weights written with h5py export with --config", "[export][onnxruntime]") {
+  DLTOOL_REQUIRE_ORT();
+  // A weights-only file (a torch state_dict dumped by tests/fixtures/gen_parity.py): no /config.
+  const std::string weights = kSource + "/tests/fixtures/parity_lenet_final.h5";
+  const std::string recipe = kSource + "/recipes/fashion_mnist/lenet.yaml";
+  TempDir d;
+  const std::string out = d.file("torch_lenet.onnx");
+  auto without = export_cli(weights, out);
+  CHECK(without.exit_code == 1);
+  CHECK(without.err.find("pass --config RECIPE") != std::string::npos);
+  auto r = export_cli(weights, out, {"--config", recipe});
+  INFO(r.out << r.err);
+  REQUIRE(r.exit_code == 0);
+  Config cfg = dl::load_config(recipe);
+  auto model = build(cfg, {1, 28, 28});
+  model->load_state_dict(dl::load_checkpoint(weights, /*weights_only=*/true).model);
+  Tensor x = batch_of({1, 28, 28}, 7, 9);
+  check_close(dl::test::ort_run(out, x), forward(*model, x), "torch lenet weights");
+}
+
 TEST_CASE("export: residual adds, concatenation and every layer variant match ONNX Runtime", "[export][onnxruntime]") {
   DLTOOL_REQUIRE_ORT();
   check_model_in_ort("residual", config_of(kResidualYaml), {1, 28, 28});
