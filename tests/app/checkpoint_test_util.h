@@ -32,17 +32,8 @@ using dl::Tensor;
 using dl::test::TempDir;
 
 
-inline std::string slurp(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-inline void spit(const std::string& p, const std::string& data) {
-  std::ofstream f(p, std::ios::binary | std::ios::trunc);
-  f << data;
-}
+using dl::test::read_file;
+using dl::test::write_file;
 
 // A contiguous CPU tensor with random contents, built from raw bytes (no engine kernels, so it
 // is also safe in a forked child). Floats are finite normals; bools 0/1.

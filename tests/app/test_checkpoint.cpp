@@ -203,7 +203,7 @@ TEST_CASE("checkpoint round trip is bit-exact and keeps the model order", "[chec
     CHECK(w.rng.empty());
   }
   SECTION("saving again replaces the file; a stale .tmp is overwritten") {
-    spit(path + ".tmp", "garbage left by a killed writer");
+    write_file(path + ".tmp", "garbage left by a killed writer");
     Checkpoint next = want;
     next.trainer["global_step"] = int64_t{1235};
     dl::save_checkpoint(path, next);
@@ -278,7 +278,7 @@ TEST_CASE("checkpoint: the file layout is the one DESIGN.md fixes", "[checkpoint
   dl::save_checkpoint(path, make_full());
 
   // The dltool header in the HDF5 user block.
-  const std::string bytes = slurp(path);
+  const std::string bytes = read_file(path);
   REQUIRE(bytes.size() > dl::ckpt_detail::kUserBlockBytes);
   CHECK(bytes.rfind("dltool.checkpoint user block 1\n", 0) == 0);
   CHECK(bytes.compare(512, 8, "\x89HDF\r\n\x1a\n") == 0);
@@ -374,7 +374,7 @@ TEST_CASE("checkpoint: h5dump and h5py read dltool checkpoints", "[checkpoint][i
   // What an h5py user sees. Model keys come back in creation (= model) order because h5py
   // follows a group's creation-order index when it has one.
   const std::string script = dir.file("check.py");
-  spit(script, R"PY(
+  write_file(script, R"PY(
 import sys
 import h5py
 import numpy as np
@@ -481,7 +481,7 @@ TEST_CASE("checkpoint: PyTorch state_dicts written by h5py load as weights only"
     }
     TempDir dir;
     const std::string script = dir.file("make.py"), h5 = dir.file("torch.h5"), txt = dir.file("torch.txt");
-    spit(script, R"PY(
+    write_file(script, R"PY(
 import sys
 import h5py
 import torch
@@ -503,7 +503,7 @@ with open(sys.argv[2], 'w') as out:
     INFO(out);
     REQUIRE(rc == 0);
     const Checkpoint c = dl::load_checkpoint(h5, true);
-    std::istringstream in(slurp(txt));
+    std::istringstream in(read_file(txt));
     size_t i = 0;
     for (std::string line; std::getline(in, line); ++i) {
       std::istringstream ls(line);
@@ -547,13 +547,13 @@ TEST_CASE("checkpoint: load errors name the file and the problem", "[checkpoint]
     CHECK_THAT(load_error(), Contains("not a regular file"));
   }
   SECTION("empty file") {
-    spit(p, "");
+    write_file(p, "");
     CHECK_THAT(load_error(), Contains("'" + p + "'") && Contains("empty (0 bytes)"));
   }
   SECTION("not HDF5") {
-    spit(p, "model:\n  layers: []\n");
+    write_file(p, "model:\n  layers: []\n");
     CHECK_THAT(load_error(), Contains("not an HDF5 file"));
-    spit(p, std::string("PK\x03\x04", 4) + "archive/data.pkl");
+    write_file(p, std::string("PK\x03\x04", 4) + "archive/data.pkl");
     CHECK_THAT(load_error(), Contains("not an HDF5 file") && Contains("torch.save()"));
   }
   SECTION("HDF5, but neither 'format' nor /model") {
@@ -593,21 +593,21 @@ TEST_CASE("checkpoint: load errors name the file and the problem", "[checkpoint]
     CHECK_THAT(load_error(), Contains("no /model group"));
   }
   SECTION("a truncated dltool checkpoint") {
-    const std::string bytes = slurp(good);
-    spit(p, bytes.substr(0, bytes.size() / 2));
+    const std::string bytes = read_file(good);
+    write_file(p, bytes.substr(0, bytes.size() / 2));
     CHECK_THAT(load_error(), Contains("truncated or corrupt") && Contains("'" + p + "'"));
-    spit(p, bytes.substr(0, 300));  // inside the dltool header
+    write_file(p, bytes.substr(0, 300));  // inside the dltool header
     CHECK_THAT(load_error(), Contains("truncated or corrupt"));
   }
   SECTION("a truncated foreign file (no dltool header: HDF5's own check)") {
-    const std::string bytes = slurp(dl::test::source_path("tests/fixtures/checkpoint_torch_ordered.h5"));
-    spit(p, bytes.substr(0, bytes.size() - 100));
+    const std::string bytes = read_file(dl::test::source_path("tests/fixtures/checkpoint_torch_ordered.h5"));
+    write_file(p, bytes.substr(0, bytes.size() - 100));
     CHECK_THAT(load_error(true), Contains("truncated or corrupt"));
   }
   SECTION("one flipped bit in a weight is caught by the checksum") {
-    std::string bytes = slurp(good);
+    std::string bytes = read_file(good);
     bytes[bytes.size() - 20] ^= 0x01;
-    spit(p, bytes);
+    write_file(p, bytes);
     CHECK_THAT(load_error(), Contains("truncated or corrupt file: checksum mismatch"));
   }
   SECTION("an in-place edit by another tool is refused until the header is blanked") {
@@ -622,9 +622,9 @@ TEST_CASE("checkpoint: load errors name the file and the problem", "[checkpoint]
       REQUIRE(H5Awrite(a.id(), H5T_NATIVE_INT64, &epoch) >= 0);
     }
     CHECK_THAT(load_error(), Contains("modified by another tool") && Contains("dd if=/dev/zero"));
-    std::string bytes = slurp(p);
+    std::string bytes = read_file(p);
     std::fill(bytes.begin(), bytes.begin() + 512, '\0');
-    spit(p, bytes);
+    write_file(p, bytes);
     CHECK(std::get<int64_t>(dl::load_checkpoint(p).trainer.at("epoch")) == 99);
   }
   SECTION("unsupported dtypes") {
@@ -661,12 +661,12 @@ TEST_CASE("checkpoint: load errors name the file and the problem", "[checkpoint]
       Handle m = put_group(f.id(), "model");
       put_f32(m.id(), "w", std::vector<float>(4099, 0.f));
     }
-    std::string bytes = slurp(p);
+    std::string bytes = read_file(p);
     const std::string dim("\x03\x10\0\0\0\0\0\0", 8), patched("\x04\x10\0\0\0\0\0\0", 8);
     size_t at = bytes.find(dim);
     REQUIRE(at != std::string::npos);
     bytes.replace(at, 8, patched);
-    spit(p, bytes);
+    write_file(p, bytes);
     CHECK_THAT(load_error(), Contains("/model/w: stored size 16396 bytes disagrees with its dataspace [4100]"));
   }
   SECTION("nested groups and links under /model") {
@@ -693,7 +693,7 @@ TEST_CASE("checkpoint: save rejects bad names before touching the disk", "[check
   const std::string path = dir.file("last.h5");
   const Checkpoint good = make_full();
   dl::save_checkpoint(path, good);
-  const std::string before = slurp(path);
+  const std::string before = read_file(path);
   using Catch::Contains;
   auto save_error = [&](const Checkpoint& c) { return error_of([&] { dl::save_checkpoint(path, c); }); };
 
@@ -724,7 +724,7 @@ TEST_CASE("checkpoint: save rejects bad names before touching the disk", "[check
     c.scheduler->lists["last_epoch"] = {1};
     CHECK_THAT(save_error(c), Contains("both a scalar and a list"));
   }
-  CHECK(slurp(path) == before);
+  CHECK(read_file(path) == before);
   CHECK_FALSE(fs::exists(path + ".tmp"));
 }
 
@@ -734,7 +734,7 @@ TEST_CASE("checkpoint: truncated and bit-flipped files load or fail cleanly", "[
   TempDir dir;
   const std::string good = dir.file("good.h5");
   dl::save_checkpoint(good, make_full());
-  const std::string bytes = slurp(good);
+  const std::string bytes = read_file(good);
   std::mt19937 rng(20240501);
   const std::string p = dir.file("damaged.h5");
   int loaded = 0, rejected = 0;
@@ -751,7 +751,7 @@ TEST_CASE("checkpoint: truncated and bit-flipped files load or fail cleanly", "[
     size_t len = rng() % bytes.size();
     if (i < 4) len = std::vector<size_t>{1, 8, 511, 520}[static_cast<size_t>(i)];
     INFO("truncated to " << len << " of " << bytes.size() << " bytes");
-    spit(p, bytes.substr(0, len));
+    write_file(p, bytes.substr(0, len));
     try_load(i % 2 == 0);
   }
   CHECK(loaded == 0);  // no truncation of a dltool file loads
@@ -760,14 +760,14 @@ TEST_CASE("checkpoint: truncated and bit-flipped files load or fail cleanly", "[
     size_t at = rng() % copy.size();
     copy[at] = static_cast<char>(copy[at] ^ static_cast<char>(1 + rng() % 255));
     INFO("byte " << at << " flipped");
-    spit(p, copy);
+    write_file(p, copy);
     try_load(i % 2 == 0);
   }
   // The same on a foreign (h5py) file, which has no dltool checksum: HDF5's checks only.
   // HDF5 1.10.8 itself is not hardened against every damaged file: a wider run (3000 cases
   // under ASan) still found 2 memory errors inside libhdf5 (enum type decode, compact link
   // table release). That is why dltool's own files carry the CRC header.
-  const std::string foreign = slurp(dl::test::source_path("tests/fixtures/checkpoint_torch_ordered.h5"));
+  const std::string foreign = read_file(dl::test::source_path("tests/fixtures/checkpoint_torch_ordered.h5"));
   for (int i = 0; i < 20; ++i) {
     std::string copy = foreign;
     if (i % 2) {
@@ -776,7 +776,7 @@ TEST_CASE("checkpoint: truncated and bit-flipped files load or fail cleanly", "[
       size_t at = rng() % copy.size();
       copy[at] = static_cast<char>(copy[at] ^ static_cast<char>(1 + rng() % 255));
     }
-    spit(p, copy);
+    write_file(p, copy);
     try_load(true);
   }
   INFO(loaded << " loaded, " << rejected << " rejected");

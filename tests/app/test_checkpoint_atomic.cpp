@@ -204,7 +204,7 @@ TEST_CASE("checkpoint: a save that runs out of room keeps the previous checkpoin
   SECTION("file-size limit (RLIMIT_FSIZE -> EFBIG)") {
     const std::string path = dir.file("last.h5");
     dl::save_checkpoint(path, step_checkpoint(1, 1));
-    const std::string before = slurp(path);
+    const std::string before = read_file(path);
     ChildResult r = in_child([&](std::string& msg) {
       ::signal(SIGXFSZ, SIG_IGN);  // get EFBIG instead of being killed
       struct rlimit lim {256 * 1024, 256 * 1024};
@@ -214,7 +214,7 @@ TEST_CASE("checkpoint: a save that runs out of room keeps the previous checkpoin
     INFO(r.text);
     REQUIRE(r.exit_code == 0);
     CHECK_THAT(r.text, Contains("cannot save checkpoint '" + path + "'") && Contains("file too large"));
-    CHECK(slurp(path) == before);
+    CHECK(read_file(path) == before);
     CHECK(check_step_checkpoint(path) == 1);
     CHECK_FALSE(fs::exists(path + ".tmp"));
   }
@@ -228,12 +228,12 @@ TEST_CASE("checkpoint: a save that runs out of room keeps the previous checkpoin
     }
     const std::string path = mnt.dir + "/last.h5";
     dl::save_checkpoint(path, step_checkpoint(1, 0));  // a few KB
-    const std::string before = slurp(path);
+    const std::string before = read_file(path);
     const int fds_before = count_open_fds();
     const std::string msg = error_of([&] { dl::save_checkpoint(path, step_checkpoint(2, 2)); });
     CHECK_THAT(msg, Contains("cannot save checkpoint '" + path + "'") && Contains("no space left on device"));
     CHECK(count_open_fds() == fds_before);  // nothing leaked by the failed HDF5 file
-    CHECK(slurp(path) == before);
+    CHECK(read_file(path) == before);
     CHECK(check_step_checkpoint(path) == 1);
     CHECK_FALSE(fs::exists(path + ".tmp"));  // removed: its space is free again
     dl::save_checkpoint(path, step_checkpoint(3, 0));

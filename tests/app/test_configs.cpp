@@ -10,6 +10,7 @@
 #include "configs/config.h"
 #include "configs/detail.h"  // the schema tables, for the self-check
 #include "engine/graph/layer_schema.h"
+#include "tests/support/tempdir.h"
 
 using namespace dl;
 
@@ -66,12 +67,6 @@ void check_inline_error(const std::string& extra_yaml, const std::string& path,
   check_error(errors_of([&] { load(kModelAndData + extra_yaml); }), path, loc, message, hint);
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 }  // namespace
 
@@ -598,7 +593,7 @@ TEST_CASE("configs: configs/README.md reference matches the schema tables") {
   const std::string path = std::string(DLTOOL_SOURCE_DIR) + "/configs/README.md";
   const std::string begin = "<!-- BEGIN GENERATED REFERENCE (config_reference_markdown) -->\n";
   const std::string end = "<!-- END GENERATED REFERENCE -->";
-  std::string text = read_text(path);
+  std::string text = dl::test::read_file(path);
   auto b = text.find(begin), e = text.find(end);
   REQUIRE(b != std::string::npos);
   REQUIRE(e != std::string::npos);

@@ -79,18 +79,6 @@ void check_close(const Tensor& got, const Tensor& want, const std::string& what)
   CHECK(bad == 0);
 }
 
-std::string write_bytes(const TempDir& d, const std::string& name, const std::string& bytes) {
-  const std::string p = d.file(name);
-  std::ofstream(p, std::ios::binary) << bytes;
-  return p;
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 onnx::ModelProto parse(const std::string& bytes) {
   onnx::ModelProto m;
@@ -107,7 +95,7 @@ void check_model_in_ort(const std::string& label, const Config& cfg, const Shape
   o.opset = opset;
   const std::string bytes = ox::export_onnx(cfg.model, *model, o);
   TempDir d;
-  const std::string path = write_bytes(d, label + ".onnx", bytes);
+  const std::string path = d.file(label + ".onnx", bytes);
   CHECK(dl::test::python_onnx_check(path) == "");
   for (int64_t n : {1, 7}) {
     Tensor x = batch_of(sample, n, 100 + n);
@@ -323,7 +311,7 @@ TEST_CASE("export: --static-batch fixes the batch dimension", "[export][onnxrunt
   auto r = export_cli(ckpt, out, {"--static-batch", "--batch-size", "3"});
   INFO(r.out << r.err);
   REQUIRE(r.exit_code == 0);
-  auto m = parse(read_bytes(out));
+  auto m = parse(dl::test::read_file(out));
   const auto& in = m.graph().input(0).type().tensor_type().shape();
   REQUIRE(in.dim_size() == 4);
   CHECK(in.dim(0).dim_value() == 3);
@@ -333,7 +321,7 @@ TEST_CASE("export: --static-batch fixes the batch dimension", "[export][onnxrunt
   // The dynamic default names the axis.
   const std::string dyn = d.file("dynamic.onnx");
   REQUIRE(export_cli(ckpt, dyn).exit_code == 0);
-  CHECK(parse(read_bytes(dyn)).graph().input(0).type().tensor_type().shape().dim(0).dim_param() == "batch");
+  CHECK(parse(dl::test::read_file(dyn)).graph().input(0).type().tensor_type().shape().dim(0).dim_param() == "batch");
 }
 
 TEST_CASE("export: input/output names, producer and the training config in the metadata", "[export][onnxruntime]") {
@@ -350,7 +338,7 @@ TEST_CASE("export: input/output names, producer and the training config in the m
   check_close(dl::test::ort_run(out, x, &info), forward(*model, x), "named");
   CHECK(info.input_name == "images");
   CHECK(info.output_name == "logits");
-  auto m = parse(read_bytes(out));
+  auto m = parse(dl::test::read_file(out));
   CHECK(m.producer_name() == "dltool");
   CHECK(m.producer_version() == DLTOOL_VERSION);
   CHECK(m.graph().name() == "mlp");
@@ -393,7 +381,7 @@ TEST_CASE("export: a layer without an ONNX mapping names the node, type and opse
     auto r = export_cli(ckpt, out, {"--opset", "15"});
     CHECK(r.exit_code == 2);
     CHECK(r.err.find("node 'squeeze' (type adaptive_avg_pool2d) at ONNX opset 15") != std::string::npos);
-    CHECK(read_bytes(out) == "previous contents");
+    CHECK(dl::test::read_file(out) == "previous contents");
     CHECK_FALSE(std::filesystem::exists(out + ".tmp"));
   }
   SECTION("average pooling whose ceil_mode window PyTorch divides by less than its padding") {
@@ -442,10 +430,10 @@ TEST_CASE("export: the same weights export to the same bytes, whichever device t
   REQUIRE(a.exit_code == 0);
   REQUIRE(b.exit_code == 0);
   REQUIRE(c.exit_code == 0);
-  const std::string bytes = read_bytes(d.file("a.onnx"));
+  const std::string bytes = dl::test::read_file(d.file("a.onnx"));
   CHECK(bytes.size() > 3000000);
-  CHECK(read_bytes(d.file("b.onnx")) == bytes);
-  CHECK(read_bytes(d.file("c.onnx")) == bytes);
+  CHECK(dl::test::read_file(d.file("b.onnx")) == bytes);
+  CHECK(dl::test::read_file(d.file("c.onnx")) == bytes);
 }
 
 TEST_CASE("export --verify runs the file in OpenCV DNN and compares", "[export]") {

@@ -40,20 +40,11 @@ namespace json = dl::json;
 
 namespace {
 
+using dl::test::read_file;
 using dl::test::TempDir;
+using dl::test::write_file;
 
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-void spit(const fs::path& p, const std::string& data) {
-  std::ofstream f(p, std::ios::binary);
-  f << data;
-}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;
@@ -78,7 +69,7 @@ std::uint32_t reference_mask(std::uint32_t crc) { return ((crc >> 15) | (crc << 
 
 // Parses every record of an event file, checking both CRCs of each.
 std::vector<dl::tbproto::Event> read_events(const fs::path& file) {
-  const std::string data = slurp(file);
+  const std::string data = read_file(file);
   std::vector<dl::tbproto::Event> events;
   size_t pos = 0;
   while (pos < data.size()) {
@@ -224,7 +215,7 @@ TEST_CASE("TensorBoardWriter: second writer in the same second gets its own file
 TEST_CASE("TensorBoardWriter reports an unusable logdir with its path", "[exporters][tensorboard]") {
   TempDir tmp;
   const fs::path blocker = tmp.path / "not_a_dir";
-  spit(blocker, "x");
+  write_file(blocker, "x");
   const std::string logdir = (blocker / "tb").string();
   try {
     TensorBoardWriter w(logdir);
@@ -257,9 +248,9 @@ TEST_CASE("event file passes the independent Python reader", "[exporters][tensor
   const std::string cmd = std::string(python) + " '" + script + "' '" + file + "' > '" +
                           out.string() + "' 2> '" + err.string() + "'";
   const int rc = std::system(cmd.c_str());
-  INFO("command: " << cmd << "\nstderr: " << slurp(err));
+  INFO("command: " << cmd << "\nstderr: " << read_file(err));
   REQUIRE(rc == 0);
-  const auto lines = lines_of(slurp(out));
+  const auto lines = lines_of(read_file(out));
   REQUIRE(lines.size() == scalars.size() + 2);
   CHECK(lines[0].rfind("file_version ", 0) == 0);
   CHECK(lines[0].find(" brain.Event:2") != std::string::npos);
@@ -273,11 +264,11 @@ TEST_CASE("event file passes the independent Python reader", "[exporters][tensor
   CHECK(lines.back().rfind("scalar 1099511627776 big_step 1 ", 0) == 0);
 
   // A corrupted byte must be caught by the reader's CRC check.
-  std::string bytes = slurp(file);
+  std::string bytes = read_file(file);
   bytes[bytes.size() - 6] ^= 0x01;
-  spit(file, bytes);
+  write_file(file, bytes);
   CHECK(std::system(cmd.c_str()) != 0);
-  CHECK_THAT(slurp(err), Catch::Contains("CRC mismatch"));
+  CHECK_THAT(read_file(err), Catch::Contains("CRC mismatch"));
 }
 
 // ---- JSON ---------------------------------------------------------------------------------
@@ -371,14 +362,14 @@ TEST_CASE("MetricsWriter appends one line per record and continues a file", "[ex
     s.loss = 1.0;
     w.write(s);
     // Visible immediately: no buffering in the writer.
-    CHECK(lines_of(slurp(file)).size() == 1);
+    CHECK(lines_of(read_file(file)).size() == 1);
     w.write(json::Object().add("note", "line\nbreak"));
   }
   {
     MetricsWriter w(file);  // resumed run: appends
     w.write(json::Object().add("step", 2));
   }
-  auto lines = lines_of(slurp(file));
+  auto lines = lines_of(read_file(file));
   REQUIRE(lines.size() == 3);
   CHECK(lines[0].rfind("{\"step\":1,", 0) == 0);
   CHECK(lines[1] == "{\"note\":\"line\\nbreak\"}");
@@ -390,7 +381,7 @@ TEST_CASE("MetricsWriter appends one line per record and continues a file", "[ex
     MetricsWriter w(file);
     w.write(json::Object().add("step", 4));
   }
-  lines = lines_of(slurp(file));
+  lines = lines_of(read_file(file));
   REQUIRE(lines.size() == 5);
   CHECK(lines[3] == "{\"step\":3,\"lo");
   CHECK(lines[4] == "{\"step\":4}");
@@ -398,7 +389,7 @@ TEST_CASE("MetricsWriter appends one line per record and continues a file", "[ex
 
 TEST_CASE("MetricsWriter reports an unwritable path with its name", "[exporters][metrics]") {
   TempDir tmp;
-  spit(tmp.path / "file", "x");
+  write_file(tmp.path / "file", "x");
   const fs::path bad = tmp.path / "file" / "metrics.jsonl";
   try {
     MetricsWriter w(bad);

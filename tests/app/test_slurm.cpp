@@ -71,21 +71,15 @@ checkpoint: {every_steps: 0, every_epoch: false}
 }
 
 
-std::string slurp(const std::string& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
 
 // The end of a child's log (the whole log of a 2000-step run would drown a failure report).
 std::string log_tail(const std::string& p) {
-  std::string s = slurp(p);
+  std::string s = dl::test::read_file(p);
   return s.size() > 4000 ? "..." + s.substr(s.size() - 4000) : s;
 }
 
 int64_t count_lines(const std::string& p) {
-  std::string s = slurp(p);
+  std::string s = dl::test::read_file(p);
   int64_t n = 0;
   for (char c : s) n += c == '\n';
   return n;
@@ -107,7 +101,7 @@ struct Sandbox {
                               fs::perms::others_read | fs::perms::others_exec);
   }
   std::string run_dir(const std::string& name) const { return dir.file(name); }
-  std::string scontrol_calls() const { return fs::exists(scontrol_log) ? slurp(scontrol_log) : ""; }
+  std::string scontrol_calls() const { return fs::exists(scontrol_log) ? dl::test::read_file(scontrol_log) : ""; }
 };
 
 // A running `dltool train` child (stdout + stderr go to `log`). The Process SIGKILLs and reaps
@@ -312,7 +306,7 @@ void interrupted_run_matches(const Scenario& sc) {
   int rc_c = run_to_end(sb, b_args, sc.env, sb.dir.file("B2.log"));
   INFO("resumed run output:\n" << log_tail(sb.dir.file("B2.log")));
   REQUIRE(rc_c == 0);
-  CHECK_THAT(slurp(sb.dir.file("B2.log")), Catch::Contains("resumed from"));
+  CHECK_THAT(dl::test::read_file(sb.dir.file("B2.log")), Catch::Contains("resumed from"));
   if (!sc.expect_scontrol.empty()) CHECK(sb.scontrol_calls() == sc.expect_scontrol + "\n");  // not again
 
   require_same_run(a_dir, b_dir, kMaxSteps);
@@ -367,12 +361,12 @@ checkpoint: {every_steps: 0, every_epoch: false}
   signal_after_lines(c, run + "/metrics.jsonl", 2, SIGINT);
   // Standard signals do not queue: wait until the first one was handled before sending the next.
   const auto t0 = std::chrono::steady_clock::now();
-  while (slurp(log).find("signal received") == std::string::npos && !c.proc.poll() && elapsed_s(t0) < kTimeoutS)
+  while (dl::test::read_file(log).find("signal received") == std::string::npos && !c.proc.poll() && elapsed_s(t0) < kTimeoutS)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   if (c.proc.running() && !c.proc.poll()) c.proc.signal(SIGINT);
   const int rc = wait_exit(c);
   INFO("output:\n" << log_tail(log));
   CHECK(rc == 130);
-  CHECK_THAT(slurp(log), Catch::Contains("second SIGINT, exiting without a checkpoint"));
+  CHECK_THAT(dl::test::read_file(log), Catch::Contains("second SIGINT, exiting without a checkpoint"));
   CHECK_FALSE(fs::exists(run + "/checkpoints/last.h5"));  // it left before writing one
 }

@@ -1,14 +1,29 @@
 // A fresh directory under /tmp for one test, removed with its contents at scope exit (also
-// after a test made it or its files read-only).
+// after a test made it or its files read-only); and reading/writing a whole file.
 #pragma once
 #include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
 namespace dl::test {
+
+// The whole file, byte for byte ("" when it cannot be read).
+inline std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// Replaces the file's contents with `data`, byte for byte.
+inline void write_file(const std::string& path, const std::string& data) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << data;
+}
 
 struct TempDir {
   std::filesystem::path path;
@@ -33,7 +48,7 @@ struct TempDir {
   // Writes `text` to `name` inside the directory and returns its path.
   std::string file(const std::string& name, const std::string& text) const {
     std::string p = file(name);
-    std::ofstream(p) << text;
+    write_file(p, text);
     return p;
   }
 };
