@@ -13,6 +13,7 @@
 #include "engine/ops.h"
 #include "engine/train/checkpointing.h"
 #include "engine/train/setup.h"
+#include "exporters/atomic_file.h"
 #include "exporters/checkpoint.h"
 #include "exporters/onnx_export.h"
 #include "exporters/onnx_verify.h"
@@ -140,7 +141,7 @@ std::function<int()> setup_export(CLI::App& sub) {
     o.graph_name = cfg.name.empty() ? "dltool" : cfg.name;
     o.metadata = {{"dltool.config", portable_config(cfg)}};
     const std::string bytes = onnx_export::export_onnx(cfg.model, *model, o);
-    onnx_export::write_file_atomic(a->output, bytes);
+    write_file_atomic(a->output, bytes);
 
     const onnx_export::ModelInfo info = onnx_export::describe(bytes);
     std::cout << "wrote " << a->output << " (ONNX opset " << info.opset << ", IR version " << info.ir_version << ", "

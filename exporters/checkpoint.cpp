@@ -14,6 +14,7 @@
 #include <new>
 #include <set>
 
+#include "exporters/atomic_file.h"
 #include "exporters/checkpoint_userblock.h"
 #include "exporters/hdf5_util.h"
 
@@ -372,13 +373,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   guard.armed = false;
   // Make the rename itself durable. Some file systems refuse to fsync a directory (EINVAL);
   // the new checkpoint is complete and in place either way, so only a real I/O error counts.
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    int rc = ::fsync(dfd);
-    int e = errno;
-    ::close(dfd);
-    if (rc != 0 && e == EIO) os_fail(path, "syncing directory '" + dir + "'", e);
-  }
+  if (sync_directory(dir) == EIO) os_fail(path, "syncing directory '" + dir + "'", EIO);
 }
 
 }  // namespace dl

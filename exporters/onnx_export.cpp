@@ -1,12 +1,6 @@
 #include "exporters/onnx_export.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cmath>
-#include <cstring>
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
@@ -512,44 +506,6 @@ ModelInfo describe(const std::string& bytes) {
     info.output_dims = dims(m.graph().output(0));
   }
   return info;
-}
-
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  namespace fs = std::filesystem;
-  const std::string tmp = path + ".tmp";
-  auto fail = [&](const std::string& doing, int e) {
-    ::unlink(tmp.c_str());
-    throw std::runtime_error("cannot write '" + path + "': " + doing + ": " + std::strerror(e));
-  };
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) {
-    int e = errno;
-    throw std::runtime_error("cannot write '" + path + "': creating '" + tmp + "': " + std::strerror(e));
-  }
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int e = n < 0 ? errno : EIO;
-      ::close(fd);
-      fail("writing '" + tmp + "'", e);
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    int e = errno;
-    ::close(fd);
-    fail("syncing '" + tmp + "'", e);
-  }
-  if (::close(fd) != 0) fail("closing '" + tmp + "'", errno);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("renaming '" + tmp + "' over it", errno);
-  std::string dir = fs::path(path).parent_path().string();
-  int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);  // best effort: some file systems refuse to sync a directory
-    ::close(dfd);
-  }
 }
 
 }  // namespace dl::onnx_export

@@ -4,7 +4,7 @@
 //
 //   dl::onnx_export::Options opt;                         // opset 17, dynamic batch axis
 //   std::string bytes = dl::onnx_export::export_onnx(cfg.model, *model, opt);  // checked
-//   dl::onnx_export::write_file_atomic("model.onnx", bytes);
+//   dl::write_file_atomic("model.onnx", bytes);                  // exporters/atomic_file.h
 //
 // What the file holds:
 //   - graph input `input` [batch, C, H, W] and output `output` [batch, ...] (float32); `batch`
@@ -78,10 +78,5 @@ struct ModelInfo {
 };
 // Reads back the facts the CLI prints about serialized model bytes.
 ModelInfo describe(const std::string& bytes);
-
-// Writes `bytes` to `path` atomically: `<path>.tmp` in the same directory, fsync, rename over
-// `path`, fsync of the directory. On failure the .tmp is removed, an existing `path` is left as
-// it was, and std::runtime_error names the file and the reason.
-void write_file_atomic(const std::string& path, const std::string& bytes);
 
 }  // namespace dl::onnx_export

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "engine/ops/random.h"
+#include "exporters/atomic_file.h"
 
 namespace fs = std::filesystem;
 
@@ -137,14 +138,6 @@ CheckpointManager::CheckpointManager(std::string run_dir, CheckpointSpec spec)
   if (ec) throw CheckpointError(dir_, "cannot create the checkpoint directory: " + ec.message());
 }
 
-static void fsync_dir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-}
-
 std::string CheckpointManager::save(const Checkpoint& ckpt, int64_t step, bool numbered) {
   const std::string last = last_path();
   if (!numbered) {
@@ -157,7 +150,7 @@ std::string CheckpointManager::save(const Checkpoint& ckpt, int64_t step, bool n
   const std::string tmp = last + ".link.tmp";
   ::unlink(tmp.c_str());
   if (::link(path.c_str(), tmp.c_str()) == 0 && ::rename(tmp.c_str(), last.c_str()) == 0) {
-    fsync_dir(dir_);
+    sync_directory(dir_);
   } else {
     ::unlink(tmp.c_str());
     save_checkpoint(last, ckpt);
@@ -211,13 +204,7 @@ void truncate_metrics(const std::string& path, int64_t step) {
   }
   in.close();
   if (!dropped) return;
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << kept.str();
-    if (!out) throw std::runtime_error("cannot rewrite " + path);
-  }
-  fs::rename(tmp, path);
+  write_file_atomic(path, kept.str());
 }
 
 }  // namespace dl::train

@@ -68,7 +68,7 @@ class CheckpointManager {
 std::string resolve_checkpoint_path(const std::string& run_dir_or_file);
 
 // Keeps only metrics.jsonl records whose "step" is <= `step` (a resumed run rewrites the
-// steps it is about to repeat). Atomic (temp file + rename).
+// steps it is about to repeat). Atomic (write_file_atomic: temp file, fsync, rename).
 void truncate_metrics(const std::string& metrics_path, int64_t step);
 
 }  // namespace dl::train

@@ -12,6 +12,7 @@
 
 #include "engine/ops.h"
 #include "engine/train/signals.h"
+#include "exporters/atomic_file.h"
 
 namespace dl::train {
 namespace {
@@ -77,11 +78,7 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
   if (opt_.write_outputs) {
     run_dir_ = opt_.run_dir.empty() ? "runs/" + cfg_.name : opt_.run_dir;
     std::filesystem::create_directories(run_dir_);
-    {
-      std::ofstream f(run_dir_ + "/config.yaml");
-      f << cfg_.resolved_yaml;
-      if (!f) throw std::runtime_error("cannot write " + run_dir_ + "/config.yaml");
-    }
+    write_file_atomic(run_dir_ + "/config.yaml", cfg_.resolved_yaml);
     checkpoints_ = std::make_unique<CheckpointManager>(run_dir_, cfg_.checkpoint);
   }
   pos_.best_metric = cfg_.checkpoint.best.metric;
