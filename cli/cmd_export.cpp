@@ -58,19 +58,23 @@ std::string one_name(const std::vector<std::string>& names, const char* flag, co
 
 // A verification batch: the first `n` test images (train images when the config has no test
 // split) through the config's transforms, or a seeded standard-normal batch when the data files
-// cannot be read (the source is said either way).
-Tensor sample_batch(const Config& cfg, const Shape& sample, int64_t n, std::string& source) {
+// cannot be read, or hold fewer than `n` samples and `exact` asks for n (a static batch); the
+// source is said either way.
+Tensor sample_batch(const Config& cfg, const Shape& sample, int64_t n, bool exact, std::string& source) {
   try {
     data::IdxSplitSpec files = train::idx_spec(cfg.data);
     const bool test = !files.test.images.empty();
     auto ds = data::load_idx_dataset(test ? files.test : files.train, 0, test ? "test" : "train");
-    if (ds->sample_shape() == sample) {
+    if (ds->sample_shape() != sample) {
+      source = "a random normal batch (seed 0; the data's sample shape differs from --input-shape)";
+    } else if (exact && ds->size() < n) {
+      source = "a random normal batch (seed 0; the data has fewer samples than --batch-size)";
+    } else {
       n = std::min(n, ds->size());
       const std::string kind = test ? "test" : "training";
       source = n == 1 ? "the first " + kind + " image" : "the first " + std::to_string(n) + " " + kind + " images";
       return train::build_transforms(cfg.data).compile(ds->channels())(ds->images().narrow(0, 0, n).contiguous());
     }
-    source = "a random normal batch (seed 0; the data's sample shape differs from --input-shape)";
   } catch (const std::exception& e) {
     source = std::string("a random normal batch (seed 0; the data is not readable: ") + e.what() + ")";
   }
@@ -162,14 +166,7 @@ std::function<int()> setup_export(CLI::App& sub) {
         n = 1;
       }
     }
-    Tensor x = sample_batch(cfg, sample, n, source);
-    if (a->static_batch && x.size(0) != a->batch_size) {
-      Generator gen(0);
-      Shape s = x.shape();
-      s[0] = a->batch_size;
-      x = randn(s, gen);
-      source = "a random normal batch (seed 0; the data has fewer samples than --batch-size)";
-    }
+    Tensor x = sample_batch(cfg, sample, n, /*exact=*/a->static_batch, source);
     Tensor ref;
     {
       NoGradGuard no_grad;

@@ -53,20 +53,9 @@ class GraphBuilder {
 
   // A state_dict tensor as an initializer named by its key (float32, little-endian raw data).
   std::string weight(const LayerIO& io, const std::string& key) {
-    const std::string name = io.spec.name + "." + key;
-    auto it = exported_.find(name);
-    if (it != exported_.end()) return name;
-    const nn::NamedTensors sd = io.module.named_parameters();
-    const nn::NamedTensors buf = io.module.named_buffers();
-    Tensor t;
-    for (const auto* list : {&sd, &buf})
-      for (const auto& [k, v] : *list)
-        if (k == key) t = v;
-    if (!t.defined())
-      throw std::logic_error("ONNX export: node '" + io.spec.name + "' has no tensor '" + key + "'");
-    tensor(name, t.detach().to(DType::F32).cpu().contiguous());
-    exported_.insert(name);
-    return name;
+    for (const auto& [k, t] : io.module.state_dict())
+      if (k == key) return tensor(io.spec.name + "." + key, t.detach().to(DType::F32).cpu().contiguous());
+    throw std::logic_error("ONNX export: node '" + io.spec.name + "' has no tensor '" + key + "'");
   }
 
   std::string floats(const std::string& name, const std::vector<float>& v, const Shape& shape) {
@@ -103,7 +92,6 @@ class GraphBuilder {
 
   onnx::GraphProto& g_;
   std::set<std::string> names_;
-  std::set<std::string> exported_;
 };
 
 void attr(onnx::NodeProto& n, const std::string& name, int64_t v) {
