@@ -16,6 +16,7 @@
 #include "engine/ops.h"
 #include "exporters/checkpoint.h"
 #include "exporters/onnx_export.h"
+#include "tests/support/fixtures.h"
 #include "tests/support/onnxruntime.h"
 #include "tests/support/process.h"
 #include "tests/support/tempdir.h"
@@ -29,7 +30,6 @@ using dl::Tensor;
 using dl::test::TempDir;
 namespace ox = dl::onnx_export;
 
-const std::string kSource = DLTOOL_SOURCE_DIR;
 
 Config config_of(const std::string& yaml) { return dl::load_config_string(yaml, "export_test.yaml"); }
 
@@ -62,23 +62,16 @@ Tensor forward(GraphModel& m, const Tensor& x) {
   return m.forward(x).contiguous();
 }
 
-// |a - b| <= atol + rtol |b| everywhere (the issue's tolerance: rtol 1e-4, atol 1e-5).
+// |a - b| <= atol + rtol |b| everywhere (the issue's tolerance: rtol 1e-4, atol 1e-5), on finite
+// values (allclose lets NaN match NaN; an export must not produce one).
 void check_close(const Tensor& got, const Tensor& want, const std::string& what) {
   INFO(what);
-  REQUIRE(got.shape() == want.shape());
-  auto a = got.to_vector<float>();
-  auto b = want.to_vector<float>();
-  double worst = 0;
-  size_t bad = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    double d = std::fabs(double(a[i]) - b[i]);
-    if (!(d <= 1e-5 + 1e-4 * std::fabs(b[i]))) ++bad;
-    worst = std::max(worst, d);
-  }
-  INFO("max abs diff " << worst << ", " << bad << " of " << a.size() << " elements out of tolerance");
-  CHECK(bad == 0);
+  std::string report;
+  const bool close = dl::test::allclose(got, want, 1e-4, 1e-5, &report);
+  INFO(report);
+  CHECK(close);
+  for (float v : want.to_vector<float>()) REQUIRE(std::isfinite(v));
 }
-
 
 onnx::ModelProto parse(const std::string& bytes) {
   onnx::ModelProto m;
@@ -239,7 +232,7 @@ TEST_CASE("export: recipe models run in ONNX Runtime with dltool's numbers", "[e
   DLTOOL_REQUIRE_ORT();
   for (const char* recipe : {"mlp", "lenet", "cnn_bn"}) {
     INFO(recipe);
-    const std::string cfg_path = kSource + "/recipes/fashion_mnist/" + recipe + ".yaml";
+    const std::string cfg_path = dl::test::source_path(std::string("recipes/fashion_mnist/") + recipe + ".yaml");
     Config cfg = dl::load_config(cfg_path);
     TempDir d;
     auto [model, ckpt] = checkpoint_of(d, cfg);
@@ -259,8 +252,8 @@ TEST_CASE("export: recipe models run in ONNX Runtime with dltool's numbers", "[e
 TEST_CASE("export: PyTorch weights written with h5py export with --config", "[export][onnxruntime]") {
   DLTOOL_REQUIRE_ORT();
   // A weights-only file (a torch state_dict dumped by tests/fixtures/gen_parity.py): no /config.
-  const std::string weights = kSource + "/tests/fixtures/parity_lenet_final.h5";
-  const std::string recipe = kSource + "/recipes/fashion_mnist/lenet.yaml";
+  const std::string weights = dl::test::source_path("tests/fixtures/parity_lenet_final.h5");
+  const std::string recipe = dl::test::source_path("recipes/fashion_mnist/lenet.yaml");
   TempDir d;
   const std::string out = d.file("torch_lenet.onnx");
   auto without = export_cli(weights, out);
@@ -304,7 +297,7 @@ TEST_CASE("export: every supported opset passes the checker and runs", "[export]
 
 TEST_CASE("export: --static-batch fixes the batch dimension", "[export][onnxruntime]") {
   DLTOOL_REQUIRE_ORT();
-  Config cfg = dl::load_config(kSource + "/recipes/fashion_mnist/lenet.yaml");
+  Config cfg = dl::load_config(dl::test::source_path("recipes/fashion_mnist/lenet.yaml"));
   TempDir d;
   auto [model, ckpt] = checkpoint_of(d, cfg);
   const std::string out = d.file("static.onnx");
@@ -326,7 +319,7 @@ TEST_CASE("export: --static-batch fixes the batch dimension", "[export][onnxrunt
 
 TEST_CASE("export: input/output names, producer and the training config in the metadata", "[export][onnxruntime]") {
   DLTOOL_REQUIRE_ORT();
-  Config cfg = dl::load_config(kSource + "/recipes/fashion_mnist/mlp.yaml");
+  Config cfg = dl::load_config(dl::test::source_path("recipes/fashion_mnist/mlp.yaml"));
   TempDir d;
   auto [model, ckpt] = checkpoint_of(d, cfg);
   const std::string out = d.file("named.onnx");
@@ -415,12 +408,13 @@ TEST_CASE("export: a layer without an ONNX mapping names the node, type and opse
 }
 
 TEST_CASE("export: the same weights export to the same bytes, whichever device trained them", "[export]") {
-  Config cfg = dl::load_config(kSource + "/recipes/fashion_mnist/cnn_bn.yaml");
+  Config cfg = dl::load_config(dl::test::source_path("recipes/fashion_mnist/cnn_bn.yaml"));
   auto model = build(cfg, {1, 28, 28});
   TempDir d;
   const std::string cpu = save(d, "cpu.h5", *model, cfg.resolved_yaml);
   // The same weights from a CUDA run: its config says so (the tensors in the file carry no device).
-  Config cuda_cfg = dl::load_config(kSource + "/recipes/fashion_mnist/cnn_bn.yaml", {"train.device=cuda:0", "train.threads=2"});
+  Config cuda_cfg = dl::load_config(dl::test::source_path("recipes/fashion_mnist/cnn_bn.yaml"),
+                                    {"train.device=cuda:0", "train.threads=2"});
   REQUIRE(cuda_cfg.resolved_yaml != cfg.resolved_yaml);
   const std::string cuda = save(d, "cuda.h5", *model, cuda_cfg.resolved_yaml);
   auto a = export_cli(cpu, d.file("a.onnx"));
@@ -437,7 +431,7 @@ TEST_CASE("export: the same weights export to the same bytes, whichever device t
 }
 
 TEST_CASE("export --verify runs the file in OpenCV DNN and compares", "[export]") {
-  Config cfg = dl::load_config(kSource + "/recipes/fashion_mnist/cnn_bn.yaml");
+  Config cfg = dl::load_config(dl::test::source_path("recipes/fashion_mnist/cnn_bn.yaml"));
   TempDir d;
   auto [model, ckpt] = checkpoint_of(d, cfg);
   auto r = export_cli(ckpt, d.file("m.onnx"), {"--verify"});
@@ -492,7 +486,7 @@ TEST_CASE("export: bad input gets a clear error", "[export]") {
   CHECK(no_out.err.find("--output") != std::string::npos);
 
   // An unwritable output: the error names the file and the reason, and nothing is left behind.
-  Config cfg = dl::load_config(kSource + "/recipes/fashion_mnist/mlp.yaml");
+  Config cfg = dl::load_config(dl::test::source_path("recipes/fashion_mnist/mlp.yaml"));
   auto [model, ckpt] = checkpoint_of(d, cfg);
   const std::string bad = d.file("no_such_dir/m.onnx");
   auto nodir = export_cli(ckpt, bad);
@@ -505,7 +499,8 @@ TEST_CASE("export: bad input gets a clear error", "[export]") {
   CHECK(isdir.err.find("Is a directory") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(d.file("a_dir") + ".tmp"));
   // A checkpoint whose weights do not fit the config's model: strict loading names the keys.
-  auto other = export_cli(ckpt, d.file("m.onnx"), {"--config", kSource + "/recipes/fashion_mnist/lenet.yaml"});
+  auto other =
+      export_cli(ckpt, d.file("m.onnx"), {"--config", dl::test::source_path("recipes/fashion_mnist/lenet.yaml")});
   CHECK(other.exit_code == 1);
   CHECK(other.err.find(ckpt + ": its weights do not fit the model of") != std::string::npos);
   CHECK(other.err.find("\"conv1.weight\"") != std::string::npos);
