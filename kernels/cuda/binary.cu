@@ -108,13 +108,6 @@ struct OrOp {
                               ": unsupported dtype " + dtype_name(t) + " on cuda");
 }
 
-template <class T>
-T scalar_as(double v) {
-  if constexpr (std::is_integral_v<T>)
-    if (!(v > -9.2e18 && v < 9.2e18)) return T(0);
-  return static_cast<T>(v);
-}
-
 template <template <class> class Op, class T>
 void run(ScalarArgs s, const Tensor& x, const Tensor& y, Tensor& out) {
   launch_map2<T, T, T>(x, y, out, Op<T>{scalar_as<T>(s.a), scalar_as<T>(s.b), s.a, s.b});

@@ -18,12 +18,22 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "engine/tensor/tensor.h"
 #include "kernels/cuda/runtime.h"
 
 namespace dl::cuda {
+
+// An op's double scalar argument (ScalarArgs) as the kernel's T. Out-of-range values (the +-inf
+// of an unused Clamp bound) become 0 for integer T instead of undefined behaviour.
+template <class T>
+T scalar_as(double v) {
+  if constexpr (std::is_integral_v<T>)
+    if (!(v > -9.2e18 && v < 9.2e18)) return T(0);
+  return static_cast<T>(v);
+}
 
 constexpr int kMaxDims = 10;
 constexpr int kThreads = 256;

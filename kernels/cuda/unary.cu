@@ -64,14 +64,6 @@ struct LogicalNotOp {
                               ": unsupported dtype " + dtype_name(t) + " on cuda");
 }
 
-// A scalar argument as T. Integer ops never see +-inf here except as unused Clamp bounds.
-template <class T>
-T scalar_as(double v) {
-  if constexpr (std::is_integral_v<T>)
-    if (!(v > -9.2e18 && v < 9.2e18)) return T(0);
-  return static_cast<T>(v);
-}
-
 template <template <class> class Op, class T>
 void run(ScalarArgs s, const Tensor& x, Tensor& out) {
   launch_map1<T, T>(x, out, Op<T>{scalar_as<T>(s.a), scalar_as<T>(s.b), s.a, s.b});
