@@ -168,7 +168,10 @@ std::function<int()> setup_inspect(CLI::App& sub) {
       }
       if (!full.trainer.empty()) {
         json::Object tr;
-        for (const auto& [k, v] : full.trainer) std::visit([&](const auto& x) { tr.add(k, x); }, v);
+        for (const auto& [k, v] : full.trainer) {
+          const std::string& key = k;  // clang 14 (the fuzz build) cannot capture a structured binding
+          std::visit([&](const auto& x) { tr.add(key, x); }, v);
+        }
         out.add("trainer", tr);
       }
       out.add("config", c.config_yaml);

@@ -199,14 +199,18 @@ IdxHeader parse_header(Source& src, const std::string& who) {
   return h;
 }
 
-// Number of data bytes the dims declare; throws when it overflows 2^62.
+// Number of data bytes the dims declare; throws when the dims are impossibly large. A zero
+// dim declares no data, but the other dims still shape (and stride) the tensor, so their
+// product is bounded too: [0, 2^31, 2^31, 2^31] must not reach the tensor's int64 strides.
 uint64_t declared_bytes(const IdxHeader& h, const std::string& who) {
   unsigned __int128 total = 1;
+  bool empty = false;
   for (int64_t d : h.dims) {
-    total *= static_cast<uint64_t>(d);
+    empty = empty || d == 0;
+    total *= static_cast<uint64_t>(std::max<int64_t>(d, 1));
     if (total > (uint64_t(1) << 62)) fail(who, "IDX dims " + dims_str(h.dims) + " are impossibly large");
   }
-  return static_cast<uint64_t>(total);
+  return empty ? 0 : static_cast<uint64_t>(total);
 }
 
 // Counts the bytes left in `src` (for error messages), reading at most `limit`.

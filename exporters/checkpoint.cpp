@@ -259,8 +259,10 @@ class Writer {
       }
       if (!c.trainer.empty()) {
         Handle g = group(file.id(), "trainer", "/trainer");
-        for (const auto& [k, v] : c.trainer)
-          std::visit([&](const auto& x) { attr(g.id(), k, x, "/trainer"); }, v);
+        for (const auto& [k, v] : c.trainer) {
+          const std::string& key = k;  // clang 14 (the fuzz build) cannot capture a structured binding
+          std::visit([&](const auto& x) { attr(g.id(), key, x, "/trainer"); }, v);
+        }
       }
       if (!c.rng.empty()) {
         Handle g = group(file.id(), "rng", "/rng");

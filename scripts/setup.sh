@@ -8,7 +8,8 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(cmake g++ make libcli11-dev libyaml-cpp-dev libhdf5-dev hdf5-tools libprotobuf-dev
       protobuf-compiler libonnx-dev libopencv-dev libdnnl-dev catch2 zlib1g-dev
-      dataset-fashion-mnist python3-onnx nodejs)
+      dataset-fashion-mnist python3-onnx nodejs
+      clang libclang-rt-14-dev libomp-dev)  # the libFuzzer targets (scripts/fuzz.sh)
 if [ "${1:-}" = "--oracle" ]; then PKGS+=(python3-torch python3-h5py libopenblas0-pthread); fi
 missing=()
 for p in "${PKGS[@]}"; do

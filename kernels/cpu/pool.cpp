@@ -104,7 +104,9 @@ void max_pool_fwd_ref(const Pool2dShape& s, const T* x, T* y, int32_t* idx) {
   const Dims d(s);
   const int64_t kw = s.kw, sw = s.sw, pw = s.pw;
   const Windows wy = windows(d.oh, s.sh, s.ph, s.kh, d.h), wx = windows(d.ow, sw, pw, kw, d.w);
-  const auto [lo, hi] = interior(wx, kw);
+  // Plain variables, not a structured binding: clang 14 (the fuzz build) cannot capture those.
+  const std::pair<int64_t, int64_t> cols = interior(wx, kw);
+  const int64_t lo = cols.first, hi = cols.second;
   parallel_for(d.planes, std::max<int64_t>(1, 4096 / (d.h * d.w)), [&](int64_t p0, int64_t p1) {
     std::vector<int32_t> idx_row(idx ? 0 : d.ow);
     for (int64_t p = p0; p < p1; ++p) {

@@ -298,6 +298,10 @@ TEST_CASE("IDX: every malformed file is a DataError naming the file and the prob
         // dims whose product overflows 64 bits
         put(concat(idx_header({0xffffffffu, 0xffffffffu, 0xffffffffu}), Bytes(10, 1)));
         CHECK_THAT(data_error_of([&] { read_idx_u8(p); }), Contains(p) && Contains("impossibly large"));
+        // ... also when a zero dim makes the data empty (found by fuzz_idx: the other dims
+        // overflowed the tensor's strides; tests/fuzz/idx/zero_dim_huge_dims)
+        put(idx_header({0, 0xe1a3d745u, 0x5a7e9c9fu, 0xfd650400u}));
+        CHECK_THAT(data_error_of([&] { read_idx_u8(p); }), Contains(p) && Contains("impossibly large"));
       }
     }
   }
