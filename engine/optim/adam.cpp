@@ -63,6 +63,11 @@ void Adam::validate(const Options& o) const {
   if (!(wd >= 0)) throw std::invalid_argument(type_ + ": Invalid weight_decay value: " + option_str(wd));
 }
 
+std::vector<std::string> Adam::slot_names(const Options& group) const {
+  if (group.at("amsgrad") != 0.0) return {"exp_avg", "exp_avg_sq", "max_exp_avg_sq"};
+  return {"exp_avg", "exp_avg_sq"};
+}
+
 void Adam::step() {
   NoGradGuard ng;
   for (ParamGroup& g : groups_) {

@@ -39,6 +39,7 @@ class Adam : public Optimizer {
   Adam(const NamedTensors& params, const AdamOptions& options = {});
   Adam(std::vector<ParamGroup> groups, const AdamOptions& options = {});
   void step() override;
+  std::vector<std::string> slot_names(const Options& group) const override;
 
  protected:
   Adam(std::string type, std::vector<ParamGroup> groups, Options defaults, bool decoupled);

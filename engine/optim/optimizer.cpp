@@ -102,6 +102,7 @@ void Optimizer::load_state_dict(const OptimizerState& s) {
     throw std::invalid_argument("loaded optimizer state has " + std::to_string(s.param_groups.size()) +
                                 " parameter groups, this optimizer has " + std::to_string(groups_.size()));
   std::map<std::string, const Tensor*> by_name;
+  std::map<std::string, size_t> group_of;
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     const auto& want = groups_[gi].names;
     const auto& got = s.param_groups[gi].names;
@@ -114,6 +115,7 @@ void Optimizer::load_state_dict(const OptimizerState& s) {
         throw std::invalid_argument("loaded optimizer state: group " + std::to_string(gi) + " parameter " +
                                     std::to_string(i) + " is '" + got[i] + "', expected '" + want[i] + "'");
       by_name[want[i]] = &groups_[gi].params[i];
+      group_of[want[i]] = gi;
     }
     validate(s.param_groups[gi].options);
   }
@@ -124,10 +126,30 @@ void Optimizer::load_state_dict(const OptimizerState& s) {
     if (it == by_name.end())
       throw std::invalid_argument("loaded optimizer state has state for unknown parameter '" + name + "'");
     const Tensor& p = *it->second;
+    if (ps.step < 0)
+      throw std::invalid_argument("loaded optimizer state: " + name + " has step " + std::to_string(ps.step) +
+                                  ", expected an integer >= 0");
+    std::vector<std::string> want = slot_names(s.param_groups[group_of.at(name)].options);
+    std::vector<std::string> got;
+    for (const auto& [slot, t] : ps.slots)
+      if (t.defined()) got.push_back(slot);
+    std::sort(want.begin(), want.end());
+    if (got != want) {
+      auto list = [](const std::vector<std::string>& v) {
+        std::string out;
+        for (const auto& x : v) out += (out.empty() ? "" : ", ") + x;
+        return out.empty() ? std::string("none") : out;
+      };
+      throw std::invalid_argument("loaded optimizer state: " + name + " has slots [" + list(got) + "], " + type_ +
+                                  " with these options keeps [" + list(want) + "]");
+    }
     ParamState out;
     out.step = ps.step;
     for (const auto& [slot, t] : ps.slots) {
       if (!t.defined()) continue;
+      if (!is_floating(t.dtype()))
+        throw std::invalid_argument("loaded optimizer state: " + name + "/" + slot + " is " + dtype_name(t.dtype()) +
+                                    ", expected a floating-point tensor");
       if (t.shape() != p.shape())
         throw std::invalid_argument("loaded optimizer state: " + name + "/" + slot + " has shape " +
                                     shape_str(t.shape()) + ", parameter has shape " + shape_str(p.shape()));

@@ -84,8 +84,13 @@ class Optimizer {
 
   OptimizerState state_dict() const;
   // Restores group options and per-parameter state (slots are copied onto each parameter's
-  // device and dtype). The groups must hold the same parameter names in the same order.
+  // device and dtype). The groups must hold the same parameter names in the same order, the
+  // options pass validate(), steps are >= 0 and each parameter's state holds exactly the slots
+  // slot_names() lists for its group (a partial state would be recreated or crash the update).
   void load_state_dict(const OptimizerState& s);
+  // The state slots a parameter of a group with options `group` has once it was updated
+  // (SGD: momentum_buffer when momentum != 0; Adam: exp_avg, exp_avg_sq [, max_exp_avg_sq]).
+  virtual std::vector<std::string> slot_names(const Options& group) const = 0;
 
   // Fused kernels on/off (default on; off forces the engine-op path, e.g. to test it).
   void set_fused(bool on) { fused_ = on; }

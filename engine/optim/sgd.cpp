@@ -46,6 +46,11 @@ void SGD::validate(const Options& o) const {
     throw std::invalid_argument("SGD: Nesterov momentum requires a momentum and zero dampening");
 }
 
+std::vector<std::string> SGD::slot_names(const Options& group) const {
+  if (group.at("momentum") == 0.0) return {};
+  return {"momentum_buffer"};
+}
+
 void SGD::step() {
   NoGradGuard ng;
   for (ParamGroup& g : groups_) {

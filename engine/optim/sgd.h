@@ -26,6 +26,7 @@ class SGD : public Optimizer {
   SGD(const NamedTensors& params, const SGDOptions& options);
   SGD(std::vector<ParamGroup> groups, const SGDOptions& options);
   void step() override;
+  std::vector<std::string> slot_names(const Options& group) const override;
 
  protected:
   void validate(const Options& o) const override;

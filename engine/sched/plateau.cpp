@@ -84,8 +84,11 @@ void ReduceLROnPlateau::save_extra(SchedulerState& s) const {
 
 void ReduceLROnPlateau::load_extra(const SchedulerState& s) {
   auto get = [&](const char* k, auto& out) {
-    if (auto it = s.scalars.find(k); it != s.scalars.end())
-      out = static_cast<std::remove_reference_t<decltype(out)>>(it->second);
+    using T = std::remove_reference_t<decltype(out)>;
+    if (auto it = s.scalars.find(k); it != s.scalars.end()) {
+      if constexpr (std::is_integral_v<T>) out = state_int(s, k, it->second);
+      else out = it->second;
+    }
   };
   PlateauOptions o = options;
   get("factor", o.factor);

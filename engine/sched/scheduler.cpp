@@ -4,6 +4,7 @@
 #include <cmath>
 #include <numbers>
 #include <stdexcept>
+#include <type_traits>
 
 namespace dl::sched {
 namespace {
@@ -14,20 +15,21 @@ int64_t py_mod(int64_t a, int64_t b) {
   return r < 0 ? r + b : r;
 }
 
-double need(const SchedulerState& s, const char* key) {
-  auto it = s.scalars.find(key);
-  if (it == s.scalars.end())
-    throw std::invalid_argument(s.type + " state has no '" + std::string(key) + "'");
-  return it->second;
-}
-
 template <class T>
 void restore(const SchedulerState& s, const char* key, T& out) {
   auto it = s.scalars.find(key);
-  if (it != s.scalars.end()) out = static_cast<T>(it->second);
+  if (it == s.scalars.end()) return;
+  if constexpr (std::is_integral_v<T>) out = state_int(s, key, it->second);
+  else out = static_cast<T>(it->second);
 }
 
 }  // namespace
+
+int64_t state_int(const SchedulerState& s, const std::string& key, double v) {
+  if (!(v == std::trunc(v) && std::abs(v) < 9.2e18))
+    throw std::invalid_argument(s.type + " state: " + key + " is " + optim::option_str(v) + ", expected an integer");
+  return static_cast<int64_t>(v);
+}
 
 // ---------------------------------------------------------------------------
 // base
@@ -100,7 +102,8 @@ void LRScheduler::load_state_dict(const SchedulerState& s) {
       throw std::invalid_argument(type() + " state: " + key + " has " + std::to_string(it->second.size()) +
                                   " entries for " + std::to_string(n) + " param groups");
   }
-  last_epoch_ = static_cast<int64_t>(need(s, "last_epoch"));
+  if (!s.scalars.count("last_epoch")) throw std::invalid_argument(s.type + " state has no 'last_epoch'");
+  restore(s, "last_epoch", last_epoch_);
   restore(s, "_step_count", step_count_);
   if (auto it = s.lists.find("base_lrs"); it != s.lists.end()) base_lrs_ = it->second;
   if (auto it = s.lists.find("_last_lr"); it != s.lists.end()) last_lr_ = it->second;
@@ -112,8 +115,12 @@ void LRScheduler::load_state_dict(const SchedulerState& s) {
 // ---------------------------------------------------------------------------
 StepLR::StepLR(optim::Optimizer& opt, int64_t step_size_, double gamma_, int64_t last_epoch)
     : LRScheduler(opt, last_epoch, true), step_size(step_size_), gamma(gamma_) {
-  if (step_size <= 0) throw std::invalid_argument("StepLR: step_size must be positive");
+  check_args();
   initial_step();
+}
+
+void StepLR::check_args() const {
+  if (step_size <= 0) throw std::invalid_argument("StepLR: step_size must be positive");
 }
 
 std::vector<double> StepLR::get_lr() {
@@ -130,6 +137,7 @@ void StepLR::save_extra(SchedulerState& s) const {
 void StepLR::load_extra(const SchedulerState& s) {
   restore(s, "step_size", step_size);
   restore(s, "gamma", gamma);
+  check_args();
 }
 
 // ---------------------------------------------------------------------------
@@ -156,7 +164,7 @@ void MultiStepLR::save_extra(SchedulerState& s) const {
 void MultiStepLR::load_extra(const SchedulerState& s) {
   if (auto it = s.lists.find("milestones"); it != s.lists.end()) {
     milestones.clear();
-    for (double v : it->second) milestones.push_back(static_cast<int64_t>(v));
+    for (double v : it->second) milestones.push_back(state_int(s, "milestones", v));
     std::sort(milestones.begin(), milestones.end());
   }
   restore(s, "gamma", gamma);
@@ -185,8 +193,12 @@ void ExponentialLR::load_extra(const SchedulerState& s) { restore(s, "gamma", ga
 // ---------------------------------------------------------------------------
 CosineAnnealingLR::CosineAnnealingLR(optim::Optimizer& opt, int64_t T_max_, double eta_min_, int64_t last_epoch)
     : LRScheduler(opt, last_epoch, true), T_max(T_max_), eta_min(eta_min_) {
-  if (T_max <= 0) throw std::invalid_argument("CosineAnnealingLR: T_max must be positive");
+  check_args();
   initial_step();
+}
+
+void CosineAnnealingLR::check_args() const {
+  if (T_max <= 0) throw std::invalid_argument("CosineAnnealingLR: T_max must be positive");
 }
 
 std::vector<double> CosineAnnealingLR::get_lr() {
@@ -217,6 +229,7 @@ void CosineAnnealingLR::save_extra(SchedulerState& s) const {
 void CosineAnnealingLR::load_extra(const SchedulerState& s) {
   restore(s, "T_max", T_max);
   restore(s, "eta_min", eta_min);
+  check_args();
 }
 
 // ---------------------------------------------------------------------------
@@ -224,12 +237,16 @@ void CosineAnnealingLR::load_extra(const SchedulerState& s) {
 // ---------------------------------------------------------------------------
 LinearLR::LinearLR(optim::Optimizer& opt, double start, double end, int64_t total, int64_t last_epoch)
     : LRScheduler(opt, last_epoch, true), start_factor(start), end_factor(end), total_iters(total) {
-  if (start_factor > 1.0 || start_factor < 0)
+  check_args();
+  initial_step();
+}
+
+void LinearLR::check_args() const {
+  if (!(start_factor <= 1.0 && start_factor >= 0))
     throw std::invalid_argument("LinearLR: Starting multiplicative factor expected to be between 0 and 1.");
-  if (end_factor > 1.0 || end_factor < 0)
+  if (!(end_factor <= 1.0 && end_factor >= 0))
     throw std::invalid_argument("LinearLR: Ending multiplicative factor expected to be between 0 and 1.");
   if (total_iters < 0) throw std::invalid_argument("LinearLR: total_iters must be non-negative");
-  initial_step();
 }
 
 std::vector<double> LinearLR::get_lr() {
@@ -255,6 +272,7 @@ void LinearLR::load_extra(const SchedulerState& s) {
   restore(s, "start_factor", start_factor);
   restore(s, "end_factor", end_factor);
   restore(s, "total_iters", total_iters);
+  check_args();
 }
 
 }  // namespace dl::sched

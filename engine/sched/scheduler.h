@@ -32,6 +32,10 @@ struct SchedulerState {
   std::map<std::string, std::string> strings;
 };
 
+// A state value (stored as a double) for an integer member: throws std::invalid_argument for
+// NaN, fractions and values beyond int64 (casting those would be undefined behaviour).
+int64_t state_int(const SchedulerState& s, const std::string& key, double v);
+
 class LRScheduler {
  public:
   virtual ~LRScheduler() = default;
@@ -90,6 +94,7 @@ class StepLR : public LRScheduler {
   std::vector<double> get_lr() override;
   void save_extra(SchedulerState& s) const override;
   void load_extra(const SchedulerState& s) override;
+  void check_args() const;  // the constructor's rules, also applied to a loaded state
 };
 
 // lr *= gamma^k at each milestone epoch (k = how often the epoch is listed).
@@ -133,6 +138,7 @@ class CosineAnnealingLR : public LRScheduler {
   std::vector<double> get_lr() override;
   void save_extra(SchedulerState& s) const override;
   void load_extra(const SchedulerState& s) override;
+  void check_args() const;  // the constructor's rules, also applied to a loaded state
 };
 
 // Linear warm-up: factor goes from start_factor to end_factor over total_iters epochs.
@@ -148,6 +154,7 @@ class LinearLR : public LRScheduler {
   std::vector<double> get_lr() override;
   void save_extra(SchedulerState& s) const override;
   void load_extra(const SchedulerState& s) override;
+  void check_args() const;  // the constructor's rules, also applied to a loaded state
 };
 
 }  // namespace dl::sched

@@ -489,3 +489,60 @@ TEST_CASE("cuda: optimizer steps on GPU parameters match the CPU", "[cuda][optim
     check_against_fixture(*c, tr, 1e-9, 1e-12);
   }
 }
+
+TEST_CASE("restored optimizer and scheduler states are checked like constructor arguments", "[optim][sched][restore]") {
+  Tensor a = ones({3}).requires_grad_();
+  optim::NamedTensors params{{"a", a}};
+  optim::SGD opt(params, {.lr = 0.1, .momentum = 0.5});
+  a.set_grad(ones({3}));
+  opt.step();
+  // Optimizer: every slot its options need (a partial state would be recreated or crash Adam's
+  // update), a floating-point slot, a step >= 0.
+  optim::OptimizerState st = opt.state_dict();
+  st.state["a"].slots.clear();
+  CHECK_THROWS_WITH(opt.load_state_dict(st), Catch::Contains("a has slots [none], SGD with these options keeps [momentum_buffer]"));
+  st = opt.state_dict();
+  st.state["a"].slots["momentum_buffer"] = zeros({3}, DType::I64);
+  CHECK_THROWS_WITH(opt.load_state_dict(st), Catch::Contains("a/momentum_buffer is int64, expected a floating-point tensor"));
+  st = opt.state_dict();
+  st.state["a"].step = -1;
+  CHECK_THROWS_WITH(opt.load_state_dict(st), Catch::Contains("a has step -1, expected an integer >= 0"));
+  optim::Adam adam(params, {.amsgrad = true});
+  adam.step();
+  st = adam.state_dict();
+  st.state["a"].slots.erase("exp_avg_sq");
+  CHECK_THROWS_WITH(adam.load_state_dict(st),
+                    Catch::Contains("has slots [exp_avg, max_exp_avg_sq], Adam with these options keeps [exp_avg, exp_avg_sq, max_exp_avg_sq]"));
+  CHECK_NOTHROW(adam.load_state_dict(adam.state_dict()));
+
+  // Schedulers: a loaded value obeys the constructor's rules (T_max = 0 divided by zero), and
+  // an integer member never takes NaN, a fraction or a value beyond int64 (undefined casts).
+  sched::CosineAnnealingLR cos(opt, 10);
+  const sched::SchedulerState good = cos.state_dict();
+  sched::SchedulerState ss = good;
+  ss.scalars["T_max"] = 0;
+  CHECK_THROWS_WITH(cos.load_state_dict(ss), Catch::Contains("T_max must be positive"));
+  for (double bad : {std::nan(""), 2.5, 1e300}) {
+    ss = good;
+    ss.scalars["last_epoch"] = bad;
+    CHECK_THROWS_WITH(cos.load_state_dict(ss), Catch::Contains("CosineAnnealingLR state: last_epoch is") &&
+                                                   Catch::Contains("expected an integer"));
+  }
+  sched::StepLR step(opt, 3);
+  ss = step.state_dict();
+  ss.scalars["step_size"] = 0;
+  CHECK_THROWS_WITH(step.load_state_dict(ss), Catch::Contains("step_size must be positive"));
+  sched::MultiStepLR multi(opt, {2, 4});
+  ss = multi.state_dict();
+  ss.lists["milestones"] = {2, std::nan("")};
+  CHECK_THROWS_WITH(multi.load_state_dict(ss), Catch::Contains("milestones is nan, expected an integer"));
+  sched::LinearLR lin(opt);
+  ss = lin.state_dict();
+  ss.scalars["start_factor"] = std::nan("");
+  CHECK_THROWS_WITH(lin.load_state_dict(ss), Catch::Contains("Starting multiplicative factor"));
+  sched::ReduceLROnPlateau plateau(opt);
+  ss = plateau.state_dict();
+  ss.scalars["patience"] = std::nan("");
+  CHECK_THROWS_WITH(plateau.load_state_dict(ss), Catch::Contains("patience is nan, expected an integer"));
+  CHECK_NOTHROW(cos.load_state_dict(good));
+}
