@@ -27,6 +27,8 @@
 
 namespace dl {
 
+struct AttrSchema;  // engine/graph/layer_schema.h
+
 // ---- Errors ---------------------------------------------------------------------------------
 
 // One problem in a config: where, which key, what is wrong, and a hint when one helps.
@@ -227,5 +229,11 @@ std::string config_reference_markdown();
 // Closest candidate to `word` (Damerau-Levenshtein distance <= 2, or `word` is a prefix of it),
 // or "" when none is close. Exposed for the CLI's subcommand and flag suggestions.
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
+
+// The schema entry (kind, range, doc) of hyper-parameter `key` of optimizer or scheduler `type`,
+// as the config spells them (section "optimizer" or "scheduler", type "sgd", "cosine_annealing",
+// key "lr", "T_max"); nullptr when unknown. Lets a checkpoint's restored hyper-parameters be
+// checked with the config's own rules (engine/train/restore_check.h).
+const AttrSchema* find_hyper_schema(const std::string& section, const std::string& type, const std::string& key);
 
 }  // namespace dl

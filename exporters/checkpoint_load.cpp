@@ -153,6 +153,17 @@ class Reader {
     if (cls == H5T_INTEGER) {
       v.kind = Values::Int;
       v.ints.resize(n);
+      if (H5Tget_sign(type.id()) == H5T_SGN_NONE && H5Tget_size(type.id()) >= 8) {
+        // HDF5 would clamp values beyond int64 to its maximum without a word: refuse them.
+        std::vector<uint64_t> u(n);
+        check(src.read(H5T_NATIVE_UINT64, u.data()), "read " + where);
+        for (uint64_t i = 0; i < n; ++i) {
+          if (u[i] > static_cast<uint64_t>(INT64_MAX))
+            invalid(where + " holds " + std::to_string(u[i]) + ", beyond the int64 range dltool reads");
+          v.ints[i] = static_cast<int64_t>(u[i]);
+        }
+        return v;
+      }
       check(src.read(H5T_NATIVE_INT64, v.ints.data()), "read " + where);
     } else if (cls == H5T_ENUM) {
       // h5py's bool (and other integer enums): read the raw base integers.
@@ -519,6 +530,9 @@ uint64_t precheck(const std::string& path) {
                                "deliberate edit, blank the 512-byte dltool header: dd if=/dev/zero of=FILE bs=512 "
                                "count=1 conv=notrunc)";
     const uint64_t expect = ckpt_detail::kUserBlockBytes + ub.payload_bytes;
+    if (ub.version < 1)
+      bail("truncated or corrupt file: its dltool header (the first 512 bytes) has version " +
+           std::to_string(ub.version) + ", but dltool writes versions 1.." + std::to_string(ckpt_detail::kUserBlockVersion));
     if (size != expect)
       bail("truncated or corrupt file: it has " + std::to_string(size) + " bytes, but dltool wrote " +
            std::to_string(expect) + (size > expect ? edited : ""));

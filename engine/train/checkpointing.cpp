@@ -33,33 +33,16 @@ std::map<std::string, AttrScalar> position_to_attrs(const TrainerPosition& p) {
   return a;
 }
 
-TrainerPosition position_from_attrs(const std::map<std::string, AttrScalar>& a, const std::string& path) {
-  auto get_i = [&](const char* k) -> int64_t {
-    auto it = a.find(k);
-    if (it == a.end() || !std::holds_alternative<int64_t>(it->second))
-      throw CheckpointError(path, std::string("/trainer has no integer attribute '") + k +
-                                      "' (a weights-only file? use --init-from to load weights)");
-    return std::get<int64_t>(it->second);
-  };
-  auto get_d = [&](const char* k, double def) {
-    auto it = a.find(k);
-    return it != a.end() && std::holds_alternative<double>(it->second) ? std::get<double>(it->second) : def;
-  };
-  TrainerPosition p;
-  p.epoch = get_i("epoch");
-  p.global_step = get_i("global_step");
-  p.batch_in_epoch = get_i("batch_in_epoch");
-  p.loader_seed = static_cast<uint64_t>(get_i("loader_seed"));
-  p.window_loss = get_d("window_loss", 0.0);
-  p.window_steps = get_i("window_steps");
-  p.window_samples = get_i("window_samples");
-  if (auto it = a.find("best_metric"); it != a.end() && std::holds_alternative<std::string>(it->second))
-    p.best_metric = std::get<std::string>(it->second);
-  if (auto it = a.find("best_value"); it != a.end() && std::holds_alternative<double>(it->second))
-    p.best_value = std::get<double>(it->second);
-  if (auto it = a.find("finished"); it != a.end() && std::holds_alternative<int64_t>(it->second))
-    p.finished = std::get<int64_t>(it->second) != 0;
-  return p;
+nn::LoadResult apply_weights(nn::Module& model, const StateDict& weights, bool strict, const std::string& path,
+                             const std::string& config_path) {
+  try {
+    return model.load_state_dict(weights, strict);
+  } catch (const std::exception& e) {
+    throw CheckpointError(path, "cannot load the weights of '" + path + "' into the model of " + config_path + ": " +
+                                    e.what() + "\n(use the config the checkpoint was trained with — eval and export use "
+                                    "the checkpoint's own config when no --config is given — or, for train --init-from, "
+                                    "--no-strict to load only the keys that match)");
+  }
 }
 
 // ---- /rng ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "configs/config.h"
+#include "engine/nn/module.h"
 #include "exporters/checkpoint.h"
 
 namespace dl::train {
@@ -30,9 +31,14 @@ struct TrainerPosition {
   bool finished = false;        // the run reached its end
 };
 
+// Read back (and validated) by check_restored_state (engine/train/restore_check.h).
 std::map<std::string, AttrScalar> position_to_attrs(const TrainerPosition& p);
-// Throws CheckpointError (naming `path`) when a required attribute is missing.
-TrainerPosition position_from_attrs(const std::map<std::string, AttrScalar>& a, const std::string& path);
+
+// Loads weights read from `path` into `model` (strict: like PyTorch's load_state_dict(strict=True)).
+// A mismatch (missing or unexpected keys, shapes) throws CheckpointError naming the file, the
+// keys, the config whose model it is (`config_path`) and the fix.
+nn::LoadResult apply_weights(nn::Module& model, const StateDict& weights, bool strict, const std::string& path,
+                             const std::string& config_path);
 
 // Saves every default generator (cpu, cuda:N) as /rng/<device>.
 std::map<std::string, std::vector<uint8_t>> capture_rng();

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "engine/ops.h"
+#include "engine/train/restore_check.h"
 #include "engine/train/signals.h"
 #include "exporters/atomic_file.h"
 
@@ -83,7 +84,7 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
   }
   pos_.best_metric = cfg_.checkpoint.best.metric;
   if (opt_.init_weights) {
-    nn::LoadResult lr = model_->load_state_dict(*opt_.init_weights, opt_.strict);
+    nn::LoadResult lr = apply_weights(*model_, *opt_.init_weights, opt_.strict, opt_.init_path, cfg_.source_path);
     std::ostringstream os;
     os << "initialised weights from " << opt_.init_path;
     if (!lr.missing_keys.empty()) {
@@ -106,29 +107,40 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
   }
 }
 
+bool Trainer::scheduler_per_step() const {
+  return scheduler_ && cfg_.scheduler.interval == "step" && !scheduler_->needs_metric();
+}
+
 void Trainer::restore(const Checkpoint& c, const std::string& path) {
-  model_->load_state_dict(c.model, /*strict=*/true);
-  if (!c.optimizer) throw CheckpointError(path, "has no /optimizer state: cannot resume (use --init-from to load only weights)");
-  optim::OptimizerState os;
-  os.type = c.optimizer->type;
-  os.defaults = c.optimizer->defaults;
-  for (const auto& g : c.optimizer->groups) os.param_groups.push_back({g.params, g.hyper});
-  for (const auto& [k, st] : c.optimizer->state) os.state[k] = optim::ParamState{st.step, st.slots};
-  optimizer_->load_state_dict(os);
-  if (scheduler_) {
-    if (!c.scheduler) throw CheckpointError(path, "has no /scheduler state but the config has a scheduler");
-    sched::SchedulerState ss;
-    ss.type = c.scheduler->type;
-    ss.scalars = c.scheduler->scalars;
-    ss.lists = c.scheduler->lists;
-    scheduler_->load_state_dict(ss);
+  // Everything is checked before anything is applied; what the engine still refuses (and does
+  // not know the file of) is reported as a problem of this file.
+  RestoredState checked = check_restored_state(
+      c, path, {cfg_, *optimizer_, scheduler_.get(), scheduler_per_step(), train_loader_->batches_per_epoch()});
+  for (const std::string& w : checked.warnings) std::cerr << "warning: " << w << "\n";
+  apply_weights(*model_, c.model, /*strict=*/true, path, cfg_.source_path);
+  try {
+    optim::OptimizerState os;
+    os.type = c.optimizer->type;
+    os.defaults = c.optimizer->defaults;
+    for (const auto& g : c.optimizer->groups) os.param_groups.push_back({g.params, g.hyper});
+    for (const auto& [k, st] : c.optimizer->state) os.state[k] = optim::ParamState{st.step, st.slots};
+    optimizer_->load_state_dict(os);
+    if (scheduler_) {
+      sched::SchedulerState ss;
+      ss.type = c.scheduler->type;
+      ss.scalars = c.scheduler->scalars;
+      ss.lists = c.scheduler->lists;
+      scheduler_->load_state_dict(ss);
+    }
+    restore_rng(c.rng);
+  } catch (const std::exception& e) {
+    throw CheckpointError(path, "cannot resume from '" + path + "': " + e.what());
   }
-  pos_ = position_from_attrs(c.trainer, path);
+  pos_ = checked.position;
   if (pos_.best_metric != cfg_.checkpoint.best.metric) {
     pos_.best_metric = cfg_.checkpoint.best.metric;
     pos_.best_value.reset();
   }
-  restore_rng(c.rng);
   step_ = pos_.global_step;
   epoch_ = pos_.epoch;
   window_loss_ = pos_.window_loss;
@@ -185,6 +197,7 @@ void Trainer::update_best(const EvalResult& r) {
   else if (name == "loss") v = r.loss;
   else if (r.top_k_accuracy && name == "top" + std::to_string(r.top_k)) v = *r.top_k_accuracy;
   else return;
+  if (std::isnan(v)) return;  // never "best" (and a resume refuses a NaN best_value)
   std::string mode = cfg_.checkpoint.best.mode;
   if (mode == "auto") mode = name == "loss" ? "min" : "max";
   bool better = !pos_.best_value || (mode == "min" ? v < *pos_.best_value : v > *pos_.best_value);
@@ -285,7 +298,7 @@ RunResult Trainer::run() {
   int64_t total = ts.max_steps > 0 ? ts.max_steps : per_epoch * ts.epochs;
   if (ts.max_steps > 0 && ts.epochs > 0) total = std::min(total, per_epoch * ts.epochs);
   const int64_t epochs = ts.epochs;
-  const bool step_sched = scheduler_ && cfg_.scheduler.interval == "step" && !scheduler_->needs_metric();
+  const bool step_sched = scheduler_per_step();
   std::optional<SignalGuard> signals;
   if (opt_.handle_signals) signals.emplace();
   start_time_ = now_s();

@@ -90,6 +90,7 @@ class Trainer {
  private:
   void log_eval(const EvalResult& r, bool final);
   void restore(const Checkpoint& c, const std::string& path);
+  bool scheduler_per_step() const;  // stepped after every optimizer step (else once per epoch)
   void save_checkpoint_now(bool numbered, bool finished);
   void update_best(const EvalResult& r);
   std::shared_ptr<const data::Dataset> split_dataset(const std::string& split) const;
