@@ -83,6 +83,15 @@ class Checker {
     return integer(where, AttrScalar(d), lo, hi);
   }
 
+  // A number stored as float64 or int64; NaN is always refused, infinity unless `allow_inf`.
+  double number(const std::string& where, const AttrScalar& a, bool allow_inf) const {
+    if (const auto* s = std::get_if<std::string>(&a)) fail(where, "is the string '" + *s + "', expected a number");
+    const double v = std::holds_alternative<double>(a) ? std::get<double>(a) : static_cast<double>(std::get<int64_t>(a));
+    if (std::isnan(v) || (!allow_inf && std::isinf(v)))
+      fail(where, "is " + format_double(v) + (allow_inf ? ", expected a number or +-inf" : ", expected a finite number"));
+    return v;
+  }
+
   // Exactly the keys `want` (required ones all present, nothing unknown).
   void same_keys(const std::string& group, const std::set<std::string>& got, const std::set<std::string>& want,
                  const std::set<std::string>& optional = {}) const {
@@ -144,23 +153,14 @@ TrainerPosition check_trainer(const Checker& ck, const std::map<std::string, Att
   const __int128 max_samples = static_cast<__int128>(p.window_steps) * t.cfg.data.loader.batch_size;
   p.window_samples = ck.integer(where("window_samples"), at("window_samples"), 0,
                                 static_cast<int64_t>(std::min<__int128>(max_samples, kMaxI64)));
-  if (const auto* s = std::get_if<std::string>(&at("window_loss")))
-    ck.fail(where("window_loss"), "is the string '" + *s + "', expected a finite number");
-  p.window_loss = std::holds_alternative<double>(at("window_loss")) ? std::get<double>(at("window_loss"))
-                                                                    : static_cast<double>(std::get<int64_t>(at("window_loss")));
-  if (!std::isfinite(p.window_loss)) ck.fail(where("window_loss"), "is " + format_double(p.window_loss) + ", expected a finite number");
+  p.window_loss = ck.number(where("window_loss"), at("window_loss"), /*allow_inf=*/false);
   p.finished = ck.integer(where("finished"), at("finished"), 0, 1) != 0;
   if (auto it = a.find("best_metric"); it != a.end()) {
     if (!std::holds_alternative<std::string>(it->second)) ck.fail(where("best_metric"), "should be a string");
     p.best_metric = std::get<std::string>(it->second);
   }
-  if (auto it = a.find("best_value"); it != a.end()) {
-    if (std::holds_alternative<std::string>(it->second)) ck.fail(where("best_value"), "should be a number");
-    double v = std::holds_alternative<double>(it->second) ? std::get<double>(it->second)
-                                                          : static_cast<double>(std::get<int64_t>(it->second));
-    if (std::isnan(v)) ck.fail(where("best_value"), "is NaN, expected a number");
-    p.best_value = v;
-  }
+  // An evaluation loss may overflow to infinity; update_best never records NaN.
+  if (auto it = a.find("best_value"); it != a.end()) p.best_value = ck.number(where("best_value"), it->second, true);
   return p;
 }
 
@@ -171,6 +171,21 @@ void check_options(const Checker& ck, const std::string& group, const std::map<s
   for (const auto& [k, v] : got) ck.value(attr_where(k, group), v, optimizer_rule(cfg_type, k));
 }
 
+// An optimizer slot: floating point, the parameter's shape, finite (a NaN momentum would only
+// surface steps later as a NaN loss that names no file).
+void check_slot(const Checker& ck, const std::string& where, const Tensor& t, const Shape& param_shape) {
+  if (!is_floating(t.dtype())) ck.fail(where, std::string("is ") + dtype_name(t.dtype()) + ", expected a floating-point tensor");
+  if (t.shape() != param_shape)
+    ck.fail(where, "has shape " + shape_str(t.shape()) + ", the parameter has " + shape_str(param_shape));
+  const int64_t n = t.dtype() == DType::F32 || t.dtype() == DType::F64 ? t.numel() : 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = t.dtype() == DType::F32 ? static_cast<const float*>(t.raw_data())[i]
+                                             : static_cast<const double*>(t.raw_data())[i];
+    if (!std::isfinite(v))
+      ck.fail(where, "holds " + format_double(v) + " at flat index " + std::to_string(i) + ", expected finite values");
+  }
+}
+
 void check_optimizer(const Checker& ck, const std::optional<OptimizerState>& o, const RestoreTarget& t) {
   if (!o) ck.fail("/optimizer", "is missing: a resume needs the optimizer state");
   const optim::OptimizerState live = t.optimizer.state_dict();
@@ -179,8 +194,10 @@ void check_optimizer(const Checker& ck, const std::optional<OptimizerState>& o, 
     ck.fail(attr_where("type", "/optimizer"), "is '" + o->type + "', but the config's optimizer is " + live.type);
   check_options(ck, "/optimizer", o->defaults, live.defaults, cfg_type);
   if (o->groups.size() != live.param_groups.size())
-    ck.fail("/optimizer/param_groups", "holds " + std::to_string(o->groups.size()) + " group(s), the config's optimizer has " +
-                                           std::to_string(live.param_groups.size()) + " (optimizer.param_groups + the default group)");
+    ck.fail("/optimizer/param_groups", "holds " + std::to_string(o->groups.size()) +
+                                           " group(s), the config's optimizer has " +
+                                           std::to_string(live.param_groups.size()) +
+                                           " (optimizer.param_groups + the default group)");
   std::map<std::string, std::pair<size_t, Shape>> params;  // name -> (group, shape)
   const auto& live_groups = t.optimizer.param_groups();
   for (size_t gi = 0; gi < o->groups.size(); ++gi) {
@@ -190,8 +207,10 @@ void check_optimizer(const Checker& ck, const std::optional<OptimizerState>& o, 
     if (got != want) {
       size_t i = 0;
       while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
-      std::string detail = i < got.size() && i < want.size() ? "entry " + std::to_string(i) + " is '" + got[i] + "', the model's is '" + want[i] + "'"
-                           : std::to_string(got.size()) + " parameter(s), the model's group has " + std::to_string(want.size());
+      std::string detail =
+          i < got.size() && i < want.size()
+              ? "entry " + std::to_string(i) + " is '" + got[i] + "', the model's is '" + want[i] + "'"
+              : std::to_string(got.size()) + " parameter(s), the model's group has " + std::to_string(want.size());
       ck.fail(attr_where("params", g), "does not list the model's parameters: " + detail);
     }
     check_options(ck, g, o->groups[gi].hyper, live.param_groups[gi].options, cfg_type);
@@ -205,20 +224,9 @@ void check_optimizer(const Checker& ck, const std::optional<OptimizerState>& o, 
     std::vector<std::string> slots = t.optimizer.slot_names(o->groups[it->second.first].hyper);
     std::set<std::string> want(slots.begin(), slots.end());
     if (keys_of(st.slots) != want)
-      ck.fail(g, "holds [" + join(keys_of(st.slots)) + "], " + live.type + " with these settings keeps [" + join(want) + "]");
-    for (const auto& [slot, tensor] : st.slots) {
-      const std::string w = g + "/" + slot;
-      if (!is_floating(tensor.dtype()))
-        ck.fail(w, std::string("is ") + dtype_name(tensor.dtype()) + ", expected a floating-point tensor");
-      if (tensor.shape() != it->second.second)
-        ck.fail(w, "has shape " + shape_str(tensor.shape()) + ", the parameter has " + shape_str(it->second.second));
-      const int64_t n = tensor.dtype() == DType::F32 || tensor.dtype() == DType::F64 ? tensor.numel() : 0;
-      for (int64_t i = 0; i < n; ++i) {
-        double v = tensor.dtype() == DType::F32 ? static_cast<const float*>(tensor.raw_data())[i]
-                                                : static_cast<const double*>(tensor.raw_data())[i];
-        if (!std::isfinite(v)) ck.fail(w, "holds " + format_double(v) + " at flat index " + std::to_string(i) + ", expected finite values");
-      }
-    }
+      ck.fail(g, "holds [" + join(keys_of(st.slots)) + "], " + live.type + " with these settings keeps [" +
+                     join(want) + "]");
+    for (const auto& [slot, tensor] : st.slots) check_slot(ck, g + "/" + slot, tensor, it->second.second);
   }
 }
 
@@ -261,8 +269,8 @@ void check_scheduler(const Checker& ck, const std::optional<SchedulerState>& s, 
     } else if (k == "cooldown_counter") {  // ReduceLROnPlateau: counts down from `cooldown`
       const double cooldown = s->scalars.count("cooldown") ? s->scalars.at("cooldown") : 0.0;
       ck.integer(w, v, 0, ck.integer(attr_where("cooldown", g), cooldown, 0, kMaxI64));
-    } else if (k == "best") {
-      if (std::isnan(v)) ck.fail(w, "is NaN, expected a number (or +-inf before the first evaluation)");
+    } else if (k == "best") {  // ReduceLROnPlateau: +-inf until the first evaluation
+      ck.number(w, v, /*allow_inf=*/true);
     } else {
       ck.value(w, v, scheduler_rule(cfg_type, k));
     }
@@ -272,8 +280,11 @@ void check_scheduler(const Checker& ck, const std::optional<SchedulerState>& s, 
     const std::string w = attr_where(k, g);
     const bool per_group = k == "base_lrs" || k == "_last_lr" || k == "min_lrs";
     if (per_group && list.size() != groups)
-      ck.fail(w, "has " + std::to_string(list.size()) + " entries, expected one per param group (" + std::to_string(groups) + ")");
-    AttrSchema rule = k == "base_lrs" || k == "_last_lr" ? optimizer_rule(t.cfg.optimizer.type, "lr") : scheduler_rule(cfg_type, k);
+      ck.fail(w, "has " + std::to_string(list.size()) + " entries, expected one per param group (" +
+                     std::to_string(groups) + ")");
+    // base_lrs and _last_lr are learning rates: the optimizer's lr rule.
+    AttrSchema rule = k == "base_lrs" || k == "_last_lr" ? optimizer_rule(t.cfg.optimizer.type, "lr")
+                                                         : scheduler_rule(cfg_type, k);
     if (!per_group && (list.size() < rule.min_len || list.size() > rule.max_len))
       ck.fail(w, "has " + std::to_string(list.size()) + " entries, expected " + describe_expected(rule));
     for (size_t i = 0; i < list.size(); ++i) ck.value(w + " entry " + std::to_string(i), list[i], rule);
