@@ -37,7 +37,13 @@ for t in "${selected[@]}"; do
   export ASAN_OPTIONS=$ASAN_BASE
   # libhdf5 has no frame pointers: only the slow unwinder sees the HDF5 function names the
   # suppressions match (about 3x slower, so only for the target that reaches HDF5).
-  if [ "$t" = checkpoint ]; then export ASAN_OPTIONS="$ASAN_BASE:fast_unwind_on_malloc=0"; fi
+  extra=()
+  if [ "$t" = checkpoint ]; then
+    export ASAN_OPTIONS="$ASAN_BASE:fast_unwind_on_malloc=0"
+    # HDF5 1.10 can loop forever in its (unchecksummed) global heap on a crafted file
+    # (tests/fuzz/hdf5_known/README.md): timeouts are recorded in $crashes, not fatal; crashes are.
+    extra=(-fork=1 -ignore_timeouts=1)
+  fi
   mkdir -p "$crashes"
   if [[ "${1:-}" =~ ^[0-9]+$ ]]; then
     corpus="$BUILD_DIR/corpus/$t"
@@ -46,7 +52,7 @@ for t in "${selected[@]}"; do
     echo "== fuzz_$t: $1 s over tests/fuzz/$t/ (+ $corpus); crashes -> $crashes/"
     # -rss_limit_mb: a run that needs more is a bug (every size is validated before allocating).
     # -timeout: any single input taking longer is a hang.
-    if ! "$bin" "$corpus" "tests/fuzz/$t" "${dict[@]}" -max_total_time="$1" -rss_limit_mb=2048 \
+    if ! "$bin" "$corpus" "tests/fuzz/$t" "${dict[@]}" "${extra[@]}" -max_total_time="$1" -rss_limit_mb=2048 \
          -timeout=20 -artifact_prefix="$crashes/" -print_final_stats=1 2>"$crashes/last.log"; then
       tail -n 60 "$crashes/last.log" >&2
       failed+=("$t")
