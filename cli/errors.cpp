@@ -7,6 +7,7 @@
 #include "configs/config.h"
 #include "datasets/data_error.h"
 #include "engine/graph/model.h"
+#include "engine/tensor/storage.h"
 #include "exporters/onnx_export.h"
 
 namespace dl::cli {
@@ -29,8 +30,12 @@ int run_guarded(const std::function<int()>& fn) {
   } catch (const DataError& e) {
     std::cerr << "error: " << e.what() << "\n";
     return kExitFailure;
-  } catch (const std::bad_alloc&) {
-    std::cerr << "error: out of memory\n";
+  } catch (const OutOfMemoryError& e) {  // names the tensor and what it was for (layer, file)
+    std::cerr << "error: " << e.what()
+              << " (free memory, lower data.loader.batch_size or make the model smaller)\n";
+    return kExitFailure;
+  } catch (const std::bad_alloc& e) {  // not from a tensor allocation
+    std::cerr << "error: out of memory (" << e.what() << ")\n";
     return kExitFailure;
   } catch (const std::exception& e) {
     std::cerr << "error: " << e.what() << "\n";

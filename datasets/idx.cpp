@@ -282,7 +282,12 @@ Tensor read_idx_u8(const std::string& path, int expected_ndim, const std::string
     }
   }
 
-  Tensor t = empty(h.dims, DType::U8);
+  Tensor t;
+  try {
+    t = empty(h.dims, DType::U8);
+  } catch (const OutOfMemoryError& e) {
+    throw e.with_context(who);
+  }
   uint8_t* dst = expected ? t.data<uint8_t>() : nullptr;
   uint64_t got = expected ? src.read(dst, static_cast<size_t>(expected)) : 0;
   if (got < expected) fail_truncated(who, h, expected, got, src.gzip(), src.cut_short());

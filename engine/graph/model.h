@@ -1,14 +1,16 @@
 // Model graph: builds a Module DAG from a ModelSpec (the `model:` section of a recipe).
 //
 // Nodes are evaluated in the order given; each reads the outputs of its `inputs` (the model
-// input is called "input"). Layer input sizes are inferred from the sample shape: the builder
-// constructs each layer once its input shapes are known and runs it on a zero batch of 1 to
-// learn its output shape. Children are registered under the node names, so state_dict keys
+// input is called "input"). Layer input sizes are inferred from the sample shape: each layer
+// type has a shape rule (output, parameter and buffer shapes from its input shapes) next to
+// its builder, so a whole model's shapes and parameter count are known without allocating
+// (infer_model_shapes); the builder then constructs each layer for its input shapes. Children are registered under the node names, so state_dict keys
 // are "0.weight" for the `layers:` shorthand (like nn.Sequential) or "conv1.weight".
 #pragma once
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/graph/spec.h"
@@ -17,12 +19,23 @@
 
 namespace dl {
 
+// Tensors a layer owns, by state_dict-relative name and shape: {"weight", [10, 84]}.
+using NamedShapes = std::vector<std::pair<std::string, Shape>>;
+
+// What a layer type's shape rule computes from its input shapes, allocating nothing.
+struct LayerShapes {
+  Shape output;         // without the batch dim
+  NamedShapes params;   // in the module's registration order
+  NamedShapes buffers;  // persistent and not
+};
+
 struct NodeSummary {
   std::string name;
   std::string type;
   std::vector<std::string> inputs;
   Shape output_shape;  // without the batch dim
   int64_t num_params = 0;
+  NamedShapes params, buffers;
 };
 
 class GraphModel final : public nn::Module {
@@ -60,6 +73,15 @@ class GraphError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Shape inference without building anything: one summary per node (output shape, parameter
+// and buffer shapes, parameter count) from the layer types' shape rules. Throws GraphError
+// (node, source location, problem and fix) for inputs a layer cannot take, empty outputs and
+// sizes that overflow int64. `dltool validate` and the memory estimate use it alone;
+// GraphModel runs it before allocating and checks every module it builds against it.
+std::vector<NodeSummary> infer_model_shapes(const ModelSpec& spec, const Shape& sample_shape);
+// The shape rule of one layer (input shapes without the batch dim). Throws GraphError.
+LayerShapes infer_layer_shapes(const LayerSpec& spec, const std::vector<Shape>& input_shapes);
+
 // Builds one layer module for `spec` given its input shapes (without batch). Used by
 // GraphModel; exposed for tests. Throws GraphError for unknown types or bad shapes.
 std::shared_ptr<nn::Module> build_layer(const LayerSpec& spec, const std::vector<Shape>& input_shapes,
@@ -70,5 +92,6 @@ bool has_layer_builder(const std::string& type);
 
 // "Node  Type  Output shape  Params" table with a total line.
 std::string format_summary(const GraphModel& model);
+std::string format_summary(const std::vector<NodeSummary>& summary, const Shape& sample_shape);
 
 }  // namespace dl

@@ -43,15 +43,6 @@ Tensor unbatch_like(const Tensor& y, const Tensor& x) { return x.dim() == 3 ? y.
 
 Tensor contig(const Tensor& t) { return t.defined() ? t.detach().contiguous() : Tensor(); }
 
-// PyTorch's pooling_output_shape: with ceil_mode the last window must start inside the input
-// or the left padding.
-int64_t pool_out_size(int64_t in, int64_t k, int64_t pad, int64_t stride, bool ceil_mode) {
-  int64_t num = in + 2 * pad - (k - 1) - 1 + (ceil_mode ? stride - 1 : 0);
-  int64_t out = (num >= 0 ? num / stride : -((-num + stride - 1) / stride)) + 1;  // floor division
-  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
-  return out;
-}
-
 Pool2dShape pool_shape(const Tensor& x4, Pair kernel, Pair stride, Pair padding, bool ceil_mode,
                        PoolKind kind, const char* op) {
   for (int i = 0; i < 2; ++i) {
@@ -108,6 +99,30 @@ Tensor pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding, bool ceil
 
 }  // namespace
 
+// ---- output sizes --------------------------------------------------------------------------
+namespace {
+int64_t floor_div(int64_t num, int64_t den) { return num >= 0 ? num / den : -((-num + den - 1) / den); }
+
+// in + 2 pad - span, where span is the (dilated) kernel extent.
+int64_t padded_minus(int64_t in, int64_t pad, int64_t span) {
+  const char* what = "the padded input size";
+  return checked_add(checked_add(in, checked_mul(pad, 2, what), what), -span, what);
+}
+}  // namespace
+
+int64_t conv_out_size(int64_t in, int64_t k, int64_t pad, int64_t stride, int64_t dilation) {
+  int64_t span = checked_add(checked_mul(dilation, k - 1, "the dilated kernel size"), 1, "the dilated kernel size");
+  return floor_div(padded_minus(in, pad, span), stride) + 1;
+}
+
+// PyTorch's pooling_output_shape.
+int64_t pool_out_size(int64_t in, int64_t k, int64_t pad, int64_t stride, bool ceil_mode) {
+  int64_t num = checked_add(padded_minus(in, pad, k), ceil_mode ? stride - 1 : 0, "the padded input size");
+  int64_t out = floor_div(num, stride) + 1;
+  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
+  return out;
+}
+
 // ---- convolution ---------------------------------------------------------------------------
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Pair padding,
               Pair dilation, int64_t groups) {
@@ -146,9 +161,9 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair st
   if (bias.defined() && (bias.dim() != 1 || bias.size(0) != s.o))
     throw std::invalid_argument("conv2d: bias " + shape_str(bias.shape()) + " does not match " +
                                 std::to_string(s.o) + " output channels");
-  s.oh = (s.h + 2 * s.ph - s.dh * (s.kh - 1) - 1) / s.sh + 1;
-  s.ow = (s.w + 2 * s.pw - s.dw * (s.kw - 1) - 1) / s.sw + 1;
-  if (s.h + 2 * s.ph < s.dh * (s.kh - 1) + 1 || s.w + 2 * s.pw < s.dw * (s.kw - 1) + 1)
+  s.oh = conv_out_size(s.h, s.kh, s.ph, s.sh, s.dh);
+  s.ow = conv_out_size(s.w, s.kw, s.pw, s.sw, s.dw);
+  if (s.oh <= 0 || s.ow <= 0)
     throw std::invalid_argument("conv2d: input " + shape_str(x.shape()) + " with padding " + pair_str(padding) +
                                 " is smaller than the dilated kernel " + shape_str(weight.shape()));
 

@@ -19,6 +19,13 @@ Tensor max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding = {0, 
 Tensor avg_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding = {0, 0},
                   bool ceil_mode = false, bool count_include_pad = true);
 Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size);
+// Output size of one spatial dim by PyTorch's rules, shared by the ops and the model graph's
+// shape inference; int64 overflow throws ShapeOverflowError instead of wrapping.
+// conv: floor((in + 2 pad - dilation (k - 1) - 1) / stride) + 1, <= 0 when the input is
+// smaller than the dilated kernel. pool: the same with dilation 1; with ceil_mode the last
+// window must start inside the input or the left padding.
+int64_t conv_out_size(int64_t in, int64_t k, int64_t pad, int64_t stride, int64_t dilation);
+int64_t pool_out_size(int64_t in, int64_t k, int64_t pad, int64_t stride, bool ceil_mode);
 // Batch norm over dim 1 of [N, C] or [N, C, *]. In training mode the batch statistics are used
 // and running_mean/running_var (if defined) are updated in place:
 //   running = (1 - momentum) * running + momentum * batch_stat   (unbiased var, like PyTorch).

@@ -1,6 +1,7 @@
 // Where a tensor lives: "cpu" or "cuda:N".
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace dl {
@@ -22,6 +23,19 @@ struct Device {
   // Parses "cpu", "cuda", "cuda:1". Throws std::invalid_argument naming the text.
   static Device parse(const std::string& text);
 };
+
+// Memory an allocation on a device can count on, and where the number comes from.
+struct AvailableMemory {
+  double bytes = 0;
+  std::string source;  // "MemAvailable in /proc/meminfo", "DLTOOL_MEMORY_LIMIT", ...
+};
+// CPU: the smaller of MemAvailable (/proc/meminfo) and the cgroup's limit minus its usage
+// (v2 memory.max - memory.current, v1 memory.limit_in_bytes - memory.usage_in_bytes).
+// The environment variable DLTOOL_MEMORY_LIMIT (bytes, or a number with a K, M, G or T
+// suffix: 512M, 8G) replaces the detection on every device; DLTOOL_MEMORY_LIMIT=none, or a
+// device whose free memory cannot be told, gives nullopt (no check). A malformed value throws
+// std::invalid_argument naming the variable.
+std::optional<AvailableMemory> available_memory(Device device);
 
 // True when the CUDA backend was compiled in and a device can be used right now.
 bool cuda_available();

@@ -1,5 +1,7 @@
 #include "engine/tensor/storage.h"
 
+#include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -10,6 +12,19 @@
 #include <vector>
 
 namespace dl {
+
+std::string format_bytes(double bytes) {
+  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int u = 0;
+  while (bytes >= 1024.0 && u < 6) {
+    bytes /= 1024.0;
+    ++u;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", bytes, kUnits[u]);
+  return buf;
+}
+
 namespace {
 
 // Caching host allocator: freed blocks are kept by (rounded) size and reused, so a training
@@ -28,21 +43,27 @@ class CpuAllocator final : public Allocator {
         void* p = it->second.back();
         it->second.pop_back();
         cached_bytes_ -= size;
+        note_allocated(size);
         return p;
       }
     }
-    void* p = std::aligned_alloc(64, size);
+    void* p = size >= nbytes ? std::aligned_alloc(64, size) : nullptr;  // size < nbytes: wrapped
     if (!p) {
       empty_cache();
-      p = std::aligned_alloc(64, size);
-      if (!p) throw std::bad_alloc();
+      p = size >= nbytes ? std::aligned_alloc(64, size) : nullptr;
+      if (!p)
+        throw OutOfMemoryError("out of memory: cannot allocate " + format_bytes(double(nbytes)) +
+                               " on cpu (" + format_bytes(double(in_use_.load())) +
+                               " already in use by tensors)");
     }
+    note_allocated(size);
     return p;
   }
 
   void deallocate(void* ptr, size_t nbytes) override {
     if (!ptr) return;
     size_t size = round(nbytes);
+    in_use_ -= size;
     std::lock_guard<std::mutex> lock(mu_);
     if (cached_bytes_ + size > kMaxCached) {
       std::free(ptr);
@@ -65,12 +86,23 @@ class CpuAllocator final : public Allocator {
     cached_bytes_ = 0;
   }
 
+  MemoryStats stats() const override { return {in_use_.load(), peak_.load()}; }
+  void reset_peak() override { peak_ = in_use_.load(); }
+
  private:
+  void note_allocated(size_t size) {
+    size_t now = in_use_ += size;
+    size_t peak = peak_.load();
+    while (now > peak && !peak_.compare_exchange_weak(peak, now)) {
+    }
+  }
+
   static size_t round(size_t n) { return (n + 255) & ~size_t(255); }
   static constexpr size_t kMaxCached = size_t(2) << 30;
   std::mutex mu_;
   std::map<size_t, std::vector<void*>> free_;
   size_t cached_bytes_ = 0;
+  std::atomic<size_t> in_use_{0}, peak_{0};
 };
 
 Allocator*& allocator_slot(DeviceType t) {

@@ -2,10 +2,39 @@
 #pragma once
 #include <cstddef>
 #include <memory>
+#include <new>
+#include <string>
 
 #include "engine/tensor/device.h"
 
 namespace dl {
+
+// An allocation the device could not satisfy. It derives from std::bad_alloc, so code that
+// catches bad_alloc still catches it; what() says how many bytes on which device, and each
+// level up the stack prefixes what was being allocated: the tensor (empty()), the layer
+// (GraphModel), the file (data and checkpoint readers) — see with_context().
+class OutOfMemoryError : public std::bad_alloc {
+ public:
+  explicit OutOfMemoryError(std::string message) : message_(std::move(message)) {}
+  const char* what() const noexcept override { return message_.c_str(); }
+  // The same error with "<context>: " in front of the message.
+  OutOfMemoryError with_context(const std::string& context) const {
+    return OutOfMemoryError(context + ": " + message_);
+  }
+
+ private:
+  std::string message_;
+};
+
+// "0 B", "512 B", "1.5 KiB", "5.8 TiB": byte counts in messages.
+std::string format_bytes(double bytes);
+
+// Bytes handed out by an allocator and not yet returned (blocks kept in its cache do not
+// count), and the largest such value since the last reset_peak().
+struct MemoryStats {
+  size_t in_use = 0;
+  size_t peak = 0;
+};
 
 // Device allocator interface. CPU uses an aligned, caching allocator; CUDA registers its own.
 struct Allocator {
@@ -19,6 +48,9 @@ struct Allocator {
   virtual void memset_zero(void* dst, size_t nbytes) = 0;
   virtual void synchronize() {}
   virtual void empty_cache() {}
+  // Allocation statistics (zero where an allocator does not track them).
+  virtual MemoryStats stats() const { return {}; }
+  virtual void reset_peak() {}
 };
 
 Allocator& allocator_for(DeviceType t);

@@ -28,6 +28,27 @@ int64_t shape_numel(const Shape& s) {
   return n;
 }
 
+int64_t checked_add(int64_t a, int64_t b, const char* what) {
+  int64_t r = 0;
+  if (__builtin_add_overflow(a, b, &r)) throw ShapeOverflowError(std::string(what) + " overflows int64");
+  return r;
+}
+
+int64_t checked_mul(int64_t a, int64_t b, const char* what) {
+  int64_t r = 0;
+  if (__builtin_mul_overflow(a, b, &r)) throw ShapeOverflowError(std::string(what) + " overflows int64");
+  return r;
+}
+
+int64_t checked_numel(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s)
+    if (__builtin_mul_overflow(n, d, &n))
+      throw ShapeOverflowError("the number of elements of shape " + shape_str(s) +
+                               " overflows int64");
+  return n;
+}
+
 Shape contiguous_strides(const Shape& s) {
   Shape st(s.size());
   int64_t acc = 1;
@@ -482,9 +503,19 @@ Tensor operator*(double a, const Tensor& b) { return mul(b, a); }
 Tensor empty(const Shape& shape, TensorOptions opt) {
   for (int64_t s : shape)
     if (s < 0) throw std::invalid_argument("negative dimension in shape " + shape_str(shape));
+  const int64_t nbytes = checked_mul(checked_numel(shape), static_cast<int64_t>(dtype_size(opt.dtype)),
+                                     "the byte size of a tensor");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<StorageImpl>(
-      static_cast<size_t>(shape_numel(shape)) * dtype_size(opt.dtype), opt.device);
+  try {
+    impl->storage = std::make_shared<StorageImpl>(static_cast<size_t>(nbytes), opt.device);
+  } catch (const OutOfMemoryError& e) {
+    throw e.with_context("tensor " + shape_str(shape) + " " + dtype_name(opt.dtype) + " (" +
+                         format_bytes(static_cast<double>(nbytes)) + ")");
+  } catch (const std::bad_alloc&) {  // the shared_ptr control block, or a backend's own bad_alloc
+    throw OutOfMemoryError("tensor " + shape_str(shape) + " " + dtype_name(opt.dtype) + " (" +
+                           format_bytes(static_cast<double>(nbytes)) + "): out of memory on " +
+                           opt.device.str());
+  }
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = opt.dtype;

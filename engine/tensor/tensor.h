@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,19 @@ using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);  // "[2, 3]"
 int64_t shape_numel(const Shape& s);
 Shape contiguous_strides(const Shape& s);
+
+// A shape or size computation whose result does not fit in int64 (e.g. a layer of
+// 99999999999 x 99999999999 weights): reported, never wrapped.
+class ShapeOverflowError : public std::overflow_error {
+ public:
+  using std::overflow_error::overflow_error;
+};
+// int64 arithmetic for shapes and byte counts that throws ShapeOverflowError ("<what>
+// overflows int64") instead of wrapping.
+int64_t checked_add(int64_t a, int64_t b, const char* what = "a size");
+int64_t checked_mul(int64_t a, int64_t b, const char* what = "a size");
+// shape_numel, throwing ShapeOverflowError naming the shape when the product overflows.
+int64_t checked_numel(const Shape& s);
 
 struct Node;  // autograd graph node (engine/autograd/autograd.h)
 
@@ -156,6 +170,9 @@ Tensor operator/(const Tensor& a, double b);
 Tensor operator*(double a, const Tensor& b);
 
 // ---- factories ----
+// Every factory allocates through empty(): a negative dimension is std::invalid_argument, a
+// size that overflows is ShapeOverflowError, and a failed allocation is OutOfMemoryError
+// naming the shape, dtype, bytes and device.
 Tensor empty(const Shape& shape, TensorOptions opt = {});
 Tensor zeros(const Shape& shape, TensorOptions opt = {});
 Tensor ones(const Shape& shape, TensorOptions opt = {});

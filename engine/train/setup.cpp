@@ -4,6 +4,7 @@
 
 #include "datasets/idx.h"
 #include "engine/ops.h"
+#include "engine/train/trainer.h"
 
 namespace dl::train {
 namespace {
@@ -85,8 +86,45 @@ data::TransformPipeline build_transforms(const DataSpec& d) {
 }
 
 std::shared_ptr<GraphModel> build_model(const Config& cfg, const Shape& sample_shape, uint64_t seed) {
+  check_memory_fits(cfg, estimate_memory(cfg, infer_model_shapes(cfg.model, sample_shape), sample_shape));
   Generator gen(seed);
   return std::make_shared<GraphModel>(cfg.model, sample_shape, gen);
+}
+
+MemoryEstimate estimate_memory(const Config& cfg, const std::vector<NodeSummary>& nodes, const Shape& sample_shape) {
+  MemoryEstimateOptions o;
+  o.batch_size = cfg.data.loader.batch_size;
+  o.eval_batch_size = loader_options(cfg, /*training=*/false).batch_size;
+  const OptimizerSpec& opt = cfg.optimizer;
+  if (opt.type == "sgd") {
+    bool momentum = opt.momentum != 0;
+    for (const ParamGroupSpec& g : opt.param_groups) momentum |= g.hyper.momentum != 0;
+    o.optimizer_slots = momentum ? 1 : 0;
+  } else {  // adam, adamw: exp_avg, exp_avg_sq (+ max_exp_avg_sq)
+    bool amsgrad = opt.amsgrad;
+    for (const ParamGroupSpec& g : opt.param_groups) amsgrad |= g.hyper.amsgrad;
+    o.optimizer_slots = amsgrad ? 3 : 2;
+  }
+  return estimate_training_memory(nodes, sample_shape, o);
+}
+
+void check_memory_fits(const Config& cfg, const MemoryEstimate& e) {
+  std::optional<AvailableMemory> avail = available_memory(Device::parse(cfg.train.device));
+  if (!avail || e.total() <= avail->bytes) return;
+  std::string largest;
+  for (size_t i = 0; i < e.layers.size() && i < 3; ++i)
+    largest += (i ? ", " : "") + ("'" + e.layers[i].node + "' (" + e.layers[i].type + ") " + format_bytes(e.layers[i].bytes));
+  Diagnostic d;
+  d.loc.file = cfg.source_path;
+  if (!e.layers.empty())
+    if (const LayerSpec* node = cfg.model.find(e.layers.front().node); node && node->loc.line > 0) d.loc = node->loc;
+  d.path = "model";
+  d.message = "training this model needs about " + format_bytes(e.total()) + " (" + describe_parts(e) + "; " +
+              std::to_string(e.num_params) + " parameters) but only " + format_bytes(avail->bytes) +
+              " is available (" + avail->source + "); the largest layers: " + largest;
+  d.hint = "make the largest layers smaller (out_features, out_channels, padding) or lower data.loader.batch_size; "
+           "DLTOOL_MEMORY_LIMIT=none skips this check";
+  throw ConfigError({d});
 }
 
 LossFn build_loss(const LossSpec& spec) {

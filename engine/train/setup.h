@@ -9,6 +9,7 @@
 #include "configs/config.h"
 #include "datasets/dataset.h"
 #include "datasets/transforms.h"
+#include "engine/graph/memory_estimate.h"
 #include "engine/graph/model.h"
 #include "engine/optim/optimizer.h"
 #include "engine/sched/sched.h"
@@ -24,8 +25,16 @@ Shape sample_shape_from_headers(const DataSpec& data);
 // The config's `transforms:` list as the DataLoader's pixel pipeline.
 data::TransformPipeline build_transforms(const DataSpec& data);
 
-// Builds the model for `sample_shape`, initialised from `seed` (PyTorch-style default init).
+// Builds the model for `sample_shape`, initialised from `seed` (PyTorch-style default init),
+// after its shape pass and check_memory_fits: nothing is allocated for a model that cannot fit.
 std::shared_ptr<GraphModel> build_model(const Config& cfg, const Shape& sample_shape, uint64_t seed);
+
+// The training memory estimate of the config's model (memory_estimate.h) at the config's batch
+// sizes and optimizer, from the shape pass `nodes` (infer_model_shapes).
+MemoryEstimate estimate_memory(const Config& cfg, const std::vector<NodeSummary>& nodes, const Shape& sample_shape);
+// Throws ConfigError (exit 2) when the estimate exceeds the memory available on the config's
+// device (available_memory): the bytes by part, the largest layers and the fix.
+void check_memory_fits(const Config& cfg, const MemoryEstimate& estimate);
 
 // loss(logits [N, C], targets i64 [N]) -> 0-dim tensor.
 using LossFn = std::function<Tensor(const Tensor& logits, const Tensor& target)>;

@@ -71,7 +71,7 @@ class CudaCachingAllocator final : public Allocator {
            << nbytes << " bytes requested); dltool holds " << mib(live) << " in live tensors and had "
            << mib(cached_before) << " cached (released and retried); the device has " << mib(free_b)
            << " free of " << mib(total_b);
-        throw std::runtime_error(os.str());
+        throw OutOfMemoryError(os.str());  // empty() adds the tensor's shape and dtype
       }
     }
     if (err != cudaSuccess) throw_cuda_error(err, "cudaMalloc(&p, size)", __FILE__, __LINE__);

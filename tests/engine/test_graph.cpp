@@ -1,8 +1,17 @@
-// The model graph's layer registry: every YAML layer type the schema knows can be built.
+// The model graph's layer registry: every YAML layer type the schema knows can be built, and
+// its shape rule (used alone by validate and the memory estimate) agrees with its module.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
 #include "engine/graph/layer_schema.h"
+#include "engine/graph/memory_estimate.h"
 #include "engine/graph/model.h"
+#include "engine/ops.h"
+#include "engine/optim/sgd.h"
 
 TEST_CASE("graph: every registered layer type has a builder", "[graph]") {
   for (const std::string& type : dl::layer_type_names()) {
@@ -13,4 +22,185 @@ TEST_CASE("graph: every registered layer type has a builder", "[graph]") {
   dl::LayerSpec spec{"x", "no_such_layer", {"input"}, {}, {}};
   dl::Generator gen(0);
   CHECK_THROWS_AS(dl::build_layer(spec, {{1, 2, 2}}, gen), dl::GraphError);
+}
+
+// ---- shape rules: validate and the memory estimate rely on them alone -----------------------
+
+namespace {
+
+dl::LayerSpec layer(const std::string& name, const std::string& type, std::vector<std::string> inputs,
+                    dl::AttrMap attrs = {}) {
+  dl::LayerSpec s{name, type, std::move(inputs), std::move(attrs), {}};
+  auto problems = dl::resolve_layer_attrs(s);
+  INFO(type);
+  REQUIRE(problems.empty());
+  return s;
+}
+
+dl::ModelSpec one_node(dl::LayerSpec s) {
+  dl::ModelSpec m;
+  m.nodes.push_back(std::move(s));
+  return m;
+}
+
+using V = std::vector<int64_t>;
+
+}  // namespace
+
+TEST_CASE("graph: every layer type's shape rule agrees with its module", "[graph]") {
+  // GraphModel checks each module it builds (parameters, buffers, probed output) against the
+  // rule and throws std::logic_error on any difference; these variants exercise every rule.
+  const dl::Shape image{4, 9, 7}, vec{6}, seq{3, 5};
+  struct Case {
+    dl::LayerSpec spec;
+    dl::Shape input;
+  };
+  std::vector<Case> cases = {
+      {layer("l", "linear", {"input"}, {{"out_features", int64_t{5}}}), seq},
+      {layer("l", "linear", {"input"}, {{"out_features", int64_t{5}}, {"bias", false}}), vec},
+      {layer("c", "conv2d", {"input"}, {{"out_channels", int64_t{6}}, {"kernel_size", V{3, 2}}}), image},
+      {layer("c", "conv2d", {"input"},
+             {{"out_channels", int64_t{4}}, {"kernel_size", int64_t{3}}, {"stride", V{2, 3}}, {"padding", V{1, 2}},
+              {"dilation", int64_t{2}}, {"groups", int64_t{2}}, {"bias", false}}),
+       image},
+      {layer("p", "max_pool2d", {"input"}, {{"kernel_size", int64_t{2}}}), image},
+      {layer("p", "max_pool2d", {"input"}, {{"kernel_size", int64_t{3}}, {"stride", int64_t{2}}, {"padding", int64_t{1}},
+                                            {"ceil_mode", true}}),
+       image},
+      {layer("p", "avg_pool2d", {"input"}, {{"kernel_size", V{2, 3}}, {"ceil_mode", true}}), image},
+      {layer("p", "adaptive_avg_pool2d", {"input"}, {{"output_size", V{2, 3}}}), image},
+      {layer("b", "batch_norm1d", {"input"}), vec},
+      {layer("b", "batch_norm1d", {"input"}, {{"affine", false}}), seq},
+      {layer("b", "batch_norm2d", {"input"}, {{"track_running_stats", false}}), image},
+      {layer("d", "dropout", {"input"}), image},
+      {layer("f", "flatten", {"input"}), image},
+      {layer("f", "flatten", {"input"}, {{"start_dim", int64_t{2}}}), image},
+      {layer("f", "flatten", {"input"}, {{"start_dim", int64_t{0}}}), image},
+      {layer("s", "softmax", {"input"}, {{"dim", int64_t{-1}}}), image},
+      {layer("s", "log_softmax", {"input"}), vec},
+      {layer("a", "add", {"input", "input"}), image},
+      {layer("k", "concat", {"input", "input", "input"}, {{"dim", int64_t{2}}}), image},
+      {layer("k", "concat", {"input", "input"}, {{"dim", int64_t{-1}}}), image},
+  };
+  for (const char* t : {"relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softplus", "identity"})
+    cases.push_back({layer("e", t, {"input"}), image});
+  std::vector<std::string> covered;
+  for (const Case& c : cases) {
+    INFO(c.spec.type << " on " << dl::shape_str(c.input));
+    dl::Generator gen(0);
+    dl::ModelSpec m = one_node(c.spec);
+    std::vector<dl::NodeSummary> inferred = dl::infer_model_shapes(m, c.input);
+    dl::GraphModel model(m, c.input, gen);  // throws when a module disagrees with its rule
+    REQUIRE(model.summary().size() == 1);
+    CHECK(model.summary()[0].output_shape == inferred[0].output_shape);
+    CHECK(model.summary()[0].num_params == model.num_parameters());
+    covered.push_back(c.spec.type);
+  }
+  for (const std::string& type : dl::layer_type_names()) {
+    INFO(type << " has no case here: add one");
+    CHECK(std::find(covered.begin(), covered.end(), type) != covered.end());
+  }
+}
+
+TEST_CASE("graph: shape inference allocates nothing, whatever the model's size", "[graph]") {
+  dl::ModelSpec m;
+  m.nodes.push_back(layer("f", "flatten", {"input"}));
+  m.nodes.push_back(layer("fc", "linear", {"f"}, {{"out_features", int64_t{2000000000}}}));
+  dl::Allocator& cpu = dl::allocator_for(dl::DeviceType::CPU);
+  const size_t before = cpu.stats().in_use;
+  cpu.reset_peak();
+  std::vector<dl::NodeSummary> nodes = dl::infer_model_shapes(m, {1, 28, 28});
+  CHECK(cpu.stats().peak == before);
+  REQUIRE(nodes.size() == 2);
+  CHECK(nodes[1].output_shape == dl::Shape{2000000000});
+  CHECK(nodes[1].num_params == int64_t{2000000000} * 784 + 2000000000);
+  CHECK(nodes[1].params == dl::NamedShapes{{"weight", {2000000000, 784}}, {"bias", {2000000000}}});
+}
+
+TEST_CASE("graph: sizes that overflow int64 are reported, not wrapped", "[graph]") {
+  CHECK(dl::checked_numel({3, 4}) == 12);
+  CHECK_THROWS_AS(dl::checked_numel({int64_t{1} << 32, int64_t{1} << 32}), dl::ShapeOverflowError);
+  CHECK_THROWS_AS(dl::checked_mul(INT64_MAX, 2), dl::ShapeOverflowError);
+  CHECK_THROWS_AS(dl::checked_add(INT64_MAX, 1), dl::ShapeOverflowError);
+  CHECK_THROWS_AS(dl::empty({int64_t{1} << 62, 4}), dl::ShapeOverflowError);
+  CHECK_THROWS_AS(dl::conv_out_size(28, 3, INT64_MAX / 2, 1, 1), dl::ShapeOverflowError);
+
+  // 2^62 x 4 weights: the element count overflows.
+  dl::ModelSpec wide = one_node(layer("fc", "linear", {"input"}, {{"out_features", int64_t{1} << 62}}));
+  CHECK_THROWS_WITH(dl::infer_model_shapes(wide, {4}),
+                    Catch::Contains("layer 'fc' (linear)") && Catch::Contains("overflows int64"));
+  // Padding so large that the padded input size overflows.
+  dl::ModelSpec pad = one_node(layer("c", "conv2d", {"input"},
+                                     {{"out_channels", int64_t{2}}, {"kernel_size", int64_t{3}},
+                                      {"padding", int64_t{1} << 62}}));
+  CHECK_THROWS_WITH(dl::infer_model_shapes(pad, {1, 8, 8}),
+                    Catch::Contains("layer 'c' (conv2d)") && Catch::Contains("the padded input size overflows int64"));
+  // Two layers of 2^62 parameters each: the model's total overflows.
+  dl::ModelSpec twice;
+  twice.nodes.push_back(layer("a", "linear", {"input"}, {{"out_features", int64_t{1} << 60}, {"bias", false}}));
+  twice.nodes.push_back(layer("b", "linear", {"input"}, {{"out_features", int64_t{1} << 60}, {"bias", false}}));
+  twice.output = "b";
+  CHECK_THROWS_WITH(dl::infer_model_shapes(twice, {4}),
+                    Catch::Contains("layer 'b' (linear)") && Catch::Contains("parameter count overflows int64"));
+}
+
+TEST_CASE("graph: a failed allocation names the tensor and the layer", "[graph]") {
+  // 2^40 x 2^20 float32 (4 EiB) is beyond any address space: the allocation fails at once.
+  try {
+    dl::empty({int64_t{1} << 40, int64_t{1} << 20});
+    FAIL("expected OutOfMemoryError");
+  } catch (const dl::OutOfMemoryError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("tensor [1099511627776, 1048576] float32 (4.0 EiB)") &&
+                             Catch::Contains("cannot allocate 4.0 EiB on cpu"));
+  }
+  dl::ModelSpec m = one_node(layer("fc", "linear", {"input"}, {{"out_features", int64_t{1} << 40}}));
+  dl::Generator gen(0);
+  CHECK_THROWS_WITH(dl::GraphModel(m, {int64_t{1} << 20}, gen),
+                    Catch::Contains("layer 'fc' (linear): tensor [1099511627776, 1048576] float32"));
+}
+
+TEST_CASE("graph: the training memory estimate bounds the real peak within a small factor", "[graph][memory]") {
+  // A small CNN with the layers that keep extra tensors for backward; batch 32, SGD momentum.
+  dl::ModelSpec m;
+  m.nodes.push_back(layer("conv1", "conv2d", {"input"}, {{"out_channels", int64_t{8}}, {"kernel_size", int64_t{3}},
+                                                         {"padding", int64_t{1}}}));
+  m.nodes.push_back(layer("bn1", "batch_norm2d", {"conv1"}));
+  m.nodes.push_back(layer("r1", "relu", {"bn1"}));
+  m.nodes.push_back(layer("p1", "max_pool2d", {"r1"}, {{"kernel_size", int64_t{2}}}));
+  m.nodes.push_back(layer("f", "flatten", {"p1"}));
+  m.nodes.push_back(layer("d", "dropout", {"f"}));
+  m.nodes.push_back(layer("fc", "linear", {"d"}, {{"out_features", int64_t{10}}}));
+  const dl::Shape sample{1, 28, 28};
+  const int64_t batch = 32;
+  dl::MemoryEstimateOptions o;
+  o.batch_size = batch;
+  o.eval_batch_size = batch;
+  o.optimizer_slots = 1;
+  dl::MemoryEstimate e = dl::estimate_training_memory(dl::infer_model_shapes(m, sample), sample, o);
+
+  dl::Allocator& cpu = dl::allocator_for(dl::DeviceType::CPU);
+  const size_t base = cpu.stats().in_use;
+  cpu.reset_peak();
+  {
+    dl::Generator gen(1);
+    dl::GraphModel model(m, sample, gen);
+    dl::optim::SGDOptions so;
+    so.lr = 0.01;
+    so.momentum = 0.9;
+    dl::optim::SGD opt(model.named_parameters(), so);
+    dl::Tensor x = dl::randn({batch, 1, 28, 28}, gen);
+    dl::Tensor y = dl::zeros({batch}, dl::DType::I64);
+    for (int step = 0; step < 2; ++step) {
+      opt.zero_grad();
+      dl::cross_entropy(model.forward(x), y).backward();
+      opt.step();
+    }
+  }
+  const double peak = static_cast<double>(cpu.stats().peak - base);
+  INFO("estimate " << e.total() << " bytes (" << dl::describe_parts(e) << "), measured peak " << peak);
+  CHECK(e.num_params == 8 * 9 + 8 + 16 + 8 * 14 * 14 * 10 + 10);
+  CHECK(e.total() >= peak);
+  CHECK(e.total() <= 4 * peak);
+  REQUIRE(!e.layers.empty());
+  CHECK(e.layers.front().node == "bn1");  // its output and normalised copy dominate at batch 32
 }
