@@ -641,8 +641,8 @@ Checkpoint load_checkpoint(const std::string& path, bool weights_only) {
     r.check(file.close(), "close the file");
   } catch (const CheckpointError&) {
     throw;
-  } catch (const std::bad_alloc&) {
-    fail(path, "out of memory while reading (a corrupt file can claim huge sizes)");
+  } catch (const std::bad_alloc& e) {  // an OutOfMemoryError names the tensor
+    fail(path, std::string("out of memory while reading (a corrupt file can claim huge sizes): ") + e.what());
   } catch (const std::exception& e) {
     fail(path, std::string("truncated or corrupt file: ") + e.what());
   }
