@@ -161,14 +161,17 @@ struct TrainSpec {
   int64_t eval_every = 0;  // steps between evaluations; kEveryEpoch = end of each epoch
   int64_t seed = 0;
   std::string device;      // "cpu", "cuda", "cuda:N" (engine's Device::parse reads it)
-  int64_t threads = 0;     // CPU threads; 0 = all cores
+  // oneDNN and libgomp have crashed with a few hundred threads (train.threads: 300 did in
+  // oneDNN on one machine, 1000+ in libgomp); 256 trains here, so the schema stops there.
+  static constexpr int64_t kMaxThreads = 256;
+  int64_t threads = 0;     // CPU threads; 0 = all cores, at most kMaxThreads
   bool requeue = false;    // SIGUSR1 under SLURM: checkpoint, then scontrol requeue
   bool operator==(const TrainSpec&) const = default;
 };
 
 struct MetricSpec {
   std::string type;   // "accuracy"
-  int64_t top_k = 0;  // accuracy: a hit when the label is among the k largest logits
+  int top_k = 0;      // accuracy: a hit when the label is among the k largest logits
   // The name in logs and in `split/name` references: "accuracy", or "top5" for top_k 5.
   std::string name() const;
   bool operator==(const MetricSpec&) const = default;

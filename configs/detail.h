@@ -9,9 +9,12 @@
 // entry drives parsing, defaults, the resolved-YAML writer and the generated reference.
 // A typed section (loss, optimizer, scheduler, metrics) picks its field list by `type:`.
 #pragma once
+#include <cstddef>
 #include <functional>
+#include <limits>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "configs/config.h"
@@ -51,9 +54,17 @@ struct YEntry {
 // The whole file; on failure returns "" and sets `error` (strerror text).
 std::string read_text_file(const std::string& path, std::string& error);
 
-// Parses one YAML document. Syntax errors, duplicate keys and non-string keys throw
-// ConfigError naming `file`:line:col.
-YNode parse_yaml(const std::string& text, const std::string& file);
+// Limits on what YAML may expand to (stated in configs/README.md): far above any real recipe,
+// they stop a recursive alias, a "billion laughs" file of nested aliases, brackets nested
+// 100000 deep and an `extends:` fan-out with a ConfigError instead of a crash or gigabytes.
+inline constexpr size_t kMaxYamlDepth = 64;       // lists/maps inside each other (a key path too)
+inline constexpr size_t kMaxYamlNodes = 100000;   // nodes after alias expansion, all files
+inline constexpr size_t kMaxExtendsFiles = 64;    // base files read through extends:, repeats too
+
+// Parses one YAML document. Syntax errors, duplicate keys, non-string keys and the limits
+// above throw ConfigError naming `file`:line:col. `nodes` (when given) accumulates the node
+// count over several files, the limit applying to the total.
+YNode parse_yaml(const std::string& text, const std::string& file, size_t* nodes = nullptr);
 
 // Parses `text` (named `file`) and resolves its `extends:` chain; base paths are relative to
 // the directory of the file that names them. Throws ConfigError (unreadable base, cycle, ...).
@@ -90,11 +101,28 @@ struct Field {
   std::function<AttrValue(const T&)> get;
 };
 
-// Binds a schema entry to a struct member whose type is the kind's AttrValue alternative.
+// Binds a schema entry to a struct member whose type is the kind's AttrValue alternative, or
+// for an Int kind any narrower integer type: the member type's range then joins the schema's
+// bounds, so a value that does not fit (top_k: 4294967297 into an int) is a config error at
+// its file:line:col instead of a silent wrap-around where the member is assigned.
 template <class T, class M>
 Field<T> field(M T::*member, AttrSchema attr) {
-  return {std::move(attr), [member](T& t, const AttrValue& v) { t.*member = std::get<M>(v); },
-          [member](const T& t) { return AttrValue(t.*member); }};
+  if constexpr (std::is_integral_v<M> && !std::is_same_v<M, bool> &&
+                !std::is_same_v<M, int64_t>) {
+    static_assert(sizeof(M) < sizeof(int64_t), "an integer member wider than int64_t");
+    const double lo = static_cast<double>(std::numeric_limits<M>::min());
+    const double hi = static_cast<double>(std::numeric_limits<M>::max());
+    if (!attr.min || *attr.min < lo) attr.at_least(lo);
+    if (!attr.max || *attr.max > hi) attr.at_most(hi);
+    return {std::move(attr),
+            [member](T& t, const AttrValue& v) {
+              t.*member = static_cast<M>(std::get<int64_t>(v));
+            },
+            [member](const T& t) { return AttrValue(static_cast<int64_t>(t.*member)); }};
+  } else {
+    return {std::move(attr), [member](T& t, const AttrValue& v) { t.*member = std::get<M>(v); },
+            [member](const T& t) { return AttrValue(t.*member); }};
+  }
 }
 
 template <class T>
@@ -151,6 +179,11 @@ const std::vector<TypeEntry<MetricSpec>>& metric_types();
 const std::vector<Field<CheckpointSpec>>& checkpoint_fields();
 const std::vector<Field<BestCheckpointSpec>>& best_fields();
 const std::vector<DatasetPreset>& dataset_presets();
+
+// `name` (the run directory runs/<name>/, also when it defaults to the file's stem): "" when
+// usable, else what is wrong ("contains '/'"); kRunNameExpected describes what is accepted.
+std::string run_name_problem(const std::string& name);
+extern const char* const kRunNameExpected;
 
 // Defaults of whole sections (documented with the tables).
 extern const char* const kDefaultLoss;            // "cross_entropy"

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <optional>
 
 #include "configs/detail.h"
@@ -55,6 +56,18 @@ bool parse_bool(const std::string& s, bool& out) {
   return false;
 }
 
+// `s` with control characters (NUL, newline, ESC, ...) written as \xNN, for messages.
+std::string printable(const std::string& s) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) out += c;
+    else out += std::string("\\x") + hex[u >> 4] + hex[u & 15];
+  }
+  return out;
+}
+
 // How a node reads in an error message: -3, 'abc', a list, a map, nothing.
 std::string got(const YNode& n) {
   int64_t i;
@@ -76,7 +89,7 @@ std::string got(const YNode& n) {
     case YNode::Kind::Scalar:
       if (!n.quoted && (parse_int(n.text, i) || parse_float(n.text, d) || parse_bool(n.text, b)))
         return n.text;
-      return "'" + n.text + "'";
+      return "'" + printable(n.text) + "'";
   }
   return "";
 }
@@ -580,9 +593,11 @@ void read_metrics(Ctx& ctx, const YNode* node, std::vector<MetricSpec>& out) {
     const YNode& item = node->items[i];
     const std::string path = index("metrics", i);
     MetricSpec m;
-    if (item.is_scalar() && item.text.rfind("top", 0) == 0 &&
-        parse_int(item.text.substr(3), m.top_k) && m.top_k >= 1) {  // `top5` shorthand
+    int64_t k = 0;
+    if (item.is_scalar() && item.text.rfind("top", 0) == 0 && parse_int(item.text.substr(3), k) &&
+        k >= 1 && k <= std::numeric_limits<int>::max()) {  // `top5` shorthand
       m.type = "accuracy";
+      m.top_k = static_cast<int>(k);
     } else {
       auto typed = read_type(ctx, &item, path, "", type_names(metric_types()), "metric", item.loc);
       if (!typed) continue;
@@ -611,7 +626,13 @@ Config read_config(Ctx& ctx, const YNode& root, const std::string& default_name)
   const std::vector<std::string> sections = {"model",     "data",  "loss",    "optimizer",
                                              "scheduler", "train", "metrics", "checkpoint"};
   read_fields(ctx, &r, "", top_fields(), c, sections);
-  if (c.name.empty()) c.name = default_name;
+  if (!r.find("name")) {
+    c.name = default_name;
+    if (std::string why = run_name_problem(c.name); !why.empty())
+      ctx.error(root.loc, "name",
+                "the run name defaults to the file's stem '" + printable(c.name) + "', which " + why,
+                "set name: in the recipe");
+  }
 
   read_model(ctx, r.get("model"), root.loc, c.model);
   read_data(ctx, r.get("data"), root.loc, c.data);

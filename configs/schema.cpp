@@ -12,6 +12,19 @@ using A = AttrSchema;
 const char* const kDefaultLoss = "cross_entropy";
 const char* const kDefaultOptimizer = "sgd";
 const char* const kDefaultScheduler = "none";
+const char* const kRunNameExpected =
+    "a run name (a directory under runs/: not empty, '.' or '..', no '/' or control characters)";
+
+std::string run_name_problem(const std::string& name) {
+  if (name.empty()) return "is empty";
+  if (name == "." || name == "..") return "'" + name + "' is not a directory of its own";
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '/') return "contains '/'";
+    if (u < 0x20 || u == 0x7f) return "contains a control character";
+  }
+  return "";
+}
 
 namespace {
 std::string device_rule(const AttrValue& v) {
@@ -23,7 +36,7 @@ std::string device_rule(const AttrValue& v) {
   return "bad device";
 }
 std::string run_name_rule(const AttrValue& v) {
-  return std::get<std::string>(v).find('/') == std::string::npos ? "" : "contains '/'";
+  return run_name_problem(std::get<std::string>(v));
 }
 A reduction() {
   return A::choice("reduction", {"mean", "sum"}, "mean").describe("how per-sample losses combine");
@@ -37,7 +50,7 @@ A interval() {
 const std::vector<Field<Config>>& top_fields() {
   static const std::vector<Field<Config>> t = {
       field(&Config::name, A::string("name").optional()
-                               .check(run_name_rule, "a run name without '/'")
+                               .check(run_name_rule, kRunNameExpected)
                                .describe("run name (runs/<name>/); default: the file's stem")),
   };
   return t;
@@ -221,7 +234,7 @@ const std::vector<Field<TrainSpec>>& train_fields() {
       field(&T::device, A::string("device", "cpu")
                             .check(device_rule, "'cpu', 'cuda' or 'cuda:N'")
                             .describe("where to train")),
-      field(&T::threads, A::integer("threads", 0).at_least(0)
+      field(&T::threads, A::integer("threads", 0).range(0, TrainSpec::kMaxThreads)
                              .describe("CPU threads (0 = all cores)")),
       field(&T::requeue, A::boolean("requeue", false)
                              .describe("on SIGUSR1 under SLURM: checkpoint, then `scontrol requeue` the job")),

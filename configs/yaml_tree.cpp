@@ -1,4 +1,5 @@
 // YAML text -> YNode tree with locations; `extends:` chains; `key=value` overrides.
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "configs/detail.h"
@@ -42,53 +44,201 @@ SourceLoc loc_of(const YAML::Mark& m, const std::string& file) {
   return {file, m.line + 1, m.column + 1};
 }
 
-YNode convert(const YAML::Node& n, const std::string& file, const std::string& path,
-              std::vector<Diagnostic>& errs) {
-  YNode out;
-  out.loc = loc_of(n.Mark(), file);
-  switch (n.Type()) {
-    case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null:
-      out.kind = YNode::Kind::Null;
-      break;
-    case YAML::NodeType::Scalar: {
-      out.kind = YNode::Kind::Scalar;
-      out.text = n.Scalar();
-      const std::string& tag = n.Tag();  // "?" plain, "!" quoted, or an explicit tag
-      out.quoted = tag == "!" || tag == "tag:yaml.org,2002:str";
-      break;
-    }
-    case YAML::NodeType::Sequence:
-      out.kind = YNode::Kind::Seq;
-      for (const auto& item : n)
-        out.items.push_back(
-            convert(item, file, path + "[" + std::to_string(out.items.size()) + "]", errs));
-      break;
-    case YAML::NodeType::Map:
-      out.kind = YNode::Kind::Map;
-      for (const auto& kv : n) {
-        SourceLoc key_loc = loc_of(kv.first.Mark(), file);
-        if (!kv.first.IsScalar()) {
-          errs.push_back({key_loc, path, "keys must be plain names, not lists or maps", ""});
-          continue;
-        }
-        std::string key = kv.first.Scalar();
-        std::string key_path = path.empty() ? key : path + "." + key;
-        if (const YEntry* first = out.find(key)) {
-          errs.push_back(
-              {key_loc, key_path,
-               "duplicate key (first written at line " + std::to_string(first->key_loc.line) + ")",
-               ""});
-          continue;
-        }
-        YNode value = convert(kv.second, file, key_path, errs);
-        if (value.is_null() || value.loc.line == 0) value.loc = key_loc;  // `key:` with no value
-        out.entries.push_back({std::move(key), key_loc, std::move(value)});
-      }
-      break;
-  }
-  return out;
+std::string slot(const std::string& path, const std::string& key) {
+  return path.empty() ? key : path + "." + key;
 }
+
+size_t count_nodes(const YNode& n) {
+  size_t c = 1;
+  for (const auto& i : n.items) c += count_nodes(i);
+  for (const auto& e : n.entries) c += count_nodes(e.value);
+  return c;
+}
+// Levels of lists/maps: 0 for a scalar, 1 for a flat list or map.
+size_t nesting(const YNode& n) {
+  size_t h = 0;
+  for (const auto& i : n.items) h = std::max(h, nesting(i));
+  for (const auto& e : n.entries) h = std::max(h, nesting(e.value));
+  return n.is_seq() || n.is_map() ? h + 1 : 0;
+}
+
+// Builds the YNode tree straight from yaml-cpp's parser events (no YAML::Node graph), so
+// limits hold while parsing: nesting deeper than kMaxYamlDepth stops yaml-cpp's recursive
+// descent at once, an alias inside the node it names (`a: &r [*r]`, a cycle in yaml-cpp's
+// graph) is refused instead of expanded forever, and aliases are expanded by copying with the
+// nodes counted against kMaxYamlNodes (a "billion laughs" file stops at the first copy that
+// would pass it). Key problems (duplicates, non-scalar keys) are collected; limits throw.
+class TreeBuilder final : public YAML::EventHandler {
+ public:
+  TreeBuilder(std::string file, size_t& nodes) : file_(std::move(file)), nodes_(nodes) {}
+
+  YNode root;  // Null (line 0) for an empty document
+  std::vector<Diagnostic> errs;
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnAnchor(const YAML::Mark& mark, const std::string& name) override {
+    pending_anchor_ = {name, loc_of(mark, file_)};
+  }
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    YNode n;
+    n.loc = loc_of(mark, file_);
+    add(std::move(n), anchor);
+  }
+  void OnScalar(const YAML::Mark& mark, const std::string& tag, YAML::anchor_t anchor,
+                const std::string& value) override {
+    YNode n;
+    n.kind = YNode::Kind::Scalar;
+    n.loc = loc_of(mark, file_);
+    n.text = value;
+    n.quoted = tag == "!" || tag == "tag:yaml.org,2002:str";  // "?" = plain
+    add(std::move(n), anchor);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    open(YNode::Kind::Seq, mark, anchor);
+  }
+  void OnSequenceEnd() override { close(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    open(YNode::Kind::Map, mark, anchor);
+  }
+  void OnMapEnd() override { close(); }
+
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    const SourceLoc here = loc_of(mark, file_);
+    const Anchor& a = anchors_.at(anchor);  // yaml-cpp rejects undefined anchors itself
+    const std::string name = "alias '*" + a.name + "' (anchor at line " +
+                             std::to_string(a.loc.line) + ":" + std::to_string(a.loc.col) + ")";
+    if (!a.complete)
+      fail(here, name + " is inside the node it names: a recursive alias",
+           "an alias may only repeat a node written before it");
+    if (stack_.size() + a.levels > kMaxYamlDepth)
+      fail(here, name + " nests lists and maps deeper than " + std::to_string(kMaxYamlDepth) +
+                     " levels",
+           "flatten the structure; no recipe needs that depth");
+    charge(a.nodes, here, " (" + name + " adds " + std::to_string(a.nodes) + ")");
+    add(YNode(a.node), YAML::NullAnchor, /*counted=*/true);
+  }
+
+ private:
+  struct Frame {
+    YNode node;
+    YAML::anchor_t anchor = YAML::NullAnchor;
+    bool have_key = false;  // Map: the next node is the value of `key`
+    bool skip = false;      // Map: the key was bad; drop its value
+    std::string key;
+    SourceLoc key_loc;
+  };
+  struct Anchor {
+    std::string name;
+    SourceLoc loc;
+    bool complete = false;  // false while its own content is being parsed
+    YNode node;
+    size_t nodes = 0, levels = 0;
+  };
+
+  // The dotted path of the node being added below the first `levels` open frames.
+  std::string path(size_t levels) const {
+    std::string p;
+    for (size_t i = 0; i < levels && i < stack_.size(); ++i) {
+      const Frame& f = stack_[i];
+      if (f.node.is_seq()) p += "[" + std::to_string(f.node.items.size()) + "]";
+      else if (f.have_key && !f.skip) p = slot(p, f.key);
+    }
+    return p;
+  }
+  [[noreturn]] void fail(const SourceLoc& loc, const std::string& what, const std::string& fix) {
+    std::string p = path(stack_.size());
+    if (p.size() > 80) p = p.substr(0, 40) + "..." + p.substr(p.size() - 30);  // 64 levels deep
+    throw ConfigError({{loc, std::move(p), what, fix}});
+  }
+  void charge(size_t n, const SourceLoc& loc, const std::string& detail) {
+    nodes_ += n;
+    if (nodes_ > kMaxYamlNodes)
+      fail(loc, "the config expands to more than " + std::to_string(kMaxYamlNodes) +
+                    " YAML nodes" + detail,
+           "a recipe needs a few hundred; aliases of aliases multiply (a \"billion laughs\" "
+           "file)");
+  }
+  void open(YNode::Kind kind, const YAML::Mark& mark, YAML::anchor_t anchor) {
+    const SourceLoc here = loc_of(mark, file_);
+    if (stack_.size() >= kMaxYamlDepth)
+      fail(here, "lists and maps nested deeper than " + std::to_string(kMaxYamlDepth) + " levels",
+           "flatten the structure, or close the brackets left open");
+    charge(1, here, "");
+    begin_anchor(anchor);
+    Frame f;
+    f.anchor = anchor;
+    f.node.kind = kind;
+    f.node.loc = here;
+    stack_.push_back(std::move(f));
+  }
+  void close() {
+    Frame f = std::move(stack_.back());
+    stack_.pop_back();
+    add(std::move(f.node), f.anchor, /*counted=*/true);
+  }
+  void begin_anchor(YAML::anchor_t anchor) {
+    if (anchor == YAML::NullAnchor) return;
+    Anchor& a = anchors_[anchor];
+    a = Anchor{};
+    a.name = pending_anchor_.first;
+    a.loc = pending_anchor_.second;
+  }
+  // A finished node: remembered under its anchor (its copy counts against the node limit
+  // too, so nested anchors cannot hoard memory) and attached to the open list or map.
+  void add(YNode n, YAML::anchor_t anchor, bool counted = false) {
+    if (!counted) {  // a scalar or null (lists and maps were counted when opened)
+      charge(1, n.loc, "");
+      begin_anchor(anchor);
+    }
+    if (anchor != YAML::NullAnchor) {
+      Anchor& a = anchors_.at(anchor);
+      a.nodes = count_nodes(n);
+      a.levels = nesting(n);
+      charge(a.nodes, n.loc, "");
+      a.node = n;
+      a.complete = true;
+    }
+    if (stack_.empty()) {
+      root = std::move(n);
+      return;
+    }
+    Frame& f = stack_.back();
+    if (f.node.is_seq()) {
+      f.node.items.push_back(std::move(n));
+    } else if (!f.have_key) {  // n is a key
+      f.have_key = true;
+      f.skip = false;
+      f.key_loc = n.loc;
+      const std::string map_path = path(stack_.size() - 1);
+      if (!n.is_scalar()) {
+        errs.push_back({n.loc, map_path, "keys must be plain names, not lists or maps", ""});
+        f.skip = true;
+      } else if (const YEntry* first = f.node.find(n.text)) {
+        errs.push_back({n.loc, slot(map_path, n.text),
+                        "duplicate key (first written at line " +
+                            std::to_string(first->key_loc.line) + ")",
+                        ""});
+        f.skip = true;
+      } else {
+        f.key = std::move(n.text);
+      }
+    } else {  // n is the value of f.key
+      f.have_key = false;
+      if (f.skip) return;
+      if (n.is_null() || n.loc.line == 0) n.loc = f.key_loc;  // `key:` with no value
+      f.node.entries.push_back({std::move(f.key), f.key_loc, std::move(n)});
+    }
+  }
+
+  std::string file_;
+  size_t& nodes_;
+  std::vector<Frame> stack_;
+  std::map<YAML::anchor_t, Anchor> anchors_;
+  std::pair<std::string, SourceLoc> pending_anchor_;
+};
 
 bool type_changed(const YNode& base, const YNode& child) {
   const YNode* a = base.get("type");
@@ -105,9 +255,18 @@ void clear_positions(YNode& n) {  // an override's value has no useful line/col
   }
 }
 
-YNode load_tree_rec(const std::string& text, const std::string& file,
-                    std::vector<std::string>& chain) {
-  YNode root = parse_yaml(text, file);
+// What one load_tree has read so far: the `extends:` chain to the current file (for cycles),
+// and the base files and YAML nodes of all files together (kMaxExtendsFiles, kMaxYamlNodes:
+// a file that extends the same base nine times, each extending another nine, ... would
+// otherwise be read 9^k times).
+struct LoadState {
+  std::vector<std::string> chain;
+  size_t files = 0;
+  size_t nodes = 0;
+};
+
+YNode load_tree_rec(const std::string& text, const std::string& file, LoadState& state) {
+  YNode root = parse_yaml(text, file, &state.nodes);
   const YEntry* ext = root.is_map() ? root.find("extends") : nullptr;
   if (!ext) return root;
 
@@ -128,19 +287,25 @@ YNode load_tree_rec(const std::string& text, const std::string& file,
     if (base.is_relative()) base = fs::path(file).parent_path() / base;
     base = base.lexically_normal();
     std::string canonical = fs::weakly_canonical(base).string();
+    std::vector<std::string>& chain = state.chain;
     if (std::find(chain.begin(), chain.end(), canonical) != chain.end()) {
       std::string cycle;
       for (const auto& c : chain) cycle += fs::path(c).filename().string() + " -> ";
       throw ConfigError(
           {{n->loc, "extends", "cycle: " + cycle + fs::path(canonical).filename().string(), ""}});
     }
+    if (++state.files > kMaxExtendsFiles)
+      throw ConfigError({{n->loc, "extends",
+                          "more than " + std::to_string(kMaxExtendsFiles) +
+                              " base files read through extends: (counting repeats)",
+                          "extend each base once; a recipe needs a few"}});
     std::string error;
     std::string base_text = read_text_file(base.string(), error);
     if (!error.empty())
       throw ConfigError(
           {{n->loc, "extends", "cannot read base config '" + base.string() + "': " + error, ""}});
     chain.push_back(canonical);
-    YNode base_tree = load_tree_rec(base_text, base.string(), chain);
+    YNode base_tree = load_tree_rec(base_text, base.string(), state);
     chain.pop_back();
     base_tree.erase("name");  // a run's name is its own file's, never inherited
     merge_into(merged, base_tree);
@@ -194,23 +359,26 @@ std::string read_text_file(const std::string& path, std::string& error) {
   return ss.str();
 }
 
-YNode parse_yaml(const std::string& text, const std::string& file) {
-  YAML::Node doc;
+YNode parse_yaml(const std::string& text, const std::string& file, size_t* nodes) {
+  size_t local = 0;
+  TreeBuilder builder(file, nodes ? *nodes : local);
   try {
-    doc = YAML::Load(text);
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    parser.HandleNextDocument(builder);
   } catch (const YAML::Exception& e) {
     throw ConfigError({{loc_of(e.mark, file), "", "YAML syntax error: " + e.msg, ""}});
   }
-  std::vector<Diagnostic> errs;
-  YNode root = convert(doc, file, "", errs);
-  if (!errs.empty()) throw ConfigError(std::move(errs));
+  if (!builder.errs.empty()) throw ConfigError(std::move(builder.errs));
+  YNode root = std::move(builder.root);
   if (root.loc.line == 0) root.loc = {file, 1, 1};
   return root;
 }
 
 YNode load_tree(const std::string& text, const std::string& file) {
-  std::vector<std::string> chain = {fs::weakly_canonical(fs::path(file)).string()};
-  return load_tree_rec(text, file, chain);
+  LoadState state;
+  state.chain = {fs::weakly_canonical(fs::path(file)).string()};
+  return load_tree_rec(text, file, state);
 }
 
 void merge_into(YNode& base, const YNode& child) {
@@ -229,10 +397,21 @@ void merge_into(YNode& base, const YNode& child) {
 }
 
 void apply_override(Ctx& ctx, YNode& root, const std::string& text, int number) {
-  const std::string label = "<override " + std::to_string(number) + ": " + text + ">";
+  // Every node of the value carries this label as its file: a long override is shortened, or
+  // a 100 kB argument of many items would copy 100 kB per item.
+  const std::string shown = text.size() <= 80 ? text : text.substr(0, 60) + "...";
+  const std::string label = "<override " + std::to_string(number) + ": " + shown + ">";
   const SourceLoc here{label, 0, 0};
   size_t eq = text.find('=');
   std::vector<Segment> path;
+  // Every segment and index is a level of the tree the override creates.
+  const auto levels = std::count_if(text.begin(), text.begin() + std::min(eq, text.size()),
+                                    [](char c) { return c == '.' || c == '['; });
+  if (static_cast<size_t>(levels) >= kMaxYamlDepth) {
+    ctx.error(here, "",
+              "the key path nests deeper than " + std::to_string(kMaxYamlDepth) + " levels");
+    return;
+  }
   if (eq == std::string::npos || !parse_key_path(text.substr(0, eq), path)) {
     ctx.error(here, "",
               "expected key=value with a dotted key such as optimizer.lr=0.05 or "

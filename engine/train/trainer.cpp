@@ -8,8 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
+#include "datasets/data_error.h"
 #include "engine/ops.h"
 #include "engine/train/restore_check.h"
 #include "engine/train/signals.h"
@@ -29,6 +31,37 @@ std::string fmt(double v, int prec = 4) {
   os.precision(prec);
   os << v;
   return os.str();
+}
+
+// Optimizer steps of the whole run: epochs x batches, capped by max_steps. The product
+// saturates at the int64 maximum (train.epochs may be that large; it wrapped to a negative
+// total, and the run "finished" after 0 steps).
+int64_t total_steps(const TrainSpec& ts, int64_t per_epoch) {
+  const int64_t all = per_epoch > 0 && ts.epochs > std::numeric_limits<int64_t>::max() / per_epoch
+                          ? std::numeric_limits<int64_t>::max()
+                          : per_epoch * ts.epochs;
+  return ts.max_steps > 0 ? std::min(ts.max_steps, all) : all;
+}
+
+// An epoch without a batch would train or evaluate nothing and still exit 0. Refused at setup:
+// the train split with drop_last and fewer samples than batch_size is a config problem (exit
+// code 2, with the fix), an empty test file a data problem (exit code 1, naming the file).
+void check_epochs_have_batches(const Config& cfg, const data::Splits& splits, int64_t train_batches) {
+  const LoaderSpec& l = cfg.data.loader;
+  if (train_batches == 0) {
+    const std::string n = std::to_string(splits.train->size()), bs = std::to_string(l.batch_size);
+    throw ConfigError({{{cfg.source_path, 0, 0},
+                        "data.loader",
+                        "the train split has " + n + " samples, fewer than batch_size " + bs +
+                            ", and drop_last: true drops that one incomplete batch, so an epoch "
+                            "has no batches",
+                        "lower data.loader.batch_size to at most " + n +
+                            ", or set data.loader.drop_last: false"}});
+  }
+  if (splits.test && splits.test->size() == 0)
+    throw DataError("'" + (std::filesystem::path(cfg.data.root) / cfg.data.test.images).string() +
+                    "': the test split has no samples, so evaluating it would average over nothing "
+                    "(use a test file with samples)");
 }
 
 }  // namespace
@@ -70,10 +103,10 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
   optimizer_ = build_optimizer(cfg_, *model_);
   train_loader_ = std::make_unique<data::DataLoader>(splits_.train, loader_options(cfg_, true));
   const int64_t per_epoch = train_loader_->batches_per_epoch();
-  int64_t total = cfg_.train.max_steps > 0 ? cfg_.train.max_steps : per_epoch * cfg_.train.epochs;
-  if (cfg_.train.max_steps > 0 && cfg_.train.epochs > 0)
-    total = std::min(total, per_epoch * cfg_.train.epochs);
-  int64_t sched_total = cfg_.scheduler.interval == "step" ? total : (total + per_epoch - 1) / per_epoch;
+  check_epochs_have_batches(cfg_, splits_, per_epoch);
+  const int64_t total = total_steps(cfg_.train, per_epoch);
+  int64_t sched_total =  // epochs, rounded up without overflowing at the int64 maximum
+      cfg_.scheduler.interval == "step" ? total : total / per_epoch + (total % per_epoch != 0);
   scheduler_ = build_scheduler(cfg_, *optimizer_, sched_total);
   progress_ = std::make_unique<exporters::ProgressReporter>(opt_.mode, opt_.tty, std::cout);
   if (opt_.write_outputs) {
@@ -295,8 +328,7 @@ RunResult Trainer::run() {
   RunResult result;
   const TrainSpec& ts = cfg_.train;
   const int64_t per_epoch = train_loader_->batches_per_epoch();
-  int64_t total = ts.max_steps > 0 ? ts.max_steps : per_epoch * ts.epochs;
-  if (ts.max_steps > 0 && ts.epochs > 0) total = std::min(total, per_epoch * ts.epochs);
+  const int64_t total = total_steps(ts, per_epoch);
   const int64_t epochs = ts.epochs;
   const bool step_sched = scheduler_per_step();
   std::optional<SignalGuard> signals;

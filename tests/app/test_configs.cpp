@@ -9,7 +9,9 @@
 
 #include "configs/config.h"
 #include "configs/detail.h"  // the schema tables, for the self-check
+#include "datasets/idx.h"
 #include "engine/graph/layer_schema.h"
+#include "tests/support/process.h"
 #include "tests/support/tempdir.h"
 
 using namespace dl;
@@ -605,4 +607,209 @@ TEST_CASE("configs: configs/README.md reference matches the schema tables") {
     std::ofstream(path) << text;
   }
   CHECK(text.substr(b, e - b) == generated);
+}
+
+// ---- Hardening (issue 9): bounded YAML, integer ranges, run names, empty epochs -------------
+
+namespace {
+
+// A "billion laughs" text: `levels` anchors, each a list of `width` aliases of the previous;
+// one key per level, or (flow) one flow list holding every level.
+std::string laughs(int levels, int width, bool flow = false) {
+  std::string s = flow ? "[&l0 [x]" : "l0: &l0 [x]\n";
+  for (int i = 1; i < levels; ++i) {
+    s += (flow ? ", &l" : "l" + std::to_string(i) + ": &l") + std::to_string(i) + " [";
+    for (int k = 0; k < width; ++k) s += (k ? ", *l" : "*l") + std::to_string(i - 1);
+    s += flow ? "]" : "]\n";
+  }
+  return flow ? s + "]" : s;
+}
+
+std::string nested(const std::string& open, const std::string& close, int depth) {
+  std::string s;
+  for (int i = 0; i < depth; ++i) s += open;
+  s += "x";
+  for (int i = 0; i < depth; ++i) s += close;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("configs: recursive aliases, alias bombs and deep nesting are config errors",
+          "[configs][hardening]") {
+  // `a: &r [*r]` made a cyclic yaml-cpp graph whose conversion overflowed the stack.
+  check_error(errors_of([] { load("a: &r [*r]\n"); }), "a[0]", "inline.yaml:1:8",
+              "alias '*r' (anchor at line 1:4) is inside the node it names");
+  check_error(errors_of([] { load("a: &r {b: [1, {c: *r}]}\n"); }), "a.b[1].c", "inline.yaml:1:19",
+              "a recursive alias");
+  // 9 levels of 9 aliases would expand to 9^8 nodes: stopped at the 100000th.
+  auto bomb = errors_of([] { load(laughs(9, 9)); });
+  REQUIRE(bomb.size() == 1);
+  CHECK_THAT(bomb[0].message, Catch::Contains("expands to more than 100000 YAML nodes"));
+  CHECK_THAT(bomb[0].hint, Catch::Contains("billion laughs"));
+  // Brackets, flow maps and block lists 100000 deep stop at level 65, before yaml-cpp's
+  // recursive parser gets anywhere near the end of the stack.
+  for (const std::string& deep :
+       {"a: " + nested("[", "]", 100000), "a: " + nested("{a: ", "}", 100000),
+        nested("- ", "", 100000)}) {
+    auto d = errors_of([&] { load(deep); });
+    REQUIRE(d.size() == 1);
+    CHECK_THAT(d[0].message, Catch::Contains("nested deeper than 64 levels"));
+    CHECK(d[0].loc.line == 1);
+  }
+  // 64 levels are fine (a: is level 1): only the unknown key is reported.
+  auto at_limit = errors_of([] { load(kModelAndData + "x: " + nested("[", "]", 63)); });
+  CHECK_THAT(at_limit[0].message, Catch::Contains("unknown key"));
+  // An alias is checked where it is used: 30 levels + an alias of 40 levels > 64.
+  auto via_alias = errors_of([] {
+    load("a: &a " + nested("[", "]", 40) + "\nb: " + std::string(30, '[') + "*a" +
+         std::string(30, ']') + "\n");
+  });
+  CHECK(via_alias[0].loc.str() == "inline.yaml:2:34");
+  CHECK_THAT(via_alias[0].message,
+             Catch::Contains("alias '*a' (anchor at line 1:4) nests lists and maps deeper than 64"));
+  // Aliases themselves keep working: a layer written once and used twice.
+  Config c = load(
+      "model: {layers: [flatten, &fc {type: linear, out_features: 10}, relu, *fc]}\n"
+      "data: {dataset: mnist}\n");
+  REQUIRE(c.model.nodes.size() == 4);
+  CHECK(c.model.nodes[3].type == "linear");
+  CHECK(std::get<int64_t>(c.model.nodes[3].attrs.at("out_features")) == 10);
+}
+
+TEST_CASE("configs: overrides and extends: obey the same YAML limits", "[configs][hardening]") {
+  auto bomb = errors_of([] { load(kModelAndData, {"metrics=" + laughs(9, 9, /*flow=*/true)}); });
+  CHECK(bomb[0].path == "metrics");
+  CHECK_THAT(bomb[0].message, Catch::Contains("expands to more than 100000 YAML nodes"));
+  auto deep = errors_of([] { load(kModelAndData, {"metrics=" + nested("[", "]", 100000)}); });
+  CHECK(deep[0].path == "metrics");
+  CHECK_THAT(deep[0].message, Catch::Contains("nested deeper than 64 levels"));
+  CHECK(deep[0].loc.file.size() < 120);  // the 200 kB override is not copied into every label
+  std::string key = "train";
+  for (int i = 0; i < 50000; ++i) key += ".a";
+  auto path = errors_of([&] { load(kModelAndData, {key + "=1"}); });
+  CHECK_THAT(path[0].message, Catch::Contains("the key path nests deeper than 64 levels"));
+
+  // A base with an alias bomb is refused naming the base file.
+  test::TempDir dir;
+  dir.file("bomb.yaml", laughs(9, 9));
+  auto in_base = errors_of([&] { load_config(dir.file("r.yaml", "extends: bomb.yaml\n")); });
+  CHECK(in_base[0].loc.file == dir.file("bomb.yaml"));
+  CHECK_THAT(in_base[0].message, Catch::Contains("more than 100000 YAML nodes"));
+  // Each file extends the previous one 9 times: 9^k reads unless the number of reads is bounded.
+  dir.file("e0.yaml", kModelAndData);
+  for (int i = 1; i <= 6; ++i) {
+    std::string list;
+    for (int k = 0; k < 9; ++k) list += (k ? ", e" : "e") + std::to_string(i - 1) + ".yaml";
+    dir.file("e" + std::to_string(i) + ".yaml", "extends: [" + list + "]\n");
+  }
+  auto fan = errors_of([&] { load_config(dir.file("e6.yaml")); });
+  CHECK(fan[0].path == "extends");
+  CHECK_THAT(fan[0].message, Catch::Contains("more than 64 base files"));
+  CHECK_NOTHROW(load_config(dir.file("e1.yaml")));  // 9 reads of one base are fine
+}
+
+TEST_CASE("configs: integers outside what the field can hold are errors at their location",
+          "[configs][hardening]") {
+  // train.threads: 100000 crashed in libgomp, the int64 maximum narrowed to 1 thread.
+  for (const char* v : {"257", "100000", "9223372036854775807", "9223372036854775808"})
+    check_inline_error(std::string("train: {threads: ") + v + "}\n", "train.threads",
+                       "inline.yaml:4:18", "expected an integer in [0, 256], got " + std::string(v));
+  CHECK(load(kModelAndData + "train: {threads: 256}\n").train.threads == 256);
+  // top_k is an int where it is used: the int's range is part of its schema.
+  check_inline_error("metrics: [{type: accuracy, top_k: 4294967297}]\n", "metrics[0].top_k",
+                     "inline.yaml:4:35", "expected an integer in [1, 2147483647], got 4294967297");
+  CHECK(load(kModelAndData + "metrics: [top2147483647]\n").metrics[0].top_k == 2147483647);
+  CHECK_THROWS_AS(load(kModelAndData + "metrics: [top2147483648]\n"), ConfigError);
+  // Every integer key of the plain sections refuses a value beyond int64 (never wraps).
+  using namespace config_detail;
+  auto each = [&](const std::string& section, const std::vector<AttrSchema>& attrs) {
+    for (const AttrSchema& a : attrs) {
+      if (a.kind != AttrKind::Int) continue;
+      const std::string key = section + "." + a.name;
+      INFO(key);
+      auto d = errors_of([&] { load(kModelAndData, {key + "=99999999999999999999"}); });
+      CHECK(d[0].path == key);
+      CHECK_THAT(d[0].message, Catch::Contains("got 99999999999999999999"));
+    }
+  };
+  each("train", attrs_of(train_fields()));
+  each("checkpoint", attrs_of(checkpoint_fields()));
+  each("data.loader", attrs_of(loader_fields()));
+  each("data", attrs_of(data_fields()));
+}
+
+TEST_CASE("configs: a run name must be one directory under runs/", "[configs][hardening]") {
+  for (const char* name : {"\"..\"", "\".\"", "\"\"", "a/b", "\"a\\0b\"", "\"a\\nb\""}) {
+    INFO(name);
+    check_error(errors_of([&] { load(std::string("name: ") + name + "\n" + kModelAndData); }), "name",
+                "inline.yaml:1:7", "expected a run name (a directory under runs/");
+  }
+  auto nul = errors_of([] { load("name: \"a\\0b\"\n" + kModelAndData); });
+  CHECK_THAT(nul[0].message, Catch::Contains("got 'a\\x00b'"));
+  // The default, the file's stem, is checked too: "..yaml" has the stem ".".
+  check_error(errors_of([] { load_config_string(kModelAndData, "..yaml"); }), "name", "..yaml:1:1",
+              "the run name defaults to the file's stem '.'", "set name:");
+  CHECK(load("name: my.run-1\n" + kModelAndData).name == "my.run-1");
+}
+
+TEST_CASE("configs: the real binary refuses what the config cannot run (exit codes)",
+          "[configs][hardening]") {
+  // 3 training samples of 4x4 pixels, 2 test samples, and an empty test file.
+  test::TempDir dir;
+  auto idx = [&](const std::string& stem, int64_t n) {
+    std::vector<uint8_t> img(static_cast<size_t>(n * 16) + 1, 7), lab(static_cast<size_t>(n) + 1);
+    for (int64_t i = 0; i < n; ++i) lab[static_cast<size_t>(i)] = static_cast<uint8_t>(i % 2);
+    data::write_idx_u8(dir.file(stem + "-images"), {n, 4, 4}, img.data(), false);
+    data::write_idx_u8(dir.file(stem + "-labels"), {n}, lab.data(), false);
+  };
+  idx("train", 3);
+  idx("test", 2);
+  idx("empty", 0);
+  const std::string config = dir.file("tiny.yaml", R"(model: {layers: [flatten, {type: linear, out_features: 2}]}
+data:
+  dataset: tiny
+  root: )" + dir.path.string() + R"(
+  train: {images: train-images, labels: train-labels}
+  test: {images: test-images, labels: test-labels}
+  loader: {batch_size: 4, drop_last: true}
+train: {epochs: 1}
+)");
+  auto dltool = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), DLTOOL_BINARY);
+    return test::run_process(args, {.cwd = dir.path.string(), .merge_stderr = true, .timeout_s = 120});
+  };
+  // drop_last with fewer samples than a batch ran 0 steps and exited 0.
+  test::ProcessResult r = dltool({"train", config, "--run-dir", dir.file("run")});
+  INFO(r.out);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.out, Catch::Contains(config + ": error: data.loader: the train split has 3 samples, "
+                                             "fewer than batch_size 4"));
+  CHECK_THAT(r.out, Catch::Contains("lower data.loader.batch_size to at most 3, or set "
+                                    "data.loader.drop_last: false"));
+  // An empty test split is a data problem naming the file.
+  r = dltool({"train", config, "data.loader.drop_last=false", "data.test.images=empty-images",
+              "data.test.labels=empty-labels", "--run-dir", dir.file("run")});
+  INFO(r.out);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.out, Catch::Contains("empty-images"));
+  // name: ".." made the run directory the current directory.
+  r = dltool({"train", config, "name=..", "data.loader.drop_last=false"});
+  INFO(r.out);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.out, Catch::Contains("error: name: expected a run name"));
+  CHECK(!std::filesystem::exists(dir.path / "config.yaml"));
+  CHECK(!std::filesystem::exists(dir.path / "checkpoints"));
+  // train.threads: 100000 segfaulted in libgomp.
+  r = dltool({"train", config, "train.threads=100000", "data.loader.drop_last=false"});
+  INFO(r.out);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.out, Catch::Contains("train.threads: expected an integer in [0, 256], got 100000"));
+  // And a batch that fits trains (2 batches per epoch). epochs x batches saturates at the int64
+  // maximum: it wrapped to a negative total and the run "finished" after 0 steps.
+  r = dltool({"train", config, "data.loader.batch_size=2", "data.loader.drop_last=false",
+              "train.epochs=9223372036854775807", "train.max_steps=3", "--run-dir", dir.file("run")});
+  INFO(r.out);
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("done: 3 steps"));
 }
