@@ -116,28 +116,41 @@ class Writer {
     if (!str_type_) fail("creating the string type");
   }
 
-  // Throws with the reason on this thread's HDF5 error stack.
+  // Throws with the reason: a failed write to the file (the driver's errno: HDF5 never sees
+  // it, see h5::write_access_plist), else this thread's HDF5 error stack.
   [[noreturn]] void fail(const std::string& doing) const {
     h5::Error e = h5::last_error();
-    // With an OS error the plain reason says it all (HDF5's driver text is a long dump).
-    throw CheckpointError(path_, "cannot save checkpoint '" + path_ + "': " + e.plain() + " (while " + doing + ")");
+    const std::string why = io_errno_ != 0 ? h5::errno_text(io_errno_) : e.plain();
+    throw CheckpointError(path_, "cannot save checkpoint '" + path_ + "': " + why + " (while " + doing + ")");
   }
+  // After every HDF5 call: its status, and whether a write to the file has failed meanwhile.
   void check(herr_t st, const std::string& doing) const {
-    if (st < 0) fail(doing);
+    if (st < 0 || io_errno_ != 0) fail(doing);
   }
   Handle checked(hid_t id, Handle::Closer closer, const std::string& doing) const {
-    if (id < 0) fail(doing);
-    return Handle(id, closer);
+    Handle h(id, closer);  // owned from here, so a failure below still closes it
+    check(id < 0 ? -1 : 0, doing);
+    return h;
   }
 
   Handle group(hid_t loc, const std::string& name, const std::string& where, bool track_order = false) {
     Handle gcpl = checked(H5Pcreate(H5P_GROUP_CREATE), H5Pclose, "creating " + where);
+    compact_attributes(gcpl.id(), where);
     if (track_order)
       check(H5Pset_link_creation_order(gcpl.id(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED),
             "creating " + where);
     return checked(H5Gcreate2(loc, name.c_str(), lcpl_.id(), gcpl.id(), H5P_DEFAULT), H5Gclose,
                    "creating " + where);
   }
+
+  // Keeps every attribute of the object in its header (compact storage), never in HDF5's
+  // "dense" attribute heap that the 1.8 format switches to beyond 8 attributes: HDF5 1.10's
+  // object copy crashes on a variable-length string attribute in dense storage (h5copy of
+  // /trainer segfaulted). `plist`: a group (or file) creation property list.
+  void compact_attributes(hid_t plist, const std::string& where) const {
+    check(H5Pset_attr_phase_change(plist, kMaxCompactAttributes, 0), "creating " + where);
+  }
+  static constexpr unsigned kMaxCompactAttributes = 65535;  // HDF5's limit
 
   // ---- attributes ----
   void attr_raw(hid_t obj, const std::string& name, hid_t ftype, hid_t mtype, const Shape* dims1,
@@ -191,8 +204,9 @@ class Writer {
     std::string doing = "writing " + where;
     // One tensor at a time on the host: a CUDA model never needs two host copies of itself.
     Tensor c = t.detach().cpu().contiguous();
+    // bfloat16 is the top half of a float32: widening is exact (and h5py has no bfloat16).
+    if (c.dtype() == DType::BF16) c = c.to(DType::F32);
     const void* data = c.raw_data();
-    std::vector<float> widened;  // bf16 -> f32
     hid_t ftype = -1, mtype = -1;
     Handle owned;
     switch (c.dtype()) {
@@ -208,17 +222,7 @@ class Writer {
         owned = checked(h5::f16_le_type(), H5Tclose, doing);
         ftype = mtype = owned.id();
         break;
-      case DType::BF16: {
-        // bfloat16 is the top half of a float32: widening is exact.
-        widened.resize(static_cast<size_t>(c.numel()));
-        const auto* src = static_cast<const uint16_t*>(data);
-        for (size_t i = 0; i < widened.size(); ++i)
-          widened[i] = std::bit_cast<float>(static_cast<uint32_t>(src[i]) << 16);
-        data = widened.data();
-        ftype = H5T_IEEE_F32LE;
-        mtype = H5T_NATIVE_FLOAT;
-        break;
-      }
+      case DType::BF16: break;  // widened above
     }
     Handle space;
     if (c.dim() == 0) {
@@ -234,9 +238,10 @@ class Writer {
 
   // The whole file. Everything is closed (and so written) when this returns.
   void write(const std::string& file_path, const Checkpoint& c) {
-    Handle fapl = checked(h5::file_access_plist(true), H5Pclose, "creating property lists");
+    Handle fapl = checked(h5::write_access_plist(&io_errno_), H5Pclose, "creating property lists");
     Handle fcpl = checked(H5Pcreate(H5P_FILE_CREATE), H5Pclose, "creating property lists");
     check(H5Pset_userblock(fcpl.id(), ckpt_detail::kUserBlockBytes), "creating property lists");
+    compact_attributes(fcpl.id(), "/");
     Handle file = checked(H5Fcreate(file_path.c_str(), H5F_ACC_TRUNC, fcpl.id(), fapl.id()), H5Fclose,
                           "creating '" + file_path + "'");
     {
@@ -277,7 +282,7 @@ class Writer {
       }
     }
     check(H5Fflush(file.id(), H5F_SCOPE_GLOBAL), "flushing '" + file_path + "'");
-    check(file.close(), "closing '" + file_path + "'");
+    check(file.close(), "writing '" + file_path + "'");  // the last writes happen in the close
   }
 
  private:
@@ -302,6 +307,7 @@ class Writer {
   }
 
   std::string path_;  // the final path, for messages
+  int io_errno_ = 0;  // the first failed write to the file (set by the write driver)
   Handle lcpl_;       // link creation: UTF-8 names
   Handle str_type_;   // variable-length UTF-8 string
 };

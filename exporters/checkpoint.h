@@ -23,6 +23,9 @@
 // Only the parts that are set are written: a weights-only file is /model plus the root attrs.
 // Strings are variable-length UTF-8, as h5py writes Python str: h5py reads attributes back as
 // str (`f.attrs['format'] == 'dltool.checkpoint'`) and `params` as a list of str.
+// Attributes are kept in compact storage (in the object header), where HDF5 1.10's h5copy can
+// copy variable-length strings; it crashes on them in dense storage, which HDF5 still forces for
+// a single attribute over 64 KiB (a `params` list of more than ~4000 keys in one group).
 // Files use the HDF5 1.8 object format (checksummed metadata; readable by HDF5 >= 1.8), and
 // start with a 512-byte dltool header in the HDF5 user block holding the size and a CRC-32C
 // of the rest (exporters/checkpoint_userblock.h). h5py and h5dump ignore it; the loader
@@ -45,8 +48,12 @@
 // Foreign weights-only files: a file with /model but no root `format` attribute (e.g. a
 // PyTorch state_dict dumped with h5py) is accepted by load_checkpoint(path, true) and
 // rejected, with a hint, by a full load. Their dtypes are read as: float16/32/64 (any byte
-// order), bool (h5py's enum), uint8, other integers up to 64 bits widened to int64 (not
-// uint64). Layouts: contiguous, compact, or chunked with HDF5's built-in filters (gzip).
+// order), bfloat16 (a 2-byte HDF5 float with bfloat16's bit fields, HDF5 2.0's
+// H5T_FLOAT_BFLOAT16LE), bool (h5py's enum), uint8, other integers up to 64 bits widened to
+// int64 (not uint64). Layouts: contiguous, compact, or chunked with HDF5's built-in filters
+// (gzip). Tensors come back in the stored dtype (`inspect` shows it); a model converts them to
+// its own dtype when it loads them (Module::load_state_dict, Optimizer::load_state_dict: a
+// half-precision PyTorch state_dict loads into a float32 model).
 #pragma once
 
 #include <cstdint>

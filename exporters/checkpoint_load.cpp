@@ -275,14 +275,16 @@ bool choose_dtype(hid_t ftype, DType& dt, Handle& mtype) {
     if (size == 4) { dt = DType::F32; predefined(H5T_NATIVE_FLOAT); return true; }
     if (size == 8) { dt = DType::F64; predefined(H5T_NATIVE_DOUBLE); return true; }
     if (size == 2) {
-      // Only IEEE binary16 (numpy float16); a bfloat16 stored as a 2-byte float is refused.
-      size_t spos, epos, esize, mpos, msize;
-      if (H5Tget_fields(ftype, &spos, &epos, &esize, &mpos, &msize) < 0) return false;
-      if (spos != 15 || epos != 10 || esize != 5 || mpos != 0 || msize != 10 || H5Tget_ebias(ftype) != 15)
-        return false;
-      dt = DType::F16;
-      mtype = Handle(h5::f16_le_type(), H5Tclose);
-      return static_cast<bool>(mtype);
+      // IEEE binary16 (numpy float16) or bfloat16 (HDF5 2.0's H5T_FLOAT_BFLOAT16LE layout);
+      // other 2-byte float layouts are refused.
+      for (auto [half, make] : {std::pair{DType::F16, &h5::f16_le_type}, std::pair{DType::BF16, &h5::bf16_le_type}}) {
+        Handle t(make(), H5Tclose);
+        if (t && h5::same_float_layout(ftype, t.id())) {
+          dt = half;
+          mtype = std::move(t);
+          return true;
+        }
+      }
     }
     return false;
   }
@@ -319,7 +321,7 @@ Tensor Reader::tensor(hid_t dset, const std::string& where) const {
   if (!choose_dtype(ftype.id(), dt, mtype)) {
     H5Eclear2(H5E_DEFAULT);
     invalid(where + " has unsupported dtype " + h5::describe_type(ftype.id()) +
-            " (supported: float16/32/64, int8/16/32/64, uint8/16/32, bool)");
+            " (supported: float16/32/64, bfloat16, int8/16/32/64, uint8/16/32, bool)");
   }
   Handle space = checked(H5Dget_space(dset), H5Sclose, "read the dataspace of " + where);
   Shape dims;

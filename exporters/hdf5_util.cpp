@@ -1,9 +1,17 @@
 #include "exporters/hdf5_util.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
+#include <limits>
+#include <new>
 
 namespace dl::h5 {
 
@@ -108,6 +116,167 @@ hid_t file_access_plist(bool for_write) {
   return fapl;
 }
 
+// ---------------------------------------------------------------------------
+// The write driver behind write_access_plist: POSIX I/O like HDF5's sec2 driver, but a failed
+// write is recorded instead of reported (see hdf5_util.h for why).
+// ---------------------------------------------------------------------------
+namespace {
+
+struct DriverInfo {  // the driver's file-access property: where to report the first errno
+  int* io_errno;
+};
+
+struct DriverFile {
+  H5FD_t pub;  // first member: HDF5 sees a DriverFile* as an H5FD_t*
+  int fd = -1;
+  haddr_t eoa = 0, eof = 0;
+  int* io_errno = nullptr;
+  int err = 0;  // the first I/O error; later writes are skipped
+
+  void record(int e) {
+    if (err == 0) err = e;
+    if (io_errno && *io_errno == 0) *io_errno = e;
+  }
+};
+
+DriverFile* as_file(H5FD_t* f) { return reinterpret_cast<DriverFile*>(f); }
+const DriverFile* as_file(const H5FD_t* f) { return reinterpret_cast<const DriverFile*>(f); }
+
+H5FD_t* driver_open(const char* name, unsigned flags, hid_t fapl, haddr_t /*maxaddr*/) {
+  const auto* info = static_cast<const DriverInfo*>(H5Pget_driver_info(fapl));
+  int oflags = (flags & H5F_ACC_RDWR) ? O_RDWR : O_RDONLY;
+  if (flags & H5F_ACC_TRUNC) oflags |= O_TRUNC;
+  if (flags & H5F_ACC_CREAT) oflags |= O_CREAT;
+  if (flags & H5F_ACC_EXCL) oflags |= O_EXCL;
+  const int fd = ::open(name, oflags | O_CLOEXEC, 0666);
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0) {
+    if (info && info->io_errno && *info->io_errno == 0) *info->io_errno = errno;
+    if (fd >= 0) ::close(fd);
+    return nullptr;  // HDF5 reports "unable to open file"; the errno is in *io_errno
+  }
+  auto* f = new (std::nothrow) DriverFile;
+  if (!f) {
+    ::close(fd);
+    return nullptr;
+  }
+  f->fd = fd;
+  f->eof = static_cast<haddr_t>(st.st_size);
+  f->io_errno = info ? info->io_errno : nullptr;
+  return &f->pub;
+}
+
+herr_t driver_close(H5FD_t* file) {
+  DriverFile* f = as_file(file);
+  if (::close(f->fd) != 0) f->record(errno);  // NFS may report a failed write only here
+  delete f;
+  return 0;
+}
+
+herr_t driver_query(const H5FD_t*, unsigned long* flags) {
+  // What sec2 declares: HDF5 may aggregate and cache small writes.
+  if (flags)
+    *flags = H5FD_FEAT_AGGREGATE_METADATA | H5FD_FEAT_ACCUMULATE_METADATA | H5FD_FEAT_DATA_SIEVE |
+             H5FD_FEAT_AGGREGATE_SMALLDATA;
+  return 0;
+}
+
+haddr_t driver_get_eoa(const H5FD_t* file, H5FD_mem_t) { return as_file(file)->eoa; }
+herr_t driver_set_eoa(H5FD_t* file, H5FD_mem_t, haddr_t addr) {
+  as_file(file)->eoa = addr;
+  return 0;
+}
+haddr_t driver_get_eof(const H5FD_t* file, H5FD_mem_t) { return as_file(file)->eof; }
+
+herr_t driver_read(H5FD_t* file, H5FD_mem_t, hid_t, haddr_t addr, size_t size, void* buf) {
+  DriverFile* f = as_file(file);
+  auto* p = static_cast<char*>(buf);
+  while (size > 0) {
+    const ssize_t n = ::pread(f->fd, p, size, static_cast<off_t>(addr));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -1;  // HDF5 reports a read error (nothing is left half-done)
+    if (n == 0) {          // past the end of the file: zeros, as sec2 does
+      std::memset(p, 0, size);
+      break;
+    }
+    p += n;
+    addr += static_cast<haddr_t>(n);
+    size -= static_cast<size_t>(n);
+  }
+  return 0;
+}
+
+herr_t driver_write(H5FD_t* file, H5FD_mem_t, hid_t, haddr_t addr, size_t size, const void* buf) {
+  DriverFile* f = as_file(file);
+  if (f->err) return 0;  // the file is lost already: skip, and let HDF5 finish cleanly
+  const auto* p = static_cast<const char*>(buf);
+  const haddr_t end = addr + size;
+  while (size > 0) {
+    const ssize_t n = ::pwrite(f->fd, p, size, static_cast<off_t>(addr));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      f->record(n < 0 ? errno : EIO);
+      return 0;
+    }
+    p += n;
+    addr += static_cast<haddr_t>(n);
+    size -= static_cast<size_t>(n);
+  }
+  f->eof = std::max(f->eof, end);
+  return 0;
+}
+
+herr_t driver_truncate(H5FD_t* file, hid_t, hbool_t) {
+  DriverFile* f = as_file(file);
+  if (f->err || f->eoa == f->eof) return 0;
+  if (::ftruncate(f->fd, static_cast<off_t>(f->eoa)) != 0) {
+    f->record(errno);
+    return 0;
+  }
+  f->eof = f->eoa;
+  return 0;
+}
+
+hid_t register_write_driver() {
+  H5FD_class_t cls{};
+  cls.name = "dltool_write";
+  cls.maxaddr = static_cast<haddr_t>(std::numeric_limits<off_t>::max());
+  cls.fc_degree = H5F_CLOSE_WEAK;
+  cls.fapl_size = sizeof(DriverInfo);
+  cls.open = driver_open;
+  cls.close = driver_close;
+  cls.query = driver_query;
+  cls.get_eoa = driver_get_eoa;
+  cls.set_eoa = driver_set_eoa;
+  cls.get_eof = driver_get_eof;
+  cls.read = driver_read;
+  cls.write = driver_write;
+  cls.truncate = driver_truncate;
+  const H5FD_mem_t map[] = H5FD_FLMAP_DICHOTOMY;
+  std::copy(std::begin(map), std::end(map), cls.fl_map);
+  return H5FDregister(&cls);  // HDF5 keeps its own copy of `cls`
+}
+
+// Registered once; H5close (at exit) unregisters it with every other driver.
+hid_t write_driver() {
+  static const hid_t id = register_write_driver();
+  return id;
+}
+
+}  // namespace
+
+hid_t write_access_plist(int* io_errno) {
+  hid_t fapl = file_access_plist(true);
+  if (fapl < 0) return fapl;
+  const DriverInfo info{io_errno};
+  const hid_t driver = write_driver();
+  if (driver < 0 || H5Pset_driver(fapl, driver, &info) < 0) {
+    H5Pclose(fapl);
+    return -1;
+  }
+  return fapl;
+}
+
 bool list_links(hid_t group, std::vector<Link>& links) {
   links.clear();
   unsigned crt_flags = 0;
@@ -151,15 +320,34 @@ hid_t vlen_str_type() {
   return t;
 }
 
-hid_t f16_le_type() {
-  // Exactly how h5py defines '<f2', so h5py reads it back as numpy float16.
+namespace {
+
+// A little-endian 2-byte float with sign bit 15, `esize` exponent bits at bit `epos` (biased
+// by `ebias`) and the mantissa below them.
+hid_t float16_type(size_t epos, size_t esize, size_t ebias) {
   hid_t t = H5Tcopy(H5T_IEEE_F32LE);
   if (t < 0) return t;
-  if (H5Tset_fields(t, 15, 10, 5, 0, 10) < 0 || H5Tset_size(t, 2) < 0 || H5Tset_ebias(t, 15) < 0) {
+  if (H5Tset_fields(t, 15, epos, esize, 0, epos) < 0 || H5Tset_size(t, 2) < 0 || H5Tset_ebias(t, ebias) < 0) {
     H5Tclose(t);
     return -1;
   }
   return t;
+}
+
+}  // namespace
+
+// Exactly how h5py defines '<f2', so h5py reads it back as numpy float16.
+hid_t f16_le_type() { return float16_type(10, 5, 15); }
+
+hid_t bf16_le_type() { return float16_type(7, 8, 127); }
+
+bool same_float_layout(hid_t type, hid_t expected) {
+  size_t f[5], g[5];
+  if (H5Tget_class(type) != H5T_FLOAT || H5Tget_size(type) != H5Tget_size(expected) ||
+      H5Tget_fields(type, &f[0], &f[1], &f[2], &f[3], &f[4]) < 0 ||
+      H5Tget_fields(expected, &g[0], &g[1], &g[2], &g[3], &g[4]) < 0)
+    return false;
+  return std::equal(f, f + 5, g) && H5Tget_ebias(type) == H5Tget_ebias(expected);
 }
 
 hid_t h5py_bool_type() {

@@ -85,6 +85,17 @@ std::string errno_text(int err_no);
 // Caller owns the id; negative on failure.
 hid_t file_access_plist(bool for_write);
 
+// File-access properties for writing a new file that HDF5 always closes cleanly, whatever the
+// disk does. HDF5 1.10 mishandles failing writes: when the flush inside H5Fclose fails (disk
+// full, file too large, I/O error) it frees the file but keeps its ID, and H5close at exit
+// closes that freed file again (a segfault at exit, after the right error was printed). These
+// properties (file_access_plist(true) plus dltool's own POSIX file driver instead of sec2)
+// never let HDF5 see an I/O failure: the first failing write or truncate stores its errno in
+// `*io_errno` and every later one is skipped, while HDF5 is told they succeeded. The caller
+// checks `*io_errno` while writing and after H5Fclose, reports the failure itself and removes
+// the (incomplete) file. `io_errno` must outlive the file. Caller owns the id; negative on failure.
+hid_t write_access_plist(int* io_errno);
+
 struct Link {
   std::string name;
   bool hard = true;  // false: a soft or external link (never followed by our reader)
@@ -100,6 +111,10 @@ bool attr_names(hid_t obj, std::vector<std::string>& names);
 hid_t vlen_str_type();
 // IEEE binary16 laid out as numpy/h5py '<f2'. Caller owns it.
 hid_t f16_le_type();
+// bfloat16 (the upper half of a float32), as HDF5 2.0 predefines H5T_FLOAT_BFLOAT16LE. Caller owns it.
+hid_t bf16_le_type();
+// True when `type` is the float `expected` describes (size, bit fields, bias; any byte order).
+bool same_float_layout(hid_t type, hid_t expected);
 // h5py's bool: enum of int8 {FALSE = 0, TRUE = 1}. Caller owns it.
 hid_t h5py_bool_type();
 // A one-line description of a file datatype for error messages: "float32", "string",

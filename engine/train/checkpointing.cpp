@@ -5,6 +5,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -156,6 +157,28 @@ std::string CheckpointManager::save(const Checkpoint& ckpt, int64_t step, bool n
 }
 
 void CheckpointManager::save_best(const Checkpoint& ckpt) { save_checkpoint(best_path(), ckpt); }
+
+namespace {
+// "step-<digits>.h5" (what save() names numbered checkpoints).
+bool is_step_name(const std::string& n) {
+  return n.size() > 8 && n.rfind("step-", 0) == 0 && n.compare(n.size() - 3, 3, ".h5") == 0 &&
+         std::all_of(n.begin() + 5, n.end() - 3, [](unsigned char c) { return std::isdigit(c); });
+}
+}  // namespace
+
+std::vector<std::string> CheckpointManager::remove_stale_temps() const {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir_, ec)) {
+    const std::string n = e.path().filename().string();
+    const std::string base = n.size() > 4 && n.compare(n.size() - 4, 4, ".tmp") == 0 ? n.substr(0, n.size() - 4) : "";
+    const bool ours = base == "last.h5" || base == "best.h5" || base == "last.h5.link" || is_step_name(base);
+    std::error_code rm;
+    if (ours && e.is_regular_file(rm) && fs::remove(e.path(), rm)) removed.push_back(n);
+  }
+  std::sort(removed.begin(), removed.end());
+  return removed;
+}
 
 std::string resolve_checkpoint_path(const std::string& p) {
   std::error_code ec;

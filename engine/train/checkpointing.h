@@ -64,6 +64,10 @@ class CheckpointManager {
   // beyond keep_last. Returns the path written.
   std::string save(const Checkpoint& ckpt, int64_t step, bool numbered);
   void save_best(const Checkpoint& ckpt);
+  // Removes the temporary files a killed save left behind, and only those: exactly the names
+  // save() writes through (step-<N>.h5.tmp, last.h5.tmp, best.h5.tmp, last.h5.link.tmp).
+  // Call before the first save of a run. Returns the names removed.
+  std::vector<std::string> remove_stale_temps() const;
 
  private:
   std::string dir_;

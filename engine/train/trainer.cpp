@@ -114,6 +114,12 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
     std::filesystem::create_directories(run_dir_);
     write_file_atomic(run_dir_ + "/config.yaml", cfg_.resolved_yaml);
     checkpoints_ = std::make_unique<CheckpointManager>(run_dir_, cfg_.checkpoint);
+    if (auto stale = checkpoints_->remove_stale_temps(); !stale.empty()) {
+      std::string names;
+      for (const auto& n : stale) names += (names.empty() ? "" : ", ") + n;
+      progress_->message("removed " + std::to_string(stale.size()) + " temporary file(s) left in " +
+                         checkpoints_->dir() + " by an interrupted save: " + names);
+    }
   }
   pos_.best_metric = cfg_.checkpoint.best.metric;
   if (opt_.init_weights) {

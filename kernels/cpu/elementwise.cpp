@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "kernels/cpu/half.h"
 #include "kernels/cpu/loop.h"
 #include "kernels/elementwise.h"
 
@@ -240,15 +241,27 @@ void cpu_where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out
 
 template <class Tdst, class Tsrc>
 Tdst convert(Tsrc v) {
-  if constexpr (std::is_same_v<Tdst, bool>) return v != Tsrc(0);
+  if constexpr (std::is_same_v<Tdst, Tsrc>) return v;
+  else if constexpr (is_half_v<Tsrc>) return convert<Tdst>(v.to_float());
+  else if constexpr (is_half_v<Tdst>) return Tdst::from_float(static_cast<float>(v));
+  else if constexpr (std::is_same_v<Tdst, bool>) return v != Tsrc(0);
   else return static_cast<Tdst>(v);
 }
 
+// Calls body(T{}) with T the storage type of `dt`: the DL_DISPATCH_ALL types plus the
+// half-precision ones, which take part in copies (dtype conversions) only.
+template <class F>
+void dispatch_storage(DType dt, const char* opname, F&& body) {
+  if (dt == DType::F16) return body(Half{});
+  if (dt == DType::BF16) return body(BFloat16{});
+  DL_DISPATCH_ALL(dt, opname, [&] { body(scalar_t{}); });
+}
+
 void cpu_copy(const Tensor& src, Tensor& dst) {
-  DL_DISPATCH_ALL(dst.dtype(), "copy", [&] {
-    using dst_t = scalar_t;
-    DL_DISPATCH_ALL(src.dtype(), "copy", [&] {
-      using src_t = scalar_t;
+  dispatch_storage(dst.dtype(), "copy", [&](auto d) {
+    using dst_t = decltype(d);
+    dispatch_storage(src.dtype(), "copy", [&](auto s) {
+      using src_t = decltype(s);
       map1<src_t, dst_t>(src, dst, [](src_t v) { return convert<dst_t>(v); });
     });
   });

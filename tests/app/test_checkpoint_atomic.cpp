@@ -6,12 +6,12 @@
 // kernels, so no OpenMP after fork) and report through a pipe.
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstring>
@@ -136,58 +136,36 @@ int count_open_fds() {
   return n;
 }
 
-// A small tmpfs mounted for the test (we may be root in a sandbox that allows it).
-struct TmpfsMount {
-  std::string dir;
-  bool mounted = false;
-  int err = 0;
-  TmpfsMount(const std::string& d, const char* size) : dir(d) {
-    fs::create_directories(dir);
-    std::string opts = std::string("size=") + size + ",mode=0755";
-    mounted = ::mount("tmpfs", dir.c_str(), "tmpfs", 0, opts.c_str()) == 0;
-    if (!mounted) err = errno;
-  }
-  bool remount_readonly() {
-    return ::mount("tmpfs", dir.c_str(), "tmpfs", MS_REMOUNT | MS_RDONLY, nullptr) == 0;
-  }
-  ~TmpfsMount() {
-    if (mounted) ::umount2(dir.c_str(), MNT_DETACH);
-  }
-};
-
 }  // namespace
 
 TEST_CASE("checkpoint: SIGKILL during saves never breaks last.h5", "[checkpoint][atomic]") {
   TempDir dir;
   const std::string path = dir.file("last.h5");
   dl::save_checkpoint(path, step_checkpoint(0));
-  std::mt19937 rng(1234);
-  std::uniform_int_distribution<int> delay_ms(0, 50);
   const int kKills = 40;
   int tmp_left = 0;
   std::set<int64_t> steps;
-  for (int k = 1; k <= kKills; ++k) {
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      // Child: save checkpoints in a loop until killed; steps k*10000 + i are unique.
-      try {
-        for (int64_t i = 0;; ++i) dl::save_checkpoint(path, step_checkpoint(k * 10000 + i));
-      } catch (...) {
-        ::_exit(3);
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
-    ::kill(pid, SIGKILL);
-    int st = 0;
-    ::waitpid(pid, &st, 0);
-    CHECK(WIFSIGNALED(st));  // killed, not exited (exit 3 would mean a failed save)
-    if (fs::exists(path + ".tmp")) ++tmp_left;
-    INFO("kill " << k);
-    const int64_t step = check_step_checkpoint(path);
-    CHECK((step == 0 || step / 10000 <= k));
-    steps.insert(step);
-  }
+  kill_repeatedly(
+      kKills, 0, 50, 1234,
+      [&](int k) {
+        pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+          // Child: save checkpoints in a loop until killed; steps k*10000 + i are unique.
+          try {
+            for (int64_t i = 0;; ++i) dl::save_checkpoint(path, step_checkpoint(k * 10000 + i));
+          } catch (...) {
+            ::_exit(3);  // a failed save: the parent sees an exit instead of the kill
+          }
+        }
+        return dl::test::Process(pid);
+      },
+      [&](int k) {
+        if (fs::exists(path + ".tmp")) ++tmp_left;
+        const int64_t step = check_step_checkpoint(path);
+        CHECK((step == 0 || step / 10000 <= k));
+        steps.insert(step);
+      });
   // Stale .tmp files do not confuse the next save.
   dl::save_checkpoint(path, step_checkpoint(999));
   CHECK(check_step_checkpoint(path) == 999);
@@ -195,6 +173,46 @@ TEST_CASE("checkpoint: SIGKILL during saves never breaks last.h5", "[checkpoint]
   INFO(tmp_left << " of " << kKills << " kills interrupted a save; " << steps.size() << " distinct steps seen");
   CHECK(tmp_left > 0);      // the kills did land in the middle of saves
   CHECK(steps.size() > 1);  // and saves did complete between them
+}
+
+// The real binary, a checkpoint every step (so most kills land in a save), killed 200 times:
+// each start resumes from last.h5, which loads after every kill; every 20th kill a resume runs
+// to its end. About a minute; ctest label `stress` (sanitizer runs skip it).
+TEST_CASE("checkpoint: 200 SIGKILLs of dltool during saves, last.h5 always loads and resumes", "[checkpoint][atomic][stress]") {
+  TempDir dir;
+  const std::string cfg = tiny_recipe(dir, 1024, "checkpoint: {every_steps: 1, keep_last: 2}\n");
+  const std::string run = dir.file("run"), last = run + "/checkpoints/last.h5";
+  // Endless enough that no start finishes before its kill.
+  const std::string endless = "train.max_steps=100000000";
+  auto first = dltool({"train", cfg, "train.epochs=1000000", "train.max_steps=3", "--run-dir", run, "--quiet"});
+  INFO(first.out);
+  REQUIRE(first.exit_code == 0);
+  int64_t step = 3, mid_save = 0;
+  kill_repeatedly(
+      200, 100, 300, 4321,  // dltool takes about 0.1 s to reach its first save
+      [&](int) {
+        return dl::test::spawn_process({DLTOOL_BINARY, "resume", run, endless, "--quiet"}, dir.file("kills.log"));
+      },
+      [&](int k) {
+        const auto tmps = std::count_if(fs::directory_iterator(run + "/checkpoints"), fs::directory_iterator(),
+                                        [](const fs::directory_entry& e) { return e.path().extension() == ".tmp"; });
+        mid_save += tmps > 0;
+        const Checkpoint c = dl::load_checkpoint(last);  // throws (fails the test) if broken
+        const int64_t now = std::get<int64_t>(c.trainer.at("global_step"));
+        CHECK(now >= step);  // resumed from the last checkpoint, never went back
+        step = now;
+        if (k % 20 == 0) {
+          step += 2;
+          auto r = dltool({"resume", run, "train.max_steps=" + std::to_string(step), "--log-format", "plain"});
+          INFO(r.out);
+          REQUIRE(r.exit_code == 0);
+          CHECK_THAT(r.out, Catch::Contains("resumed from " + last));
+          CHECK(std::get<int64_t>(dl::load_checkpoint(last).trainer.at("global_step")) == step);
+        }
+      });
+  INFO(mid_save << " of 200 kills left a save's temporary file behind; reached step " << step);
+  CHECK(mid_save > 0);
+  CHECK(step > 3 + 20);  // the runs did make progress between the kills
 }
 
 TEST_CASE("checkpoint: a save that runs out of room keeps the previous checkpoint", "[checkpoint][atomic]") {
