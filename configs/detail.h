@@ -77,6 +77,9 @@ void merge_into(YNode& base, const YNode& child);
 
 // ---- Diagnostics collection --------------------------------------------------------------------
 
+// `s` with control characters (NUL, newline, ESC, ...) written as \xNN, for messages.
+std::string printable(const std::string& s);
+
 struct Ctx {
   std::vector<Diagnostic> diags;
   void error(const SourceLoc& loc, std::string path, std::string message, std::string hint = "") {

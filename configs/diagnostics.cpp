@@ -7,12 +7,25 @@
 
 namespace dl {
 
+std::string config_detail::printable(const std::string& s) {
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) out += c;
+    else out += std::string("\\x") + hex[u >> 4] + hex[u & 15];
+  }
+  return out;
+}
+
+// Keys, values and file names come from the user: control characters (a NUL, an ESC that
+// recolours the terminal) are shown escaped, so each diagnostic stays one readable line.
 std::string Diagnostic::str() const {
   std::string s = loc.str() + ": error: ";
   if (!path.empty()) s += path + ": ";
   s += message;
   if (!hint.empty()) s += " (" + hint + ")";
-  return s;
+  return config_detail::printable(s);
 }
 
 namespace {

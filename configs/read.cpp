@@ -56,18 +56,6 @@ bool parse_bool(const std::string& s, bool& out) {
   return false;
 }
 
-// `s` with control characters (NUL, newline, ESC, ...) written as \xNN, for messages.
-std::string printable(const std::string& s) {
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u != 0x7f) out += c;
-    else out += std::string("\\x") + hex[u >> 4] + hex[u & 15];
-  }
-  return out;
-}
-
 // How a node reads in an error message: -3, 'abc', a list, a map, nothing.
 std::string got(const YNode& n) {
   int64_t i;

@@ -747,6 +747,9 @@ TEST_CASE("configs: a run name must be one directory under runs/", "[configs][ha
   }
   auto nul = errors_of([] { load("name: \"a\\0b\"\n" + kModelAndData); });
   CHECK_THAT(nul[0].message, Catch::Contains("got 'a\\x00b'"));
+  // Control characters in any key or value are escaped where errors are printed.
+  auto esc = errors_of([] { load(kModelAndData + "\"k\\e[31m\": 1\n"); });
+  CHECK_THAT(esc[0].str(), Catch::StartsWith("inline.yaml:4:1: error: k\\x1b[31m: unknown key"));
   // The default, the file's stem, is checked too: "..yaml" has the stem ".".
   check_error(errors_of([] { load_config_string(kModelAndData, "..yaml"); }), "name", "..yaml:1:1",
               "the run name defaults to the file's stem '.'", "set name:");
