@@ -164,7 +164,7 @@ struct TrainSpec {
   // oneDNN and libgomp have crashed with a few hundred threads (train.threads: 300 did in
   // oneDNN on one machine, 1000+ in libgomp); 256 trains here, so the schema stops there.
   static constexpr int64_t kMaxThreads = 256;
-  int64_t threads = 0;     // CPU threads; 0 = all cores, at most kMaxThreads
+  int64_t threads = 0;     // CPU threads; 0 = all cores (at most kMaxThreads of them)
   bool requeue = false;    // SIGUSR1 under SLURM: checkpoint, then scontrol requeue
   bool operator==(const TrainSpec&) const = default;
 };

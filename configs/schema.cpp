@@ -235,7 +235,7 @@ const std::vector<Field<TrainSpec>>& train_fields() {
                             .check(device_rule, "'cpu', 'cuda' or 'cuda:N'")
                             .describe("where to train")),
       field(&T::threads, A::integer("threads", 0).range(0, TrainSpec::kMaxThreads)
-                             .describe("CPU threads (0 = all cores)")),
+                             .describe("CPU threads (0 = all cores, at most 256)")),
       field(&T::requeue, A::boolean("requeue", false)
                              .describe("on SIGUSR1 under SLURM: checkpoint, then `scontrol requeue` the job")),
   };

@@ -67,7 +67,12 @@ void check_epochs_have_batches(const Config& cfg, const data::Splits& splits, in
 }  // namespace
 
 void set_num_threads(int64_t threads) {
-  int n = threads > 0 ? static_cast<int>(threads) : omp_get_num_procs();
+  // The config bounds train.threads by kMaxThreads; "all cores" obeys the same bound.
+  const int max = static_cast<int>(TrainSpec::kMaxThreads);
+  if (threads < 0 || threads > max)
+    throw std::invalid_argument("train.threads must be in [0, " + std::to_string(max) + "], got " +
+                                std::to_string(threads));
+  const int n = threads > 0 ? static_cast<int>(threads) : std::min(omp_get_num_procs(), max);
   omp_set_num_threads(n);
   // Start the OpenMP pool (which oneDNN shares) with the stop signals blocked, so they are only
   // ever delivered to the main thread, whose handler runs on an alternate stack (signals.h).

@@ -118,7 +118,8 @@ class Trainer {
   double start_time_ = 0;
 };
 
-// Configures the CPU thread count (0 = all cores) for the engine (OpenMP + oneDNN).
+// Configures the CPU thread count for the engine (OpenMP + oneDNN): 0 = all cores, at most
+// TrainSpec::kMaxThreads; beyond that std::invalid_argument (the config refuses it first).
 void set_num_threads(int64_t threads);
 
 // The loader options a config asks for (transforms compiled from `data.transforms`).

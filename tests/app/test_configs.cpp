@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -11,6 +12,7 @@
 #include "configs/detail.h"  // the schema tables, for the self-check
 #include "datasets/idx.h"
 #include "engine/graph/layer_schema.h"
+#include "engine/train/trainer.h"
 #include "tests/support/process.h"
 #include "tests/support/tempdir.h"
 
@@ -716,6 +718,10 @@ TEST_CASE("configs: integers outside what the field can hold are errors at their
     check_inline_error(std::string("train: {threads: ") + v + "}\n", "train.threads",
                        "inline.yaml:4:18", "expected an integer in [0, 256], got " + std::string(v));
   CHECK(load(kModelAndData + "train: {threads: 256}\n").train.threads == 256);
+  // The engine's setter holds the same bound for callers that bypass the config (it narrowed
+  // to int: the int64 maximum became -1, i.e. 1 thread).
+  CHECK_THROWS_AS(train::set_num_threads(TrainSpec::kMaxThreads + 1), std::invalid_argument);
+  CHECK_THROWS_AS(train::set_num_threads(std::numeric_limits<int64_t>::max()), std::invalid_argument);
   // top_k is an int where it is used: the int's range is part of its schema.
   check_inline_error("metrics: [{type: accuracy, top_k: 4294967297}]\n", "metrics[0].top_k",
                      "inline.yaml:4:35", "expected an integer in [1, 2147483647], got 4294967297");
