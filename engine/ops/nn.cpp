@@ -101,7 +101,13 @@ Tensor pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding, bool ceil
 
 // ---- output sizes --------------------------------------------------------------------------
 namespace {
-int64_t floor_div(int64_t num, int64_t den) { return num >= 0 ? num / den : -((-num + den - 1) / den); }
+// Rounds toward minus infinity (den > 0) without an intermediate that can overflow: -num +
+// den - 1 did for a kernel near the int64 maximum, so max_pool2d kernel_size 2^63-1 on a
+// 28x28 input came out 1x1 instead of empty.
+int64_t floor_div(int64_t num, int64_t den) {
+  const int64_t q = num / den;
+  return num % den != 0 && num < 0 ? q - 1 : q;
+}
 
 // in + 2 pad - span, where span is the (dilated) kernel extent.
 int64_t padded_minus(int64_t in, int64_t pad, int64_t span) {

@@ -814,6 +814,12 @@ train: {epochs: 1}
   INFO(r.out);
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.out, Catch::Contains("train.threads: expected an integer in [0, 256], got 100000"));
+  // A pooling window of 2^63-1 over a 4x4 input is empty, not 1x1 (an overflow in the
+  // output-size rounding).
+  r = dltool({"validate", config, "model.layers=[{type: max_pool2d, kernel_size: 9223372036854775807}]"});
+  INFO(r.out);
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.out, Catch::Contains("would be empty"));
   // And a batch that fits trains (2 batches per epoch). epochs x batches saturates at the int64
   // maximum: it wrapped to a negative total and the run "finished" after 0 steps.
   r = dltool({"train", config, "data.loader.batch_size=2", "data.loader.drop_last=false",
