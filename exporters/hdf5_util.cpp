@@ -127,7 +127,7 @@ struct DriverInfo {  // the driver's file-access property: where to report the f
 };
 
 struct DriverFile {
-  H5FD_t pub;  // first member: HDF5 sees a DriverFile* as an H5FD_t*
+  H5FD_t pub{};  // first member: HDF5 sees a DriverFile* as an H5FD_t* (zeroed, as sec2 does)
   int fd = -1;
   haddr_t eoa = 0, eof = 0;
   int* io_errno = nullptr;
