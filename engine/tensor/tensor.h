@@ -101,10 +101,14 @@ class Tensor {
   // Raw pointer to the first element (offset applied). Checks the dtype.
   template <class T> T* data() const {
     check_dtype(dtype_of<T>::value);
-    return static_cast<T*>(impl_->storage->data()) + impl_->offset;
+    return static_cast<T*>(raw_data());
   }
+  // An empty tensor may have no storage bytes (null) yet a non-zero offset (a row of a [2, 0]
+  // tensor, a slice of an empty cat result): its data pointer stays null, since adding an
+  // offset to null is undefined behaviour (UBSan's pointer-overflow check).
   void* raw_data() const {
-    return static_cast<char*>(impl_->storage->data()) + impl_->offset * element_size();
+    char* base = static_cast<char*>(impl_->storage->data());
+    return base ? base + impl_->offset * element_size() : nullptr;
   }
 
   // ---- conversion ----

@@ -72,6 +72,12 @@ TEST_CASE("empty tensors are legal", "[tensor]") {
   CHECK((e + 1.0).shape() == Shape{0, 3});
   CHECK(sum(e).item() == 0.0);
   CHECK(sum(e, {0}).shape() == Shape{3});
+  // A view at a non-zero offset into an empty tensor has no data: a null pointer, not null + 1
+  // (undefined; found by the clang UBSan run of the loss and reduction tests).
+  Tensor row = empty({2, 0}).select(0, 1);
+  CHECK(row.offset() != 0);
+  CHECK(row.raw_data() == nullptr);
+  CHECK(row.data<float>() == nullptr);
 }
 
 TEST_CASE("autograd accumulates, respects no_grad and detach", "[autograd]") {
