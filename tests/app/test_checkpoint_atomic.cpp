@@ -141,12 +141,17 @@ int count_open_fds() {
 TEST_CASE("checkpoint: SIGKILL during saves never breaks last.h5", "[checkpoint][atomic]") {
   TempDir dir;
   const std::string path = dir.file("last.h5");
+  // The kill window spans a few saves, as measured here: a fixed 50 ms ended before the first
+  // save completed under ASan (and on a loaded machine), so no kill fell between saves.
+  const auto t0 = std::chrono::steady_clock::now();
   dl::save_checkpoint(path, step_checkpoint(0));
+  const auto save_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  const int max_kill_ms = static_cast<int>(std::clamp<int64_t>(4 * save_ms, 50, 2000));
   const int kKills = 40;
   int tmp_left = 0;
   std::set<int64_t> steps;
   kill_repeatedly(
-      kKills, 0, 50, 1234,
+      kKills, 0, max_kill_ms, 1234,
       [&](int k) {
         pid_t pid = ::fork();
         REQUIRE(pid >= 0);
