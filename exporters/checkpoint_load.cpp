@@ -530,14 +530,14 @@ uint64_t precheck(const std::string& path) {
     if (!ub.valid) bail("truncated or corrupt file: its dltool header (the first 512 bytes) is damaged");
     if (ub.version > ckpt_detail::kUserBlockVersion)
       bail("written by a newer dltool (header version " + std::to_string(ub.version) + "): upgrade dltool");
+    if (ub.version < 1)
+      bail("truncated or corrupt file: its dltool header (the first 512 bytes) has version " +
+           std::to_string(ub.version) + ", but dltool writes versions 1.." + std::to_string(ckpt_detail::kUserBlockVersion));
     // An edit with h5py leaves our header in place, so say how to accept one deliberately.
     const std::string edited = "; it was damaged, or modified by another tool after dltool wrote it (to accept a "
                                "deliberate edit, blank the 512-byte dltool header: dd if=/dev/zero of=FILE bs=512 "
                                "count=1 conv=notrunc)";
     const uint64_t expect = ckpt_detail::kUserBlockBytes + ub.payload_bytes;
-    if (ub.version < 1)
-      bail("truncated or corrupt file: its dltool header (the first 512 bytes) has version " +
-           std::to_string(ub.version) + ", but dltool writes versions 1.." + std::to_string(ckpt_detail::kUserBlockVersion));
     if (size != expect)
       bail("truncated or corrupt file: it has " + std::to_string(size) + " bytes, but dltool wrote " +
            std::to_string(expect) + (size > expect ? edited : ""));
