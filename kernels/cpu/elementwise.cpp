@@ -245,7 +245,16 @@ Tdst convert(Tsrc v) {
   else if constexpr (is_half_v<Tsrc>) return convert<Tdst>(v.to_float());
   else if constexpr (is_half_v<Tdst>) return Tdst::from_float(static_cast<float>(v));
   else if constexpr (std::is_same_v<Tdst, bool>) return v != Tsrc(0);
-  else return static_cast<Tdst>(v);
+  else if constexpr (std::is_integral_v<Tdst> && std::is_floating_point_v<Tsrc>) {
+    // NaN, inf or a value beyond int64 has no integer value: converting it is undefined in C++
+    // (clang's UBSan aborts). Give what x86 (and so PyTorch's CPU cast) gives, the int64
+    // minimum ("integer indefinite"); narrower integer types wrap from int64, as there.
+    constexpr Tsrc kTwo63 = static_cast<Tsrc>(9223372036854775808.0);
+    const int64_t wide = v >= -kTwo63 && v < kTwo63 ? static_cast<int64_t>(v) : std::numeric_limits<int64_t>::min();
+    return static_cast<Tdst>(wide);
+  } else {
+    return static_cast<Tdst>(v);
+  }
 }
 
 // Calls body(T{}) with T the storage type of `dt`: the DL_DISPATCH_ALL types plus the
