@@ -54,7 +54,9 @@ Shape contiguous_strides(const Shape& s) {
   int64_t acc = 1;
   for (int64_t i = static_cast<int64_t>(s.size()) - 1; i >= 0; --i) {
     st[i] = acc;
-    acc *= std::max<int64_t>(s[i], 1);
+    // A shape with a zero dim has no elements but still needs strides: [0, 2^40, 2^40] needs
+    // 2^80 and is reported, never wrapped. (The last product is not a stride: not checked.)
+    if (i > 0) acc = checked_mul(acc, std::max<int64_t>(s[i], 1), "a tensor's strides");
   }
   return st;
 }

@@ -78,6 +78,10 @@ TEST_CASE("empty tensors are legal", "[tensor]") {
   CHECK(row.offset() != 0);
   CHECK(row.raw_data() == nullptr);
   CHECK(row.data<float>() == nullptr);
+  // No elements, but strides that do not fit int64: reported, not wrapped (found by fuzz_idx).
+  const int64_t big = int64_t{1} << 40;
+  CHECK_THROWS_AS(empty({0, big, big}), ShapeOverflowError);
+  CHECK(empty({0, big}).strides() == Shape{big, 1});
 }
 
 TEST_CASE("autograd accumulates, respects no_grad and detach", "[autograd]") {
