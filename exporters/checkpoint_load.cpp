@@ -6,14 +6,22 @@
 // of file with the real size: "truncated file") -> our root attributes -> each object. Every
 // dataset's type, dataspace and stored size are checked before memory is allocated for it.
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <new>
+#include <thread>
 
 #include "exporters/checkpoint.h"
 #include "exporters/checkpoint_userblock.h"
@@ -576,10 +584,65 @@ uint64_t precheck(const std::string& path) {
                  ")" + hint);
 }
 
+// HDF5 1.10 can loop forever on a crafted file: its global heap is not checksummed
+// (tests/fuzz/hdf5_known/), and an HDF5 call cannot be cancelled. A read still running after a
+// generous limit (60 s + 20 MB/s of file, or DLTOOL_CHECKPOINT_READ_TIMEOUT seconds) ends the
+// process with exit 1 and an error naming the file, instead of hanging a batch job forever.
+class ReadWatchdog {
+ public:
+  ReadWatchdog(const std::string& path, uint64_t bytes) {
+    const double limit_s = limit_seconds(bytes);
+    // The thread takes no signals: the stop handlers run on the main thread's alternate stack.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    thread_ = std::thread([this, path, limit_s] {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (cv_.wait_for(lock, std::chrono::duration<double>(limit_s), [this] { return done_; })) return;
+      std::fprintf(stderr,
+                   "error: cannot load checkpoint '%s': reading it did not finish in %.0f s, so the file is "
+                   "corrupt in a way the HDF5 library loops on (if it is only very large on a slow disk, "
+                   "set DLTOOL_CHECKPOINT_READ_TIMEOUT=SECONDS)\n",
+                   path.c_str(), limit_s);
+      std::fflush(stderr);
+      std::_Exit(1);
+    });
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+  ~ReadWatchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  ReadWatchdog(const ReadWatchdog&) = delete;
+  ReadWatchdog& operator=(const ReadWatchdog&) = delete;
+
+ private:
+  static double limit_seconds(uint64_t bytes) {
+    if (const char* env = std::getenv("DLTOOL_CHECKPOINT_READ_TIMEOUT")) {
+      char* end = nullptr;
+      double v = std::strtod(env, &end);
+      if (end != env && *end == '\0' && v > 0 && std::isfinite(v)) return v;
+      std::fprintf(stderr, "warning: DLTOOL_CHECKPOINT_READ_TIMEOUT='%s' is not a positive number of "
+                           "seconds; using the default\n", env);
+    }
+    return 60.0 + static_cast<double>(bytes) / 20e6;
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
 }  // namespace
 
 Checkpoint load_checkpoint(const std::string& path, bool weights_only) {
   uint64_t size = precheck(path);
+  ReadWatchdog watchdog(path, size);
   h5::QuietErrors quiet;
   Reader r(path, size);
   Checkpoint c;

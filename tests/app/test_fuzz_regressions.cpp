@@ -5,6 +5,8 @@
 #include <string>
 
 #include "exporters/checkpoint.h"
+#include "exporters/checkpoint_userblock.h"
+#include "tests/support/process.h"
 #include "tests/support/tempdir.h"
 
 using Catch::Matchers::Contains;
@@ -47,4 +49,23 @@ TEST_CASE("fuzz regressions: a compact dataset whose header says 0 bytes is corr
       CHECK_THAT(msg, Contains(path));  // a full load refuses foreign files before reading tensors
     }
   }
+}
+
+TEST_CASE("fuzz regressions: a checkpoint HDF5 loops on ends with an error naming the file, not a hang",
+          "[fuzz][checkpoint]") {
+  // tests/fuzz/hdf5_known/global_heap_hang: a checkpoint (re-sealed, so it passes our CRC) whose
+  // global heap makes HDF5 1.10's H5Aread loop forever. The read watchdog ends it.
+  std::string file = dl::test::read_file(DLTOOL_SOURCE_DIR "/tests/fuzz/hdf5_known/global_heap_hang").substr(1);
+  namespace ck = dl::ckpt_detail;
+  REQUIRE(file.size() > ck::kUserBlockBytes);
+  const size_t n = file.size() - ck::kUserBlockBytes;
+  file.replace(0, ck::kUserBlockBytes, ck::user_block(n, ck::crc32c(file.data() + ck::kUserBlockBytes, n)));
+  TempDir dir;
+  std::string path = dir.file("hang.h5", file);
+  dl::test::ProcessResult r = dl::test::run_process(
+      {DLTOOL_BINARY, "inspect", path}, {.env = {{"DLTOOL_CHECKPOINT_READ_TIMEOUT", "2"}}, .timeout_s = 60});
+  CAPTURE(r.status_text(), r.err);
+  CHECK_FALSE(r.timed_out);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.err, Contains(path) && Contains("did not finish in 2 s") && Contains("DLTOOL_CHECKPOINT_READ_TIMEOUT"));
 }
