@@ -57,7 +57,7 @@ for t in "${selected[@]}"; do
       -timeout=20 -artifact_prefix="$crashes/" -print_final_stats=1 2>"$crashes/last.log" || rc=$?
     # With -ignore_timeouts, fork mode still exits with libFuzzer's timeout code (70) when its
     # last job hit a timeout; that is a pass when the final counts say 0 ooms and 0 crashes.
-    counts=$(grep -o 'oom/timeout/crash: [0-9]*/[0-9]*/[0-9]*' "$crashes/last.log" | tail -n 1 | awk '{print $2}')
+    counts=$( (grep -o 'oom/timeout/crash: [0-9]*/[0-9]*/[0-9]*' "$crashes/last.log" || true) | tail -n 1 | awk '{print $2}')
     if [ "$rc" = 70 ] && [ ${#extra[@]} -gt 0 ] && [[ "$counts" =~ ^0/[0-9]+/0$ ]]; then
       echo "fuzz_$t: HDF5 timeouts only (oom/timeout/crash $counts), saved under $crashes/ (tests/fuzz/hdf5_known/)"
       rc=0
