@@ -5,6 +5,7 @@
 
 #include "engine/autograd/autograd.h"
 #include "engine/ops/elementwise.h"
+#include "engine/optim/registry.h"
 #include "kernels/optim.h"
 
 namespace dl::optim {
@@ -124,5 +125,28 @@ void Adam::step() {
     }
   }
 }
+
+namespace {
+using A = AttrSchema;
+std::vector<AttrSchema> adam_hyper(double weight_decay, const char* wd_doc) {
+  return {A::floating("lr", 1e-3).at_least(0).describe("learning rate"),
+          A::float_list("betas").def(std::vector<double>{0.9, 0.999}).range(0, 1, /*hi_open=*/true)
+              .stored_as({"beta1", "beta2"}).describe("decay rates of the 1st and 2nd moment averages"),
+          A::floating("eps", 1e-8).at_least(0).describe("added to the denominator"),
+          A::floating("weight_decay", weight_decay).at_least(0).describe(wd_doc),
+          A::boolean("amsgrad", false).describe("use the AMSGrad variant")};
+}
+const RegisterOptimizer kAdam({"adam", "Adam", "torch.optim.Adam", adam_hyper(0.0, "L2 penalty"), nullptr,
+                               [](std::vector<ParamGroup> groups, const Options& d) -> std::unique_ptr<Optimizer> {
+                                 return std::make_unique<Adam>(std::move(groups), AdamOptions::from_map(d));
+                               },
+                               /*max_state_tensors=*/3});
+const RegisterOptimizer kAdamW({"adamw", "AdamW", "torch.optim.AdamW (decoupled weight decay)",
+                                adam_hyper(1e-2, "decoupled weight decay"), nullptr,
+                                [](std::vector<ParamGroup> groups, const Options& d) -> std::unique_ptr<Optimizer> {
+                                  return std::make_unique<AdamW>(std::move(groups), AdamWOptions::from_map(d));
+                                },
+                                /*max_state_tensors=*/3});
+}  // namespace
 
 }  // namespace dl::optim

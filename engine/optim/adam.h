@@ -38,6 +38,7 @@ class Adam : public Optimizer {
  public:
   Adam(const NamedTensors& params, const AdamOptions& options = {});
   Adam(std::vector<ParamGroup> groups, const AdamOptions& options = {});
+  using Optimizer::step;
   void step() override;
   std::vector<std::string> slot_names(const Options& group) const override;
 

@@ -7,8 +7,7 @@
 #include <stdexcept>
 
 #include "engine/autograd/autograd.h"
-#include "engine/optim/adam.h"
-#include "engine/optim/sgd.h"
+#include "engine/optim/registry.h"
 
 namespace dl::optim {
 
@@ -79,6 +78,17 @@ void Optimizer::add_param_group(ParamGroup g) {
     if (!g.options.count(key)) g.options[key] = value;
   validate(g.options);
   groups_.push_back(std::move(g));
+}
+
+double Optimizer::step(const Closure& closure) {
+  double loss = closure();
+  step();
+  return loss;
+}
+
+void Optimizer::validate(const Options& o) const {
+  if (std::string p = check_options(optimizer_def(type_), o); !p.empty())
+    throw std::invalid_argument(type_ + ": " + p);
 }
 
 void Optimizer::zero_grad(bool set_to_none) {
@@ -166,14 +176,19 @@ void Optimizer::load_state_dict(const OptimizerState& s) {
 // ---------------------------------------------------------------------------
 // factory
 // ---------------------------------------------------------------------------
-std::unique_ptr<Optimizer> make_optimizer(const std::string& type_in, std::vector<ParamGroup> groups,
+std::unique_ptr<Optimizer> make_optimizer(const std::string& type, std::vector<ParamGroup> groups,
                                           const Options& options) {
-  std::string type = type_in;
-  std::transform(type.begin(), type.end(), type.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (type == "sgd") return std::make_unique<SGD>(std::move(groups), SGDOptions::from_map(options));
-  if (type == "adam") return std::make_unique<Adam>(std::move(groups), AdamOptions::from_map(options));
-  if (type == "adamw") return std::make_unique<AdamW>(std::move(groups), AdamWOptions::from_map(options));
-  throw std::invalid_argument("unknown optimizer '" + type_in + "' (valid: SGD, Adam, AdamW)");
+  const OptimizerDef& def = optimizer_def(type);
+  Options defaults = default_options(def);
+  for (const auto& [k, v] : options) {
+    if (!defaults.count(k)) {
+      std::string valid;
+      for (const auto& kv : defaults) valid += (valid.empty() ? "" : ", ") + kv.first;
+      throw std::invalid_argument(def.torch_name + ": unknown option '" + k + "' (valid: " + valid + ")");
+    }
+    defaults[k] = v;
+  }
+  return def.make(std::move(groups), defaults);
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const std::string& type, const NamedTensors& params,

@@ -18,6 +18,7 @@
 // engine ops. Parameters whose grad is undefined are skipped (no state is created).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -68,6 +69,11 @@ class Optimizer {
 
   // One update of every parameter that has a gradient.
   virtual void step() = 0;
+  // torch's optimizer.step(closure): `closure` clears the gradients, recomputes the loss on the
+  // same batch, runs backward and returns the loss. Most optimizers call it once, then step();
+  // LBFGS calls it as often as its line search needs. Returns the first loss.
+  using Closure = std::function<double()>;
+  virtual double step(const Closure& closure);
   // set_to_none = true drops the gradients (PyTorch 2.x default); false zeroes them in place.
   void zero_grad(bool set_to_none = true);
 
@@ -98,8 +104,9 @@ class Optimizer {
 
  protected:
   Optimizer(std::string type, Options defaults);
-  // Checks a group's options (ranges, unknown keys); throws std::invalid_argument.
-  virtual void validate(const Options& o) const = 0;
+  // Checks a group's options (ranges, unknown keys); throws std::invalid_argument. The default
+  // checks them against the optimizer's registration (check_options in registry.h).
+  virtual void validate(const Options& o) const;
   void init_groups(std::vector<ParamGroup> groups);
 
   std::string type_;
@@ -109,8 +116,9 @@ class Optimizer {
   bool fused_ = true;
 };
 
-// Builds "SGD", "Adam" or "AdamW" (case-insensitive) from an options map (keys as above;
-// missing keys take the optimizer's defaults; SGD needs lr). Unknown keys are errors.
+// Builds any registered optimizer (engine/optim/registry.h) by YAML or torch name,
+// case-insensitive ("sgd", "AdamW"), from an options map (missing keys take the registry's
+// defaults). Unknown types and keys are errors (std::invalid_argument).
 std::unique_ptr<Optimizer> make_optimizer(const std::string& type, std::vector<ParamGroup> groups,
                                           const Options& options);
 std::unique_ptr<Optimizer> make_optimizer(const std::string& type, const NamedTensors& params,

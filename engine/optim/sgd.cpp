@@ -1,10 +1,13 @@
 #include "engine/optim/sgd.h"
 
+#include <memory>
+
 #include <cmath>
 #include <stdexcept>
 
 #include "engine/autograd/autograd.h"
 #include "engine/ops/elementwise.h"
+#include "engine/optim/registry.h"
 #include "kernels/optim.h"
 
 namespace dl::optim {
@@ -101,5 +104,25 @@ void SGD::step() {
     }
   }
 }
+
+namespace {
+using A = AttrSchema;
+const RegisterOptimizer kRegister({
+    "sgd", "SGD", "torch.optim.SGD (nesterov needs momentum > 0 and dampening 0)",
+    {A::floating("lr", 1e-3).at_least(0).describe("learning rate"),
+     A::floating("momentum", 0.0).at_least(0).describe("momentum factor"),
+     A::floating("dampening", 0.0).at_least(0).describe("dampening for momentum"),
+     A::floating("weight_decay", 0.0).at_least(0).describe("L2 penalty"),
+     A::boolean("nesterov", false).describe("Nesterov momentum")},
+    [](const AttrMap& m) -> std::string {
+      if (attr_bool(m, "nesterov") && (attr_float(m, "momentum") <= 0 || attr_float(m, "dampening") != 0))
+        return "nesterov: Nesterov momentum requires a momentum > 0 and zero dampening";
+      return "";
+    },
+    [](std::vector<ParamGroup> groups, const Options& defaults) -> std::unique_ptr<Optimizer> {
+      return std::make_unique<SGD>(std::move(groups), SGDOptions::from_map(defaults));
+    },
+    /*max_state_tensors=*/1});
+}  // namespace
 
 }  // namespace dl::optim

@@ -25,6 +25,7 @@ class SGD : public Optimizer {
  public:
   SGD(const NamedTensors& params, const SGDOptions& options);
   SGD(std::vector<ParamGroup> groups, const SGDOptions& options);
+  using Optimizer::step;
   void step() override;
   std::vector<std::string> slot_names(const Options& group) const override;
 

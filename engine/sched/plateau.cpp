@@ -1,9 +1,13 @@
 #include "engine/sched/plateau.h"
 
+#include <memory>
+
 #include <algorithm>
 #include <limits>
 #include <stdexcept>
 #include <type_traits>
+
+#include "engine/sched/registry.h"
 
 namespace dl::sched {
 
@@ -110,5 +114,34 @@ void ReduceLROnPlateau::load_extra(const SchedulerState& s) {
   get("num_bad_epochs", num_bad_epochs);
   get("cooldown_counter", cooldown_counter);
 }
+
+namespace {
+using A = AttrSchema;
+const RegisterScheduler kPlateau({
+    "reduce_on_plateau", "ReduceLROnPlateau", "ReduceLROnPlateau: lr *= factor when `metric` stops improving",
+    {A::string("metric", "val/loss").describe("split/metric to watch (stepped after every evaluation)"),
+     A::choice("mode", {"min", "max"}, "min").describe("improve = lower/higher"),
+     A::floating("factor", 0.1).above(0).below(1).describe("lr multiplier on a plateau"),
+     A::integer("patience", 10).at_least(0).describe("evaluations without improvement before reducing"),
+     A::floating("threshold", 1e-4).at_least(0).describe("minimum change that counts as improvement"),
+     A::choice("threshold_mode", {"rel", "abs"}, "rel").describe("threshold relative or absolute"),
+     A::integer("cooldown", 0).at_least(0).describe("evaluations to wait after a reduction"),
+     A::floating("min_lr", 0.0).at_least(0).describe("lower bound on lr"),
+     A::floating("eps", 1e-8).at_least(0).describe("reductions smaller than eps are skipped")},
+    nullptr,
+    [](optim::Optimizer& o, const SchedulerConfig& c, const SchedulerContext&) -> std::unique_ptr<LRScheduler> {
+      PlateauOptions p;
+      p.mode = attr_string(c.attrs, "mode");
+      p.factor = attr_float(c.attrs, "factor");
+      p.patience = attr_int(c.attrs, "patience");
+      p.threshold = attr_float(c.attrs, "threshold");
+      p.threshold_mode = attr_string(c.attrs, "threshold_mode");
+      p.cooldown = attr_int(c.attrs, "cooldown");
+      p.min_lr = attr_float(c.attrs, "min_lr");
+      p.eps = attr_float(c.attrs, "eps");
+      return std::make_unique<ReduceLROnPlateau>(o, p);
+    },
+    /*takes_children=*/false, /*metric_driven=*/true});
+}  // namespace
 
 }  // namespace dl::sched

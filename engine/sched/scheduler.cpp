@@ -1,10 +1,15 @@
 #include "engine/sched/scheduler.h"
 
+#include <memory>
+
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <optional>
 #include <stdexcept>
 #include <type_traits>
+
+#include "engine/sched/registry.h"
 
 namespace dl::sched {
 namespace {
@@ -274,5 +279,66 @@ void LinearLR::load_extra(const SchedulerState& s) {
   restore(s, "total_iters", total_iters);
   check_args();
 }
+
+// ---- registrations --------------------------------------------------------------------------
+namespace {
+using A = AttrSchema;
+using Ptr = std::unique_ptr<LRScheduler>;
+A gamma_attr(std::optional<double> def) {
+  A a = def ? A::floating("gamma", *def) : A::floating("gamma").req();
+  return a.above(0).describe("multiplicative factor of lr decay");
+}
+std::string increasing(const AttrMap& m) {
+  const auto& v = attr_ints(m, "milestones");
+  for (size_t i = 1; i < v.size(); ++i)
+    if (v[i] <= v[i - 1])
+      return "milestones: expected strictly increasing values, got " + std::to_string(v[i - 1]) + " then " +
+             std::to_string(v[i]);
+  return "";
+}
+const RegisterScheduler kNone({"none", "", "constant learning rate", {}, nullptr, nullptr});
+const RegisterScheduler kStep({
+    "step", "StepLR", "torch.optim.lr_scheduler.StepLR: lr *= gamma every step_size steps",
+    {A::integer("step_size").req().at_least(1).describe("period of lr decay"), gamma_attr(0.1)}, nullptr,
+    [](optim::Optimizer& o, const SchedulerConfig& c, const SchedulerContext&) -> Ptr {
+      return std::make_unique<StepLR>(o, attr_int(c.attrs, "step_size"), attr_float(c.attrs, "gamma"));
+    }});
+const RegisterScheduler kMultiStep({
+    "multi_step", "MultiStepLR", "MultiStepLR: lr *= gamma at each milestone",
+    {A::int_list("milestones").req().length(1, 100000).at_least(1)
+         .describe("strictly increasing step/epoch indices"),
+     gamma_attr(0.1)},
+    increasing,
+    [](optim::Optimizer& o, const SchedulerConfig& c, const SchedulerContext&) -> Ptr {
+      return std::make_unique<MultiStepLR>(o, attr_ints(c.attrs, "milestones"), attr_float(c.attrs, "gamma"));
+    }});
+const RegisterScheduler kExponential({
+    "exponential", "ExponentialLR", "ExponentialLR: lr *= gamma every step", {gamma_attr(std::nullopt)}, nullptr,
+    [](optim::Optimizer& o, const SchedulerConfig& c, const SchedulerContext&) -> Ptr {
+      return std::make_unique<ExponentialLR>(o, attr_float(c.attrs, "gamma"));
+    }});
+constexpr int64_t kAuto = 0;
+const RegisterScheduler kCosine({
+    "cosine_annealing", "CosineAnnealingLR", "CosineAnnealingLR from lr to eta_min over T_max steps",
+    {A::integer("T_max", kAuto).at_least(1).keyword("auto", kAuto)
+         .describe("half period; auto = train.epochs, or total steps for interval step"),
+     A::floating("eta_min", 0.0).at_least(0).describe("minimum lr")},
+    nullptr,
+    [](optim::Optimizer& o, const SchedulerConfig& c, const SchedulerContext& ctx) -> Ptr {
+      int64_t t_max = attr_int(c.attrs, "T_max");
+      if (t_max == kAuto) t_max = std::max<int64_t>(ctx.total_steps, 1);
+      return std::make_unique<CosineAnnealingLR>(o, t_max, attr_float(c.attrs, "eta_min"));
+    }});
+const RegisterScheduler kLinear({
+    "linear", "LinearLR", "LinearLR: factor goes linearly from start_factor to end_factor",
+    {A::floating("start_factor", 1.0 / 3).above(0).at_most(1).describe("factor at the first step"),
+     A::floating("end_factor", 1.0).range(0, 1).describe("factor after total_iters steps"),
+     A::integer("total_iters", 5).at_least(1).describe("steps to reach end_factor")},
+    nullptr,
+    [](optim::Optimizer& o, const SchedulerConfig& c, const SchedulerContext&) -> Ptr {
+      return std::make_unique<LinearLR>(o, attr_float(c.attrs, "start_factor"), attr_float(c.attrs, "end_factor"),
+                                        attr_int(c.attrs, "total_iters"));
+    }});
+}  // namespace
 
 }  // namespace dl::sched
