@@ -80,6 +80,13 @@ void Optimizer::add_param_group(ParamGroup g) {
   groups_.push_back(std::move(g));
 }
 
+std::string Optimizer::check_slot(const std::string&, const Tensor& t, const Tensor& p) const {
+  if (!is_floating(t.dtype())) return "is " + dtype_name(t.dtype()) + ", expected a floating-point tensor";
+  if (t.shape() != p.shape())
+    return "has shape " + shape_str(t.shape()) + ", parameter has shape " + shape_str(p.shape());
+  return "";
+}
+
 double Optimizer::step(const Closure& closure) {
   double loss = closure();
   step();
@@ -157,13 +164,9 @@ void Optimizer::load_state_dict(const OptimizerState& s) {
     out.step = ps.step;
     for (const auto& [slot, t] : ps.slots) {
       if (!t.defined()) continue;
-      if (!is_floating(t.dtype()))
-        throw std::invalid_argument("loaded optimizer state: " + name + "/" + slot + " is " + dtype_name(t.dtype()) +
-                                    ", expected a floating-point tensor");
-      if (t.shape() != p.shape())
-        throw std::invalid_argument("loaded optimizer state: " + name + "/" + slot + " has shape " +
-                                    shape_str(t.shape()) + ", parameter has shape " + shape_str(p.shape()));
-      Tensor c = empty(p.shape(), p.options());
+      if (std::string problem = check_slot(slot, t, p); !problem.empty())
+        throw std::invalid_argument("loaded optimizer state: " + name + "/" + slot + " " + problem);
+      Tensor c = empty(t.shape(), p.options());
       c.copy_(t.detach());
       out.slots[slot] = c;
     }

@@ -97,6 +97,10 @@ class Optimizer {
   // The state slots a parameter of a group with options `group` has once it was updated
   // (SGD: momentum_buffer when momentum != 0; Adam: exp_avg, exp_avg_sq [, max_exp_avg_sq]).
   virtual std::vector<std::string> slot_names(const Options& group) const = 0;
+  // "" when a restored slot tensor suits parameter `param`, else the problem. Default: a
+  // floating-point tensor of the parameter's shape. Optimizers whose state is not shaped like
+  // the parameter (ASGD's scalars, LBFGS's history) override it.
+  virtual std::string check_slot(const std::string& slot, const Tensor& value, const Tensor& param) const;
 
   // Fused kernels on/off (default on; off forces the engine-op path, e.g. to test it).
   void set_fused(bool on) { fused_ = on; }
