@@ -81,7 +81,7 @@ void Optimizer::add_param_group(ParamGroup g) {
 }
 
 std::string Optimizer::check_slot(const std::string&, const Tensor& t, const Tensor& p) const {
-  if (!is_floating(t.dtype())) return "is " + dtype_name(t.dtype()) + ", expected a floating-point tensor";
+  if (!is_floating(t.dtype())) return "is " + std::string(dtype_name(t.dtype())) + ", expected a floating-point tensor";
   if (t.shape() != p.shape())
     return "has shape " + shape_str(t.shape()) + ", parameter has shape " + shape_str(p.shape());
   return "";
