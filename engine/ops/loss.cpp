@@ -1,16 +1,20 @@
 // Loss functions (PyTorch 1.13 semantics): argument checks, dispatch and derivatives.
 //
-// cross_entropy and nll_loss run fused kernels (kernels/loss.h) with fused backwards; the
-// elementwise losses are written with engine ops, with hand-written derivatives where PyTorch's
-// own formula differs from the derivative of the composition (smooth_l1 at beta = 0, the clamped
-// logs of binary_cross_entropy, the stable form of binary_cross_entropy_with_logits).
+// cross_entropy (class indices) and nll_loss run fused kernels (kernels/loss.h) with fused
+// backwards; cross_entropy with class probabilities is PyTorch's composition of log_softmax and
+// sums. The elementwise losses are written with engine ops, with hand-written derivatives where
+// PyTorch's own formula differs from the derivative of the composition (smooth_l1 at beta = 0
+// and huber, the clamped logs of binary_cross_entropy, the stable form of
+// binary_cross_entropy_with_logits). The other losses are in loss_more.cpp.
 #include "engine/ops/loss.h"
 
+#include <limits>
 #include <optional>
 #include <stdexcept>
 
 #include "engine/autograd/autograd.h"
 #include "engine/ops/elementwise.h"
+#include "engine/ops/loss_common.h"
 #include "engine/ops/reduce.h"
 #include "kernels/loss.h"
 
@@ -23,7 +27,7 @@ Reduction parse_reduction(const std::string& s) {
   throw std::invalid_argument("invalid reduction '" + s + "': expected one of 'none', 'mean', 'sum'");
 }
 
-namespace {
+namespace loss_detail {
 
 void check_floating(const Tensor& x, const char* op, const char* what) {
   if (!is_floating(x.dtype()))
@@ -46,7 +50,22 @@ Tensor apply_reduction(const Tensor& loss, Reduction r) {
   return loss;
 }
 
+}  // namespace loss_detail
+
+namespace {
+
+using loss_detail::apply_reduction;
+using loss_detail::check_floating;
+using loss_detail::check_same_device;
+
 // ---- class-index losses --------------------------------------------------------------
+
+void check_class_weight(const char* op, const Tensor& weight, int64_t classes) {
+  if (weight.dim() != 1 || weight.size(0) != classes)
+    throw std::invalid_argument(std::string(op) + ": weight tensor should be defined either for all " +
+                                std::to_string(classes) +
+                                " classes or no classes but got weight tensor of shape: " + shape_str(weight.shape()));
+}
 
 // Validated, contiguous operands of cross_entropy / nll_loss.
 struct ClassLoss {
@@ -82,10 +101,7 @@ ClassLoss prepare_class_loss(const char* op, const Tensor& x, const Tensor& targ
   L.args.ignore_index = ignore_index;
   L.args.reduction = reduction;
   if (weight.defined()) {
-    if (weight.dim() != 1 || weight.size(0) != L.args.classes)
-      throw std::invalid_argument(std::string(op) + ": weight tensor should be defined either for all " +
-                                  std::to_string(L.args.classes) +
-                                  " classes or no classes but got weight tensor of shape: " + shape_str(weight.shape()));
+    check_class_weight(op, weight, L.args.classes);
     L.weight = weight.detach().to(x.dtype()).contiguous();
   }
   if (L.args.classes == 0 && target.numel() > 0)
@@ -105,6 +121,91 @@ ClassLoss prepare_class_loss(const char* op, const Tensor& x, const Tensor& targ
 
 Shape output_shape(const Tensor& target, Reduction r) { return r == Reduction::None ? target.shape() : Shape{}; }
 
+int64_t class_dim_of(const Tensor& logits) { return logits.dim() == 1 ? 0 : 1; }
+
+// cross_entropy with class probabilities, composed of engine ops as PyTorch 1.13 composes it
+// (cross_entropy_loss_prob_target): both logits and target get their gradients from autograd.
+Tensor cross_entropy_probs(const Tensor& logits, const Tensor& target, const Tensor& weight, int64_t ignore_index,
+                           Reduction reduction, double label_smoothing) {
+  const char* op = "cross_entropy";
+  check_floating(logits, op, "input");
+  check_same_device(logits, target, op);
+  check_same_device(logits, weight, op);
+  if (logits.dim() < 1 || target.shape() != logits.shape()) {
+    Shape index_shape = logits.shape();
+    if (logits.dim() >= 1) index_shape.erase(index_shape.begin() + class_dim_of(logits));
+    throw std::invalid_argument(std::string(op) + ": expected int64 class indices of shape " + shape_str(index_shape) +
+                                " or class probabilities of the input's shape " + shape_str(logits.shape()) +
+                                ", got a " + dtype_name(target.dtype()) + " target of shape " +
+                                shape_str(target.shape()));
+  }
+  if (ignore_index >= 0)
+    throw std::invalid_argument(std::string(op) + ": ignore_index (" + std::to_string(ignore_index) +
+                                ") is not supported for floating point target");
+  const int64_t class_dim = class_dim_of(logits);
+  const int64_t classes = logits.size(class_dim);
+  Tensor w;
+  if (weight.defined()) {
+    check_class_weight(op, weight, classes);
+    Shape ws(static_cast<size_t>(logits.dim()), 1);
+    ws[class_dim] = classes;
+    w = weight.detach().to(logits.dtype()).reshape(ws);  // [1, C, 1, ...]
+  }
+  if (logits.numel() == 0) {
+    NoGradGuard ng;
+    if (reduction == Reduction::None) {
+      Shape s = logits.shape();
+      s.erase(s.begin() + class_dim);
+      return zeros(s, logits.options());
+    }
+    return full({}, reduction == Reduction::Mean ? std::numeric_limits<double>::quiet_NaN() : 0.0, logits.options());
+  }
+  Tensor t = target.dtype() == logits.dtype() ? target : target.to(logits.dtype());
+  if (label_smoothing > 0) t = add(mul(t, 1.0 - label_smoothing), label_smoothing / static_cast<double>(classes));
+  Tensor prod = mul(log_softmax(logits, class_dim), t);
+  if (w.defined()) prod = mul(prod, w);
+  prod = neg(prod);
+  switch (reduction) {
+    case Reduction::None: return sum(prod, {class_dim});
+    case Reduction::Sum: return sum(prod);
+    case Reduction::Mean:  // by the number of positions, N * d1 * ...
+      return div(sum(prod), scalar_tensor(static_cast<double>(logits.numel() / classes), logits.options()));
+  }
+  return prod;
+}
+
+// smooth_l1_loss and huber_loss: with d = input - target, `quad` d^2 / 2 for |d| < k, else
+// `slope` (|d| - k / 2); smooth_l1: k = beta, quad 1 / beta, slope 1; huber: k = delta,
+// quad 1, slope delta (k = 0: |d|).
+Tensor piecewise_l1(const char* op, const char* node, const Tensor& input, const Tensor& target,
+                    Reduction reduction, double k, double quad, double slope) {
+  check_floating(input, op, "input");
+  Tensor d, loss;
+  {
+    NoGradGuard ng;
+    d = sub(input, target);
+    Tensor ad = abs(d);
+    Tensor lin = slope == 1.0 ? add(ad, -0.5 * k) : mul(add(ad, -0.5 * k), slope);
+    loss = k == 0 ? ad : where(lt(ad, k), mul(mul(d, d), 0.5 * quad), lin);
+  }
+  if (any_requires_grad({input, target})) {
+    // PyTorch's derivative wrt the first argument a of d = a - b: -slope for d <= -k, +slope
+    // for d >= k, quad d between. The target's gradient is the same rule applied to b - a (so
+    // both are -1 at d = 0 when k = 0).
+    const bool gi = input.requires_grad(), gt_ = target.requires_grad();
+    record(node, loss, {input, target},
+           [d, k, quad, slope, gi, gt_, si = input.shape(), st = target.shape()](const Tensor& g) -> TensorList {
+             auto rule = [&](const Tensor& v) {
+               Tensor gs = slope == 1.0 ? g : mul(g, slope);
+               return k == 0 ? where(le(v, 0.0), neg(gs), gs)
+                             : where(le(v, -k), neg(gs), where(ge(v, k), gs, mul(mul(g, v), quad)));
+             };
+             return {gi ? sum_to(rule(d), si) : Tensor(), gt_ ? sum_to(rule(neg(d)), st) : Tensor()};
+           });
+  }
+  return apply_reduction(loss, reduction);
+}
+
 }  // namespace
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight, int64_t ignore_index,
@@ -112,6 +213,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& w
   if (!(label_smoothing >= 0.0 && label_smoothing <= 1.0))
     throw std::invalid_argument("cross_entropy: label_smoothing must be between 0.0 and 1.0, got " +
                                 std::to_string(label_smoothing));
+  if (target.defined() && is_floating(target.dtype()))
+    return cross_entropy_probs(logits, target, weight, ignore_index, reduction, label_smoothing);
   ClassLoss L = prepare_class_loss("cross_entropy", logits, target, weight, ignore_index, reduction);
   L.args.label_smoothing = label_smoothing;
   Tensor out = empty(output_shape(target, reduction), logits.options());
@@ -167,32 +270,17 @@ Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
 }
 
 Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction reduction, double beta) {
-  check_floating(input, "smooth_l1_loss", "input");
   if (beta < 0)
     throw std::invalid_argument("smooth_l1_loss: beta must be >= 0, got " + std::to_string(beta));
-  Tensor d, loss;
-  {
-    NoGradGuard ng;
-    d = sub(input, target);
-    Tensor ad = abs(d);
-    // |d| < beta: 0.5 d^2 / beta; else |d| - 0.5 beta (beta = 0 is l1).
-    loss = beta == 0 ? ad : where(lt(ad, beta), mul(mul(d, d), 0.5 / beta), add(ad, -0.5 * beta));
-  }
-  if (any_requires_grad({input, target})) {
-    // PyTorch's derivative wrt the first argument a of d = a - b: -1 for d <= -beta, +1 for
-    // d >= beta, d / beta between. The target's gradient is the same rule applied to b - a (so
-    // both are -1 at d = 0 when beta = 0).
-    const bool gi = input.requires_grad(), gt_ = target.requires_grad();
-    record("SmoothL1LossBackward", loss, {input, target},
-           [d, beta, gi, gt_, si = input.shape(), st = target.shape()](const Tensor& g) -> TensorList {
-             auto rule = [&](const Tensor& v) {
-               return beta == 0 ? where(le(v, 0.0), neg(g), g)
-                                : where(le(v, -beta), neg(g), where(ge(v, beta), g, mul(mul(g, v), 1.0 / beta)));
-             };
-             return {gi ? sum_to(rule(d), si) : Tensor(), gt_ ? sum_to(rule(neg(d)), st) : Tensor()};
-           });
-  }
-  return apply_reduction(loss, reduction);
+  const double quad = beta == 0 ? 0.0 : 1.0 / beta;
+  return piecewise_l1("smooth_l1_loss", "SmoothL1LossBackward", input, target, reduction, beta, quad, 1.0);
+}
+
+Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction reduction, double delta) {
+  if (!(delta > 0))
+    throw std::invalid_argument("huber_loss: delta must be > 0 (non-positive values are not supported), got " +
+                                std::to_string(delta));
+  return piecewise_l1("huber_loss", "HuberLossBackward", input, target, reduction, delta, 1.0, delta);
 }
 
 Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
