@@ -322,7 +322,8 @@ Tensor triplet_margin_loss(const Tensor& anchor, const Tensor& positive, const T
                                 shape_str(negative.shape()));
   if (anchor.dim() == 0)
     throw std::invalid_argument(std::string(op) + ": expected inputs with at least 1 dim, got 0-dim");
-  if (!(p > 0)) throw std::invalid_argument(std::string(op) + ": p must be > 0, got " + std::to_string(p));
+  if (!(p > 0) || !std::isfinite(p))
+    throw std::invalid_argument(std::string(op) + ": p must be a finite number > 0, got " + std::to_string(p));
   check_broadcast(op, anchor, positive, "anchor", "positive");
   check_broadcast(op, anchor, negative, "anchor", "negative");
   Tensor d_pos = pairwise_distance(anchor, positive, p, eps);

@@ -226,6 +226,8 @@ TEST_CASE("new losses reject bad arguments naming the loss and the shapes", "[lo
   CHECK_THROWS_WITH(triplet_margin_loss(x, zeros({4}), x),
                     Catch::Contains("triplet_margin_loss") && Catch::Contains("[4]"));
   CHECK_THROWS_WITH(triplet_margin_loss(x, zeros({2, 4}), x), Catch::Contains("[2, 4]"));
+  CHECK_THROWS_WITH(triplet_margin_loss(x, x, x, 1.0, 0.0), Catch::Contains("p must be"));
+  CHECK_THROWS_WITH(triplet_margin_loss(x, x, x, 1.0, INFINITY), Catch::Contains("p must be"));
   // class-index margin losses
   Tensor t = from_vector<int64_t>({0, 3, 1}, {3});
   CHECK_THROWS_WITH(multi_margin_loss(x, t, 3), Catch::Contains("p == 1 and p == 2"));
