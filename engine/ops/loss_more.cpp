@@ -168,13 +168,14 @@ Tensor multilabel_margin_loss(const Tensor& input, const Tensor& target, Reducti
   Tensor x = as_rows(op, input, target);  // [N, C]
   const int64_t n = x.size(0), classes = x.size(1);
   const bool target_ok = input.dim() <= 1 ? target.dim() <= 1 && target.numel() == classes
-                                 : target.dim() == 2 && target.size(0) == n && target.size(1) == classes;
+                                          : target.dim() == 2 && target.size(0) == n && target.size(1) == classes;
   if (!target_ok)
     throw std::invalid_argument(std::string(op) + ": target shape " + shape_str(target.shape()) +
                                 " does not match the input shape " + shape_str(input.shape()));
-  // Each row's target classes run up to its first negative entry. `picks` holds, for target
-  // slot j < J (J = the most targets of any row), the class it selects; `others` the classes
-  // that are not targets of the row.
+  // Each row's target classes run up to its first negative entry (later entries are not read).
+  // Masks [N, J, C] over target slots j < J (J = the most targets of any row): `picks` marks
+  // the class slot j selects, `active` the classes that are not targets of the row, for the
+  // slots the row uses.
   const std::vector<int64_t> tv = host_indices(target, op);
   std::vector<int64_t> count(static_cast<size_t>(n), 0);
   int64_t slots = 0;
