@@ -1,6 +1,15 @@
 // All optimizers and gradient utilities (like `import torch.optim`).
 #pragma once
+#include "engine/optim/adadelta.h"
+#include "engine/optim/adagrad.h"
 #include "engine/optim/adam.h"
+#include "engine/optim/adamax.h"
+#include "engine/optim/asgd.h"
 #include "engine/optim/clip.h"
+#include "engine/optim/nadam.h"
 #include "engine/optim/optimizer.h"
+#include "engine/optim/radam.h"
+#include "engine/optim/rmsprop.h"
+#include "engine/optim/rprop.h"
 #include "engine/optim/sgd.h"
+#include "engine/optim/sparse_adam.h"

@@ -390,7 +390,7 @@ TEST_CASE("optimizer and scheduler arguments are validated with PyTorch's messag
                     Catch::Contains("optimizer state is for SGD but this optimizer is AdamW"));
   CHECK_THROWS_WITH(optim::make_optimizer("adam", params, {{"momentum", 0.9}}),
                     Catch::Contains("unknown option 'momentum'"));
-  CHECK_THROWS_WITH(optim::make_optimizer("rmsprop", params, {}), Catch::Contains("unknown optimizer 'rmsprop'"));
+  CHECK_THROWS_WITH(optim::make_optimizer("rmsprops", params, {}), Catch::Contains("unknown optimizer 'rmsprops'"));
   CHECK(optim::make_optimizer("ADAMW", params, {{"lr", 0.5}})->param_groups()[0].get("lr") == 0.5);
   CHECK_THROWS_WITH(optim::SGD(optim::NamedTensors{}, {.lr = 1}), Catch::Contains("empty parameter list"));
   CHECK_THROWS_WITH(optim::SGD(optim::NamedTensors{{"a", a}, {"a2", a}}, {.lr = 1}), Catch::Contains("appears twice"));
