@@ -73,16 +73,17 @@ struct Setup {
 };
 
 // The MLP of gen_optim.py: Sequential(Linear(3, 2), ReLU(), Linear(2, 2)), mse on fixed x, y.
-void build_mlp(Setup& s, DType dtype) {
+void build_mlp(Setup& s, TensorOptions to) {
   static const std::vector<test::FixtureCase> misc = test::load_fixtures("optim_misc.txt");
   const auto& m = test::find_case(misc, "model");
   auto net = nn::sequential(
       {std::make_shared<nn::Linear>(3, 2), std::make_shared<nn::ReLU>(), std::make_shared<nn::Linear>(2, 2)});
-  net->to(dtype);
+  net->to(to.dtype);
   nn::StateDict sd;
   for (auto& [k, t] : net->state_dict()) sd.emplace_back(k, m.t(k));
   net->load_state_dict(sd);
-  Tensor x = m.t("x").to(dtype), y = m.t("y").to(dtype);
+  net->to(to.device);
+  Tensor x = m.t("x").to(to.dtype).to(to.device), y = m.t("y").to(to.dtype).to(to.device);
   s.params = net->named_parameters();
   s.loss = [net, x, y](int64_t) {
     Tensor d = net->forward(x) - y;
@@ -93,23 +94,26 @@ void build_mlp(Setup& s, DType dtype) {
 
 // gen_optim_more.py's embeddings: out = e0[idx0[i]] + e1[idx1[i]] (as one-hot matmuls, whose
 // weight gradients are the embeddings' gradients: zero rows where nothing was looked up).
-void build_embeddings(Setup& s, const test::FixtureCase& c, DType dtype) {
+void build_embeddings(Setup& s, const test::FixtureCase& c, TensorOptions to) {
   // Copies: the fixture's tensors must not become the trained parameters.
-  Tensor e0 = c.t("e0").to(dtype).clone().requires_grad_(), e1 = c.t("e1").to(dtype).clone().requires_grad_();
-  Tensor idx0 = c.t("idx0"), idx1 = c.t("idx1"), y = c.t("y").to(dtype);
+  auto param = [&](const char* key) { return c.t(key).to(to.dtype).to(to.device).clone().requires_grad_(); };
+  Tensor e0 = param("e0"), e1 = param("e1");
+  Tensor idx0 = c.t("idx0"), idx1 = c.t("idx1"), y = c.t("y").to(to.dtype).to(to.device);
   s.params = {{"e0", e0}, {"e1", e1}};
   s.loss = [=](int64_t i) {
-    Tensor out = matmul(one_hot(idx0.select(0, i), e0.size(0), dtype), e0) +
-                 matmul(one_hot(idx1.select(0, i), e1.size(0), dtype), e1);
+    auto lookup = [&](const Tensor& idx, const Tensor& e) {
+      return matmul(one_hot(idx.select(0, i), e.size(0), to.dtype).to(to.device), e);
+    };
+    Tensor out = lookup(idx0, e0) + lookup(idx1, e1);
     Tensor d = out - y;
     return mean(d * d);
   };
 }
 
-Setup make_setup(const test::FixtureCase& c, DType dtype) {
+Setup make_setup(const test::FixtureCase& c, TensorOptions to) {
   Setup s;
-  if (c.has("e0")) build_embeddings(s, c, dtype);
-  else build_mlp(s, dtype);
+  if (c.has("e0")) build_embeddings(s, c, to);
+  else build_mlp(s, to);
   const size_t half = s.params.size() / 2;
   optim::NamedTensors first(s.params.begin(), s.params.begin() + static_cast<std::ptrdiff_t>(half));
   optim::NamedTensors second(s.params.begin() + static_cast<std::ptrdiff_t>(half), s.params.end());
@@ -133,7 +137,7 @@ void train_step(Setup& s, int64_t i, Trajectory& tr) {
   s.opt->step();
   if (s.sched) s.sched->step();
   std::vector<Tensor> flat;
-  for (const auto& [name, p] : s.params) flat.push_back(p.detach().reshape({-1}));
+  for (const auto& [name, p] : s.params) flat.push_back(p.detach().cpu().reshape({-1}));
   tr.params.push_back(cat(flat, 0));
   std::vector<double> lrs;
   for (const auto& g : s.opt->param_groups()) lrs.push_back(g.get("lr"));
@@ -141,8 +145,8 @@ void train_step(Setup& s, int64_t i, Trajectory& tr) {
   tr.losses.push_back(loss.item());
 }
 
-Trajectory run(const test::FixtureCase& c, DType dtype) {
-  Setup s = make_setup(c, dtype);
+Trajectory run(const test::FixtureCase& c, TensorOptions to) {
+  Setup s = make_setup(c, to);
   Trajectory tr;
   for (int64_t i = 0; i < 20; ++i) train_step(s, i, tr);
   return tr;
@@ -348,4 +352,14 @@ TEST_CASE("SparseAdam updates only the rows whose gradient is not all zero", "[o
   CHECK_CLOSE(w.detach(), from_vector<double>({0.9, 2, 3, 4, 5, 6.1}, {3, 2}), 1e-6, 0);
   CHECK_CLOSE(opt.state().at("w").slots.at("exp_avg"), before, 0, 0);
   CHECK(opt.state().at("w").step == 2);
+}
+
+TEST_CASE("cuda: more optimizers on GPU parameters follow the PyTorch trajectories", "[cuda][optim]") {
+  if (!test::have_cuda()) std::exit(4);
+  for (const auto* c : cases()) {
+    INFO("case " << c->name);
+    Trajectory tr = run(*c, TensorOptions(DType::F64, Device::cuda(0)));
+    for (size_t i = 0; i < tr.params.size(); ++i)
+      CHECK_CLOSE(tr.params[i], c->t("params").select(0, static_cast<int64_t>(i)), 1e-9, 1e-12);
+  }
 }
