@@ -174,12 +174,14 @@ TEST_CASE("more optimizers: trajectories with two param groups and schedulers ma
 }
 
 TEST_CASE("more optimizers: float32 training follows the float64 PyTorch trajectory", "[optim]") {
-  // Tolerance as test_optim.cpp's float32 test: f32 rounding accumulated over 20 steps.
+  // f32 rounding accumulated over 20 steps: the largest difference seen is 5e-7 absolute
+  // (RMSprop; relative errors are larger only on parameters near zero): 1e-6 relative + 2e-6
+  // absolute, tighter than test_optim.cpp's 2e-5 for SGD/Adam.
   for (const auto* c : cases()) {
     INFO("case " << c->name);
     Trajectory tr = run(*c, DType::F32);
     for (size_t i = 0; i < tr.params.size(); ++i)
-      CHECK_CLOSE(tr.params[i], c->t("params").select(0, static_cast<int64_t>(i)), 2e-5, 2e-5);
+      CHECK_CLOSE(tr.params[i], c->t("params").select(0, static_cast<int64_t>(i)), 1e-6, 2e-6);
   }
 }
 
