@@ -87,6 +87,8 @@ std::string Optimizer::check_slot(const std::string&, const Tensor& t, const Ten
   return "";
 }
 
+DType Optimizer::slot_dtype(const std::string&, const Tensor& param) const { return param.dtype(); }
+
 double Optimizer::step(const Closure& closure) {
   double loss = closure();
   step();
@@ -166,7 +168,7 @@ void Optimizer::load_state_dict(const OptimizerState& s) {
       if (!t.defined()) continue;
       if (std::string problem = check_slot(slot, t, p); !problem.empty())
         throw std::invalid_argument("loaded optimizer state: " + name + "/" + slot + " " + problem);
-      Tensor c = empty(t.shape(), p.options());
+      Tensor c = empty(t.shape(), p.options().with_dtype(slot_dtype(slot, p)));
       c.copy_(t.detach());
       out.slots[slot] = c;
     }

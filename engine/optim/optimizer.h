@@ -101,6 +101,10 @@ class Optimizer {
   // floating-point tensor of the parameter's shape. Optimizers whose state is not shaped like
   // the parameter (ASGD's scalars, LBFGS's history) override it.
   virtual std::string check_slot(const std::string& slot, const Tensor& value, const Tensor& param) const;
+  // The dtype a restored slot is stored in. Default: the parameter's (torch's load_state_dict
+  // casts floating state to the parameter's dtype). LBFGS keeps its scalars (t, H_diag, ...)
+  // in float64 whatever the parameters' dtype, so that a resume continues bit-exactly.
+  virtual DType slot_dtype(const std::string& slot, const Tensor& param) const;
 
   // Fused kernels on/off (default on; off forces the engine-op path, e.g. to test it).
   void set_fused(bool on) { fused_ = on; }
