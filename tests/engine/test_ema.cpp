@@ -36,6 +36,14 @@ const test::FixtureCase& ema_case() {
   return test::find_case(cases, "ema");
 }
 
+// Feeds the model states after the fixture's steps 0..n-1 to the average.
+void update_through(optim::ExponentialMovingAverage& ema, nn::Module& model, int64_t n) {
+  for (int64_t s = 0; s < n; ++s) {
+    load_step(model, ema_case(), s);
+    ema.update(model);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("EMA: parameters averaged like AveragedModel(avg_fn=decay*avg+(1-decay)*p), buffers copied",
@@ -63,10 +71,7 @@ TEST_CASE("EMA: apply_to/restore swap the averaged and training weights without 
   const auto& c = ema_case();
   auto model = make_model();
   optim::ExponentialMovingAverage ema(*model, 0.5);
-  load_step(*model, c, 0);
-  ema.update(*model);
-  load_step(*model, c, 1);
-  ema.update(*model);
+  update_through(ema, *model, 2);
   load_step(*model, c, 2);  // training weights now differ from the average
   auto lin = std::dynamic_pointer_cast<nn::Linear>(model->child("0"));
   Tensor w = lin->weight;
@@ -100,10 +105,7 @@ TEST_CASE("EMA: state_dict/load_state_dict round-trip and continue identically; 
   const auto& c = ema_case();
   auto model = make_model();
   optim::ExponentialMovingAverage a(*model, 0.9);
-  load_step(*model, c, 0);
-  a.update(*model);
-  load_step(*model, c, 1);
-  a.update(*model);
+  update_through(a, *model, 2);
 
   optim::ExponentialMovingAverage b(*make_model(), 0.9);
   nn::StateDict saved;
