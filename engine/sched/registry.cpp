@@ -50,6 +50,15 @@ const SchedulerDef& scheduler_def(std::string_view name) {
   throw std::invalid_argument("unknown scheduler '" + std::string(name) + "' (valid: " + valid + ")");
 }
 
+std::string strictly_increasing(const AttrMap& m, const std::string& key) {
+  const auto& v = attr_ints(m, key);
+  for (size_t i = 1; i < v.size(); ++i)
+    if (v[i] <= v[i - 1])
+      return key + ": expected strictly increasing values, got " + std::to_string(v[i - 1]) + " then " +
+             std::to_string(v[i]);
+  return "";
+}
+
 std::unique_ptr<LRScheduler> make_scheduler(optim::Optimizer& opt, const SchedulerConfig& c,
                                             const SchedulerContext& ctx) {
   const SchedulerDef& def = scheduler_def(c.type);
@@ -68,7 +77,10 @@ std::unique_ptr<LRScheduler> make_scheduler(optim::Optimizer& opt, const Schedul
       continue;
     }
     if (!coerce_attr(a, it->second)) throw std::invalid_argument(def.name + ": " + a.name + " has the wrong kind of value");
-    if (std::string p = check_attr(a, it->second); !p.empty()) throw std::invalid_argument(def.name + ": " + a.name + ": " + p);
+    if (std::string p = check_attr(a, it->second); !p.empty()) {
+      if (std::string why = a.rule ? a.rule(it->second) : ""; !why.empty()) p += " (" + why + ")";
+      throw std::invalid_argument(def.name + ": " + a.name + ": " + p);
+    }
   }
   if (def.rule)
     if (std::string p = def.rule(full.attrs); !p.empty()) throw std::invalid_argument(def.name + ": " + p);

@@ -55,6 +55,9 @@ struct SchedulerDef {
   std::function<std::unique_ptr<LRScheduler>(optim::Optimizer&, const SchedulerConfig&, const SchedulerContext&)> make;
   bool takes_children = false;  // `schedulers:` list (SequentialLR, ChainedScheduler)
   bool metric_driven = false;   // ReduceLROnPlateau: stepped with a metric after evaluations
+  // Values for the required attributes that have no default (step_size, lr_lambda, ...):
+  // tests/engine/test_registries.cpp builds every scheduler with them, and the docs show them.
+  AttrMap example = {};
 };
 
 struct RegisterScheduler {
@@ -66,6 +69,10 @@ const std::vector<SchedulerDef>& scheduler_defs();  // sorted by name
 const SchedulerDef* find_scheduler_def(std::string_view name);
 const SchedulerDef& scheduler_def(std::string_view name);  // throws listing the valid names
 std::vector<std::string> scheduler_names();
+
+// Rule helper: "" when the IntList attribute `key` is strictly increasing, else the problem
+// ("milestones: expected strictly increasing values, got 8 then 3").
+std::string strictly_increasing(const AttrMap& m, const std::string& key);
 
 // Builds `c` (recursively for children). "none" (constant lr) returns nullptr. Attributes not
 // given take the schema's defaults; everything is checked (std::invalid_argument).

@@ -14,18 +14,19 @@
 namespace dl::sched {
 namespace {
 
-// Python's % for a positive divisor (result in [0, b)).
+// Python's % and // for a positive divisor (remainder in [0, b)).
 int64_t py_mod(int64_t a, int64_t b) {
   int64_t r = a % b;
   return r < 0 ? r + b : r;
 }
+int64_t py_floordiv(int64_t a, int64_t b) { return (a - py_mod(a, b)) / b; }
 
-template <class T>
-void restore(const SchedulerState& s, const char* key, T& out) {
-  auto it = s.scalars.find(key);
-  if (it == s.scalars.end()) return;
-  if constexpr (std::is_integral_v<T>) out = state_int(s, key, it->second);
-  else out = static_cast<T>(it->second);
+// base_lr * factor(base_lr) for every group: the shape of every closed form.
+template <class F>
+std::vector<double> each_base(const std::vector<double>& base_lrs, F&& f) {
+  std::vector<double> out;
+  for (double b : base_lrs) out.push_back(f(b));
+  return out;
 }
 
 }  // namespace
@@ -82,6 +83,14 @@ void LRScheduler::step() {
   last_lr_ = group_lrs();
 }
 
+void LRScheduler::step_to(int64_t epoch) {
+  ++step_count_;
+  last_epoch_ = epoch;
+  std::optional<std::vector<double>> closed = closed_form_lr();
+  set_group_lrs(closed ? *closed : get_lr());
+  last_lr_ = group_lrs();
+}
+
 void LRScheduler::step(double) {
   throw std::logic_error(type() + ".step() takes no metric (only ReduceLROnPlateau does)");
 }
@@ -98,6 +107,16 @@ SchedulerState LRScheduler::state_dict() const {
 }
 
 void LRScheduler::load_state_dict(const SchedulerState& s) {
+  const SchedulerState before = state_dict();
+  try {
+    load_fields(s);
+  } catch (...) {
+    load_fields(before);  // a rejected state leaves the scheduler as it was
+    throw;
+  }
+}
+
+void LRScheduler::load_fields(const SchedulerState& s) {
   if (s.type != type())
     throw std::invalid_argument("scheduler state is for " + s.type + " but this scheduler is " + type());
   const size_t n = opt_.param_groups().size();
@@ -108,8 +127,8 @@ void LRScheduler::load_state_dict(const SchedulerState& s) {
                                   " entries for " + std::to_string(n) + " param groups");
   }
   if (!s.scalars.count("last_epoch")) throw std::invalid_argument(s.type + " state has no 'last_epoch'");
-  restore(s, "last_epoch", last_epoch_);
-  restore(s, "_step_count", step_count_);
+  restore_scalar(s, "last_epoch", last_epoch_);
+  restore_scalar(s, "_step_count", step_count_);
   if (auto it = s.lists.find("base_lrs"); it != s.lists.end()) base_lrs_ = it->second;
   if (auto it = s.lists.find("_last_lr"); it != s.lists.end()) last_lr_ = it->second;
   load_extra(s);
@@ -135,13 +154,18 @@ std::vector<double> StepLR::get_lr() {
   return lrs;
 }
 
+std::optional<std::vector<double>> StepLR::closed_form_lr() const {
+  const double k = static_cast<double>(py_floordiv(last_epoch_, step_size));
+  return each_base(base_lrs_, [&](double b) { return b * std::pow(gamma, k); });
+}
+
 void StepLR::save_extra(SchedulerState& s) const {
   s.scalars["step_size"] = static_cast<double>(step_size);
   s.scalars["gamma"] = gamma;
 }
 void StepLR::load_extra(const SchedulerState& s) {
-  restore(s, "step_size", step_size);
-  restore(s, "gamma", gamma);
+  restore_scalar(s, "step_size", step_size);
+  restore_scalar(s, "gamma", gamma);
   check_args();
 }
 
@@ -162,6 +186,12 @@ std::vector<double> MultiStepLR::get_lr() {
   return lrs;
 }
 
+std::optional<std::vector<double>> MultiStepLR::closed_form_lr() const {
+  const auto k = static_cast<double>(std::upper_bound(milestones.begin(), milestones.end(), last_epoch_) -
+                                     milestones.begin());  // bisect_right
+  return each_base(base_lrs_, [&](double b) { return b * std::pow(gamma, k); });
+}
+
 void MultiStepLR::save_extra(SchedulerState& s) const {
   s.lists["milestones"] = std::vector<double>(milestones.begin(), milestones.end());
   s.scalars["gamma"] = gamma;
@@ -172,7 +202,7 @@ void MultiStepLR::load_extra(const SchedulerState& s) {
     for (double v : it->second) milestones.push_back(state_int(s, "milestones", v));
     std::sort(milestones.begin(), milestones.end());
   }
-  restore(s, "gamma", gamma);
+  restore_scalar(s, "gamma", gamma);
 }
 
 // ---------------------------------------------------------------------------
@@ -190,8 +220,12 @@ std::vector<double> ExponentialLR::get_lr() {
   return lrs;
 }
 
+std::optional<std::vector<double>> ExponentialLR::closed_form_lr() const {
+  return each_base(base_lrs_, [&](double b) { return b * std::pow(gamma, static_cast<double>(last_epoch_)); });
+}
+
 void ExponentialLR::save_extra(SchedulerState& s) const { s.scalars["gamma"] = gamma; }
-void ExponentialLR::load_extra(const SchedulerState& s) { restore(s, "gamma", gamma); }
+void ExponentialLR::load_extra(const SchedulerState& s) { restore_scalar(s, "gamma", gamma); }
 
 // ---------------------------------------------------------------------------
 // CosineAnnealingLR
@@ -227,13 +261,20 @@ std::vector<double> CosineAnnealingLR::get_lr() {
   return lrs;
 }
 
+std::optional<std::vector<double>> CosineAnnealingLR::closed_form_lr() const {
+  const double e = static_cast<double>(last_epoch_), T = static_cast<double>(T_max);
+  return each_base(base_lrs_, [&](double b) {
+    return eta_min + (b - eta_min) * (1 + std::cos(std::numbers::pi * e / T)) / 2;
+  });
+}
+
 void CosineAnnealingLR::save_extra(SchedulerState& s) const {
   s.scalars["T_max"] = static_cast<double>(T_max);
   s.scalars["eta_min"] = eta_min;
 }
 void CosineAnnealingLR::load_extra(const SchedulerState& s) {
-  restore(s, "T_max", T_max);
-  restore(s, "eta_min", eta_min);
+  restore_scalar(s, "T_max", T_max);
+  restore_scalar(s, "eta_min", eta_min);
   check_args();
 }
 
@@ -268,15 +309,101 @@ std::vector<double> LinearLR::get_lr() {
   return lrs;
 }
 
+std::optional<std::vector<double>> LinearLR::closed_form_lr() const {
+  const double done = static_cast<double>(std::min(total_iters, last_epoch_));
+  return each_base(base_lrs_, [&](double b) {
+    return b * (start_factor + (end_factor - start_factor) * done / static_cast<double>(total_iters));
+  });
+}
+
 void LinearLR::save_extra(SchedulerState& s) const {
   s.scalars["start_factor"] = start_factor;
   s.scalars["end_factor"] = end_factor;
   s.scalars["total_iters"] = static_cast<double>(total_iters);
 }
 void LinearLR::load_extra(const SchedulerState& s) {
-  restore(s, "start_factor", start_factor);
-  restore(s, "end_factor", end_factor);
-  restore(s, "total_iters", total_iters);
+  restore_scalar(s, "start_factor", start_factor);
+  restore_scalar(s, "end_factor", end_factor);
+  restore_scalar(s, "total_iters", total_iters);
+  check_args();
+}
+
+// ---------------------------------------------------------------------------
+// ConstantLR
+// ---------------------------------------------------------------------------
+ConstantLR::ConstantLR(optim::Optimizer& opt, double factor_, int64_t total, int64_t last_epoch)
+    : LRScheduler(opt, last_epoch, true), factor(factor_), total_iters(total) {
+  check_args();
+  initial_step();
+}
+
+void ConstantLR::check_args() const {
+  if (factor > 1.0 || factor < 0 || std::isnan(factor))
+    throw std::invalid_argument("ConstantLR: Constant multiplicative factor expected to be between 0 and 1.");
+  if (factor == 0)  // torch divides by it at total_iters
+    throw std::invalid_argument("ConstantLR: factor 0 can't be divided out at total_iters; use a factor in (0, 1]");
+}
+
+std::vector<double> ConstantLR::get_lr() {
+  std::vector<double> lrs = group_lrs();
+  if (last_epoch_ == 0) {
+    for (double& lr : lrs) lr = lr * factor;
+  } else if (last_epoch_ == total_iters) {
+    for (double& lr : lrs) lr = lr * (1.0 / factor);
+  }
+  return lrs;
+}
+
+std::optional<std::vector<double>> ConstantLR::closed_form_lr() const {
+  const double restored = last_epoch_ >= total_iters ? 1 - factor : 0.0;
+  return each_base(base_lrs_, [&](double b) { return b * (factor + restored); });
+}
+
+void ConstantLR::save_extra(SchedulerState& s) const {
+  s.scalars["factor"] = factor;
+  s.scalars["total_iters"] = static_cast<double>(total_iters);
+}
+void ConstantLR::load_extra(const SchedulerState& s) {
+  restore_scalar(s, "factor", factor);
+  restore_scalar(s, "total_iters", total_iters);
+  check_args();
+}
+
+// ---------------------------------------------------------------------------
+// PolynomialLR
+// ---------------------------------------------------------------------------
+PolynomialLR::PolynomialLR(optim::Optimizer& opt, int64_t total, double power_, int64_t last_epoch)
+    : LRScheduler(opt, last_epoch, true), total_iters(total), power(power_) {
+  check_args();
+  initial_step();
+}
+
+void PolynomialLR::check_args() const {
+  if (total_iters <= 0) throw std::invalid_argument("PolynomialLR: total_iters must be positive");
+}
+
+std::vector<double> PolynomialLR::get_lr() {
+  std::vector<double> lrs = group_lrs();
+  if (last_epoch_ == 0 || last_epoch_ > total_iters) return lrs;
+  const double e = static_cast<double>(last_epoch_), T = static_cast<double>(total_iters);
+  const double decay = std::pow((1.0 - e / T) / (1.0 - (e - 1) / T), power);
+  for (double& lr : lrs) lr = lr * decay;
+  return lrs;
+}
+
+std::optional<std::vector<double>> PolynomialLR::closed_form_lr() const {
+  const double T = static_cast<double>(total_iters);
+  const double left = 1.0 - static_cast<double>(std::min(total_iters, last_epoch_)) / T;
+  return each_base(base_lrs_, [&](double b) { return b * std::pow(left, power); });
+}
+
+void PolynomialLR::save_extra(SchedulerState& s) const {
+  s.scalars["total_iters"] = static_cast<double>(total_iters);
+  s.scalars["power"] = power;
+}
+void PolynomialLR::load_extra(const SchedulerState& s) {
+  restore_scalar(s, "total_iters", total_iters);
+  restore_scalar(s, "power", power);
   check_args();
 }
 
@@ -288,21 +415,15 @@ A gamma_attr(std::optional<double> def) {
   A a = def ? A::floating("gamma", *def) : A::floating("gamma").req();
   return a.above(0).describe("multiplicative factor of lr decay");
 }
-std::string increasing(const AttrMap& m) {
-  const auto& v = attr_ints(m, "milestones");
-  for (size_t i = 1; i < v.size(); ++i)
-    if (v[i] <= v[i - 1])
-      return "milestones: expected strictly increasing values, got " + std::to_string(v[i - 1]) + " then " +
-             std::to_string(v[i]);
-  return "";
-}
+std::string increasing(const AttrMap& m) { return strictly_increasing(m, "milestones"); }
 const RegisterScheduler kNone({"none", "", "constant learning rate", {}, nullptr, nullptr});
 const RegisterScheduler kStep({
     "step", "StepLR", "torch.optim.lr_scheduler.StepLR: lr *= gamma every step_size steps",
     {A::integer("step_size").req().at_least(1).describe("period of lr decay"), gamma_attr(0.1)}, nullptr,
     [](optim::Optimizer& o, const SchedulerConfig& c, const SchedulerContext&) -> Ptr {
       return std::make_unique<StepLR>(o, attr_int(c.attrs, "step_size"), attr_float(c.attrs, "gamma"));
-    }});
+    },
+    false, false, {{"step_size", int64_t{3}}}});
 const RegisterScheduler kMultiStep({
     "multi_step", "MultiStepLR", "MultiStepLR: lr *= gamma at each milestone",
     {A::int_list("milestones").req().length(1, 100000).at_least(1)
@@ -311,12 +432,14 @@ const RegisterScheduler kMultiStep({
     increasing,
     [](optim::Optimizer& o, const SchedulerConfig& c, const SchedulerContext&) -> Ptr {
       return std::make_unique<MultiStepLR>(o, attr_ints(c.attrs, "milestones"), attr_float(c.attrs, "gamma"));
-    }});
+    },
+    false, false, {{"milestones", std::vector<int64_t>{2, 5}}}});
 const RegisterScheduler kExponential({
     "exponential", "ExponentialLR", "ExponentialLR: lr *= gamma every step", {gamma_attr(std::nullopt)}, nullptr,
     [](optim::Optimizer& o, const SchedulerConfig& c, const SchedulerContext&) -> Ptr {
       return std::make_unique<ExponentialLR>(o, attr_float(c.attrs, "gamma"));
-    }});
+    },
+    false, false, {{"gamma", 0.9}}});
 constexpr int64_t kAuto = 0;
 const RegisterScheduler kCosine({
     "cosine_annealing", "CosineAnnealingLR", "CosineAnnealingLR from lr to eta_min over T_max steps",
@@ -338,6 +461,23 @@ const RegisterScheduler kLinear({
     [](optim::Optimizer& o, const SchedulerConfig& c, const SchedulerContext&) -> Ptr {
       return std::make_unique<LinearLR>(o, attr_float(c.attrs, "start_factor"), attr_float(c.attrs, "end_factor"),
                                         attr_int(c.attrs, "total_iters"));
+    }});
+const RegisterScheduler kConstant({
+    "constant", "ConstantLR", "torch.optim.lr_scheduler.ConstantLR: lr * factor until total_iters steps",
+    {A::floating("factor", 1.0 / 3).above(0).at_most(1).describe("lr multiplier before total_iters"),
+     A::integer("total_iters", 5).at_least(1).describe("steps with the reduced lr")},
+    nullptr,
+    [](optim::Optimizer& o, const SchedulerConfig& c, const SchedulerContext&) -> Ptr {
+      return std::make_unique<ConstantLR>(o, attr_float(c.attrs, "factor"), attr_int(c.attrs, "total_iters"));
+    }});
+const RegisterScheduler kPolynomial({
+    "polynomial", "PolynomialLR",
+    "torch.optim.lr_scheduler.PolynomialLR: lr * (1 - step / total_iters) ** power, then 0",
+    {A::integer("total_iters", 5).at_least(1).describe("steps to decay the lr to 0"),
+     A::floating("power", 1.0).at_least(0).describe("power of the polynomial")},
+    nullptr,
+    [](optim::Optimizer& o, const SchedulerConfig& c, const SchedulerContext&) -> Ptr {
+      return std::make_unique<PolynomialLR>(o, attr_int(c.attrs, "total_iters"), attr_float(c.attrs, "power"));
     }});
 }  // namespace
 

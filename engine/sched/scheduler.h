@@ -16,7 +16,9 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "engine/optim/optimizer.h"
@@ -35,6 +37,16 @@ struct SchedulerState {
 // A state value (stored as a double) for an integer member: throws std::invalid_argument for
 // NaN, fractions and values beyond int64 (casting those would be undefined behaviour).
 int64_t state_int(const SchedulerState& s, const std::string& key, double v);
+// Sets `out` from s.scalars[key] when present (integer members checked with state_int);
+// absent keys leave `out` unchanged.
+template <class T>
+void restore_scalar(const SchedulerState& s, const std::string& key, T& out) {
+  auto it = s.scalars.find(key);
+  if (it == s.scalars.end()) return;
+  if constexpr (std::is_same_v<T, bool>) out = it->second != 0;
+  else if constexpr (std::is_integral_v<T>) out = state_int(s, key, it->second);
+  else out = static_cast<T>(it->second);
+}
 
 class LRScheduler {
  public:
@@ -49,6 +61,10 @@ class LRScheduler {
   virtual void step();
   // Metric-driven step; epoch schedulers throw (use step()).
   virtual void step(double metric);
+  // torch's deprecated step(epoch), which SequentialLR still uses (step(0) at a milestone):
+  // sets last_epoch = epoch and the lr from the scheduler's closed form where it has one
+  // (torch's _get_closed_form_lr), else from get_lr().
+  virtual void step_to(int64_t epoch);
 
   // lr of each group after the last step.
   const std::vector<double>& get_last_lr() const { return last_lr_; }
@@ -58,7 +74,8 @@ class LRScheduler {
 
   virtual SchedulerState state_dict() const;
   // Restores every value present in `s` (hyper-parameters too, like torch). Throws when `s`
-  // is for another scheduler type or another number of groups.
+  // is for another scheduler type or another number of groups, or holds a value the
+  // constructor would refuse; the scheduler is then left as it was.
   virtual void load_state_dict(const SchedulerState& s);
 
  protected:
@@ -67,6 +84,8 @@ class LRScheduler {
   LRScheduler(optim::Optimizer& opt, int64_t last_epoch, bool epoch_based);
   // New lr of every group for the current last_epoch (chainable form).
   virtual std::vector<double> get_lr() = 0;
+  // lr of every group at last_epoch from base_lrs alone, for schedulers torch gives one.
+  virtual std::optional<std::vector<double>> closed_form_lr() const { return std::nullopt; }
   // Derived constructors call this last (a base constructor can't call get_lr()).
   void initial_step();
   std::vector<double> group_lrs() const;
@@ -74,6 +93,11 @@ class LRScheduler {
   // Hooks for subclass-specific state.
   virtual void save_extra(SchedulerState&) const {}
   virtual void load_extra(const SchedulerState&) {}
+
+  void load_fields(const SchedulerState& s);  // load_state_dict without the rollback
+
+  // SequentialLR rewinds its children and restarts the first one, as torch does.
+  friend class SequentialLR;
 
   optim::Optimizer& opt_;
   int64_t last_epoch_ = -1;
@@ -92,6 +116,7 @@ class StepLR : public LRScheduler {
 
  protected:
   std::vector<double> get_lr() override;
+  std::optional<std::vector<double>> closed_form_lr() const override;
   void save_extra(SchedulerState& s) const override;
   void load_extra(const SchedulerState& s) override;
   void check_args() const;  // the constructor's rules, also applied to a loaded state
@@ -108,6 +133,7 @@ class MultiStepLR : public LRScheduler {
 
  protected:
   std::vector<double> get_lr() override;
+  std::optional<std::vector<double>> closed_form_lr() const override;
   void save_extra(SchedulerState& s) const override;
   void load_extra(const SchedulerState& s) override;
 };
@@ -121,6 +147,7 @@ class ExponentialLR : public LRScheduler {
 
  protected:
   std::vector<double> get_lr() override;
+  std::optional<std::vector<double>> closed_form_lr() const override;
   void save_extra(SchedulerState& s) const override;
   void load_extra(const SchedulerState& s) override;
 };
@@ -136,6 +163,7 @@ class CosineAnnealingLR : public LRScheduler {
 
  protected:
   std::vector<double> get_lr() override;
+  std::optional<std::vector<double>> closed_form_lr() const override;
   void save_extra(SchedulerState& s) const override;
   void load_extra(const SchedulerState& s) override;
   void check_args() const;  // the constructor's rules, also applied to a loaded state
@@ -152,6 +180,39 @@ class LinearLR : public LRScheduler {
 
  protected:
   std::vector<double> get_lr() override;
+  std::optional<std::vector<double>> closed_form_lr() const override;
+  void save_extra(SchedulerState& s) const override;
+  void load_extra(const SchedulerState& s) override;
+  void check_args() const;  // the constructor's rules, also applied to a loaded state
+};
+
+// lr * factor until epoch total_iters, then lr (the factor is divided out again).
+class ConstantLR : public LRScheduler {
+ public:
+  ConstantLR(optim::Optimizer& opt, double factor = 1.0 / 3, int64_t total_iters = 5, int64_t last_epoch = -1);
+  std::string type() const override { return "ConstantLR"; }
+  double factor;
+  int64_t total_iters;
+
+ protected:
+  std::vector<double> get_lr() override;
+  std::optional<std::vector<double>> closed_form_lr() const override;
+  void save_extra(SchedulerState& s) const override;
+  void load_extra(const SchedulerState& s) override;
+  void check_args() const;  // the constructor's rules, also applied to a loaded state
+};
+
+// Polynomial decay to 0: lr = base_lr * (1 - min(epoch, total_iters) / total_iters) ** power.
+class PolynomialLR : public LRScheduler {
+ public:
+  PolynomialLR(optim::Optimizer& opt, int64_t total_iters = 5, double power = 1.0, int64_t last_epoch = -1);
+  std::string type() const override { return "PolynomialLR"; }
+  int64_t total_iters;
+  double power;
+
+ protected:
+  std::vector<double> get_lr() override;
+  std::optional<std::vector<double>> closed_form_lr() const override;
   void save_extra(SchedulerState& s) const override;
   void load_extra(const SchedulerState& s) override;
   void check_args() const;  // the constructor's rules, also applied to a loaded state
