@@ -29,6 +29,10 @@ std::string ASGD::check_slot(const std::string& slot, const Tensor& value, const
   return Optimizer::check_slot(slot, value, param);
 }
 
+DType ASGD::slot_dtype(const std::string& slot, const Tensor& param) const {
+  return slot == "eta" || slot == "mu" ? DType::F32 : param.dtype();
+}
+
 void ASGD::step() {
   port::for_each_with_grad(groups_, state_, [](const ParamGroup& g, Tensor& p, const Tensor& grad, ParamState& st) {
     const double lr = g.get("lr"), lambd = g.get("lambd"), alpha = g.get("alpha"), t0 = g.get("t0");

@@ -28,6 +28,10 @@ std::string NAdam::check_slot(const std::string& slot, const Tensor& value, cons
   return Optimizer::check_slot(slot, value, param);
 }
 
+DType NAdam::slot_dtype(const std::string& slot, const Tensor& param) const {
+  return slot == "mu_product" ? DType::F32 : param.dtype();
+}
+
 void NAdam::step() {
   port::for_each_with_grad(groups_, state_, [](const ParamGroup& g, Tensor& p, const Tensor& grad, ParamState& st) {
     const double lr = g.get("lr"), beta1 = g.get("beta1"), beta2 = g.get("beta2"), eps = g.get("eps");

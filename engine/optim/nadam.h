@@ -26,6 +26,7 @@ class NAdam : public Optimizer {
   void step() override;
   std::vector<std::string> slot_names(const Options& group) const override;
   std::string check_slot(const std::string& slot, const Tensor& value, const Tensor& param) const override;
+  DType slot_dtype(const std::string& slot, const Tensor& param) const override;  // the scalars stay float32
 
  protected:
   void validate(const Options& o) const override;

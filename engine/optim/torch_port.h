@@ -38,7 +38,9 @@ Tensor& full_slot(ParamState& st, const std::string& name, const Tensor& p, doub
 
 // 0-dim float32 state scalars (ASGD's eta and mu, NAdam's mu_product): torch creates them with
 // torch.tensor(x), i.e. float32 on the cpu whatever the parameter's dtype, and its arithmetic on
-// them rounds to float32 — so do we, or float64 runs would drift from torch's at 1e-8.
+// them rounds to float32 — so do we, or float64 runs would drift from torch's at 1e-8. The
+// optimizers' slot_dtype keeps restored ones float32 too (torch would cast them to the
+// parameter's dtype on load; the values are the same, being float32 numbers).
 Tensor& scalar_slot(ParamState& st, const std::string& name, float value);
 float scalar_value(const Tensor& t);
 void set_scalar(Tensor& t, float value);

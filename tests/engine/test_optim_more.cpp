@@ -320,7 +320,14 @@ TEST_CASE("ASGD and NAdam keep their scalars as 0-dim float32 tensors, like torc
   // torch: eta = torch.tensor(lr / (1 + lambd * lr * step) ** alpha), mu = torch.tensor(1 / max(1, step - t0))
   CHECK(st.slots.at("eta").item() == static_cast<float>(0.1 / std::pow(1 + 1e-4 * 0.1 * 2, 0.75)));
   CHECK(st.slots.at("mu").item() == 0.5f);
+  // Restored (e.g. from a float64 checkpoint), they stay float32.
   optim::OptimizerState sd = asgd.state_dict();
+  sd.state["a"].slots["mu"] = scalar_tensor(0.25, DType::F64);
+  asgd.load_state_dict(sd);
+  CHECK(asgd.state().at("a").slots.at("mu").dtype() == DType::F32);
+  CHECK(asgd.state().at("a").slots.at("mu").item() == 0.25);
+  CHECK(asgd.state().at("a").slots.at("ax").dtype() == DType::F64);
+  sd = asgd.state_dict();
   sd.state["a"].slots["eta"] = zeros({3}, DType::F64);
   CHECK_THROWS_WITH(asgd.load_state_dict(sd), Catch::Contains("a/eta has shape [3], expected a 0-dim tensor"));
   sd.state["a"].slots["eta"] = scalar_tensor(1, DType::I64);
@@ -336,6 +343,9 @@ TEST_CASE("ASGD and NAdam keep their scalars as 0-dim float32 tensors, like torc
   CHECK(mu_product.dtype() == DType::F32);
   CHECK(mu_product.item() == static_cast<float>(0.9 * (1 - 0.5 * std::pow(0.96, 0.004))));
   sd = nadam.state_dict();
+  nadam.load_state_dict(sd);
+  CHECK(nadam.state().at("a").slots.at("mu_product").dtype() == DType::F32);
+  CHECK(nadam.state().at("a").slots.at("exp_avg").dtype() == DType::F64);
   sd.state["a"].slots["mu_product"] = ones({1});
   CHECK_THROWS_WITH(nadam.load_state_dict(sd), Catch::Contains("a/mu_product has shape [1], expected a 0-dim tensor"));
 }
