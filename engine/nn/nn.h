@@ -1,4 +1,4 @@
-// All modules and initialisers (like `import torch.nn`).
+// All modules, initialisers and parameter utilities (like `import torch.nn`).
 #pragma once
 #include "engine/nn/activation.h"
 #include "engine/nn/container.h"
@@ -8,3 +8,4 @@
 #include "engine/nn/module.h"
 #include "engine/nn/norm.h"
 #include "engine/nn/pooling.h"
+#include "engine/nn/utils.h"

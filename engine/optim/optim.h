@@ -6,6 +6,8 @@
 #include "engine/optim/adamax.h"
 #include "engine/optim/asgd.h"
 #include "engine/optim/clip.h"
+#include "engine/optim/ema.h"
+#include "engine/optim/lbfgs.h"
 #include "engine/optim/nadam.h"
 #include "engine/optim/optimizer.h"
 #include "engine/optim/radam.h"
