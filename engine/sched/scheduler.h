@@ -13,6 +13,11 @@
 //
 // Resume like PyTorch: build the optimizer and the scheduler, then load the optimizer state
 // (restores lr and initial_lr), then the scheduler state (last_epoch, base_lrs, counters).
+//
+// This file: the base and the chainable decays (StepLR ... PolynomialLR). The others:
+// lambda.h (LambdaLR, MultiplicativeLR over expr.h expressions), cyclic.h (CyclicLR,
+// OneCycleLR, CosineAnnealingWarmRestarts), compose.h (SequentialLR, ChainedScheduler),
+// plateau.h (ReduceLROnPlateau); sched.h includes them all, registry.h builds them by name.
 #pragma once
 #include <cstdint>
 #include <map>

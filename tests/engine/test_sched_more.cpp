@@ -189,8 +189,8 @@ TEST_CASE("new schedulers: 300-step lr and momentum curves match PyTorch bit for
       if (c->has("mom")) REQUIRE(run.moms.back() == c->t("mom").select(0, e).to_vector<double>());
     }
   }
-  CHECK(n == 33);
-  CHECK(with_momentum == 9);
+  CHECK(n == 34);
+  CHECK(with_momentum == 10);
 }
 
 TEST_CASE("new schedulers: resuming mid-run from optimizer + scheduler state is bit-identical", "[sched][restore]") {
