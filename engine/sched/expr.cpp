@@ -194,7 +194,7 @@ class Parser {
   void primary() {
     const Token t = tok_;
     if (t.kind == Tok::Number) {
-      emit(Op{Op::Num, 0, 0, t.column, t.value}, 1);
+      emit(Op{Op::Num, 0, 0, t.column, t.value, t.text.find_first_of(".eE") == std::string_view::npos}, 1);
       advance();
       return;
     }
@@ -293,82 +293,94 @@ Expr::Expr(std::string source) : source_(std::move(source)) {
 
 double Expr::eval(double epoch) const {
   if (program_.empty()) return 0.0;
-  std::vector<double> stack;
+  // A value and whether Python would hold it as an int: ints never carry a negative zero
+  // (-epoch at epoch 0 is 0, not -0.0), and min/max/abs keep their argument's type.
+  struct Value {
+    double v;
+    bool integer;
+  };
+  std::vector<Value> stack;
   stack.reserve(max_stack_);
   auto error = [&](const std::string& what, int column) {
     throw std::invalid_argument("expression '" + source_ + "': " + what + " at column " + std::to_string(column) +
                                 " (epoch = " + epoch_text(epoch) + ")");
   };
   for (const Op& op : program_) {
-    double r = 0;
+    Value r{0, false};
     switch (op.kind) {
-      case Op::Num: stack.push_back(op.value); continue;
-      case Op::Var: stack.push_back(epoch); continue;
-      case Op::Neg: stack.back() = -stack.back(); continue;
+      case Op::Num: r = {op.value, op.integer}; break;
+      case Op::Var: r = {epoch, true}; break;
+      case Op::Neg:
+        r = {-stack.back().v, stack.back().integer};
+        stack.pop_back();
+        break;
       case Op::Call: {
-        double* a = stack.data() + stack.size() - op.argc;
+        const Value* a = stack.data() + stack.size() - op.argc;
         const std::string_view name = kFunctions[op.fn].name;
-        if (name == "min" || name == "max") {
+        const double x = a[0].v;
+        if (name == "min" || name == "max") {  // Python: the first extreme argument, as it is
           r = a[0];
-          for (int i = 1; i < op.argc; ++i) r = name == "min" ? (a[i] < r ? a[i] : r) : (a[i] > r ? a[i] : r);
+          for (int i = 1; i < op.argc; ++i)
+            if (name == "min" ? a[i].v < r.v : a[i].v > r.v) r = a[i];
         } else if (name == "log") {
-          if (a[0] <= 0 || (op.argc == 2 && (a[1] <= 0 || a[1] == 1)))
-            error("log(" + format_double(a[0]) + (op.argc == 2 ? ", " + format_double(a[1]) : "") +
+          if (x <= 0 || (op.argc == 2 && (a[1].v <= 0 || a[1].v == 1)))
+            error("log(" + format_double(x) + (op.argc == 2 ? ", " + format_double(a[1].v) : "") +
                       ") is undefined (math domain error)",
                   op.column);
-          r = op.argc == 2 ? std::log(a[0]) / std::log(a[1]) : std::log(a[0]);
+          r.v = op.argc == 2 ? std::log(x) / std::log(a[1].v) : std::log(x);
         } else if (name == "sqrt") {
-          if (a[0] < 0) error("sqrt of the negative number " + format_double(a[0]) + " (math domain error)", op.column);
-          r = std::sqrt(a[0]);
+          if (x < 0) error("sqrt of the negative number " + format_double(x) + " (math domain error)", op.column);
+          r.v = std::sqrt(x);
         } else if (name == "exp") {
-          r = std::exp(a[0]);
+          r.v = std::exp(x);
         } else if (name == "cos") {
-          r = std::cos(a[0]);
+          r.v = std::cos(x);
         } else if (name == "sin") {
-          r = std::sin(a[0]);
-        } else if (name == "floor") {
-          r = std::floor(a[0]);
-        } else if (name == "ceil") {
-          r = std::ceil(a[0]);
-        } else {
-          r = std::abs(a[0]);
+          r.v = std::sin(x);
+        } else if (name == "floor" || name == "ceil") {  // Python returns an int
+          r = {name == "floor" ? std::floor(x) : std::ceil(x), true};
+        } else {  // abs
+          r = {std::abs(x), a[0].integer};
         }
         stack.resize(stack.size() - op.argc);
         break;
       }
       default: {
-        const double b = stack.back();
+        const Value b = stack.back();
         stack.pop_back();
-        const double a = stack.back();
+        const Value a = stack.back();
         stack.pop_back();
+        r.integer = a.integer && b.integer;
         switch (op.kind) {
-          case Op::Add: r = a + b; break;
-          case Op::Sub: r = a - b; break;
-          case Op::Mul: r = a * b; break;
+          case Op::Add: r.v = a.v + b.v; break;
+          case Op::Sub: r.v = a.v - b.v; break;
+          case Op::Mul: r.v = a.v * b.v; break;
           case Op::Div:
-            if (b == 0) error("division by zero", op.column);
-            r = a / b;
+            if (b.v == 0) error("division by zero", op.column);
+            r = {a.v / b.v, false};
             break;
           case Op::FloorDiv:
           case Op::Mod: {
-            if (b == 0) error("division by zero", op.column);
+            if (b.v == 0) error("division by zero", op.column);
             double q, m;
-            py_divmod(a, b, q, m);
-            r = op.kind == Op::Mod ? m : q;
+            py_divmod(a.v, b.v, q, m);
+            r.v = op.kind == Op::Mod ? m : q;
             break;
           }
-          default:  // Pow
-            if (a == 0 && b < 0) error("0 cannot be raised to a negative power", op.column);
-            if (a < 0 && b != std::trunc(b))
-              error("a negative number (" + format_double(a) + ") raised to a fractional power", op.column);
-            r = std::pow(a, b);
+          default:  // Pow; an int to a negative int power is a float in Python
+            if (a.v == 0 && b.v < 0) error("0 cannot be raised to a negative power", op.column);
+            if (a.v < 0 && b.v != std::trunc(b.v))
+              error("a negative number (" + format_double(a.v) + ") raised to a fractional power", op.column);
+            r.v = std::pow(a.v, b.v);
+            r.integer = r.integer && b.v >= 0;
         }
       }
     }
-    if (!std::isfinite(r)) error("the result is too large (overflow)", op.column);
+    if (!std::isfinite(r.v)) error("the result is too large (overflow)", op.column);
+    if (r.integer) r.v += 0.0;  // -0.0 -> 0.0
     stack.push_back(r);
   }
-  return stack.back();
+  return stack.back().v;
 }
 
 std::string expression_problem(const std::string& source) {

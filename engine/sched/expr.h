@@ -3,7 +3,10 @@
 //   sched::Expr f("0.95 ** epoch");          // parsed once; std::invalid_argument on errors
 //   double factor = f.eval(/*epoch=*/10);    // evaluated many times
 //
-// Grammar and semantics are Python's for the subset a `lambda epoch: ...` would use:
+// Grammar and semantics are Python's for the subset a `lambda epoch: ...` would use, with
+// Python's int/float distinction (epoch and literals like 3 are ints; /, pi, exp, ... give
+// floats), so results match torch's lambdas to the bit, the sign of a zero included; ints are
+// held as doubles, exact below 2**53:
 //   numbers      3, 0.5, .5, 1e-3
 //   variables    epoch, step (the same value: the scheduler's last_epoch), constant pi
 //   operators    + - * / // % ** and parentheses; ** is right-associative and binds tighter
@@ -46,6 +49,7 @@ class Expr {
     uint8_t argc = 0;   // Call: number of arguments
     int column = 0;     // 1-based, for error messages
     double value = 0;   // Num
+    bool integer = false;  // Num: written without '.' or exponent (a Python int)
   };
 
  private:
