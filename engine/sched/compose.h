@@ -7,7 +7,10 @@
 // to initial_lr, rewinds every child by one epoch and restarts the first, and at each
 // milestone steps the next child with step_to(0) (torch's step(0): the closed form where the
 // child has one). A child's state is saved under its index: "0.last_epoch", "1.base_lrs",
-// strings "0.type", ... (nested composites nest the prefixes).
+// strings "0.type", ... (nested composites nest the prefixes). Children are built with the
+// parent's SchedulerContext: a child's `auto` (T_max, total_steps) is the whole run's steps.
+// Refused as torch 1.13 can't run them either: a ReduceLROnPlateau child (needs a metric), a
+// ChainedScheduler inside a SequentialLR, a SequentialLR after the first child of another.
 #pragma once
 #include <memory>
 #include <string>
