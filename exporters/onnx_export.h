@@ -1,6 +1,7 @@
 // ONNX export: the trained model graph as an ONNX ModelProto (ONNX's own protobuf schema from
 // Debian's libonnx-dev), written the way torch.onnx.export writes it — no tracing: each node of
-// the same GraphModel that trains is mapped to ONNX operators by its layer type.
+// the same GraphModel that trains is mapped to ONNX operators by its layer type's registration
+// (engine/graph/layer_schema.h, `onnx`; this file implements the OnnxGraph it writes into).
 //
 //   dl::onnx_export::Options opt;                         // opset 17, dynamic batch axis
 //   std::string bytes = dl::onnx_export::export_onnx(cfg.model, *model, opt);  // checked
@@ -60,9 +61,9 @@ class ExportError : public std::runtime_error {
 // IR version that goes with an opset (13-14: 7, 15-17: 8), as torch.onnx writes it.
 int64_t ir_version_for_opset(int64_t opset);
 
-// True when the layer type has an ONNX mapping (for some attribute values; a mapping may still
-// refuse a particular configuration, e.g. adaptive_avg_pool2d to a size that does not divide
-// its input).
+// True when the layer type is registered with an ONNX mapping (for some attribute values; a
+// mapping may still refuse a particular configuration, e.g. adaptive_avg_pool2d to a size that
+// does not divide its input).
 bool has_mapping(const std::string& layer_type);
 
 // `model` must have been built from `spec` (same nodes, same order) and hold the weights to

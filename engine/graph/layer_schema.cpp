@@ -1,8 +1,6 @@
 #include "engine/graph/layer_schema.h"
 
 #include <algorithm>
-#include <charconv>
-#include <cmath>
 #include <stdexcept>
 
 namespace dl {
@@ -13,110 +11,14 @@ const AttrSchema* LayerSchema::find_attr(std::string_view attr_name) const {
   return nullptr;
 }
 
-// ---- The layer table ----------------------------------------------------------------------
-// PyTorch's argument names, order and defaults. in_features / in_channels / num_features are
-// never written: engine/graph infers them from the input shape.
-
 namespace {
-using A = AttrSchema;
-
-// PyTorch: "pad should be at most half of effective kernel size".
-std::string pool_padding_rule(const AttrMap& m) {
-  const auto& k = std::get<std::vector<int64_t>>(m.at("kernel_size"));
-  const auto& p = std::get<std::vector<int64_t>>(m.at("padding"));
-  for (int i = 0; i < 2; ++i)
-    if (p[i] > k[i] / 2)
-      return "padding " + format_attr(p) + " must be at most half of kernel_size " +
-             format_attr(k);
-  return "";
-}
-
-std::vector<AttrSchema> pool_attrs() {
-  return {A::pair("kernel_size").at_least(1).describe("size of the pooling window"),
-          A::pair("stride").at_least(1).defaults_to("kernel_size")
-              .describe("step of the window (default: kernel_size)"),
-          A::pair("padding", 0).at_least(0).describe("implicit negative-infinity/zero padding"),
-          A::boolean("ceil_mode", false).describe("use ceil instead of floor for output size")};
-}
-
-std::vector<AttrSchema> avg_pool_attrs() {
-  auto attrs = pool_attrs();
-  attrs.push_back(A::boolean("count_include_pad", true)
-                      .describe("count the zero padding in the averaging divisor"));
-  return attrs;
-}
-
-std::vector<AttrSchema> batch_norm_attrs() {
-  return {A::floating("eps", 1e-5).above(0).describe("added to the variance for stability"),
-          A::floating("momentum", 0.1).range(0, 1).describe("running statistics update factor"),
-          A::boolean("affine", true).describe("learnable weight and bias"),
-          A::boolean("track_running_stats", true).describe("keep running mean/var for eval")};
-}
-
-std::vector<LayerSchema> builtin_layers() {
-  std::vector<LayerSchema> t = {
-      {"linear", "torch.nn.Linear: y = x W^T + b over the last dim",
-       {A::integer("out_features").at_least(1).describe("size of each output sample"),
-        A::boolean("bias", true).describe("learn an additive bias")}},
-      {"conv2d", "torch.nn.Conv2d over [N, C, H, W]",
-       {A::integer("out_channels").at_least(1).describe("number of output channels"),
-        A::pair("kernel_size").at_least(1).describe("size of the convolving kernel"),
-        A::pair("stride", 1).at_least(1).describe("stride of the convolution"),
-        A::pair("padding", 0).at_least(0).describe("zero padding on both sides"),
-        A::pair("dilation", 1).at_least(1).describe("spacing between kernel elements"),
-        A::integer("groups", 1).at_least(1).describe("blocked connections input -> output"),
-        A::boolean("bias", true).describe("learn an additive bias")},
-       1, 1,
-       [](const AttrMap& m) -> std::string {
-         int64_t out = std::get<int64_t>(m.at("out_channels"));
-         int64_t groups = std::get<int64_t>(m.at("groups"));
-         if (out % groups != 0)
-           return "out_channels (" + std::to_string(out) + ") must be divisible by groups (" +
-                  std::to_string(groups) + ")";
-         return "";
-       }},
-      {"max_pool2d", "torch.nn.MaxPool2d", pool_attrs(), 1, 1, pool_padding_rule},
-      {"avg_pool2d", "torch.nn.AvgPool2d", avg_pool_attrs(), 1, 1, pool_padding_rule},
-      {"adaptive_avg_pool2d", "torch.nn.AdaptiveAvgPool2d: average to a fixed output size",
-       {A::pair("output_size").at_least(1).describe("target output size (h, w)")}},
-      {"batch_norm1d", "torch.nn.BatchNorm1d over [N, C] or [N, C, L]", batch_norm_attrs()},
-      {"batch_norm2d", "torch.nn.BatchNorm2d over [N, C, H, W]", batch_norm_attrs()},
-      {"dropout", "torch.nn.Dropout: zero elements with probability p while training",
-       {A::floating("p", 0.5).range(0, 1, /*hi_open=*/true)
-            .describe("probability of an element to be zeroed")}},
-      {"flatten", "torch.nn.Flatten: merge dims start_dim..end_dim",
-       {A::integer("start_dim", 1).describe("first dim to flatten"),
-        A::integer("end_dim", -1).describe("last dim to flatten")}},
-      {"relu", "torch.nn.ReLU", {}},
-      {"leaky_relu", "torch.nn.LeakyReLU",
-       {A::floating("negative_slope", 0.01).describe("slope for negative inputs")}},
-      {"elu", "torch.nn.ELU", {A::floating("alpha", 1.0).describe("scale of the negative part")}},
-      {"gelu", "torch.nn.GELU",
-       {A::choice("approximate", {"none", "tanh"}, "none").describe("tanh approximation")}},
-      {"sigmoid", "torch.nn.Sigmoid", {}},
-      {"tanh", "torch.nn.Tanh", {}},
-      {"softplus", "torch.nn.Softplus: log(1 + exp(beta x)) / beta",
-       {A::floating("beta", 1.0).above(0).describe("sharpness"),
-        A::floating("threshold", 20.0).describe("linear above beta*x > threshold")}},
-      {"softmax", "torch.nn.Softmax", {A::integer("dim", 1).describe("dim to normalise over")}},
-      {"log_softmax", "torch.nn.LogSoftmax",
-       {A::integer("dim", 1).describe("dim to normalise over")}},
-      {"identity", "torch.nn.Identity", {}},
-      {"add", "element-wise sum of its inputs (residual connection)", {}, 2,
-       LayerSchema::kUnbounded},
-      {"concat", "torch.cat of its inputs along dim",
-       {A::integer("dim", 1).describe("dim to concatenate along")}, 2, LayerSchema::kUnbounded},
-  };
-  return t;
-}
 
 std::vector<LayerSchema>& registry() {
-  static std::vector<LayerSchema> r = builtin_layers();
+  static std::vector<LayerSchema> r;
   return r;
 }
 
 }  // namespace
-
 
 const std::vector<LayerSchema>& layer_schemas() { return registry(); }
 
@@ -135,8 +37,16 @@ std::vector<std::string> layer_type_names() {
 void register_layer_schema(LayerSchema schema) {
   if (find_layer_schema(schema.type))
     throw std::invalid_argument("layer type '" + schema.type + "' is already registered");
-  registry().push_back(std::move(schema));
+  // After the last type of its family or an earlier one: families in enum order, and within a
+  // family the order of its file's registrations (static initialisers run in declaration order
+  // within a translation unit; the order between files is unspecified).
+  auto& r = registry();
+  auto at = std::upper_bound(r.begin(), r.end(), schema.family,
+                             [](LayerFamily f, const LayerSchema& s) { return f < s.family; });
+  r.insert(at, std::move(schema));
 }
+
+RegisterLayer::RegisterLayer(LayerSchema schema) { register_layer_schema(std::move(schema)); }
 
 bool unregister_layer_schema(std::string_view type) {
   auto& r = registry();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "engine/graph/layer_schema.h"
 #include "engine/tensor/storage.h"
 
 namespace dl {
@@ -15,12 +16,11 @@ double elements(const Shape& s) {
   return n;
 }
 
-// Tensors of the output's size a training step allocates per layer: none for views of the
-// input, two where a mask, indices or a normalised copy is kept for backward, else one.
+// Tensors of the output's size a training step allocates per layer (the layer type's
+// registration says; one for an unknown type).
 double saved_copies(const std::string& type) {
-  if (type == "flatten" || type == "identity") return 0;
-  if (type == "dropout" || type == "max_pool2d" || type == "batch_norm1d" || type == "batch_norm2d") return 2;
-  return 1;
+  const LayerSchema* s = find_layer_schema(type);
+  return s ? s->saved_copies : 1;
 }
 
 }  // namespace

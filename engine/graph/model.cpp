@@ -1,105 +1,19 @@
 #include "engine/graph/model.h"
 
-#include <functional>
 #include <iomanip>
 #include <map>
 #include <sstream>
 
 #include "engine/graph/layer_schema.h"
-#include "engine/nn/nn.h"
+#include "engine/graph/layers/common.h"
 #include "engine/ops.h"
 
 namespace dl {
 namespace {
 
+using layers::fail;
+using layers::layer_label;
 using nn::ModulePtr;
-
-// Builds one layer from its resolved spec and input shapes (without the batch dim).
-using LayerBuilder = std::function<ModulePtr(const LayerSpec&, const std::vector<Shape>&, Generator&)>;
-
-// "recipe.yaml:9:7: layer 'fc' (linear)": how errors name a node.
-std::string layer_label(const LayerSpec& s) {
-  return (s.loc.line > 0 ? s.loc.str() + ": " : "") + "layer '" + s.name + "' (" + s.type + ")";
-}
-
-[[noreturn]] void fail(const LayerSpec& s, const std::string& what) { throw GraphError(layer_label(s) + ": " + what); }
-
-const Shape& single(const LayerSpec& s, const std::vector<Shape>& in) {
-  if (in.size() != 1) fail(s, "expects exactly one input, got " + std::to_string(in.size()));
-  return in[0];
-}
-
-// Requires an image-like input [C, H, W]; names the fix.
-const Shape& image_input(const LayerSpec& s, const std::vector<Shape>& in) {
-  const Shape& x = single(s, in);
-  if (x.size() != 3)
-    fail(s, "expects an input of shape [C, H, W] per sample, got " + shape_str(x) +
-                (x.size() == 1 ? " (a flatten layer comes before it?)" : ""));
-  return x;
-}
-
-nn::Size2 size2(const LayerSpec& s, const char* key) {
-  auto p = s.get_pair(key);
-  return nn::Size2(p[0], p[1]);
-}
-
-template <class M, class... Args>
-ModulePtr make(Args&&... args) {
-  return std::make_shared<M>(std::forward<Args>(args)...);
-}
-
-Shape with_batch(const Shape& x) {
-  Shape b{1};
-  b.insert(b.end(), x.begin(), x.end());
-  return b;
-}
-
-// Output [C, oh, ow] of a 2-d window layer from the per-dim output size rule `size(dim, i)`.
-template <class F>
-Shape window_output(const LayerSpec& s, const Shape& x, int64_t channels, F size) {
-  Shape out{channels, size(x[1], 0), size(x[2], 1)};
-  if (out[1] <= 0 || out[2] <= 0)
-    fail(s, "the input " + shape_str(x) + " is too small for kernel_size " + format_attr(s.attrs.at("kernel_size")) +
-                ", padding " + format_attr(s.attrs.at("padding")) +
-                (s.has("dilation") ? ", dilation " + format_attr(s.attrs.at("dilation")) : std::string()) +
-                ": the output " + shape_str(out) + " would be empty");
-  return out;
-}
-
-LayerShapes same_shape(const LayerSpec& s, const std::vector<Shape>& in) { return {single(s, in), {}, {}}; }
-
-LayerShapes weight_bias(Shape output, Shape weight, bool bias) {
-  LayerShapes r{std::move(output), {{"weight", weight}}, {}};
-  if (bias) r.params.push_back({"bias", {weight[0]}});
-  return r;
-}
-
-LayerShapes batch_norm_shapes(const LayerSpec& s, const Shape& x) {
-  LayerShapes r{x, {}, {}};
-  const int64_t c = x[0];
-  if (s.get_bool("affine")) r.params = {{"weight", {c}}, {"bias", {c}}};
-  if (s.get_bool("track_running_stats"))
-    r.buffers = {{"running_mean", {c}}, {"running_var", {c}}, {"num_batches_tracked", {}}};
-  return r;
-}
-
-LayerShapes pool_shapes(const LayerSpec& s, const std::vector<Shape>& in) {
-  const Shape& x = image_input(s, in);
-  auto k = s.get_pair("kernel_size"), st = s.get_pair("stride"), p = s.get_pair("padding");
-  const bool ceil_mode = s.get_bool("ceil_mode");
-  return {window_output(s, x, x[0], [&](int64_t size, int i) { return pool_out_size(size, k[i], p[i], st[i], ceil_mode); }),
-          {}, {}};
-}
-
-LayerShapes softmax_shapes(const LayerSpec& s, const std::vector<Shape>& in) {
-  const Shape& x = single(s, in);
-  try {
-    wrap_dim(s.get_int("dim"), static_cast<int64_t>(x.size()) + 1, "dim");
-  } catch (const std::out_of_range& e) {
-    fail(s, std::string(e.what()) + " (the input per sample is " + shape_str(x) + ", plus the batch dim)");
-  }
-  return {x, {}, {}};
-}
 
 std::string shapes_str(const std::vector<Shape>& shapes) {
   std::string s;
@@ -107,180 +21,27 @@ std::string shapes_str(const std::vector<Shape>& shapes) {
   return s;
 }
 
-// A layer type: its shape rule and its builder, side by side so they cannot drift apart (the
-// graph checks every built module against its rule). The rule checks the input shapes (the
-// builder may rely on them) and allocates nothing: `dltool validate` and the memory estimate
-// use it alone.
-using ShapeRule = std::function<LayerShapes(const LayerSpec&, const std::vector<Shape>&)>;
-struct LayerRule {
-  ShapeRule shapes;
-  LayerBuilder build;
-};
-
-LayerRule elementwise(std::function<ModulePtr(const LayerSpec&)> make_module) {
-  return {same_shape, [make_module](const LayerSpec& s, const std::vector<Shape>&, Generator&) {
-            return make_module(s);
-          }};
+// The registration of `type` when it has a shape rule and a builder, else nullptr.
+const LayerSchema* buildable(const std::string& type) {
+  const LayerSchema* s = find_layer_schema(type);
+  return s && s->shapes && s->build ? s : nullptr;
 }
 
-// The layer registry: YAML type -> shape rule + builder. A new layer type is one entry here
-// plus its entry in engine/graph/layer_schema.cpp (attributes) and its module in engine/nn/.
-const std::map<std::string, LayerRule>& rules() {
-  static const std::map<std::string, LayerRule> table = {
-      {"linear",
-       {[](const LayerSpec& s, const std::vector<Shape>& in) {
-          Shape out = single(s, in);
-          if (out.empty()) fail(s, "expects at least a 1-d input per sample");
-          const int64_t in_features = out.back();
-          out.back() = s.get_int("out_features");
-          return weight_bias(out, {out.back(), in_features}, s.get_bool("bias"));
-        },
-        [](const LayerSpec& s, const std::vector<Shape>& in, Generator& g) {
-          return make<nn::Linear>(in[0].back(), s.get_int("out_features"), s.get_bool("bias"), g);
-        }}},
-      {"conv2d",
-       {[](const LayerSpec& s, const std::vector<Shape>& in) {
-          const Shape& x = image_input(s, in);
-          const int64_t groups = s.get_int("groups"), out_channels = s.get_int("out_channels");
-          if (x[0] % groups != 0)
-            fail(s, "input channels (" + std::to_string(x[0]) + ") must be divisible by groups (" +
-                        std::to_string(groups) + ")");
-          auto k = s.get_pair("kernel_size"), st = s.get_pair("stride"), p = s.get_pair("padding"),
-               d = s.get_pair("dilation");
-          Shape out = window_output(s, x, out_channels, [&](int64_t size, int i) {
-            return conv_out_size(size, k[i], p[i], st[i], d[i]);
-          });
-          return weight_bias(out, {out_channels, x[0] / groups, k[0], k[1]}, s.get_bool("bias"));
-        },
-        [](const LayerSpec& s, const std::vector<Shape>& in, Generator& g) {
-          return make<nn::Conv2d>(in[0][0], s.get_int("out_channels"), size2(s, "kernel_size"),
-                                  size2(s, "stride"), size2(s, "padding"), size2(s, "dilation"),
-                                  s.get_int("groups"), s.get_bool("bias"), g);
-        }}},
-      {"max_pool2d",
-       {pool_shapes, [](const LayerSpec& s, const std::vector<Shape>&, Generator&) {
-          return make<nn::MaxPool2d>(size2(s, "kernel_size"), size2(s, "stride"), size2(s, "padding"),
-                                     s.get_bool("ceil_mode"));
-        }}},
-      {"avg_pool2d",
-       {pool_shapes, [](const LayerSpec& s, const std::vector<Shape>&, Generator&) {
-          return make<nn::AvgPool2d>(size2(s, "kernel_size"), size2(s, "stride"), size2(s, "padding"),
-                                     s.get_bool("ceil_mode"), s.get_bool("count_include_pad"));
-        }}},
-      {"adaptive_avg_pool2d",
-       {[](const LayerSpec& s, const std::vector<Shape>& in) {
-          const Shape& x = image_input(s, in);
-          auto o = s.get_pair("output_size");
-          return LayerShapes{{x[0], o[0], o[1]}, {}, {}};
-        },
-        [](const LayerSpec& s, const std::vector<Shape>&, Generator&) {
-          return make<nn::AdaptiveAvgPool2d>(size2(s, "output_size"));
-        }}},
-      {"batch_norm1d",
-       {[](const LayerSpec& s, const std::vector<Shape>& in) {
-          const Shape& x = single(s, in);
-          if (x.empty() || x.size() > 2) fail(s, "expects [C] or [C, L] per sample, got " + shape_str(x));
-          return batch_norm_shapes(s, x);
-        },
-        [](const LayerSpec& s, const std::vector<Shape>& in, Generator&) {
-          return make<nn::BatchNorm1d>(in[0][0], s.get_float("eps"), s.get_float("momentum"),
-                                       s.get_bool("affine"), s.get_bool("track_running_stats"));
-        }}},
-      {"batch_norm2d",
-       {[](const LayerSpec& s, const std::vector<Shape>& in) { return batch_norm_shapes(s, image_input(s, in)); },
-        [](const LayerSpec& s, const std::vector<Shape>& in, Generator&) {
-          return make<nn::BatchNorm2d>(in[0][0], s.get_float("eps"), s.get_float("momentum"),
-                                       s.get_bool("affine"), s.get_bool("track_running_stats"));
-        }}},
-      {"dropout", elementwise([](const LayerSpec& s) { return make<nn::Dropout>(s.get_float("p")); })},
-      {"flatten",
-       {[](const LayerSpec& s, const std::vector<Shape>& in) {
-          // On the batched shape, like torch.nn.Flatten (start_dim 1 keeps the batch dim).
-          const Shape b = with_batch(single(s, in));
-          const int64_t n = static_cast<int64_t>(b.size());
-          int64_t start = 0, end = 0;
-          try {
-            start = wrap_dim(s.get_int("start_dim"), n, "start_dim");
-            end = wrap_dim(s.get_int("end_dim"), n, "end_dim");
-          } catch (const std::out_of_range& e) {
-            fail(s, std::string(e.what()) + " (the input per sample is " + shape_str(b) + " with the batch dim)");
-          }
-          if (start > end) fail(s, "start_dim must not come after end_dim");
-          Shape out(b.begin(), b.begin() + start);
-          out.push_back(checked_numel(Shape(b.begin() + start, b.begin() + end + 1)));
-          out.insert(out.end(), b.begin() + end + 1, b.end());
-          return LayerShapes{Shape(out.begin() + 1, out.end()), {}, {}};
-        },
-        [](const LayerSpec& s, const std::vector<Shape>&, Generator&) {
-          return make<nn::Flatten>(s.get_int("start_dim"), s.get_int("end_dim"));
-        }}},
-      {"relu", elementwise([](const LayerSpec&) { return make<nn::ReLU>(); })},
-      {"leaky_relu", elementwise([](const LayerSpec& s) { return make<nn::LeakyReLU>(s.get_float("negative_slope")); })},
-      {"elu", elementwise([](const LayerSpec& s) { return make<nn::ELU>(s.get_float("alpha")); })},
-      {"gelu", elementwise([](const LayerSpec& s) { return make<nn::GELU>(s.get_string("approximate")); })},
-      {"sigmoid", elementwise([](const LayerSpec&) { return make<nn::Sigmoid>(); })},
-      {"tanh", elementwise([](const LayerSpec&) { return make<nn::Tanh>(); })},
-      {"softplus", elementwise([](const LayerSpec& s) {
-         return make<nn::Softplus>(s.get_float("beta"), s.get_float("threshold"));
-       })},
-      {"softmax", {softmax_shapes, [](const LayerSpec& s, const std::vector<Shape>&, Generator&) {
-                     return make<nn::Softmax>(s.get_int("dim"));
-                   }}},
-      {"log_softmax", {softmax_shapes, [](const LayerSpec& s, const std::vector<Shape>&, Generator&) {
-                         return make<nn::LogSoftmax>(s.get_int("dim"));
-                       }}},
-      {"identity", elementwise([](const LayerSpec&) { return make<nn::Identity>(); })},
-      {"add",
-       {[](const LayerSpec& s, const std::vector<Shape>& in) {
-          for (const Shape& x : in)
-            if (x != in[0])
-              fail(s, "all inputs of add must have the same shape, got " + shape_str(in[0]) + " and " + shape_str(x));
-          return LayerShapes{in[0], {}, {}};
-        },
-        [](const LayerSpec&, const std::vector<Shape>&, Generator&) { return make<nn::Add>(); }}},
-      {"concat",
-       {[](const LayerSpec& s, const std::vector<Shape>& in) {
-          // On the batched shapes, like torch.cat (dim 1 is the first per-sample dim).
-          Shape out = with_batch(in[0]);
-          int64_t dim = 0;
-          try {
-            dim = wrap_dim(s.get_int("dim"), static_cast<int64_t>(out.size()), "dim");
-          } catch (const std::out_of_range& e) {
-            fail(s, std::string(e.what()) + " (the inputs per sample are " + shape_str(in[0]) + " with the batch dim)");
-          }
-          for (size_t i = 1; i < in.size(); ++i) {
-            const Shape b = with_batch(in[i]);
-            bool match = b.size() == out.size();
-            for (size_t d = 0; match && d < b.size(); ++d) match = static_cast<int64_t>(d) == dim || b[d] == out[d];
-            if (!match)
-              fail(s, "inputs must match in every dim except dim " + std::to_string(dim) + ", got " +
-                          shape_str(in[0]) + " and " + shape_str(in[i]) + " per sample");
-            out[dim] = checked_add(out[dim], b[dim], "the concatenated size");
-          }
-          return LayerShapes{Shape(out.begin() + 1, out.end()), {}, {}};
-        },
-        [](const LayerSpec& s, const std::vector<Shape>&, Generator&) {
-          return make<nn::Concat>(s.get_int("dim"));
-        }}},
-  };
-  return table;
-}
-
-const LayerRule& rule_of(const LayerSpec& spec) {
-  auto it = rules().find(spec.type);
-  if (it == rules().end()) fail(spec, "no builder for this layer type");
-  return it->second;
+const LayerSchema& schema_of(const LayerSpec& spec) {
+  const LayerSchema* s = buildable(spec.type);
+  if (!s) fail(spec, "no builder for this layer type");
+  return *s;
 }
 
 }  // namespace
 
-bool has_layer_builder(const std::string& type) { return rules().count(type) != 0; }
+bool has_layer_builder(const std::string& type) { return buildable(type) != nullptr; }
 
 LayerShapes infer_layer_shapes(const LayerSpec& spec, const std::vector<Shape>& input_shapes) {
-  const LayerRule& rule = rule_of(spec);
+  const LayerSchema& schema = schema_of(spec);
   LayerShapes r;
   try {
-    r = rule.shapes(spec, input_shapes);
+    r = schema.shapes(spec, input_shapes);
   } catch (const ShapeOverflowError& e) {
     fail(spec, std::string(e.what()) + " for input shape(s)" + shapes_str(input_shapes) +
                    ": reduce the layer's sizes (or the input size)");
@@ -300,7 +61,7 @@ LayerShapes infer_layer_shapes(const LayerSpec& spec, const std::vector<Shape>& 
 
 ModulePtr build_layer(const LayerSpec& spec, const std::vector<Shape>& input_shapes, Generator& gen) {
   infer_layer_shapes(spec, input_shapes);  // checks the inputs the builder relies on
-  return rule_of(spec).build(spec, input_shapes, gen);
+  return schema_of(spec).build(spec, input_shapes, gen);
 }
 
 namespace {
@@ -382,7 +143,7 @@ GraphModel::GraphModel(const ModelSpec& spec, const Shape& sample_shape, Generat
   // against its shape rule.
   NoGradGuard no_grad;
   std::vector<Tensor> probe_values;
-  Tensor probe_input = zeros(with_batch(sample_shape));
+  Tensor probe_input = zeros(layers::with_batch(sample_shape));
   for (size_t i = 0; i < spec.nodes.size(); ++i) {
     const LayerSpec& ls = spec.nodes[i];
     NodeRef ref{ls.name, ls.type, nullptr, plan.inputs[i]};
@@ -394,7 +155,7 @@ GraphModel::GraphModel(const ModelSpec& spec, const Shape& sample_shape, Generat
     }
     Tensor out;
     try {
-      ref.module = rule_of(ls).build(ls, in_shapes, gen);
+      ref.module = schema_of(ls).build(ls, in_shapes, gen);
       ref.module->eval();
       out = in_values.size() == 1 ? ref.module->forward(in_values[0]) : ref.module->forward(in_values);
     } catch (const OutOfMemoryError& e) {

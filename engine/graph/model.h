@@ -2,10 +2,11 @@
 //
 // Nodes are evaluated in the order given; each reads the outputs of its `inputs` (the model
 // input is called "input"). Layer input sizes are inferred from the sample shape: each layer
-// type has a shape rule (output, parameter and buffer shapes from its input shapes) next to
-// its builder, so a whole model's shapes and parameter count are known without allocating
-// (infer_model_shapes); the builder then constructs each layer for its input shapes. Children are registered under the node names, so state_dict keys
-// are "0.weight" for the `layers:` shorthand (like nn.Sequential) or "conv1.weight".
+// type's registration (layer_schema.h) has a shape rule (output, parameter and buffer shapes
+// from its input shapes) next to its builder, so a whole model's shapes and parameter count
+// are known without allocating (infer_model_shapes); the builder then constructs each layer
+// for its input shapes. Children are registered under the node names, so state_dict keys are
+// "0.weight" for the `layers:` shorthand (like nn.Sequential) or "conv1.weight".
 #pragma once
 #include <map>
 #include <memory>
@@ -13,21 +14,12 @@
 #include <utility>
 #include <vector>
 
+#include "engine/graph/layer_schema.h"
 #include "engine/graph/spec.h"
 #include "engine/nn/module.h"
 #include "engine/ops/random.h"
 
 namespace dl {
-
-// Tensors a layer owns, by state_dict-relative name and shape: {"weight", [10, 84]}.
-using NamedShapes = std::vector<std::pair<std::string, Shape>>;
-
-// What a layer type's shape rule computes from its input shapes, allocating nothing.
-struct LayerShapes {
-  Shape output;         // without the batch dim
-  NamedShapes params;   // in the module's registration order
-  NamedShapes buffers;  // persistent and not
-};
 
 struct NodeSummary {
   std::string name;
@@ -87,7 +79,7 @@ LayerShapes infer_layer_shapes(const LayerSpec& spec, const std::vector<Shape>& 
 std::shared_ptr<nn::Module> build_layer(const LayerSpec& spec, const std::vector<Shape>& input_shapes,
                                     Generator& gen);
 
-// True when `type` has a builder (every type in layer_schema.h's registry must have one).
+// True when `type` is registered with a builder (every registered type must have one).
 bool has_layer_builder(const std::string& type);
 
 // "Node  Type  Output shape  Params" table with a total line.

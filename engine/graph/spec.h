@@ -11,7 +11,8 @@
 // A spec that came out of configs/ is already resolved: every attribute of the layer type is
 // present (defaults filled), numbers have their schema kind (a Float attribute written as `1`
 // holds the double 1.0) and pair attributes (kernel_size: 5) hold a 2-list ([5, 5]).
-// Attribute names, meanings and defaults are PyTorch's; see layer_schema.h for the table.
+// Attribute names, meanings and defaults are PyTorch's; see layer_schema.h (the registry) and
+// engine/graph/layers/ (one registration per layer type).
 #pragma once
 #include <array>
 #include <cstdint>

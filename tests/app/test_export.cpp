@@ -210,6 +210,55 @@ TEST_CASE("export: every layer type the configs know has an ONNX mapping", "[exp
   CHECK_FALSE(ox::has_mapping("no_such_layer"));
 }
 
+namespace {
+
+// Every exportable layer type alone on its registered example (layer_schema.h: every input
+// reads the model input), with build()'s weights.
+struct LayerExampleModel {
+  std::string type;
+  Config cfg;
+  Shape sample;
+};
+std::vector<LayerExampleModel> layer_example_models() {
+  std::vector<LayerExampleModel> r;
+  for (const dl::LayerSchema& s : dl::layer_schemas()) {
+    if (!s.onnx) continue;  // tests/engine/test_layer_registry.cpp lists the unexportable ones
+    dl::LayerSpec spec{s.type, s.type, std::vector<std::string>(s.example.inputs.size(), "input"), s.example.attrs, {}};
+    INFO(s.type);
+    REQUIRE(dl::resolve_layer_attrs(spec).empty());
+    Config cfg;
+    cfg.model.nodes.push_back(spec);
+    r.push_back({s.type, cfg, s.example.inputs.at(0)});
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("export: every registered layer type's example passes the checker and shape inference at every opset",
+          "[export][registry]") {
+  for (const auto& m : layer_example_models()) {
+    auto model = build(m.cfg, m.sample);
+    for (int64_t opset = ox::kMinOpset; opset <= ox::kMaxOpset; ++opset) {
+      INFO(m.type << " at opset " << opset);
+      ox::Options o;
+      o.opset = opset;
+      CHECK(parse(ox::export_onnx(m.cfg.model, *model, o)).graph().node_size() >= 1);  // self-checked
+    }
+  }
+}
+
+TEST_CASE("export: every registered layer type's example matches ONNX Runtime", "[export][onnxruntime][registry]") {
+  DLTOOL_REQUIRE_ORT();
+  for (const auto& m : layer_example_models()) {
+    auto model = build(m.cfg, m.sample);
+    TempDir d;
+    const std::string path = d.file(m.type + ".onnx", ox::export_onnx(m.cfg.model, *model, {}));
+    Tensor x = batch_of(m.sample, 3, 5);
+    check_close(dl::test::ort_run(path, x), forward(*model, x), m.type);
+  }
+}
+
 TEST_CASE("export: the graph's shapes are what ONNX shape inference derives", "[export]") {
   // export_onnx runs the checker and strict shape inference and compares every node's shape;
   // a disagreement would throw std::logic_error here.
