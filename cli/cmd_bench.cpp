@@ -9,8 +9,8 @@
 #include "cli/command.h"
 #include "configs/config.h"
 #include "engine/ops.h"
-#include "engine/train/setup.h"
-#include "engine/train/trainer.h"
+#include "cli/run/setup.h"
+#include "cli/run/trainer.h"
 #include "exporters/json.h"
 
 namespace dl::cli {

@@ -6,7 +6,7 @@
 #include "cli/command.h"
 #include "cli/training.h"
 #include "configs/config.h"
-#include "engine/train/trainer.h"
+#include "cli/run/trainer.h"
 #include "exporters/json.h"
 
 namespace dl::cli {
@@ -40,15 +40,7 @@ std::function<int()> setup_eval(CLI::App& sub) {
     std::string path = train::resolve_checkpoint_path(a->checkpoint);
     Checkpoint ckpt = load_checkpoint(path, /*weights_only=*/true);
     Config cfg = checkpoint_config(ckpt, path, a->config, a->overrides);
-    train::RunOptions opt;
-    opt.write_outputs = false;
-    opt.final_test = false;
-    opt.handle_signals = false;
-    opt.mode = exporters::ProgressReporter::Mode::quiet;
-    opt.init_weights = std::move(ckpt.model);
-    opt.init_path = path;
-    train::Trainer trainer(cfg, opt);
-    train::EvalResult r = trainer.evaluate(a->split);
+    train::EvalResult r = train::evaluate_weights(cfg, ckpt.model, path, a->split);
     const int64_t C = static_cast<int64_t>(r.per_class_accuracy.size());
     auto names = class_names(cfg, C);
     if (a->json) {

@@ -158,12 +158,13 @@ std::function<int()> setup_inspect(CLI::App& sub) {
         json::Array sl;
         for (const auto& [s, b] : slots) sl.push(s);
         out.add("optimizer", json::Object().add("type", full.optimizer->type).add("defaults", hyper)
-                                 .add("param_groups", static_cast<int64_t>(full.optimizer->groups.size())).add("slots", sl));
+                                 .add("param_groups", static_cast<int64_t>(full.optimizer->param_groups.size())).add("slots", sl));
       }
       if (full.scheduler) {
         json::Object sc;
         sc.add("type", full.scheduler->type);
         for (const auto& [k, v] : full.scheduler->scalars) sc.add(k, v);
+        for (const auto& [k, v] : full.scheduler->strings) sc.add(k, v);
         out.add("scheduler", sc);
       }
       if (!full.trainer.empty()) {
@@ -202,13 +203,14 @@ std::function<int()> setup_inspect(CLI::App& sub) {
       std::map<std::string, bool> slots;
       for (const auto& [k, st] : full.optimizer->state)
         for (const auto& [slot, t] : st.slots) slots[slot] = true;
-      std::cout << "\n  " << full.optimizer->groups.size() << " param group(s); state slots:";
+      std::cout << "\n  " << full.optimizer->param_groups.size() << " param group(s); state slots:";
       for (const auto& [s, b] : slots) std::cout << " " << s;
       std::cout << " (" << full.optimizer->state.size() << " parameters)\n";
     }
     if (full.scheduler) {
       std::cout << "scheduler: " << full.scheduler->type;
       for (const auto& [k, v] : full.scheduler->scalars) std::cout << " " << k << "=" << v;
+      for (const auto& [k, v] : full.scheduler->strings) std::cout << " " << k << "=" << v;
       std::cout << "\n";
     }
     if (!full.trainer.empty()) {

@@ -7,7 +7,7 @@
 
 #include "cli/command.h"
 #include "configs/config.h"
-#include "engine/train/setup.h"
+#include "cli/run/setup.h"
 #include "exporters/json.h"
 
 namespace dl::cli {

@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "cli/command.h"
-#include "engine/train/signals.h"
+#include "cli/run/signals.h"
 
 namespace dl::cli {
 

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "configs/config.h"
-#include "engine/train/trainer.h"
+#include "cli/run/trainer.h"
 
 namespace dl::cli {
 

@@ -128,27 +128,47 @@ void emit_data(YAML::Emitter& out, const DataSpec& d) {
   out << YAML::EndMap;
 }
 
-// loss / optimizer / scheduler: `type:` then the fields of that type.
-template <class T, class S>
-const std::vector<Field<T>>* begin_typed(YAML::Emitter& out, const char* key,
-                                         const std::vector<TypeEntry<T>>& types, const S& spec) {
-  out << YAML::Key << key << YAML::Value << YAML::BeginMap;
-  out << YAML::Key << "type" << YAML::Value << spec.type;
-  const auto* e = find_type(types, spec.type);
-  if (e) emit_fields(out, e->fields, static_cast<const T&>(spec));
-  return e ? &e->fields : nullptr;
+// loss / optimizer / scheduler: `type:` then the attributes of that type's registration.
+const std::vector<AttrSchema>& attrs_of_type(const std::vector<AttrTypeEntry>& types, const std::string& type) {
+  static const std::vector<AttrSchema> none;
+  const AttrTypeEntry* e = find_type(types, type);
+  return e ? e->attrs : none;
+}
+
+void emit_loss(YAML::Emitter& out, const LossSpec& l) {
+  out << YAML::Key << "loss" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "type" << YAML::Value << l.type;
+  emit_attrs(out, attrs_of_type(loss_types(), l.type), l.attrs);
+  if (!l.inputs.empty()) out << YAML::Key << "inputs" << YAML::Value << YAML::Flow << l.inputs;
+  out << YAML::EndMap;
 }
 
 void emit_optimizer(YAML::Emitter& out, const OptimizerSpec& o) {
-  const auto* fields = begin_typed(out, "optimizer", optimizer_types(), o);
-  if (!o.param_groups.empty() && fields) {
+  const auto& attrs = attrs_of_type(optimizer_types(), o.type);
+  out << YAML::Key << "optimizer" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "type" << YAML::Value << o.type;
+  emit_attrs(out, attrs, o.hyper);
+  if (!o.param_groups.empty()) {
     out << YAML::Key << "param_groups" << YAML::Value << YAML::BeginSeq;
     for (const auto& g : o.param_groups) {
       out << YAML::Flow << YAML::BeginMap << YAML::Key << "params" << YAML::Value << YAML::Flow
           << g.params;
-      emit_attrs(out, attrs_of(*fields), g.overrides);  // only what the group overrides
+      emit_attrs(out, attrs, g.overrides);  // only what the group overrides
       out << YAML::EndMap;
     }
+    out << YAML::EndSeq;
+  }
+  out << YAML::EndMap;
+}
+
+void emit_scheduler(YAML::Emitter& out, const sched::SchedulerConfig& s, const std::string* interval) {
+  out << YAML::BeginMap;
+  out << YAML::Key << "type" << YAML::Value << s.type;
+  emit_attrs(out, attrs_of_type(scheduler_types(), s.type), s.attrs);
+  if (interval) out << YAML::Key << "interval" << YAML::Value << *interval;
+  if (!s.children.empty()) {
+    out << YAML::Key << "schedulers" << YAML::Value << YAML::BeginSeq;
+    for (const auto& child : s.children) emit_scheduler(out, child, nullptr);
     out << YAML::EndSeq;
   }
   out << YAML::EndMap;
@@ -163,11 +183,10 @@ std::string to_yaml(const Config& c) {
   emit_fields(out, top_fields(), c);
   emit_model(out, c.model);
   emit_data(out, c.data);
-  begin_typed(out, "loss", loss_types(), c.loss);
-  out << YAML::EndMap;
+  emit_loss(out, c.loss);
   emit_optimizer(out, c.optimizer);
-  begin_typed(out, "scheduler", scheduler_types(), c.scheduler);
-  out << YAML::EndMap;
+  out << YAML::Key << "scheduler" << YAML::Value;
+  emit_scheduler(out, c.scheduler, &c.scheduler.interval);
   emit_section(out, "train", train_fields(), c.train);
   out << YAML::Key << "metrics" << YAML::Value << YAML::BeginSeq;
   for (const auto& m : c.metrics) {

@@ -1,7 +1,7 @@
 // configs/: a YAML training recipe -> typed, validated specs.
 //
 //   dl::Config cfg = dl::load_config("recipes/fashion_mnist/lenet.yaml", {"optimizer.lr=0.05"});
-//   cfg.optimizer.lr;            // 0.05
+//   cfg.optimizer.hyper.at("lr");  // 0.05 (an AttrValue: the schema says it holds a double)
 //   cfg.model.nodes[0].type;     // "conv2d" (engine/graph/spec.h)
 //   cfg.train.epochs;            // default filled in when the recipe left it out
 //   std::cout << dl::to_yaml(cfg);   // the resolved config: every key, defaults included
@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "engine/graph/spec.h"
+#include "engine/sched/registry.h"
 
 namespace dl {
 
@@ -89,27 +90,18 @@ struct DataSpec {
   bool operator==(const DataSpec&) const = default;
 };
 
-struct LossSpec {  // torch.nn.functional losses; fields a type does not use stay zero
-  std::string type;            // cross_entropy, nll_loss, mse_loss, l1_loss, smooth_l1_loss,
-                               // binary_cross_entropy, binary_cross_entropy_with_logits
-  std::string reduction;       // "mean" | "sum"
-  double label_smoothing = 0;  // cross_entropy
-  int64_t ignore_index = 0;    // cross_entropy, nll_loss
-  double beta = 0;             // smooth_l1_loss
-  bool operator==(const LossSpec&) const = default;
-};
+// The loss, optimizer and scheduler sections are generic: their `type:` names a registration
+// (engine/nn/loss_registry.h, engine/optim/registry.h, engine/sched/registry.h) whose schema
+// validated `attrs` and filled the defaults; the engine builds them from these maps. A new loss,
+// optimizer or scheduler therefore needs no change here.
 
-// The hyper-parameters of torch.optim's SGD, Adam and AdamW. A type uses its own subset; the
-// others stay zero/empty.
-struct OptimizerHyper {
-  double lr = 0;
-  double momentum = 0, dampening = 0;  // sgd
-  bool nesterov = false;               // sgd
-  double weight_decay = 0;
-  std::vector<double> betas;           // adam, adamw: [beta1, beta2]
-  double eps = 0;                      // adam, adamw
-  bool amsgrad = false;                // adam, adamw
-  bool operator==(const OptimizerHyper&) const = default;
+struct LossSpec {  // torch.nn losses
+  std::string type;   // registry name: cross_entropy, mse_loss, triplet_margin_loss, ...
+  AttrMap attrs;      // resolved options (reduction, weight, margin, ...)
+  // Model nodes feeding the loss's non-target roles, in the registration's role order
+  // (`loss.inputs: [anchor, positive, negative]`); empty = the model's output.
+  std::vector<std::string> inputs;
+  bool operator==(const LossSpec&) const = default;
 };
 
 // A PyTorch param group: the parameters whose state_dict names match any glob in `params`
@@ -118,37 +110,21 @@ struct OptimizerHyper {
 struct ParamGroupSpec {
   std::vector<std::string> params;  // globs over state_dict names
   AttrMap overrides;                // only the keys this group sets ("weight_decay" -> 0.0)
-  OptimizerHyper hyper;             // the optimizer's values with `overrides` applied
+  AttrMap hyper;                    // the optimizer's values with `overrides` applied
   bool operator==(const ParamGroupSpec&) const = default;
 };
 
-struct OptimizerSpec : OptimizerHyper {
-  std::string type;  // sgd | adam | adamw
+struct OptimizerSpec {  // torch.optim
+  std::string type;   // registry name: sgd, adam, rmsprop, lbfgs, ...
+  AttrMap hyper;      // resolved hyper-parameters of the default group
   std::vector<ParamGroupSpec> param_groups;
   bool operator==(const OptimizerSpec&) const = default;
 };
 
-// torch.optim.lr_scheduler; fields a type does not use stay zero/empty.
-struct SchedulerSpec {
-  static constexpr int64_t kAuto = 0;  // T_max: auto -> total number of scheduler steps
-
-  std::string type;          // none, step, multi_step, exponential, cosine_annealing, linear,
-                             // reduce_on_plateau
-  std::string interval;      // "epoch" | "step": when scheduler.step() is called
-  int64_t step_size = 0;     // step
-  double gamma = 0;          // step, multi_step, exponential
-  std::vector<int64_t> milestones;  // multi_step (strictly increasing)
-  int64_t T_max = 0;         // cosine_annealing; kAuto = epochs (or total steps)
-  double eta_min = 0;        // cosine_annealing
-  double start_factor = 0, end_factor = 0;  // linear
-  int64_t total_iters = 0;   // linear
-  std::string mode;          // reduce_on_plateau: "min" | "max"
-  double factor = 0;         // reduce_on_plateau
-  int64_t patience = 0, cooldown = 0;  // reduce_on_plateau
-  double threshold = 0;      // reduce_on_plateau
-  std::string threshold_mode;  // reduce_on_plateau: "rel" | "abs"
-  double min_lr = 0;         // reduce_on_plateau
-  std::string metric;        // reduce_on_plateau: "val/loss", "val/accuracy", ...
+// torch.optim.lr_scheduler: the registry's SchedulerConfig {type, attrs, children} plus when
+// scheduler.step() is called. "none" = constant lr.
+struct SchedulerSpec : sched::SchedulerConfig {
+  std::string interval;  // "epoch" | "step"
   bool operator==(const SchedulerSpec&) const = default;
 };
 
@@ -166,6 +142,12 @@ struct TrainSpec {
   static constexpr int64_t kMaxThreads = 256;
   int64_t threads = 0;     // CPU threads; 0 = all cores (at most kMaxThreads of them)
   bool requeue = false;    // SIGUSR1 under SLURM: checkpoint, then scontrol requeue
+  // The training step (engine/train/step.h).
+  int64_t accumulate_steps = 1;  // batches per optimizer step (gradient accumulation)
+  double clip_grad_norm = 0;     // max total gradient norm (0 = off)
+  double clip_norm_type = 2;     // p of that norm
+  double clip_grad_value = 0;    // clamp gradient elements to [-v, v] (0 = off)
+  double ema_decay = 0;          // exponential moving average of the weights (0 = off)
   bool operator==(const TrainSpec&) const = default;
 };
 
@@ -236,7 +218,7 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
 // The schema entry (kind, range, doc) of hyper-parameter `key` of optimizer or scheduler `type`,
 // as the config spells them (section "optimizer" or "scheduler", type "sgd", "cosine_annealing",
 // key "lr", "T_max"); nullptr when unknown. Lets a checkpoint's restored hyper-parameters be
-// checked with the config's own rules (engine/train/restore_check.h).
+// checked with the config's own rules (cli/run/restore_check.h).
 const AttrSchema* find_hyper_schema(const std::string& section, const std::string& type, const std::string& key);
 
 }  // namespace dl

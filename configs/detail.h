@@ -174,9 +174,13 @@ const std::vector<Field<DataSpec>>& data_fields();
 const std::vector<Field<DataSplitSpec>>& split_fields();
 const std::vector<Field<LoaderSpec>>& loader_fields();
 const std::vector<AttrTypeEntry>& transform_types();
-const std::vector<TypeEntry<LossSpec>>& loss_types();
-const std::vector<TypeEntry<OptimizerHyper>>& optimizer_types();
-const std::vector<TypeEntry<SchedulerSpec>>& scheduler_types();
+// The loss, optimizer and scheduler types come from the engine's registries
+// (engine/nn/loss_registry.h, engine/optim/registry.h, engine/sched/registry.h): the schema of
+// each type is its registration's. Scheduler entries also list the generic `interval` key.
+const std::vector<AttrTypeEntry>& loss_types();
+const std::vector<AttrTypeEntry>& optimizer_types();
+const std::vector<AttrTypeEntry>& scheduler_types();
+AttrSchema interval_attr();
 const std::vector<Field<TrainSpec>>& train_fields();
 const std::vector<TypeEntry<MetricSpec>>& metric_types();
 const std::vector<Field<CheckpointSpec>>& checkpoint_fields();

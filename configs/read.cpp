@@ -9,6 +9,9 @@
 #include <optional>
 
 #include "configs/detail.h"
+#include "engine/nn/loss_registry.h"
+#include "engine/optim/registry.h"
+#include "engine/sched/registry.h"
 
 namespace dl::config_detail {
 
@@ -152,7 +155,7 @@ std::optional<AttrValue> read_value(Ctx& ctx, const YNode& n, const std::string&
     bad = !check_attr(a, *v).empty();
   }
   if (bad) {  // report the value as written (5, not the coerced [5, 5])
-    std::string hint;
+    std::string hint = a.rule ? a.rule(*v) : "";  // what the rule found (column of a bad expression)
     if (!a.choices.empty() && n.is_scalar()) {
       std::string m = did_you_mean(n.text, a.choices);
       if (!m.empty()) hint = "did you mean '" + m + "'?";
@@ -486,12 +489,58 @@ void read_data(Ctx& ctx, const YNode* node, const SourceLoc& root_loc, DataSpec&
   }
 }
 
-// ---- optimizer ----------------------------------------------------------------------------------
+void check_metric_ref(Ctx& ctx, const std::string& ref, const SourceLoc& loc,
+                      const std::string& path, const std::vector<MetricSpec>& metrics,
+                      int64_t val_size);
 
-void check_nesterov(Ctx& ctx, const OptimizerHyper& h, const SourceLoc& loc,
-                    const std::string& path) {
-  if (h.nesterov && (h.momentum <= 0 || h.dampening != 0))
-    ctx.error(loc, join(path, "nesterov"), "nesterov needs momentum > 0 and dampening 0");
+// ---- loss, optimizer, scheduler (engine registries) --------------------------------------------
+
+// A registration's cross-attribute rule failed with `problem`. A problem that starts with one of
+// the section's keys ("nesterov: ...") is reported at that key; else at the section.
+void report_rule(Ctx& ctx, const std::string& problem, const YNode* map, const std::string& path,
+                 const SourceLoc& where, const std::vector<AttrSchema>& attrs) {
+  for (const AttrSchema& a : attrs) {
+    const std::string prefix = a.name + ": ";
+    if (problem.rfind(prefix, 0) == 0) {
+      ctx.error(loc_in(map, a.name, where), join(path, a.name), problem.substr(prefix.size()));
+      return;
+    }
+  }
+  ctx.error(map && !map->loc.file.empty() ? map->loc : where, path, problem);
+}
+
+void read_loss(Ctx& ctx, const YNode* node, const SourceLoc& where, LossSpec& l) {
+  auto typed = read_type(ctx, node, "loss", kDefaultLoss, type_names(loss_types()), "loss", where);
+  if (!typed) return;
+  const nn::LossDef& def = nn::loss_def(typed->type);
+  l.type = def.name;
+  const YNode* map = &typed->keys;
+  if (!read_attrs(ctx, *map, "loss", def.attrs, {"type", "inputs"}, "for loss '" + l.type + "'", l.attrs)) return;
+  if (def.rule)
+    if (std::string p = def.rule(l.attrs); !p.empty()) report_rule(ctx, p, map, "loss", where, def.attrs);
+  if (auto r = l.attrs.find("reduction"); r != l.attrs.end() && std::get<std::string>(r->second) == "none")
+    ctx.error(loc_in(map, "reduction", where), "loss.reduction",
+              "'none' gives one loss per element, but training needs one number",
+              "use mean or sum");
+  if (const YNode* in = map->get("inputs"); in && !in->is_null()) {
+    size_t roles = 0;
+    for (const std::string& r : def.inputs) roles += r != "target";
+    std::vector<const YNode*> names;
+    if (in->is_scalar()) names.push_back(in);
+    for (const auto& item : in->items) names.push_back(&item);
+    bool ok = !names.empty();
+    for (const YNode* n : names) ok = ok && n->is_scalar() && !n->text.empty();
+    std::string role_list;
+    for (const std::string& r : def.inputs)
+      if (r != "target") role_list += (role_list.empty() ? "" : ", ") + r;
+    if (!ok || names.size() != roles) {
+      ctx.error(in->loc, "loss.inputs",
+                "expected " + std::to_string(roles) + " model node name(s) for " + l.type + "'s " + role_list +
+                    ", got " + got(*in));
+      return;
+    }
+    for (const YNode* n : names) l.inputs.push_back(n->text);
+  }
 }
 
 void read_optimizer(Ctx& ctx, const YNode* node, const SourceLoc& where, OptimizerSpec& o) {
@@ -499,12 +548,12 @@ void read_optimizer(Ctx& ctx, const YNode* node, const SourceLoc& where, Optimiz
                          "optimizer", where);
   if (!typed) return;
   const YNode* map = &typed->keys;
-  o.type = typed->type;
-  const auto& fields = find_type(optimizer_types(), o.type)->fields;
+  const optim::OptimizerDef& def = optim::optimizer_def(typed->type);
+  o.type = def.name;
   const std::string owner = "for optimizer '" + o.type + "'";
-  OptimizerHyper& hyper = o;
-  if (!read_fields(ctx, map, "optimizer", fields, hyper, {"type", "param_groups"}, owner)) return;
-  if (o.type == "sgd") check_nesterov(ctx, o, loc_in(map, "nesterov", where), "optimizer");
+  if (!read_attrs(ctx, *map, "optimizer", def.hyper, {"type", "param_groups"}, owner, o.hyper)) return;
+  if (def.rule)
+    if (std::string p = def.rule(o.hyper); !p.empty()) report_rule(ctx, p, map, "optimizer", where, def.hyper);
 
   const YNode* groups = map->get("param_groups");
   if (!groups || groups->is_null()) return;
@@ -517,7 +566,6 @@ void read_optimizer(Ctx& ctx, const YNode* node, const SourceLoc& where, Optimiz
     const YNode& g = groups->items[i];
     const std::string path = index("optimizer.param_groups", i);
     ParamGroupSpec group;
-    group.hyper = hyper;
     const YNode* params = g.is_map() ? g.get("params") : nullptr;
     if (g.is_map() && !params) ctx.error(g.loc, join(path, "params"), "required key is missing");
     if (params) {
@@ -533,13 +581,85 @@ void read_optimizer(Ctx& ctx, const YNode* node, const SourceLoc& where, Optimiz
                       got(*params));
       for (const YNode* p : globs) group.params.push_back(p->text);
     }
-    read_fields(ctx, &g, path, fields, group.hyper, {"params"}, owner, /*fill_defaults=*/false,
-                &group.overrides);
-    if (o.type == "sgd" &&
-        (group.overrides.count("nesterov") || group.overrides.count("momentum") ||
-         group.overrides.count("dampening")))
-      check_nesterov(ctx, group.hyper, g.loc, path);
+    if (read_attrs(ctx, g, path, def.hyper, {"params"}, owner, group.overrides, /*fill_defaults=*/false)) {
+      group.hyper = o.hyper;
+      for (const auto& [k, v] : group.overrides) group.hyper[k] = v;
+      if (def.rule && !group.overrides.empty())
+        if (std::string p = def.rule(group.hyper); !p.empty()) report_rule(ctx, p, &g, path, g.loc, def.hyper);
+    }
     o.param_groups.push_back(std::move(group));
+  }
+}
+
+// loss.inputs name model nodes; a loss whose target cannot be made from class labels is refused
+// (the data gives class indices).
+void check_loss_inputs(Ctx& ctx, const YNode* node, const SourceLoc& where, const Config& c) {
+  const nn::LossDef* def = nn::find_loss_def(c.loss.type);
+  if (!def) return;
+  const YNode* map = node && node->is_map() ? node : nullptr;
+  for (const std::string& n : c.loss.inputs)
+    if (!c.model.find(n)) {
+      std::vector<std::string> names;
+      for (const auto& l : c.model.nodes) names.push_back(l.name);
+      ctx.error(loc_in(map, "inputs", where), "loss.inputs", "'" + n + "' is not a node of the model",
+                suggest(n, names, "nodes"));
+    }
+  const bool has_target = std::find(def->inputs.begin(), def->inputs.end(), "target") != def->inputs.end();
+  if (has_target && def->class_target == nn::ClassTarget::none)
+    ctx.error(loc_in(map, "type", where), "loss.type",
+              "'" + c.loss.type + "' needs a target that class labels cannot give (e.g. +1/-1 per pair)",
+              "use a loss without a target role (triplet_margin_loss) or a classification loss");
+}
+
+// `scheduler:` (and, recursively, the `schedulers:` of sequential/chained). `top` reads the
+// generic `interval` key too.
+void read_scheduler(Ctx& ctx, const YNode* node, const std::string& path, const SourceLoc& where,
+                    sched::SchedulerConfig& s, std::string* interval, const Config& c, int depth) {
+  auto typed = read_type(ctx, node, path, interval ? kDefaultScheduler : "", type_names(scheduler_types()),
+                         "scheduler", where);
+  if (!typed) return;
+  const sched::SchedulerDef& def = sched::scheduler_def(typed->type);
+  s.type = def.name;
+  const YNode* map = &typed->keys;
+  std::vector<std::string> reserved = {"type"};
+  if (def.takes_children) reserved.push_back("schedulers");
+  std::vector<AttrSchema> attrs = def.attrs;
+  if (interval) attrs.push_back(interval_attr());
+  AttrMap values;
+  if (!read_attrs(ctx, *map, path, attrs, reserved, "for scheduler '" + s.type + "'", values)) return;
+  if (interval) {
+    *interval = std::get<std::string>(values.at("interval"));
+    values.erase("interval");
+  }
+  s.attrs = std::move(values);
+  if (def.rule)
+    if (std::string p = def.rule(s.attrs); !p.empty()) report_rule(ctx, p, map, path, where, def.attrs);
+  if (def.metric_driven)
+    if (auto m = s.attrs.find("metric"); m != s.attrs.end()) {
+      const std::string& ref = std::get<std::string>(m->second);
+      const size_t errors = ctx.diags.size();
+      check_metric_ref(ctx, ref, loc_in(map, "metric", where), join(path, "metric"), c.metrics, c.data.val_size);
+      if (ctx.diags.size() == errors && ref != "val/loss" && ref != "val/accuracy")
+        ctx.error(loc_in(map, "metric", where), join(path, "metric"),
+                  "'" + ref + "' is not computed at every validation; the scheduler steps on val/loss or val/accuracy");
+    }
+  if (!def.takes_children) return;
+  const YNode* kids = map->get("schedulers");
+  if (!kids || !kids->is_seq() || kids->items.empty()) {
+    ctx.error(kids ? kids->loc : loc_in(map, "type", where), join(path, "schedulers"),
+              kids ? "expected a non-empty list of schedulers, got " + got(*kids) : "required key is missing",
+              "e.g. schedulers: [{type: linear, total_iters: 5}, {type: cosine_annealing}]");
+    return;
+  }
+  if (depth >= 8) {
+    ctx.error(kids->loc, join(path, "schedulers"), "schedulers nested more than 8 deep");
+    return;
+  }
+  for (size_t i = 0; i < kids->items.size(); ++i) {
+    sched::SchedulerConfig child;
+    read_scheduler(ctx, &kids->items[i], index(join(path, "schedulers"), i), kids->items[i].loc, child, nullptr, c,
+                   depth + 1);
+    s.children.push_back(std::move(child));
   }
 }
 
@@ -625,33 +745,13 @@ Config read_config(Ctx& ctx, const YNode& root, const std::string& default_name)
   read_model(ctx, r.get("model"), root.loc, c.model);
   read_data(ctx, r.get("data"), root.loc, c.data);
 
-  if (auto t = read_type(ctx, r.get("loss"), "loss", kDefaultLoss, type_names(loss_types()), "loss",
-                         root.loc)) {
-    c.loss.type = t->type;
-    read_fields(ctx, &t->keys, "loss", find_type(loss_types(), t->type)->fields, c.loss, {"type"},
-                "for loss '" + t->type + "'");
-  }
+  read_loss(ctx, r.get("loss"), root.loc, c.loss);
   read_optimizer(ctx, r.get("optimizer"), root.loc, c.optimizer);
   read_fields(ctx, r.get("train"), "train", train_fields(), c.train);
   read_metrics(ctx, r.get("metrics"), c.metrics);
 
-  if (auto t = read_type(ctx, r.get("scheduler"), "scheduler", kDefaultScheduler,
-                         type_names(scheduler_types()), "scheduler", root.loc)) {
-    SchedulerSpec& s = c.scheduler;
-    s.type = t->type;
-    if (read_fields(ctx, &t->keys, "scheduler", find_type(scheduler_types(), s.type)->fields, s,
-                    {"type"}, "for scheduler '" + s.type + "'")) {
-      for (size_t i = 1; i < s.milestones.size(); ++i)
-        if (s.milestones[i] <= s.milestones[i - 1]) {
-          ctx.error(loc_in(&t->keys, "milestones", root.loc), "scheduler.milestones",
-                    "milestones must be strictly increasing, got " + format_attr(s.milestones));
-          break;
-        }
-      if (s.type == "reduce_on_plateau")
-        check_metric_ref(ctx, s.metric, loc_in(&t->keys, "metric", root.loc), "scheduler.metric",
-                         c.metrics, c.data.val_size);
-    }
-  }
+  read_scheduler(ctx, r.get("scheduler"), "scheduler", root.loc, c.scheduler, &c.scheduler.interval, c, 0);
+  check_loss_inputs(ctx, r.get("loss"), root.loc, c);
 
   const YNode* ck = r.get("checkpoint");
   read_fields(ctx, ck, "checkpoint", checkpoint_fields(), c.checkpoint, {"best"});

@@ -101,16 +101,22 @@ std::string config_reference_markdown() {
 
   typed(md, "loss",
         std::string("`loss: NAME` or `{type: NAME, ...}`. Default type: `") + kDefaultLoss + "`.",
-        loss_types(), field_attrs);
+        loss_types(), plain_attrs);
+  md << "Losses whose arguments are not (output, target) read model nodes: `inputs: [a, p, n]` names "
+        "the nodes for the roles in order (triplet_margin_loss: anchor, positive, negative). With class "
+        "labels, losses that compare with a float target get one-hot (or +1/-1) targets.\n\n";
   typed(md, "optimizer",
         std::string("Default type: `") + kDefaultOptimizer +
             "`. `param_groups:` is a list of `{params: GLOBS, KEY: VALUE...}`: parameters whose "
             "state_dict name matches a glob (`*` matches anything, dots included) use the "
             "group's values for the keys it gives; a parameter joins the first group it "
             "matches; the rest use the optimizer's values.",
-        optimizer_types(), field_attrs);
-  typed(md, "scheduler", std::string("Default type: `") + kDefaultScheduler + "`.",
-        scheduler_types(), field_attrs);
+        optimizer_types(), plain_attrs);
+  typed(md, "scheduler",
+        std::string("Default type: `") + kDefaultScheduler +
+            "`. `sequential` and `chained` take `schedulers:`, a list of schedulers (each a map "
+            "with `type:`), e.g. a linear warm-up then cosine annealing.",
+        scheduler_types(), plain_attrs);
   section(md, "train", "", train_fields());
   typed(md, "metrics",
         "A list of metrics computed on every evaluated split, beside `loss`. Default: `[]`. "

@@ -4,6 +4,9 @@
 // scheduler is one entry here (plus its implementation in the engine). Layer types live in
 // engine/graph/layer_schema.cpp. Names and defaults follow PyTorch.
 #include "configs/detail.h"
+#include "engine/nn/loss_registry.h"
+#include "engine/optim/registry.h"
+#include "engine/sched/registry.h"
 
 namespace dl::config_detail {
 
@@ -33,17 +36,10 @@ std::string device_rule(const AttrValue& v) {
   if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.size() < 9 &&
       s.find_first_not_of("0123456789", 5) == std::string::npos)
     return "";
-  return "bad device";
+  return "not a device name";
 }
 std::string run_name_rule(const AttrValue& v) {
   return run_name_problem(std::get<std::string>(v));
-}
-A reduction() {
-  return A::choice("reduction", {"mean", "sum"}, "mean").describe("how per-sample losses combine");
-}
-A interval() {
-  return A::choice("interval", {"epoch", "step"}, "epoch")
-      .describe("call scheduler.step() after every epoch or every optimizer step");
 }
 }  // namespace
 
@@ -110,112 +106,43 @@ std::vector<TransformSpec> default_transforms() {
   return {t};
 }
 
-const std::vector<TypeEntry<LossSpec>>& loss_types() {
-  static const std::vector<TypeEntry<LossSpec>> t = {
-      {"cross_entropy", "torch.nn.CrossEntropyLoss on logits and class indices",
-       {field(&LossSpec::reduction, reduction()),
-        field(&LossSpec::label_smoothing,
-              A::floating("label_smoothing", 0.0).range(0, 1)
-                  .describe("mix targets with the uniform distribution")),
-        field(&LossSpec::ignore_index, A::integer("ignore_index", -100)
-                                           .describe("target value that is ignored"))}},
-      {"nll_loss", "torch.nn.NLLLoss on log-probabilities",
-       {field(&LossSpec::reduction, reduction()),
-        field(&LossSpec::ignore_index, A::integer("ignore_index", -100)
-                                           .describe("target value that is ignored"))}},
-      {"mse_loss", "torch.nn.MSELoss", {field(&LossSpec::reduction, reduction())}},
-      {"l1_loss", "torch.nn.L1Loss", {field(&LossSpec::reduction, reduction())}},
-      {"smooth_l1_loss", "torch.nn.SmoothL1Loss",
-       {field(&LossSpec::reduction, reduction()),
-        field(&LossSpec::beta, A::floating("beta", 1.0).at_least(0)
-                                   .describe("L1/L2 switch point"))}},
-      {"binary_cross_entropy", "torch.nn.BCELoss on probabilities",
-       {field(&LossSpec::reduction, reduction())}},
-      {"binary_cross_entropy_with_logits", "torch.nn.BCEWithLogitsLoss on logits",
-       {field(&LossSpec::reduction, reduction())}},
-  };
+// ---- loss, optimizer, scheduler: views of the engine's registries --------------------------------
+
+const std::vector<AttrTypeEntry>& loss_types() {
+  static const std::vector<AttrTypeEntry> t = [] {
+    std::vector<AttrTypeEntry> r;
+    for (const nn::LossDef& d : nn::loss_defs()) r.push_back({d.name, d.doc, d.attrs});
+    return r;
+  }();
   return t;
 }
 
-namespace {
-using H = OptimizerHyper;
-std::vector<Field<H>> adam_fields(double weight_decay) {
-  return {field(&H::lr, A::floating("lr", 1e-3).at_least(0).describe("learning rate")),
-          field(&H::betas, A::float_list("betas").def(std::vector<double>{0.9, 0.999})
-                               .length(2, 2).range(0, 1, /*hi_open=*/true)
-                               .describe("decay rates of the 1st and 2nd moment averages")),
-          field(&H::eps, A::floating("eps", 1e-8).at_least(0).describe("added to the denominator")),
-          field(&H::weight_decay, A::floating("weight_decay", weight_decay).at_least(0)
-                                      .describe("L2 penalty (adamw: decoupled decay)")),
-          field(&H::amsgrad, A::boolean("amsgrad", false).describe("use the AMSGrad variant"))};
-}
-}  // namespace
-
-const std::vector<TypeEntry<OptimizerHyper>>& optimizer_types() {
-  static const std::vector<TypeEntry<H>> t = {
-      {"sgd", "torch.optim.SGD (nesterov needs momentum > 0 and dampening 0)",
-       {field(&H::lr, A::floating("lr", 1e-3).at_least(0).describe("learning rate")),
-        field(&H::momentum, A::floating("momentum", 0.0).at_least(0).describe("momentum factor")),
-        field(&H::dampening, A::floating("dampening", 0.0).at_least(0)
-                                 .describe("dampening for momentum")),
-        field(&H::nesterov, A::boolean("nesterov", false).describe("Nesterov momentum")),
-        field(&H::weight_decay, A::floating("weight_decay", 0.0).at_least(0)
-                                    .describe("L2 penalty"))}},
-      {"adam", "torch.optim.Adam", adam_fields(0.0)},
-      {"adamw", "torch.optim.AdamW", adam_fields(1e-2)},
-  };
+const std::vector<AttrTypeEntry>& optimizer_types() {
+  static const std::vector<AttrTypeEntry> t = [] {
+    std::vector<AttrTypeEntry> r;
+    for (const optim::OptimizerDef& d : optim::optimizer_defs()) r.push_back({d.name, d.doc, d.hyper});
+    return r;
+  }();
   return t;
 }
 
-const std::vector<TypeEntry<SchedulerSpec>>& scheduler_types() {
-  using S = SchedulerSpec;
-  auto gamma = [](std::optional<double> def) {
-    A a = def ? A::floating("gamma", *def) : A::floating("gamma");
-    return field(&S::gamma, a.above(0).describe("multiplicative factor of lr decay"));
-  };
-  static const std::vector<TypeEntry<S>> t = {
-      {"none", "constant learning rate", {field(&S::interval, interval())}},
-      {"step", "torch.optim.lr_scheduler.StepLR: lr *= gamma every step_size steps",
-       {field(&S::step_size, A::integer("step_size").at_least(1).describe("period of lr decay")),
-        gamma(0.1), field(&S::interval, interval())}},
-      {"multi_step", "MultiStepLR: lr *= gamma at each milestone",
-       {field(&S::milestones, A::int_list("milestones").length(1, 100000).at_least(1)
-                                  .describe("strictly increasing step/epoch indices")),
-        gamma(0.1), field(&S::interval, interval())}},
-      {"exponential", "ExponentialLR: lr *= gamma every step",
-       {gamma(std::nullopt), field(&S::interval, interval())}},
-      {"cosine_annealing", "CosineAnnealingLR from lr to eta_min over T_max steps",
-       {field(&S::T_max, A::integer("T_max", S::kAuto).at_least(1).keyword("auto", S::kAuto)
-                             .describe("half period; auto = train.epochs, or total steps for "
-                                       "interval step")),
-        field(&S::eta_min, A::floating("eta_min", 0.0).at_least(0).describe("minimum lr")),
-        field(&S::interval, interval())}},
-      {"linear", "LinearLR: factor goes linearly from start_factor to end_factor",
-       {field(&S::start_factor, A::floating("start_factor", 1.0 / 3).above(0).at_most(1)
-                                    .describe("factor at the first step")),
-        field(&S::end_factor, A::floating("end_factor", 1.0).range(0, 1)
-                                  .describe("factor after total_iters steps")),
-        field(&S::total_iters, A::integer("total_iters", 5).at_least(1)
-                                   .describe("steps to reach end_factor")),
-        field(&S::interval, interval())}},
-      {"reduce_on_plateau", "ReduceLROnPlateau: lr *= factor when `metric` stops improving",
-       {field(&S::metric, A::string("metric", "val/loss")
-                              .describe("split/metric to watch (evaluated every eval)")),
-        field(&S::mode,
-              A::choice("mode", {"min", "max"}, "min").describe("improve = lower/higher")),
-        field(&S::factor, A::floating("factor", 0.1).above(0).below(1)
-                              .describe("lr multiplier on a plateau")),
-        field(&S::patience, A::integer("patience", 10).at_least(0)
-                                .describe("evaluations without improvement before reducing")),
-        field(&S::threshold, A::floating("threshold", 1e-4).at_least(0)
-                                 .describe("minimum change that counts as improvement")),
-        field(&S::threshold_mode, A::choice("threshold_mode", {"rel", "abs"}, "rel")
-                                      .describe("threshold relative or absolute")),
-        field(&S::cooldown, A::integer("cooldown", 0).at_least(0)
-                                .describe("evaluations to wait after a reduction")),
-        field(&S::min_lr, A::floating("min_lr", 0.0).at_least(0).describe("lower bound on lr")),
-        field(&S::interval, interval())}},
-  };
+AttrSchema interval_attr() {
+  return A::choice("interval", {"epoch", "step"}, "epoch")
+      .describe("call scheduler.step() after every epoch or every optimizer step (metric-driven "
+                "schedulers step after every evaluation instead)");
+}
+
+const std::vector<AttrTypeEntry>& scheduler_types() {
+  static const std::vector<AttrTypeEntry> t = [] {
+    std::vector<AttrTypeEntry> r;
+    // "none" first: the default, and the first row of the reference.
+    for (const sched::SchedulerDef& d : sched::scheduler_defs())
+      if (d.name == "none") r.push_back({d.name, d.doc, d.attrs});
+    for (const sched::SchedulerDef& d : sched::scheduler_defs())
+      if (d.name != "none") r.push_back({d.name, d.doc, d.attrs});
+    for (AttrTypeEntry& e : r) e.attrs.push_back(interval_attr());
+    return r;
+  }();
   return t;
 }
 
@@ -238,6 +165,17 @@ const std::vector<Field<TrainSpec>>& train_fields() {
                              .describe("CPU threads (0 = all cores, at most 256)")),
       field(&T::requeue, A::boolean("requeue", false)
                              .describe("on SIGUSR1 under SLURM: checkpoint, then `scontrol requeue` the job")),
+      field(&T::accumulate_steps, A::integer("accumulate_steps", 1).at_least(1)
+                                      .describe("batches whose gradients add up before each optimizer step")),
+      field(&T::clip_grad_norm, A::floating("clip_grad_norm", 0.0).at_least(0)
+                                    .describe("clip_grad_norm_: max total gradient norm (0 = off)")),
+      field(&T::clip_norm_type, A::floating("clip_norm_type", 2.0).above(0)
+                                    .describe("p of the clipped norm (a large value ~ max norm)")),
+      field(&T::clip_grad_value, A::floating("clip_grad_value", 0.0).at_least(0)
+                                     .describe("clip_grad_value_: clamp every gradient to [-v, v] (0 = off)")),
+      field(&T::ema_decay, A::floating("ema_decay", 0.0).range(0, 1, /*hi_open=*/true)
+                               .describe("keep an exponential moving average of the weights, evaluated "
+                                         "instead of them (0 = off; e.g. 0.999)")),
   };
   return t;
 }

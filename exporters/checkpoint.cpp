@@ -73,17 +73,21 @@ struct Validator {
 
 void validate(const std::string& path, const Checkpoint& c) {
   Validator v{path};
-  std::set<std::string> seen;
-  for (const auto& [key, t] : c.model) {
-    v.link("model key", key);
-    if (!seen.insert(key).second) v.fail("duplicate model key '" + key + "'");
-    v.tensor("model key '" + key + "'", t);
-  }
+  auto state_dict_keys = [&](const StateDict& sd, const std::string& what) {
+    std::set<std::string> seen;
+    for (const auto& [key, t] : sd) {
+      v.link(what + " key", key);
+      if (!seen.insert(key).second) v.fail("duplicate " + what + " key '" + key + "'");
+      v.tensor(what + " key '" + key + "'", t);
+    }
+  };
+  state_dict_keys(c.model, "model");
+  state_dict_keys(c.ema, "ema");
   if (c.optimizer) {
     const OptimizerState& o = *c.optimizer;
     for (const auto& [k, _] : o.defaults) v.attr("optimizer hyper-parameter", k, {"type"});
-    for (const auto& g : o.groups)
-      for (const auto& [k, _] : g.hyper) v.attr("param group hyper-parameter", k, {"params"});
+    for (const auto& g : o.param_groups)
+      for (const auto& [k, _] : g.options) v.attr("param group hyper-parameter", k, {"params"});
     for (const auto& [key, ps] : o.state) {
       v.link("optimizer state key", key);
       for (const auto& [slot, t] : ps.slots) {
@@ -97,6 +101,11 @@ void validate(const std::string& path, const Checkpoint& c) {
     for (const auto& [k, _] : c.scheduler->lists) {
       v.attr("scheduler list", k, {"type"});
       if (c.scheduler->scalars.count(k)) v.fail("scheduler key '" + k + "' is both a scalar and a list");
+    }
+    for (const auto& [k, _] : c.scheduler->strings) {
+      v.attr("scheduler string", k, {"type"});
+      if (c.scheduler->scalars.count(k) || c.scheduler->lists.count(k))
+        v.fail("scheduler key '" + k + "' is both a string and a number");
     }
   }
   for (const auto& [k, _] : c.trainer) v.attr("trainer attribute", k, {});
@@ -255,12 +264,17 @@ class Writer {
       Handle model = group(file.id(), "model", "/model", /*track_order=*/true);
       for (const auto& [key, t] : c.model) tensor(model.id(), key, t, "/model/" + key);
 
+      if (!c.ema.empty()) {
+        Handle ema = group(file.id(), "ema", "/ema", /*track_order=*/true);
+        for (const auto& [key, t] : c.ema) tensor(ema.id(), key, t, "/ema/" + key);
+      }
       if (c.optimizer) write_optimizer(file.id(), *c.optimizer);
       if (c.scheduler) {
         Handle g = group(file.id(), "scheduler", "/scheduler");
         attr(g.id(), "type", c.scheduler->type, "/scheduler");
         for (const auto& [k, v] : c.scheduler->scalars) attr(g.id(), k, v, "/scheduler");
         for (const auto& [k, v] : c.scheduler->lists) attr(g.id(), k, v, "/scheduler");
+        for (const auto& [k, v] : c.scheduler->strings) attr(g.id(), k, v, "/scheduler");
       }
       if (!c.trainer.empty()) {
         Handle g = group(file.id(), "trainer", "/trainer");
@@ -291,11 +305,11 @@ class Writer {
     attr(g.id(), "type", o.type, "/optimizer");
     for (const auto& [k, v] : o.defaults) attr(g.id(), k, v, "/optimizer");
     Handle groups = group(g.id(), "param_groups", "/optimizer/param_groups", /*track_order=*/true);
-    for (size_t i = 0; i < o.groups.size(); ++i) {
+    for (size_t i = 0; i < o.param_groups.size(); ++i) {
       std::string name = std::to_string(i), where = "/optimizer/param_groups/" + name;
       Handle pg = group(groups.id(), name, where);
-      for (const auto& [k, v] : o.groups[i].hyper) attr(pg.id(), k, v, where);
-      attr(pg.id(), "params", o.groups[i].params, where);
+      for (const auto& [k, v] : o.param_groups[i].options) attr(pg.id(), k, v, where);
+      attr(pg.id(), "params", o.param_groups[i].names, where);
     }
     Handle state = group(g.id(), "state", "/optimizer/state", /*track_order=*/true);
     for (const auto& [key, ps] : o.state) {

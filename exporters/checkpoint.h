@@ -19,6 +19,7 @@
 //                        1-d float64 (base_lrs, ...)
 //   /trainer             attrs: int64, float64 or string each (epoch, global_step, ...)
 //   /rng/<stream>        1-d uint8 datasets (raw RNG states)
+//   /ema/<key>           the weights' exponential moving average (train.ema_decay), like /model
 //
 // Only the parts that are set are written: a weights-only file is /model plus the root attrs.
 // Strings are variable-length UTF-8, as h5py writes Python str: h5py reads attributes back as
@@ -65,40 +66,29 @@
 #include <variant>
 #include <vector>
 
+#include "engine/optim/optimizer.h"
+#include "engine/sched/scheduler.h"
 #include "engine/tensor/tensor.h"
 
 namespace dl {
 
 using StateDict = std::vector<std::pair<std::string, Tensor>>;  // ordered, like PyTorch's
 
-struct OptimizerGroupState {
-  std::map<std::string, double> hyper;  // lr, momentum, weight_decay, ...
-  std::vector<std::string> params;      // state_dict keys of the group's parameters
-};
-
-struct OptimizerParamState {
-  int64_t step = 0;
-  std::map<std::string, Tensor> slots;  // momentum_buffer, exp_avg, exp_avg_sq, ...
-};
-
-struct OptimizerState {
-  std::string type;                                  // "sgd", "adam", ...
-  std::map<std::string, double> defaults;            // the optimizer's default hyper-parameters
-  std::vector<OptimizerGroupState> groups;           // param_groups, in order
-  std::map<std::string, OptimizerParamState> state;  // per parameter key
-};
-
-struct SchedulerState {
-  std::string type;
-  std::map<std::string, double> scalars;             // last_epoch, ...
-  std::map<std::string, std::vector<double>> lists;  // base_lrs, ...
-};
+// The optimizer's and scheduler's own state types (one definition, in the engine): a
+// checkpoint stores exactly what Optimizer::state_dict() / LRScheduler::state_dict() return.
+using OptimizerState = optim::OptimizerState;  // type, defaults, param_groups {names, options}, state
+using OptimizerGroupState = optim::OptimizerState::Group;
+using OptimizerParamState = optim::ParamState;  // step, slots (momentum_buffer, exp_avg, ...)
+using SchedulerState = sched::SchedulerState;   // type, scalars, lists, strings
 
 using AttrScalar = std::variant<int64_t, double, std::string>;
 
 struct Checkpoint {
   std::string config_yaml;                          // /config (empty for weights-only)
   StateDict model;                                  // /model, in model order
+  // /ema: the exponential moving average of the weights (train.ema_decay), keys as /model;
+  // empty when the run keeps none. Its update count is the /trainer attribute ema_updates.
+  StateDict ema;
   std::optional<OptimizerState> optimizer;          // /optimizer
   std::optional<SchedulerState> scheduler;          // /scheduler
   std::map<std::string, AttrScalar> trainer;        // /trainer attrs

@@ -375,11 +375,12 @@ Tensor Reader::tensor(hid_t dset, const std::string& where) const {
 // ---------------------------------------------------------------------------
 // Sections
 // ---------------------------------------------------------------------------
-StateDict read_model(const Reader& r, hid_t file) {
-  Handle g = r.open(file, "model", H5I_GROUP, "/model");
+// /model, or /ema (the same layout).
+StateDict read_model(const Reader& r, hid_t file, const std::string& name = "model") {
+  Handle g = r.open(file, name, H5I_GROUP, "/" + name);
   StateDict out;
-  for (const auto& l : r.links(g.id(), "/model")) {
-    std::string where = "/model/" + l.name;
+  for (const auto& l : r.links(g.id(), "/" + name)) {
+    std::string where = "/" + name + "/" + l.name;
     Handle obj = r.open(g.id(), l.name, H5I_DATASET, where);
     out.emplace_back(l.name, r.tensor(obj.id(), where));
   }
@@ -411,12 +412,12 @@ OptimizerState read_optimizer(const Reader& r, hid_t file) {
           Values v = r.attr(pg.id(), a, where);
           if (v.kind != Values::String || v.rank > 1)
             r.invalid("attribute 'params' of " + where + " should be a list of strings");
-          gs.params = v.strs;
+          gs.names = v.strs;
         } else {
-          gs.hyper[a] = r.num_attr(pg.id(), a, where);
+          gs.options[a] = r.num_attr(pg.id(), a, where);
         }
       }
-      o.groups.push_back(std::move(gs));
+      o.param_groups.push_back(std::move(gs));
     }
   }
   if (r.exists(g.id(), "state", "/optimizer/state")) {
@@ -447,7 +448,11 @@ SchedulerState read_scheduler(const Reader& r, hid_t file) {
     }
     Values v = r.attr(g.id(), a, "/scheduler");
     std::string what = "attribute '" + a + "' of /scheduler";
-    if (v.kind == Values::String) r.invalid(what + " should be a number or a list of numbers");
+    if (v.kind == Values::String) {  // a scheduler's string state (mode, anneal_strategy, ...)
+      if (v.rank != 0 || v.strs.size() != 1) r.invalid(what + " should be a single string");
+      s.strings[a] = v.strs[0];
+      continue;
+    }
     if (v.rank == 0) {
       s.scalars[a] = v.kind == Values::Int ? static_cast<double>(v.ints[0]) : v.floats[0];
     } else if (v.rank == 1) {
@@ -698,6 +703,7 @@ Checkpoint load_checkpoint(const std::string& path, bool weights_only) {
     }
     c.model = read_model(r, file.id());
     if (!weights_only) {
+      if (r.exists(file.id(), "ema", "/ema")) c.ema = read_model(r, file.id(), "ema");
       if (r.exists(file.id(), "optimizer", "/optimizer")) c.optimizer = read_optimizer(r, file.id());
       if (r.exists(file.id(), "scheduler", "/scheduler")) c.scheduler = read_scheduler(r, file.id());
       if (r.exists(file.id(), "trainer", "/trainer")) c.trainer = read_trainer(r, file.id());

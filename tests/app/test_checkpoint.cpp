@@ -47,9 +47,9 @@ Checkpoint make_full() {
   dl::OptimizerState o;
   o.type = "adam";
   o.defaults = {{"lr", 1e-3}, {"beta1", 0.9}, {"beta2", 0.999}, {"eps", 1e-8}, {"weight_decay", 0.0}};
-  o.groups.push_back({{{"lr", 1e-3}, {"weight_decay", 0.0}}, {"layer2.weight", "layer1.bias"}});
-  o.groups.push_back({{{"lr", 1e-2}}, {"bn.running_mean", "0.scale", "head.double"}});
-  o.groups.push_back({{{"lr", 0.5}}, {}});  // an empty group
+  o.param_groups.push_back({{"layer2.weight", "layer1.bias"}, {{"lr", 1e-3}, {"weight_decay", 0.0}}});
+  o.param_groups.push_back({{"bn.running_mean", "0.scale", "head.double"}, {{"lr", 1e-2}}});
+  o.param_groups.push_back({{}, {{"lr", 0.5}}});  // an empty group
   for (const char* key : {"layer2.weight", "layer1.bias"}) {
     dl::OptimizerParamState ps;
     ps.step = 7;
@@ -99,10 +99,10 @@ void require_same(const Checkpoint& got, const Checkpoint& want) {
     const auto &a = *got.optimizer, &b = *want.optimizer;
     CHECK(a.type == b.type);
     CHECK(a.defaults == b.defaults);
-    REQUIRE(a.groups.size() == b.groups.size());
-    for (size_t i = 0; i < b.groups.size(); ++i) {
-      CHECK(a.groups[i].hyper == b.groups[i].hyper);
-      CHECK(a.groups[i].params == b.groups[i].params);
+    REQUIRE(a.param_groups.size() == b.param_groups.size());
+    for (size_t i = 0; i < b.param_groups.size(); ++i) {
+      CHECK(a.param_groups[i].options == b.param_groups[i].options);
+      CHECK(a.param_groups[i].names == b.param_groups[i].names);
     }
     REQUIRE(a.state.size() == b.state.size());
     for (const auto& [key, ps] : b.state) {
@@ -261,15 +261,15 @@ TEST_CASE("checkpoint: big models keep their order and long param lists", "[chec
   dl::OptimizerState o;
   o.type = "sgd";
   dl::OptimizerGroupState g;
-  for (int i = 0; i < 6000; ++i) g.params.push_back("a.rather.long.parameter.name.number." + std::to_string(i));
-  o.groups.push_back(g);
+  for (int i = 0; i < 6000; ++i) g.names.push_back("a.rather.long.parameter.name.number." + std::to_string(i));
+  o.param_groups.push_back(g);
   c.optimizer = o;
   dl::save_checkpoint(dir.file("big.h5"), c);
   const Checkpoint back = dl::load_checkpoint(dir.file("big.h5"));
   require_same_model(back.model, c.model);
   REQUIRE(back.optimizer);
-  REQUIRE(back.optimizer->groups.size() == 1);
-  CHECK(back.optimizer->groups[0].params == g.params);
+  REQUIRE(back.optimizer->param_groups.size() == 1);
+  CHECK(back.optimizer->param_groups[0].names == g.names);
 }
 
 TEST_CASE("checkpoint: the file layout is the one DESIGN.md fixes", "[checkpoint]") {

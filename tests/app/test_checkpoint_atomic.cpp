@@ -41,7 +41,7 @@ Checkpoint step_checkpoint(int64_t step, int mb = 4) {
   dl::OptimizerState o;
   o.type = "sgd";
   o.defaults["lr"] = 0.1;
-  o.groups.push_back({{{"lr", 0.1}}, {"layer1.weight", "layer2.weight"}});
+  o.param_groups.push_back({{"layer1.weight", "layer2.weight"}, {{"lr", 0.1}}});
   o.state["layer1.weight"].step = step;
   o.state["layer1.weight"].slots["momentum_buffer"] = filled({quarter / 256, 256}, DType::F32, v);
   o.state["layer2.weight"].step = step;

@@ -247,12 +247,12 @@ TEST_CASE("h5dump and h5copy read every group of the checkpoints dltool writes",
     dl::OptimizerState o;
     o.type = "adamw";
     dl::OptimizerGroupState g;
-    g.params = {"w", ""};
+    g.names = {"w", ""};
     for (int i = 0; i < 12; ++i) {
       o.defaults["h" + std::to_string(i)] = i * 0.5;
-      g.hyper["h" + std::to_string(i)] = i * 0.25;
+      g.options["h" + std::to_string(i)] = i * 0.25;
     }
-    o.groups = {g, dl::OptimizerGroupState{{{"lr", 0.1}}, {}}};
+    o.param_groups = {g, dl::OptimizerGroupState{{}, {{"lr", 0.1}}}};
     o.state["w"].step = 3;
     o.state["w"].slots["exp_avg"] = filled({2, 2}, DType::F32, 0.5);
     c.optimizer = o;
@@ -276,8 +276,8 @@ TEST_CASE("h5dump and h5copy read every group of the checkpoints dltool writes",
     CHECK(back.trainer.size() == c.trainer.size());
     REQUIRE(back.optimizer);
     CHECK(back.optimizer->defaults == o.defaults);
-    CHECK(back.optimizer->groups.at(0).params == g.params);
-    CHECK(back.optimizer->groups.at(1).params.empty());
+    CHECK(back.optimizer->param_groups.at(0).names == g.names);
+    CHECK(back.optimizer->param_groups.at(1).names.empty());
     REQUIRE(back.scheduler);
     CHECK(back.scheduler->scalars == sc.scalars);
     CHECK(back.scheduler->lists == sc.lists);

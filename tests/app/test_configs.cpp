@@ -9,10 +9,13 @@
 #include <sstream>
 
 #include "configs/config.h"
+#include "engine/nn/loss_registry.h"
+#include "engine/optim/registry.h"
+#include "engine/sched/registry.h"
 #include "configs/detail.h"  // the schema tables, for the self-check
 #include "datasets/idx.h"
 #include "engine/graph/layer_schema.h"
-#include "engine/train/trainer.h"
+#include "cli/run/trainer.h"
 #include "tests/support/process.h"
 #include "tests/support/tempdir.h"
 
@@ -119,23 +122,23 @@ TEST_CASE("configs: the LeNet recipe parses with its values and PyTorch defaults
   CHECK(c.data.loader.prefetch == 2);
 
   CHECK(c.loss.type == "cross_entropy");
-  CHECK(c.loss.ignore_index == -100);
-  CHECK(c.loss.reduction == "mean");
+  CHECK(attr_int(c.loss.attrs, "ignore_index") == -100);
+  CHECK(attr_string(c.loss.attrs, "reduction") == "mean");
 
   CHECK(c.optimizer.type == "sgd");
-  CHECK(c.optimizer.lr == 0.01);
-  CHECK(c.optimizer.momentum == 0.9);
-  CHECK(c.optimizer.dampening == 0.0);
-  CHECK_FALSE(c.optimizer.nesterov);
+  CHECK(attr_float(c.optimizer.hyper, "lr") == 0.01);
+  CHECK(attr_float(c.optimizer.hyper, "momentum") == 0.9);
+  CHECK(attr_float(c.optimizer.hyper, "dampening") == 0.0);
+  CHECK_FALSE(attr_bool(c.optimizer.hyper, "nesterov"));
   REQUIRE(c.optimizer.param_groups.size() == 1);
   const ParamGroupSpec& g = c.optimizer.param_groups[0];
   CHECK(g.params == std::vector<std::string>{"*.bias"});
   CHECK(g.overrides == AttrMap{{"weight_decay", 0.0}});
-  CHECK(g.hyper.lr == 0.01);  // inherited from the optimizer
-  CHECK(g.hyper.momentum == 0.9);
+  CHECK(attr_float(g.hyper, "lr") == 0.01);  // inherited from the optimizer
+  CHECK(attr_float(g.hyper, "momentum") == 0.9);
 
   CHECK(c.scheduler.type == "cosine_annealing");
-  CHECK(c.scheduler.T_max == SchedulerSpec::kAuto);
+  CHECK(attr_int(c.scheduler.attrs, "T_max") == 0 /* auto */);
   CHECK(c.scheduler.interval == "epoch");
   CHECK(c.train.epochs == 5);
   CHECK(c.train.eval_every == TrainSpec::kEveryEpoch);
@@ -157,10 +160,12 @@ TEST_CASE("configs: a minimal recipe gets every default from the schema") {
   CHECK(c.data.transforms[0].type == "to_float");
   CHECK(std::get<double>(c.data.transforms[0].attrs.at("scale")) == 1.0 / 255);
   CHECK(c.data.loader == LoaderSpec{64, true, false, 2});
-  CHECK(c.loss == LossSpec{"cross_entropy", "mean", 0.0, -100, 0.0});
+  CHECK(c.loss.type == "cross_entropy");
+  CHECK(c.loss.attrs == AttrMap{{"weight", std::vector<double>{}}, {"ignore_index", int64_t{-100}},
+                                {"reduction", std::string("mean")}, {"label_smoothing", 0.0}});
   CHECK(c.optimizer.type == "sgd");
-  CHECK(c.optimizer.lr == 1e-3);
-  CHECK(c.optimizer.momentum == 0.0);
+  CHECK(attr_float(c.optimizer.hyper, "lr") == 1e-3);
+  CHECK(attr_float(c.optimizer.hyper, "momentum") == 0.0);
   CHECK(c.optimizer.param_groups.empty());
   CHECK(c.scheduler.type == "none");
   CHECK(c.scheduler.interval == "epoch");
@@ -183,17 +188,17 @@ TEST_CASE("configs: the graph form and typed sections") {
   CHECK(m.find("pool")->get_pair("output_size") == std::array<int64_t, 2>{1, 1});
   CHECK(m.output == "head");
   CHECK(c.optimizer.type == "adamw");
-  CHECK(c.optimizer.weight_decay == 1e-2);  // AdamW's own default
-  CHECK(c.optimizer.betas == std::vector<double>{0.9, 0.999});
+  CHECK(attr_float(c.optimizer.hyper, "weight_decay") == 1e-2);  // AdamW's own default
+  CHECK(attr_floats(c.optimizer.hyper, "betas") == std::vector<double>{0.9, 0.999});
   REQUIRE(c.metrics.size() == 2);
   CHECK(c.metrics[1] == MetricSpec{"accuracy", 5});  // `top5`
   CHECK(c.metrics[1].name() == "top5");
 
   Config s = load(kModelAndData + "loss: smooth_l1_loss\nscheduler: {type: step, step_size: 3}\n");
   CHECK(s.loss.type == "smooth_l1_loss");
-  CHECK(s.loss.beta == 1.0);
-  CHECK(s.scheduler.step_size == 3);
-  CHECK(s.scheduler.gamma == 0.1);
+  CHECK(attr_float(s.loss.attrs, "beta") == 1.0);
+  CHECK(attr_int(s.scheduler.attrs, "step_size") == 3);
+  CHECK(attr_float(s.scheduler.attrs, "gamma") == 0.1);
 }
 
 TEST_CASE("configs: unknown keys and names get a location and a did-you-mean hint") {
@@ -254,13 +259,13 @@ TEST_CASE("configs: wrong types and ranges and choices name what was expected") 
                      "inline.yaml:4:32",
                      "expected a list of 2 numbers (each in [0, 1)), got [0.9]");
   check_inline_error("loss: {reduction: avg}\n", "loss.reduction", "inline.yaml:4:19",
-                     "expected one of 'mean', 'sum', got 'avg'");
+                     "expected one of 'none', 'mean', 'sum', got 'avg'");
   check_inline_error("scheduler: {type: step}\n", "scheduler.step_size", "inline.yaml:4:12",
                      "required key is missing for scheduler 'step'");
   check_inline_error("scheduler: {type: multi_step, milestones: [5, 3]}\n", "scheduler.milestones",
                      "inline.yaml:4:43", "strictly increasing");
   check_inline_error("optimizer: {nesterov: true}\n", "optimizer.nesterov", "inline.yaml:4:23",
-                     "nesterov needs momentum > 0");
+                     "Nesterov momentum requires a momentum > 0");
 
   auto layer_errors = errors_of([] {
     load(
@@ -393,8 +398,8 @@ TEST_CASE("configs: extends merges deeply and replaces lists and detects cycles"
   CHECK(c.name == "child");               // never inherited
   CHECK(c.data.loader.batch_size == 32);  // child wins
   CHECK(c.data.loader.shuffle);           // merged from the base
-  CHECK(c.optimizer.lr == 0.05);
-  CHECK(c.optimizer.momentum == 0.9);
+  CHECK(attr_float(c.optimizer.hyper, "lr") == 0.05);
+  CHECK(attr_float(c.optimizer.hyper, "momentum") == 0.9);
   CHECK(c.train.epochs == 3);
   CHECK(c.train.seed == 7);
   CHECK(c.metrics.size() == 2);  // lists are replaced, not appended
@@ -404,11 +409,11 @@ TEST_CASE("configs: extends merges deeply and replaces lists and detects cycles"
   CHECK(g.name == "grandchild");
   CHECK(g.train.seed == 11);
   CHECK(g.train.epochs == 3);
-  CHECK(g.optimizer.lr == 0.05);
+  CHECK(attr_float(g.optimizer.hyper, "lr") == 0.05);
 
   Config adam = load_config(kDir + "child_adam.yaml");  // type change: no inherited momentum
   CHECK(adam.optimizer.type == "adam");
-  CHECK(adam.optimizer.lr == 1e-3);
+  CHECK(attr_float(adam.optimizer.hyper, "lr") == 1e-3);
 
   // An error in a base file names the base file and its line.
   check_error(errors_of([] { load_config(kDir + "bad_child.yaml"); }),
@@ -433,14 +438,14 @@ TEST_CASE("configs: key=value overrides are typed and validated like the file") 
                    "model.layers[0].out_channels=8", "model.layers[1].type=gelu", "scheduler=step",
                    "scheduler.step_size=2", "train.device=cuda:1", "data.transforms=[]",
                    "metrics=[accuracy, top5]", "checkpoint.best.metric=val/top5"});
-  CHECK(c.optimizer.lr == 0.05);
+  CHECK(attr_float(c.optimizer.hyper, "lr") == 0.05);
   CHECK(c.train.epochs == 3);
   CHECK(c.data.loader.batch_size == 32);
   CHECK(c.model.nodes[0].get_int("out_channels") == 8);
   CHECK(c.model.nodes[1].type == "gelu");
   CHECK(c.model.nodes[1].get_string("approximate") == "none");
   CHECK(c.scheduler.type == "step");
-  CHECK(c.scheduler.step_size == 2);
+  CHECK(attr_int(c.scheduler.attrs, "step_size") == 2);
   CHECK(c.train.device == "cuda:1");
   CHECK(c.data.transforms.empty());
   CHECK(c.checkpoint.best.metric == "val/top5");
@@ -534,21 +539,25 @@ TEST_CASE("configs: every schema default satisfies its own schema") {
   check_fields("train", train_fields(), TrainSpec{});
   check_fields("checkpoint", checkpoint_fields(), CheckpointSpec{});
   check_fields("checkpoint.best", best_fields(), BestCheckpointSpec{});
-  for (const auto& t : loss_types()) check_fields("loss " + t.type, t.fields, LossSpec{});
-  for (const auto& t : optimizer_types())
-    check_fields("optimizer " + t.type, t.fields, OptimizerHyper{});
-  for (const auto& t : scheduler_types())
-    check_fields("scheduler " + t.type, t.fields, SchedulerSpec{});
+  for (const auto& t : loss_types()) check_all("loss " + t.type, t.attrs);
+  for (const auto& t : optimizer_types()) check_all("optimizer " + t.type, t.attrs);
+  for (const auto& t : scheduler_types()) check_all("scheduler " + t.type, t.attrs);
   for (const auto& t : metric_types()) check_fields("metric " + t.type, t.fields, MetricSpec{});
   for (const auto& t : transform_types()) check_all("transform " + t.type, t.attrs);
 
-  // And every type loads end to end with only its required keys.
-  for (const char* extra :
-       {"optimizer: adam", "optimizer: adamw", "loss: nll_loss", "loss: mse_loss",
-        "loss: binary_cross_entropy_with_logits", "scheduler: {type: step, step_size: 1}",
-        "scheduler: {type: multi_step, milestones: [2]}",
-        "scheduler: {type: exponential, gamma: 0.9}", "scheduler: cosine_annealing",
-        "scheduler: linear", "scheduler: reduce_on_plateau", "metrics: [top3]"}) {
+  // And every registered type loads end to end with only its required keys (schedulers: their
+  // registration's example values; sequential/chained with two children).
+  std::vector<std::string> extras = {"metrics: [top3]"};
+  for (const auto& d : optim::optimizer_defs()) extras.push_back("optimizer: " + d.name);
+  for (const auto& d : nn::loss_defs())
+    if (d.class_target != nn::ClassTarget::none) extras.push_back("loss: " + d.name);
+  for (const auto& d : sched::scheduler_defs()) {
+    std::string y = "scheduler: {type: " + d.name;
+    for (const auto& [k, v] : d.example) y += ", " + k + ": " + format_attr(v);
+    if (d.takes_children) y += ", schedulers: [{type: linear}, {type: exponential, gamma: 0.9}]";
+    extras.push_back(y + "}");
+  }
+  for (const std::string& extra : extras) {
     INFO(extra);
     CHECK_NOTHROW(load(kModelAndData + extra + "\n"));
   }

@@ -12,7 +12,7 @@
 #include <iomanip>
 
 #include "configs/config.h"
-#include "engine/train/trainer.h"
+#include "cli/run/trainer.h"
 #include "tests/support/fixtures.h"
 
 using namespace dl;

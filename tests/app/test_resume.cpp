@@ -8,7 +8,7 @@
 #include <fstream>
 
 #include "configs/config.h"
-#include "engine/train/trainer.h"
+#include "cli/run/trainer.h"
 
 using namespace dl;
 namespace fs = std::filesystem;

@@ -45,7 +45,7 @@ constexpr const char* kAbortHint =
     "\nSIGABRT after a stop signal: heap corruption. If glibc reported 'double free or corruption' or "
     "'corrupted size', the signal was delivered while oneDNN's JIT sgemm had rsp pointing into the heap "
     "(oneDNN issue 4845): the stop-signal handler must run on an alternate stack (SA_ONSTACK) and the "
-    "OpenMP threads must block the stop signals (engine/train/signals.cpp).";
+    "OpenMP threads must block the stop signals (cli/run/signals.cpp).";
 constexpr double kTimeoutS = 120;  // per child process
 
 // 1000 training samples, batch 32: 32 steps per epoch, so max_steps crosses many epochs.

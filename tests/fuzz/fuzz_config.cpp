@@ -17,7 +17,7 @@
 
 #include "configs/config.h"
 #include "engine/graph/model.h"
-#include "engine/train/setup.h"
+#include "cli/run/setup.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {

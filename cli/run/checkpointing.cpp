@@ -1,4 +1,4 @@
-#include "engine/train/checkpointing.h"
+#include "cli/run/checkpointing.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -31,6 +31,7 @@ std::map<std::string, AttrScalar> position_to_attrs(const TrainerPosition& p) {
   a["best_metric"] = p.best_metric;
   if (p.best_value) a["best_value"] = *p.best_value;
   a["finished"] = static_cast<int64_t>(p.finished);
+  if (p.ema_updates) a["ema_updates"] = *p.ema_updates;
   return a;
 }
 

@@ -16,8 +16,11 @@
 
 #include "configs/config.h"
 #include "datasets/dataloader.h"
-#include "engine/train/checkpointing.h"
-#include "engine/train/setup.h"
+#include "cli/run/checkpointing.h"
+#include "cli/run/evaluate.h"
+#include "cli/run/setup.h"
+#include "engine/optim/ema.h"
+#include "engine/train/step.h"
 #include "exporters/metrics.h"
 #include "exporters/progress.h"
 #include "exporters/tensorboard.h"
@@ -41,17 +44,6 @@ struct RunOptions {
   bool handle_signals = true;
   // Called after every optimizer step with the global step (tests use it to send signals).
   std::function<void(int64_t)> on_step;
-};
-
-struct EvalResult {
-  std::string split;
-  int64_t samples = 0;
-  double loss = 0;
-  double accuracy = 0;
-  std::optional<double> top_k_accuracy;
-  int top_k = 0;
-  std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
-  std::vector<double> per_class_accuracy;
 };
 
 struct RunResult {
@@ -91,8 +83,10 @@ class Trainer {
   void log_eval(const EvalResult& r, bool final);
   void restore(const Checkpoint& c, const std::string& path);
   bool scheduler_per_step() const;  // stepped after every optimizer step (else once per epoch)
+  int64_t steps_per_epoch() const;  // optimizer steps: ceil(batches / accumulate_steps)
   void save_checkpoint_now(bool numbered, bool finished);
   void update_best(const EvalResult& r);
+  void step_metric_scheduler(const EvalResult& val);
   std::shared_ptr<const data::Dataset> split_dataset(const std::string& split) const;
 
   Config cfg_;
@@ -104,6 +98,8 @@ class Trainer {
   LossFn loss_fn_;
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::unique_ptr<sched::LRScheduler> scheduler_;
+  std::unique_ptr<TrainStep> step_fn_;  // forward, loss, backward, accumulate, clip, update
+  std::unique_ptr<optim::ExponentialMovingAverage> ema_;  // train.ema_decay > 0: evaluated weights
   std::unique_ptr<data::DataLoader> train_loader_;
   std::unique_ptr<exporters::ProgressReporter> progress_;
   std::unique_ptr<exporters::MetricsWriter> metrics_;
@@ -113,6 +109,7 @@ class Trainer {
   bool resumed_ = false;
   int64_t step_ = 0;
   int64_t epoch_ = 0;
+  std::optional<double> last_grad_norm_;  // of the last optimizer step (clip_grad_norm on)
   double window_loss_ = 0;
   int64_t window_steps_ = 0, window_samples_ = 0;
   double start_time_ = 0;

@@ -1,4 +1,4 @@
-#include "engine/train/trainer.h"
+#include "cli/run/trainer.h"
 
 #include <omp.h>
 
@@ -13,8 +13,8 @@
 
 #include "datasets/data_error.h"
 #include "engine/ops.h"
-#include "engine/train/restore_check.h"
-#include "engine/train/signals.h"
+#include "cli/run/restore_check.h"
+#include "cli/run/signals.h"
 #include "exporters/atomic_file.h"
 
 namespace dl::train {
@@ -107,8 +107,23 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
   loss_fn_ = build_loss(cfg_.loss);
   optimizer_ = build_optimizer(cfg_, *model_);
   train_loader_ = std::make_unique<data::DataLoader>(splits_.train, loader_options(cfg_, true));
-  const int64_t per_epoch = train_loader_->batches_per_epoch();
-  check_epochs_have_batches(cfg_, splits_, per_epoch);
+  check_epochs_have_batches(cfg_, splits_, train_loader_->batches_per_epoch());
+  const TrainSpec& ts = cfg_.train;
+  try {
+    step_fn_ = std::make_unique<TrainStep>(
+        *optimizer_, StepOptions{ts.accumulate_steps, ts.clip_grad_norm, ts.clip_norm_type, ts.clip_grad_value});
+  } catch (const std::invalid_argument& e) {
+    Diagnostic d;
+    d.loc.file = cfg_.source_path;
+    d.path = "train";
+    d.message = e.what();
+    throw ConfigError({d});
+  }
+  if (ts.ema_decay > 0) {
+    ema_ = std::make_unique<optim::ExponentialMovingAverage>(*model_, ts.ema_decay);
+    step_fn_->add_after_update([this] { ema_->update(*model_); });
+  }
+  const int64_t per_epoch = steps_per_epoch();
   const int64_t total = total_steps(cfg_.train, per_epoch);
   int64_t sched_total =  // epochs, rounded up without overflowing at the int64 maximum
       cfg_.scheduler.interval == "step" ? total : total / per_epoch + (total % per_epoch != 0);
@@ -151,6 +166,11 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
   }
 }
 
+int64_t Trainer::steps_per_epoch() const {
+  const int64_t batches = train_loader_->batches_per_epoch(), acc = cfg_.train.accumulate_steps;
+  return batches / acc + (batches % acc != 0);
+}
+
 bool Trainer::scheduler_per_step() const {
   return scheduler_ && cfg_.scheduler.interval == "step" && !scheduler_->needs_metric();
 }
@@ -159,23 +179,19 @@ void Trainer::restore(const Checkpoint& c, const std::string& path) {
   // Everything is checked before anything is applied; what the engine still refuses (and does
   // not know the file of) is reported as a problem of this file.
   RestoredState checked = check_restored_state(
-      c, path, {cfg_, *optimizer_, scheduler_.get(), scheduler_per_step(), train_loader_->batches_per_epoch()});
+      c, path,
+      {cfg_, *optimizer_, scheduler_.get(), scheduler_per_step(), train_loader_->batches_per_epoch(), cfg_.train.accumulate_steps});
   for (const std::string& w : checked.warnings) std::cerr << "warning: " << w << "\n";
   apply_weights(*model_, c.model, /*strict=*/true, path, cfg_.source_path);
   try {
-    optim::OptimizerState os;
-    os.type = c.optimizer->type;
-    os.defaults = c.optimizer->defaults;
-    for (const auto& g : c.optimizer->groups) os.param_groups.push_back({g.params, g.hyper});
-    for (const auto& [k, st] : c.optimizer->state) os.state[k] = optim::ParamState{st.step, st.slots};
-    optimizer_->load_state_dict(os);
-    if (scheduler_) {
-      sched::SchedulerState ss;
-      ss.type = c.scheduler->type;
-      ss.scalars = c.scheduler->scalars;
-      ss.lists = c.scheduler->lists;
-      scheduler_->load_state_dict(ss);
+    optimizer_->load_state_dict(*c.optimizer);
+    if (ema_) {
+      if (c.ema.empty() || !checked.position.ema_updates)
+        throw std::invalid_argument("train.ema_decay is set but the checkpoint holds no /ema weights (and "
+                                    "/trainer ema_updates) to continue the average from");
+      ema_->load_state_dict(c.ema, *checked.position.ema_updates);
     }
+    if (scheduler_) scheduler_->load_state_dict(*c.scheduler);
     restore_rng(c.rng);
   } catch (const std::exception& e) {
     throw CheckpointError(path, "cannot resume from '" + path + "': " + e.what());
@@ -199,17 +215,9 @@ Checkpoint Trainer::make_checkpoint(bool finished) const {
   Checkpoint c;
   c.config_yaml = cfg_.resolved_yaml;
   c.model = model_->state_dict();
-  optim::OptimizerState os = optimizer_->state_dict();
-  OptimizerState o;
-  o.type = os.type;
-  o.defaults = os.defaults;
-  for (const auto& g : os.param_groups) o.groups.push_back({g.options, g.names});
-  for (const auto& [k, st] : os.state) o.state[k] = OptimizerParamState{st.step, st.slots};
-  c.optimizer = o;
-  if (scheduler_) {
-    sched::SchedulerState ss = scheduler_->state_dict();
-    c.scheduler = SchedulerState{ss.type, ss.scalars, ss.lists};
-  }
+  c.optimizer = optimizer_->state_dict();
+  if (ema_) c.ema = ema_->state_dict();
+  if (scheduler_) c.scheduler = scheduler_->state_dict();
   TrainerPosition p = pos_;
   p.epoch = epoch_;
   p.global_step = step_;
@@ -220,6 +228,7 @@ Checkpoint Trainer::make_checkpoint(bool finished) const {
   p.window_steps = window_steps_;
   p.window_samples = window_samples_;
   p.finished = finished;
+  if (ema_) p.ema_updates = ema_->num_updates();
   c.trainer = position_to_attrs(p);
   c.rng = capture_rng();
   return c;
@@ -263,54 +272,18 @@ std::shared_ptr<const data::Dataset> Trainer::split_dataset(const std::string& s
 EvalResult Trainer::evaluate(const std::string& split) {
   auto ds = split_dataset(split);
   if (!ds) throw std::invalid_argument("the config has no " + split + " split");
-  EvalResult r;
-  r.split = split;
-  int top_k = 0;
-  for (const MetricSpec& m : cfg_.metrics)
-    if (m.top_k > 1) top_k = static_cast<int>(m.top_k);
-  r.top_k = top_k;
-  const int64_t C = splits_.num_classes;
-  r.confusion.assign(C, std::vector<int64_t>(C, 0));
-  NoGradGuard ng;
-  const bool was_training = model_->is_training();
-  model_->eval();
-  data::DataLoader loader(ds, loader_options(cfg_, false));
-  loader.start_epoch(0);
-  double loss_sum = 0;
-  int64_t correct = 0, topk_hits = 0;
-  while (auto b = loader.next()) {
-    Tensor x = b->images.to(device_), y = b->labels.to(device_);
-    Tensor logits = model_->forward(x);
-    const int64_t n = y.numel();
-    loss_sum += loss_fn_(logits, y).item() * (cfg_.loss.reduction == "sum" ? 1.0 : static_cast<double>(n));
-    std::vector<int64_t> pred = argmax(logits, 1).to_vector<int64_t>();
-    std::vector<int64_t> lab = y.to_vector<int64_t>();
-    for (int64_t i = 0; i < n; ++i) {
-      correct += pred[i] == lab[i];
-      if (lab[i] >= 0 && lab[i] < C && pred[i] >= 0 && pred[i] < C) ++r.confusion[lab[i]][pred[i]];
-    }
-    if (top_k > 1) {
-      std::vector<float> lg = logits.to_vector<float>();
-      const int64_t classes = logits.size(1);
-      for (int64_t i = 0; i < n; ++i) {
-        float target = lg[i * classes + lab[i]];
-        int64_t higher = 0;
-        for (int64_t c = 0; c < classes; ++c) higher += lg[i * classes + c] > target;
-        topk_hits += higher < top_k;
-      }
-    }
-    r.samples += n;
+  if (!ema_ || ema_->num_updates() == 0)
+    return train::evaluate(*model_, loss_fn_, ds, eval_options(cfg_, split, splits_.num_classes));
+  // The averaged weights are what a run with train.ema_decay evaluates (and what best.h5 ranks).
+  ema_->apply_to(*model_);
+  try {
+    EvalResult r = train::evaluate(*model_, loss_fn_, ds, eval_options(cfg_, split, splits_.num_classes));
+    ema_->restore(*model_);
+    return r;
+  } catch (...) {
+    ema_->restore(*model_);
+    throw;
   }
-  if (was_training) model_->train();
-  r.loss = r.samples ? loss_sum / static_cast<double>(r.samples) : 0.0;
-  r.accuracy = r.samples ? static_cast<double>(correct) / static_cast<double>(r.samples) : 0.0;
-  if (top_k > 1) r.top_k_accuracy = static_cast<double>(topk_hits) / std::max<double>(1.0, static_cast<double>(r.samples));
-  for (int64_t c = 0; c < C; ++c) {
-    int64_t total = 0;
-    for (int64_t p = 0; p < C; ++p) total += r.confusion[c][p];
-    r.per_class_accuracy.push_back(total ? static_cast<double>(r.confusion[c][c]) / static_cast<double>(total) : 0.0);
-  }
-  return r;
 }
 
 void Trainer::log_eval(const EvalResult& r, bool final) {
@@ -338,7 +311,8 @@ void Trainer::log_eval(const EvalResult& r, bool final) {
 RunResult Trainer::run() {
   RunResult result;
   const TrainSpec& ts = cfg_.train;
-  const int64_t per_epoch = train_loader_->batches_per_epoch();
+  const int64_t batches = train_loader_->batches_per_epoch();
+  const int64_t per_epoch = steps_per_epoch();
   const int64_t total = total_steps(ts, per_epoch);
   const int64_t epochs = ts.epochs;
   const bool step_sched = scheduler_per_step();
@@ -348,8 +322,9 @@ RunResult Trainer::run() {
   progress_->begin(total, epochs);
   std::ostringstream hello;
   hello << "training " << cfg_.name << ": " << model_->num_parameters() << " parameters, "
-        << splits_.train->size() << " training samples, " << per_epoch << " steps/epoch, "
-        << omp_get_max_threads() << " thread(s), " << device_.str();
+        << splits_.train->size() << " training samples, " << per_epoch << " steps/epoch";
+  if (ts.accumulate_steps > 1) hello << " (" << ts.accumulate_steps << " batches each)";
+  hello << ", " << omp_get_max_threads() << " thread(s), " << device_.str();
   if (!run_dir_.empty()) hello << ", run dir " << run_dir_;
   progress_->message(hello.str());
 
@@ -357,7 +332,71 @@ RunResult Trainer::run() {
   int64_t total_samples = 0;
   bool done = step_ >= total;
   bool first_epoch = true;
+  double t_last = now_s();
   model_->train();
+
+  // After every optimizer step: scheduler, logging, evaluation, checkpoints, signals. Returns
+  // false when a signal stopped the run (result filled in).
+  auto after_step = [&]() -> bool {
+    if (step_sched) scheduler_->step();
+    ++step_;
+    if (ts.log_every > 0 && (step_ % ts.log_every == 0 || step_ == total)) {
+      exporters::StepInfo s;
+      s.step = step_;
+      s.epoch = epoch_ + 1;
+      s.loss = window_steps_ > 0 ? window_loss_ / static_cast<double>(window_steps_) : 0.0;
+      s.lr = optimizer_->param_groups()[0].get("lr");
+      s.samples_per_s = window_time > 0 ? static_cast<double>(window_samples_) / window_time : 0;
+      s.elapsed_s = now_s() - start_time_;
+      progress_->log_step(s);
+      if (metrics_) metrics_->write(s);
+      if (tensorboard_) {
+        tensorboard_->add_scalar("train/loss", s.loss, step_);
+        const auto& groups = optimizer_->param_groups();
+        tensorboard_->add_scalar("train/lr", s.lr, step_);
+        for (size_t g = 1; g < groups.size(); ++g)
+          tensorboard_->add_scalar("train/lr_group" + std::to_string(g), groups[g].get("lr"), step_);
+        if (last_grad_norm_) tensorboard_->add_scalar("train/grad_norm", *last_grad_norm_, step_);
+      }
+      window_loss_ = window_time = 0;
+      window_steps_ = window_samples_ = 0;
+    }
+    if (ts.eval_every > 0 && step_ % ts.eval_every == 0 && splits_.val) {
+      result.val = evaluate("val");
+      log_eval(*result.val, false);
+      update_best(*result.val);
+      step_metric_scheduler(*result.val);
+      t_last = now_s();
+    }
+    if (step_ >= total) done = true;
+    if (!done && cfg_.checkpoint.every_steps > 0 && step_ % cfg_.checkpoint.every_steps == 0) {
+      save_checkpoint_now(/*numbered=*/true, false);
+      t_last = now_s();
+    }
+    if (opt_.on_step) opt_.on_step(step_);
+    if (int sig = SignalGuard::pending(); sig != 0 && !done) {
+      // Finish here: the step is complete, write last.h5 and tell the scheduler to requeue.
+      progress_->message(signal_name(sig) + " received at step " + std::to_string(step_));
+      save_checkpoint_now(false, false);
+      if (sig == SIGUSR1 && (opt_.requeue || cfg_.train.requeue)) {
+        std::string id = slurm_requeue_id();
+        if (id.empty()) {
+          progress_->message("requeue requested but SLURM_JOB_ID is not set: not requeued");
+        } else {
+          bool ok = false;
+          progress_->message(slurm_requeue(id, &ok));
+        }
+      }
+      progress_->end();
+      if (tensorboard_) tensorboard_->flush();
+      result.steps = step_;
+      result.exit_code = 75;
+      result.stop_signal = sig;
+      return false;
+    }
+    return true;
+  };
+
   for (; epoch_ < epochs && !done; ++epoch_) {
     if (resumed_ && first_epoch) {
       train_loader_->set_state({epoch_, pos_.batch_in_epoch, pos_.loader_seed});
@@ -365,24 +404,20 @@ RunResult Trainer::run() {
       train_loader_->start_epoch(epoch_);
     }
     first_epoch = false;
-    double t_last = now_s();
+    t_last = now_s();
     while (!done) {
       auto batch = train_loader_->next();
       if (!batch) break;
       Tensor x = batch->images.to(device_), y = batch->labels.to(device_);
-      Tensor loss = loss_fn_(model_->forward(x), y);
-      double lv = loss.item();
+      StepResult r = step_fn_->run([&] { return loss_fn_(model_->forward(x), y); });
+      const double lv = r.loss;
       if (!std::isfinite(lv)) {
         std::ostringstream os;
         os << "loss is " << (std::isnan(lv) ? "NaN" : "infinite") << " at step " << step_ + 1 << " (epoch "
-           << epoch_ + 1 << "): training stopped. Try a lower optimizer.lr, gradient clipping, or check the data.";
+           << epoch_ + 1 << "): training stopped. Try a lower optimizer.lr, gradient clipping "
+           << "(train.clip_grad_norm), or check the data.";
         throw NonFiniteLossError(os.str());
       }
-      optimizer_->zero_grad();
-      loss.backward();
-      optimizer_->step();
-      if (step_sched) scheduler_->step();
-      ++step_;
       result.losses.push_back(lv);
       const int64_t bs = y.numel();
       double t_now = now_s();
@@ -394,72 +429,21 @@ RunResult Trainer::run() {
       ++window_steps_;
       window_samples_ += bs;
       total_samples += bs;
-      if (ts.log_every > 0 && (step_ % ts.log_every == 0 || step_ == total)) {
-        exporters::StepInfo s;
-        s.step = step_;
-        s.epoch = epoch_ + 1;
-        s.loss = window_loss_ / static_cast<double>(window_steps_);
-        s.lr = optimizer_->param_groups()[0].get("lr");
-        s.samples_per_s = window_time > 0 ? static_cast<double>(window_samples_) / window_time : 0;
-        s.elapsed_s = t_now - start_time_;
-        progress_->log_step(s);
-        if (metrics_) metrics_->write(s);
-        if (tensorboard_) {
-          tensorboard_->add_scalar("train/loss", s.loss, step_);
-          tensorboard_->add_scalar("train/lr", s.lr, step_);
-        }
-        window_loss_ = window_time = 0;
-        window_steps_ = window_samples_ = 0;
-      }
-      if (ts.eval_every > 0 && step_ % ts.eval_every == 0 && splits_.val) {
-        result.val = evaluate("val");
-        log_eval(*result.val, false);
-        update_best(*result.val);
-        t_last = now_s();
-      }
-      if (step_ >= total) done = true;
-      if (!done && cfg_.checkpoint.every_steps > 0 && step_ % cfg_.checkpoint.every_steps == 0) {
-        save_checkpoint_now(/*numbered=*/true, false);
-        t_last = now_s();
-      }
-      if (opt_.on_step) opt_.on_step(step_);
-      if (int sig = SignalGuard::pending(); sig != 0 && !done) {
-        // Finish here: the step is complete, write last.h5 and tell the scheduler to requeue.
-        progress_->message(signal_name(sig) + " received at step " + std::to_string(step_));
-        save_checkpoint_now(false, false);
-        if (sig == SIGUSR1 && (opt_.requeue || cfg_.train.requeue)) {
-          std::string id = slurm_requeue_id();
-          if (id.empty()) {
-            progress_->message("requeue requested but SLURM_JOB_ID is not set: not requeued");
-          } else {
-            bool ok = false;
-            progress_->message(slurm_requeue(id, &ok));
-          }
-        }
-        progress_->end();
-        if (tensorboard_) tensorboard_->flush();
-        result.steps = step_;
-        result.exit_code = 75;
-        result.stop_signal = sig;
-        return result;
-      }
+      const bool last_batch = train_loader_->state().batch_in_epoch >= batches;
+      bool updated = r.updated;
+      last_grad_norm_ = r.grad_norm;
+      if (!updated && last_batch) updated = step_fn_->flush(&last_grad_norm_);  // a short window ends the epoch
+      if (updated && !after_step()) return result;
     }
-    const bool epoch_complete = train_loader_->state().batch_in_epoch >= per_epoch;
+    const bool epoch_complete = train_loader_->state().batch_in_epoch >= batches;
     if (!epoch_complete) break;  // stopped by max_steps inside this epoch
     if (ts.eval_every == TrainSpec::kEveryEpoch && splits_.val) {
       result.val = evaluate("val");
       log_eval(*result.val, false);
       update_best(*result.val);
+      step_metric_scheduler(*result.val);
     }
-    if (scheduler_ && !step_sched) {
-      if (scheduler_->needs_metric()) {
-        if (!result.val) throw std::runtime_error("scheduler reduce_on_plateau needs a validation split (data.val_size > 0)");
-        const std::string& m = cfg_.scheduler.metric;
-        scheduler_->step(m == "val/accuracy" ? result.val->accuracy : result.val->loss);
-      } else {
-        scheduler_->step();
-      }
-    }
+    if (scheduler_ && !step_sched && !scheduler_->needs_metric()) scheduler_->step();
     result.epochs_done = epoch_ + 1;
     if (cfg_.checkpoint.every_epoch && epoch_ + 1 < epochs && !done) {
       ++epoch_;  // the checkpoint resumes at the start of the next epoch
@@ -482,6 +466,14 @@ RunResult Trainer::run() {
   progress_->end();
   if (tensorboard_) tensorboard_->flush();
   return result;
+}
+
+void Trainer::step_metric_scheduler(const EvalResult& val) {
+  // Metric-driven schedulers (ReduceLROnPlateau) step after every validation, whatever the
+  // interval: with eval_every N steps that is every N steps, with `epoch` once per epoch.
+  if (!scheduler_ || !scheduler_->needs_metric()) return;
+  const std::string& m = attr_string(cfg_.scheduler.attrs, "metric");
+  scheduler_->step(m == "val/accuracy" ? val.accuracy : val.loss);
 }
 
 }  // namespace dl::train

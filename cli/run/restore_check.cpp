@@ -1,4 +1,4 @@
-#include "engine/train/restore_check.h"
+#include "cli/run/restore_check.h"
 
 #include <algorithm>
 #include <cmath>
@@ -6,6 +6,7 @@
 #include <set>
 
 #include "engine/graph/layer_schema.h"
+#include "engine/optim/registry.h"
 #include "engine/ops/random.h"
 
 namespace dl::train {
@@ -115,8 +116,10 @@ constexpr int64_t kMaxI64 = std::numeric_limits<int64_t>::max();
 // The config rule for a stored optimizer option, or a plain "finite number" for one the config
 // does not spell the same way.
 AttrSchema optimizer_rule(const std::string& cfg_type, const std::string& key) {
-  std::string k = key == "initial_lr" ? "lr" : key == "beta1" || key == "beta2" ? "betas" : key;
-  if (const AttrSchema* s = find_hyper_schema("optimizer", cfg_type, k)) return *s;
+  const std::string k = key == "initial_lr" ? "lr" : key;
+  if (const optim::OptimizerDef* def = optim::find_optimizer_def(cfg_type))
+    for (const AttrSchema& a : def->hyper)  // a list kept as scalars (betas -> beta1, beta2): its bounds
+      if (a.name == k || std::find(a.components.begin(), a.components.end(), k) != a.components.end()) return a;
   return AttrSchema::floating(key);
 }
 
@@ -132,7 +135,8 @@ TrainerPosition check_trainer(const Checker& ck, const std::map<std::string, Att
   const std::string g = "/trainer";
   TrainerPosition sample;
   sample.best_value = 0.0;
-  ck.same_keys(g, keys_of(a), keys_of(position_to_attrs(sample)), {"best_metric", "best_value"});
+  sample.ema_updates = 0;
+  ck.same_keys(g, keys_of(a), keys_of(position_to_attrs(sample)), {"best_metric", "best_value", "ema_updates"});
   auto at = [&](const char* k) -> const AttrScalar& { return a.at(k); };
   auto where = [&](const char* k) { return attr_where(k, g); };
   TrainerPosition p;
@@ -140,16 +144,26 @@ TrainerPosition check_trainer(const Checker& ck, const std::map<std::string, Att
   p.epoch = ck.integer(where("epoch"), at("epoch"), 0, kMaxI64);
   p.batch_in_epoch = ck.integer(where("batch_in_epoch"), at("batch_in_epoch"), 0, per_epoch);
   p.global_step = ck.integer(where("global_step"), at("global_step"), 0, kMaxI64);
-  const __int128 expect = static_cast<__int128>(p.epoch) * per_epoch + p.batch_in_epoch;
+  const int64_t acc = std::max<int64_t>(t.accumulate_steps, 1);
+  const int64_t steps_per_epoch = per_epoch / acc + (per_epoch % acc != 0);
+  const int64_t steps_in_epoch = p.batch_in_epoch / acc + (p.batch_in_epoch % acc != 0);
+  if (p.batch_in_epoch % acc != 0 && p.batch_in_epoch != per_epoch)
+    ck.fail(where("batch_in_epoch"), "is " + std::to_string(p.batch_in_epoch) + ", inside an accumulation window of " +
+                                         std::to_string(acc) + " batches (train.accumulate_steps); checkpoints are "
+                                         "written after optimizer steps only");
+  const __int128 expect = static_cast<__int128>(p.epoch) * steps_per_epoch + steps_in_epoch;
   if (expect != p.global_step)
     ck.fail(where("global_step"),
             "is " + std::to_string(p.global_step) + ", but epoch " + std::to_string(p.epoch) + " and batch_in_epoch " +
-                std::to_string(p.batch_in_epoch) + " at " + std::to_string(per_epoch) +
-                " batches per epoch make it epoch * " + std::to_string(per_epoch) +
-                " + batch_in_epoch (one optimizer step per batch; a changed data set or data.loader also breaks this)");
+                std::to_string(p.batch_in_epoch) + " at " + std::to_string(per_epoch) + " batches per epoch" +
+                (acc > 1 ? " and " + std::to_string(acc) + " batches per step" : std::string()) +
+                " make it " + std::to_string(static_cast<int64_t>(std::min<__int128>(expect, kMaxI64))) +
+                " (a changed data set, data.loader or train.accumulate_steps also breaks this)");
   p.loader_seed = static_cast<uint64_t>(ck.integer(where("loader_seed"), at("loader_seed"),
                                                    std::numeric_limits<int64_t>::min(), kMaxI64));
-  p.window_steps = ck.integer(where("window_steps"), at("window_steps"), 0, p.global_step);
+  // window_steps counts batches (micro-batches when accumulating) since the last log line.
+  p.window_steps = ck.integer(where("window_steps"), at("window_steps"), 0,
+                              static_cast<int64_t>(std::min<__int128>(static_cast<__int128>(p.global_step) * acc, kMaxI64)));
   const __int128 max_samples = static_cast<__int128>(p.window_steps) * t.cfg.data.loader.batch_size;
   p.window_samples = ck.integer(where("window_samples"), at("window_samples"), 0,
                                 static_cast<int64_t>(std::min<__int128>(max_samples, kMaxI64)));
@@ -161,6 +175,8 @@ TrainerPosition check_trainer(const Checker& ck, const std::map<std::string, Att
   }
   // An evaluation loss may overflow to infinity; update_best never records NaN.
   if (auto it = a.find("best_value"); it != a.end()) p.best_value = ck.number(where("best_value"), it->second, true);
+  if (auto it = a.find("ema_updates"); it != a.end())
+    p.ema_updates = ck.integer(where("ema_updates"), it->second, 0, p.global_step);
   return p;
 }
 
@@ -193,17 +209,17 @@ void check_optimizer(const Checker& ck, const std::optional<OptimizerState>& o, 
   if (o->type != live.type)
     ck.fail(attr_where("type", "/optimizer"), "is '" + o->type + "', but the config's optimizer is " + live.type);
   check_options(ck, "/optimizer", o->defaults, live.defaults, cfg_type);
-  if (o->groups.size() != live.param_groups.size())
-    ck.fail("/optimizer/param_groups", "holds " + std::to_string(o->groups.size()) +
+  if (o->param_groups.size() != live.param_groups.size())
+    ck.fail("/optimizer/param_groups", "holds " + std::to_string(o->param_groups.size()) +
                                            " group(s), the config's optimizer has " +
                                            std::to_string(live.param_groups.size()) +
                                            " (optimizer.param_groups + the default group)");
   std::map<std::string, std::pair<size_t, Shape>> params;  // name -> (group, shape)
   const auto& live_groups = t.optimizer.param_groups();
-  for (size_t gi = 0; gi < o->groups.size(); ++gi) {
+  for (size_t gi = 0; gi < o->param_groups.size(); ++gi) {
     const std::string g = "/optimizer/param_groups/" + std::to_string(gi);
     const auto& want = live.param_groups[gi].names;
-    const auto& got = o->groups[gi].params;
+    const auto& got = o->param_groups[gi].names;
     if (got != want) {
       size_t i = 0;
       while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
@@ -213,7 +229,7 @@ void check_optimizer(const Checker& ck, const std::optional<OptimizerState>& o, 
               : std::to_string(got.size()) + " parameter(s), the model's group has " + std::to_string(want.size());
       ck.fail(attr_where("params", g), "does not list the model's parameters: " + detail);
     }
-    check_options(ck, g, o->groups[gi].hyper, live.param_groups[gi].options, cfg_type);
+    check_options(ck, g, o->param_groups[gi].options, live.param_groups[gi].options, cfg_type);
     for (size_t i = 0; i < want.size(); ++i) params[want[i]] = {gi, live_groups[gi].params[i].shape()};
   }
   for (const auto& [name, st] : o->state) {
@@ -221,7 +237,7 @@ void check_optimizer(const Checker& ck, const std::optional<OptimizerState>& o, 
     auto it = params.find(name);
     if (it == params.end()) ck.fail(g, "is the state of '" + name + "', which is not a parameter of the model");
     if (st.step < 0) ck.fail(attr_where("step", g), "is " + std::to_string(st.step) + ", expected an integer >= 0");
-    std::vector<std::string> slots = t.optimizer.slot_names(o->groups[it->second.first].hyper);
+    std::vector<std::string> slots = t.optimizer.slot_names(o->param_groups[it->second.first].options);
     std::set<std::string> want(slots.begin(), slots.end());
     if (keys_of(st.slots) != want)
       ck.fail(g, "holds [" + join(keys_of(st.slots)) + "], " + live.type + " with these settings keeps [" +
@@ -253,7 +269,10 @@ void check_scheduler(const Checker& ck, const std::optional<SchedulerState>& s, 
 
   // The counters, then every hyper-parameter with the config's rule.
   const double last = s->scalars.at("last_epoch");
-  const int64_t stepped = t.scheduler_per_step ? pos.global_step : pos.epoch;
+  // Metric-driven schedulers step after every validation: once per epoch, or every eval_every steps.
+  const bool per_eval = t.scheduler && t.scheduler->needs_metric() && t.cfg.train.eval_every != TrainSpec::kEveryEpoch;
+  const int64_t stepped = per_eval ? pos.global_step / t.cfg.train.eval_every
+                                   : t.scheduler_per_step ? pos.global_step : pos.epoch;
   if (!is_int64(last) || static_cast<int64_t>(last) != stepped)
     ck.fail(attr_where("last_epoch", g),
             "is " + format_double(last) + ", expected " + std::to_string(stepped) + ": the scheduler steps once per " +

@@ -29,9 +29,10 @@ struct TrainerPosition {
   std::string best_metric;      // e.g. "val/accuracy" ("" = none)
   std::optional<double> best_value;
   bool finished = false;        // the run reached its end
+  std::optional<int64_t> ema_updates;  // updates of the weights' EMA (/ema), when the run keeps one
 };
 
-// Read back (and validated) by check_restored_state (engine/train/restore_check.h).
+// Read back (and validated) by check_restored_state (cli/run/restore_check.h).
 std::map<std::string, AttrScalar> position_to_attrs(const TrainerPosition& p);
 
 // Loads weights read from `path` into `model` (strict: like PyTorch's load_state_dict(strict=True)).

@@ -1,10 +1,12 @@
-#include "engine/train/setup.h"
+#include "cli/run/setup.h"
 
 #include <filesystem>
 
 #include "datasets/idx.h"
 #include "engine/ops.h"
-#include "engine/train/trainer.h"
+#include "engine/optim/registry.h"
+#include "engine/sched/registry.h"
+#include "cli/run/trainer.h"
 
 namespace dl::train {
 namespace {
@@ -12,23 +14,6 @@ namespace {
 std::string join(const std::string& root, const std::string& file) {
   if (file.empty() || root.empty() || file.front() == '/') return file;
   return (std::filesystem::path(root) / file).string();
-}
-
-optim::Options hyper_options(const std::string& type, const OptimizerHyper& h) {
-  optim::Options o{{"lr", h.lr}, {"weight_decay", h.weight_decay}};
-  if (type == "sgd") {
-    o["momentum"] = h.momentum;
-    o["dampening"] = h.dampening;
-    o["nesterov"] = h.nesterov ? 1.0 : 0.0;
-  } else {
-    if (h.betas.size() == 2) {
-      o["beta1"] = h.betas[0];
-      o["beta2"] = h.betas[1];
-    }
-    o["eps"] = h.eps;
-    o["amsgrad"] = h.amsgrad ? 1.0 : 0.0;
-  }
-  return o;
 }
 
 }  // namespace
@@ -95,16 +80,7 @@ MemoryEstimate estimate_memory(const Config& cfg, const std::vector<NodeSummary>
   MemoryEstimateOptions o;
   o.batch_size = cfg.data.loader.batch_size;
   o.eval_batch_size = loader_options(cfg, /*training=*/false).batch_size;
-  const OptimizerSpec& opt = cfg.optimizer;
-  if (opt.type == "sgd") {
-    bool momentum = opt.momentum != 0;
-    for (const ParamGroupSpec& g : opt.param_groups) momentum |= g.hyper.momentum != 0;
-    o.optimizer_slots = momentum ? 1 : 0;
-  } else {  // adam, adamw: exp_avg, exp_avg_sq (+ max_exp_avg_sq)
-    bool amsgrad = opt.amsgrad;
-    for (const ParamGroupSpec& g : opt.param_groups) amsgrad |= g.hyper.amsgrad;
-    o.optimizer_slots = amsgrad ? 3 : 2;
-  }
+  o.optimizer_slots = optim::optimizer_def(cfg.optimizer.type).max_state_tensors;
   return estimate_training_memory(nodes, sample_shape, o);
 }
 
@@ -127,33 +103,40 @@ void check_memory_fits(const Config& cfg, const MemoryEstimate& e) {
   throw ConfigError({d});
 }
 
+Tensor class_target(nn::ClassTarget kind, const Tensor& output, const Tensor& labels) {
+  switch (kind) {
+    case nn::ClassTarget::index:
+      return labels;
+    case nn::ClassTarget::one_hot:
+      return one_hot(labels, output.size(1), output.dtype());
+    case nn::ClassTarget::signed_one_hot:
+      return add(mul(one_hot(labels, output.size(1), output.dtype()), 2.0), -1.0);
+    case nn::ClassTarget::multilabel_index: {
+      const int64_t n = labels.numel(), c = output.size(1);
+      std::vector<int64_t> v(static_cast<size_t>(n * c), -1);
+      std::vector<int64_t> lab = labels.to_vector<int64_t>();
+      for (int64_t i = 0; i < n; ++i) v[static_cast<size_t>(i * c)] = lab[static_cast<size_t>(i)];
+      return from_vector(v, {n, c}).to(output.device());
+    }
+    case nn::ClassTarget::none:
+      break;
+  }
+  throw std::invalid_argument("this loss takes no target made from class labels");
+}
+
 LossFn build_loss(const LossSpec& spec) {
-  Reduction red = parse_reduction(spec.reduction);
-  const std::string& t = spec.type;
-  if (t == "cross_entropy") {
-    double ls = spec.label_smoothing;
-    int64_t ii = spec.ignore_index;
-    return [=](const Tensor& x, const Tensor& y) { return cross_entropy(x, y, Tensor(), ii, red, ls); };
-  }
-  if (t == "nll_loss") {
-    int64_t ii = spec.ignore_index;
-    return [=](const Tensor& x, const Tensor& y) { return nll_loss(x, y, Tensor(), ii, red); };
-  }
-  // Regression / binary losses compare against one-hot targets of the logits' shape.
-  auto onehot = [](const Tensor& x, const Tensor& y) { return one_hot(y, x.size(1), x.dtype()); };
-  if (t == "mse_loss") return [=](const Tensor& x, const Tensor& y) { return mse_loss(x, onehot(x, y), red); };
-  if (t == "l1_loss") return [=](const Tensor& x, const Tensor& y) { return l1_loss(x, onehot(x, y), red); };
-  if (t == "smooth_l1_loss") {
-    double beta = spec.beta;
-    return [=](const Tensor& x, const Tensor& y) { return smooth_l1_loss(x, onehot(x, y), red, beta); };
-  }
-  if (t == "binary_cross_entropy")
-    return [=](const Tensor& x, const Tensor& y) { return binary_cross_entropy(x, onehot(x, y), Tensor(), red); };
-  if (t == "binary_cross_entropy_with_logits")
-    return [=](const Tensor& x, const Tensor& y) {
-      return binary_cross_entropy_with_logits(x, onehot(x, y), Tensor(), Tensor(), red);
-    };
-  throw std::invalid_argument("unknown loss type '" + t + "'");
+  const nn::LossDef& def = nn::loss_def(spec.type);
+  nn::LossFn fn = nn::make_loss(def.name, spec.attrs);
+  std::vector<bool> is_target;
+  for (const std::string& r : def.inputs) is_target.push_back(r == "target");
+  if (std::count(is_target.begin(), is_target.end(), false) != 1)
+    throw std::invalid_argument("loss '" + def.name + "' takes several model outputs; name them in loss.inputs");
+  const nn::ClassTarget kind = def.class_target;
+  return [fn, is_target, kind](const Tensor& out, const Tensor& labels) {
+    std::vector<Tensor> args;
+    for (bool t : is_target) args.push_back(t ? class_target(kind, out, labels) : out);
+    return fn(args);
+  };
 }
 
 std::unique_ptr<optim::Optimizer> build_optimizer(const Config& cfg, nn::Module& model) {
@@ -177,6 +160,7 @@ std::unique_ptr<optim::Optimizer> build_optimizer(const Config& cfg, nn::Module&
       rest.params.push_back(p);
     }
   }
+  const optim::OptimizerDef& def = optim::optimizer_def(spec.type);
   std::vector<Diagnostic> problems;
   for (size_t g = 0; g < groups.size(); ++g) {
     if (!used[g]) {
@@ -189,18 +173,18 @@ std::unique_ptr<optim::Optimizer> build_optimizer(const Config& cfg, nn::Module&
       d.hint = "parameter names look like '" + (named.empty() ? std::string("0.weight") : named[0].first) + "'";
       problems.push_back(d);
     }
-    groups[g].options = hyper_options(spec.type, spec.param_groups[g].hyper);
+    groups[g].options = optim::to_options(def.hyper, spec.param_groups[g].hyper);
   }
   if (!problems.empty()) throw ConfigError(problems);
   // The default group goes first, like torch.optim built from model.parameters() + extra groups.
+  const optim::Options defaults = optim::to_options(def.hyper, spec.hyper);
   std::vector<optim::ParamGroup> all;
   if (!rest.params.empty()) {
-    rest.options = hyper_options(spec.type, spec);
+    rest.options = defaults;
     all.push_back(std::move(rest));
   }
   for (auto& g : groups) all.push_back(std::move(g));
-  std::string type = spec.type == "sgd" ? "SGD" : spec.type == "adam" ? "Adam" : "AdamW";
-  return optim::make_optimizer(type, std::move(all), hyper_options(spec.type, spec));
+  return def.make(std::move(all), defaults);
 }
 
 }  // namespace dl::train
@@ -209,29 +193,7 @@ namespace dl::train {
 
 std::unique_ptr<sched::LRScheduler> build_scheduler(const Config& cfg, optim::Optimizer& opt,
                                                     int64_t total_steps) {
-  const SchedulerSpec& s = cfg.scheduler;
-  if (s.type == "none" || s.type.empty()) return nullptr;
-  if (s.type == "step") return std::make_unique<sched::StepLR>(opt, s.step_size, s.gamma);
-  if (s.type == "multi_step") return std::make_unique<sched::MultiStepLR>(opt, s.milestones, s.gamma);
-  if (s.type == "exponential") return std::make_unique<sched::ExponentialLR>(opt, s.gamma);
-  if (s.type == "cosine_annealing") {
-    int64_t t_max = s.T_max == SchedulerSpec::kAuto ? std::max<int64_t>(total_steps, 1) : s.T_max;
-    return std::make_unique<sched::CosineAnnealingLR>(opt, t_max, s.eta_min);
-  }
-  if (s.type == "linear")
-    return std::make_unique<sched::LinearLR>(opt, s.start_factor, s.end_factor, s.total_iters);
-  if (s.type == "reduce_on_plateau") {
-    sched::PlateauOptions p;
-    p.mode = s.mode;
-    p.factor = s.factor;
-    p.patience = s.patience;
-    p.threshold = s.threshold;
-    p.threshold_mode = s.threshold_mode;
-    p.cooldown = s.cooldown;
-    p.min_lr = s.min_lr;
-    return std::make_unique<sched::ReduceLROnPlateau>(opt, p);
-  }
-  throw std::invalid_argument("unknown scheduler type '" + s.type + "'");
+  return sched::make_scheduler(opt, cfg.scheduler, {std::max<int64_t>(total_steps, 1)});
 }
 
 }  // namespace dl::train

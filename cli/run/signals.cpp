@@ -1,4 +1,4 @@
-#include "engine/train/signals.h"
+#include "cli/run/signals.h"
 
 #include <signal.h>
 #include <sys/wait.h>

@@ -11,6 +11,7 @@
 #include "datasets/transforms.h"
 #include "engine/graph/memory_estimate.h"
 #include "engine/graph/model.h"
+#include "engine/nn/loss_registry.h"
 #include "engine/optim/optimizer.h"
 #include "engine/sched/sched.h"
 
@@ -36,9 +37,12 @@ MemoryEstimate estimate_memory(const Config& cfg, const std::vector<NodeSummary>
 // device (available_memory): the bytes by part, the largest layers and the fix.
 void check_memory_fits(const Config& cfg, const MemoryEstimate& estimate);
 
-// loss(logits [N, C], targets i64 [N]) -> 0-dim tensor.
-using LossFn = std::function<Tensor(const Tensor& logits, const Tensor& target)>;
+// loss(model output [N, C], class labels i64 [N]) -> 0-dim tensor: the registered loss
+// (engine/nn/loss_registry.h) with its target made from the labels as its ClassTarget says.
+using LossFn = std::function<Tensor(const Tensor& output, const Tensor& labels)>;
 LossFn build_loss(const LossSpec& spec);
+// The loss target of `kind` for class `labels` and the model `output` [N, C].
+Tensor class_target(nn::ClassTarget kind, const Tensor& output, const Tensor& labels);
 
 // Param groups from the config's globs over state_dict names (first match wins; the rest
 // form the default group). A glob matching no parameter is a ConfigError naming it.

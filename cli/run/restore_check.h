@@ -12,7 +12,8 @@
 //   - required groups and attributes are present and no unknown ones (the expected names come
 //     from the live optimizer's and scheduler's state_dict(), not from a list kept here);
 //     lists have one entry per param group; the param groups hold the model's parameters;
-//   - the position is consistent: global_step == epoch * batches_per_epoch + batch_in_epoch,
+//   - the position is consistent: global_step == epoch * steps_per_epoch + the steps of
+//     batch_in_epoch (steps = ceil(batches / accumulate_steps); checkpoints fall on steps),
 //     batch_in_epoch <= batches_per_epoch, the scheduler's last_epoch equals the steps or epochs
 //     it was stepped by, the logging window fits the steps done;
 //   - /rng streams are named after devices and hold a generator state (16 bytes).
@@ -27,7 +28,7 @@
 #include "configs/config.h"
 #include "engine/optim/optimizer.h"
 #include "engine/sched/scheduler.h"
-#include "engine/train/checkpointing.h"
+#include "cli/run/checkpointing.h"
 #include "exporters/checkpoint.h"
 
 namespace dl::train {
@@ -39,6 +40,7 @@ struct RestoreTarget {
   const sched::LRScheduler* scheduler;  // nullptr when the config has none
   bool scheduler_per_step;              // stepped after every optimizer step (else per epoch)
   int64_t batches_per_epoch;            // of the training loader
+  int64_t accumulate_steps = 1;         // batches per optimizer step (train.accumulate_steps)
 };
 
 struct RestoredState {

@@ -1,0 +1,91 @@
+#include "cli/run/evaluate.h"
+
+#include <algorithm>
+
+#include "cli/run/trainer.h"
+#include "engine/autograd/autograd.h"
+#include "engine/ops.h"
+#include "cli/run/checkpointing.h"
+
+namespace dl::train {
+
+EvalOptions eval_options(const Config& cfg, const std::string& split, int64_t num_classes) {
+  EvalOptions o;
+  o.split = split;
+  o.num_classes = num_classes;
+  for (const MetricSpec& m : cfg.metrics)
+    if (m.top_k > 1) o.top_k = static_cast<int>(m.top_k);
+  auto r = cfg.loss.attrs.find("reduction");
+  o.loss_is_sum = r != cfg.loss.attrs.end() && std::get<std::string>(r->second) == "sum";
+  o.device = Device::parse(cfg.train.device);
+  o.loader = loader_options(cfg, /*training=*/false);
+  return o;
+}
+
+EvalResult evaluate(nn::Module& model, const LossFn& loss_fn, std::shared_ptr<const data::Dataset> ds,
+                    const EvalOptions& o) {
+  EvalResult r;
+  r.split = o.split;
+  r.top_k = o.top_k;
+  const int64_t C = o.num_classes;
+  r.confusion.assign(C, std::vector<int64_t>(C, 0));
+  NoGradGuard ng;
+  const bool was_training = model.is_training();
+  model.eval();
+  data::DataLoader loader(std::move(ds), o.loader);
+  loader.start_epoch(0);
+  double loss_sum = 0;
+  int64_t correct = 0, topk_hits = 0;
+  while (auto b = loader.next()) {
+    Tensor x = b->images.to(o.device), y = b->labels.to(o.device);
+    Tensor logits = model.forward(x);
+    const int64_t n = y.numel();
+    loss_sum += loss_fn(logits, y).item() * (o.loss_is_sum ? 1.0 : static_cast<double>(n));
+    std::vector<int64_t> pred = argmax(logits, 1).to_vector<int64_t>();
+    std::vector<int64_t> lab = y.to_vector<int64_t>();
+    for (int64_t i = 0; i < n; ++i) {
+      correct += pred[i] == lab[i];
+      if (lab[i] >= 0 && lab[i] < C && pred[i] >= 0 && pred[i] < C) ++r.confusion[lab[i]][pred[i]];
+    }
+    if (o.top_k > 1) {
+      std::vector<float> lg = logits.to_vector<float>();
+      const int64_t classes = logits.size(1);
+      for (int64_t i = 0; i < n; ++i) {
+        float target = lg[i * classes + lab[i]];
+        int64_t higher = 0;
+        for (int64_t c = 0; c < classes; ++c) higher += lg[i * classes + c] > target;
+        topk_hits += higher < o.top_k;
+      }
+    }
+    r.samples += n;
+  }
+  if (was_training) model.train();
+  r.loss = r.samples ? loss_sum / static_cast<double>(r.samples) : 0.0;
+  r.accuracy = r.samples ? static_cast<double>(correct) / static_cast<double>(r.samples) : 0.0;
+  if (o.top_k > 1)
+    r.top_k_accuracy = static_cast<double>(topk_hits) / std::max<double>(1.0, static_cast<double>(r.samples));
+  for (int64_t c = 0; c < C; ++c) {
+    int64_t total = 0;
+    for (int64_t p = 0; p < C; ++p) total += r.confusion[c][p];
+    r.per_class_accuracy.push_back(total ? static_cast<double>(r.confusion[c][c]) / static_cast<double>(total) : 0.0);
+  }
+  return r;
+}
+
+EvalResult evaluate_weights(const Config& cfg, const StateDict& weights, const std::string& path,
+                            const std::string& split) {
+  set_num_threads(cfg.train.threads);
+  const Device device = Device::parse(cfg.train.device);
+  if (device.is_cuda() && !cuda_available())
+    throw std::runtime_error("train.device is '" + cfg.train.device +
+                             "' but no CUDA device is available (set train.device=cpu)");
+  data::Splits splits = data::load_idx_splits(idx_spec(cfg.data));
+  std::shared_ptr<const data::Dataset> ds = split == "val" ? splits.val : split == "test" ? splits.test : nullptr;
+  if (!ds) throw std::invalid_argument("the config has no " + split + " split");
+  std::shared_ptr<GraphModel> model = build_model(cfg, splits.train->sample_shape(), static_cast<uint64_t>(cfg.train.seed));
+  model->to(device);
+  apply_weights(*model, weights, /*strict=*/true, path, cfg.source_path);
+  return evaluate(*model, build_loss(cfg.loss), ds, eval_options(cfg, split, splits.num_classes));
+}
+
+}  // namespace dl::train

@@ -1,0 +1,50 @@
+// Evaluation of a model on a data split: its own function, used by the training loop (val
+// during training, test at the end) and by `dltool eval`, which builds only a model, the data
+// and the loss (no optimizer, scheduler or run directory).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/run/setup.h"
+#include "datasets/dataloader.h"
+#include "exporters/checkpoint.h"
+#include "engine/tensor/device.h"
+
+namespace dl::train {
+
+struct EvalResult {
+  std::string split;
+  int64_t samples = 0;
+  double loss = 0;
+  double accuracy = 0;
+  std::optional<double> top_k_accuracy;
+  int top_k = 0;
+  std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
+  std::vector<double> per_class_accuracy;
+};
+
+struct EvalOptions {
+  std::string split;             // "val" or "test": the name in the result
+  int64_t num_classes = 0;       // rows/columns of the confusion matrix
+  int top_k = 0;                 // > 1: also count top-k hits
+  bool loss_is_sum = false;      // the loss's reduction is "sum" (else the mean per sample)
+  Device device;                 // where the model runs
+  data::LoaderOptions loader;    // batches of the split (no shuffling)
+};
+
+// Runs `model` in eval mode without grad over `data`, restoring its training mode after.
+EvalResult evaluate(nn::Module& model, const LossFn& loss, std::shared_ptr<const data::Dataset> data,
+                    const EvalOptions& options);
+
+// The options a config asks for on `split` ("val"/"test").
+EvalOptions eval_options(const Config& cfg, const std::string& split, int64_t num_classes);
+
+// `dltool eval`: the config's data split and model with `weights` (strict, as load_state_dict)
+// loaded from `path`; nothing else of a training run is built.
+EvalResult evaluate_weights(const Config& cfg, const StateDict& weights, const std::string& path,
+                            const std::string& split);
+
+}  // namespace dl::train

@@ -1,0 +1,87 @@
+#include "engine/train/step.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "engine/ops/elementwise.h"
+#include "engine/optim/clip.h"
+#include "engine/optim/registry.h"
+
+namespace dl::train {
+
+TrainStep::TrainStep(optim::Optimizer& optimizer, StepOptions options)
+    : opt_(optimizer), options_(options) {
+  const optim::OptimizerDef* def = optim::find_optimizer_def(opt_.type());
+  closure_ = def && def->needs_closure;
+  if (options_.accumulate_steps < 1)
+    throw std::invalid_argument("accumulate_steps must be >= 1, got " + std::to_string(options_.accumulate_steps));
+  if (!(options_.clip_grad_norm >= 0) || !(options_.clip_grad_value >= 0))
+    throw std::invalid_argument("gradient clipping thresholds must be >= 0 (0 = off)");
+  if (!(options_.clip_norm_type > 0))
+    throw std::invalid_argument("clip norm type must be > 0 (or inf)");
+  if (closure_ && options_.accumulate_steps > 1)
+    throw std::invalid_argument(opt_.type() + " re-evaluates the loss on one batch per step; it cannot accumulate "
+                                "gradients over several (accumulate_steps must be 1)");
+}
+
+std::vector<Tensor> TrainStep::params_with_grad() const {
+  std::vector<Tensor> ps;
+  for (const optim::ParamGroup& g : opt_.param_groups())
+    for (const Tensor& p : g.params) ps.push_back(p);
+  return ps;
+}
+
+std::optional<double> TrainStep::update() {
+  for (const Hook& h : before_update_) h();
+  std::optional<double> norm;
+  const std::vector<Tensor> ps = params_with_grad();
+  if (options_.clip_grad_value > 0) optim::clip_grad_value_(ps, options_.clip_grad_value);
+  if (options_.clip_grad_norm > 0) norm = optim::clip_grad_norm_(ps, options_.clip_grad_norm, options_.clip_norm_type);
+  opt_.step();
+  opt_.zero_grad();
+  pending_ = 0;
+  for (const Hook& h : after_update_) h();
+  return norm;
+}
+
+StepResult TrainStep::run(const LossClosure& loss) {
+  StepResult r;
+  if (closure_) {
+    // The optimizer evaluates as often as it needs; hooks and clipping see each evaluation's
+    // gradients before the optimizer reads them.
+    const std::vector<Tensor> ps = params_with_grad();
+    r.loss = opt_.step([&] {
+      opt_.zero_grad();
+      Tensor l = loss();
+      l.backward();
+      for (const Hook& h : before_update_) h();
+      if (options_.clip_grad_value > 0) optim::clip_grad_value_(ps, options_.clip_grad_value);
+      if (options_.clip_grad_norm > 0)
+        r.grad_norm = optim::clip_grad_norm_(ps, options_.clip_grad_norm, options_.clip_norm_type);
+      return l.item();
+    });
+    opt_.zero_grad();
+    for (const Hook& h : after_update_) h();
+    r.updated = true;
+    return r;
+  }
+  Tensor l = loss();
+  r.loss = l.item();
+  if (!std::isfinite(r.loss)) return r;  // the caller decides; no gradients were accumulated
+  if (options_.accumulate_steps > 1) l = mul(l, 1.0 / static_cast<double>(options_.accumulate_steps));
+  l.backward();
+  if (++pending_ >= options_.accumulate_steps) {
+    r.grad_norm = update();
+    r.updated = true;
+  }
+  return r;
+}
+
+bool TrainStep::flush(std::optional<double>* grad_norm) {
+  if (pending_ == 0) return false;
+  std::optional<double> n = update();
+  if (grad_norm) *grad_norm = n;
+  return true;
+}
+
+}  // namespace dl::train

@@ -1,0 +1,77 @@
+// The training step: what one batch does to a model, owned by the engine so every front end
+// (the CLI's loop, benchmarks, tests, data-parallel training later) runs the same arithmetic.
+//
+//   train::TrainStep step(model, *optimizer, {.accumulate_steps = 2, .clip_grad_norm = 1.0});
+//   for (batch : loader) {
+//     train::StepResult r = step.run([&] { return loss_fn(model.forward(batch.x), batch.y); });
+//     if (r.updated) scheduler->step();
+//   }
+//   step.flush();  // the epoch ended inside an accumulation window: update with what is there
+//
+// run(): forward + loss (the closure), backward of loss / accumulate_steps, and once
+// accumulate_steps micro-batches have contributed (or flush()): the before_update hooks (where
+// gradients are complete: data-parallel all-reduce, gradient statistics), clipping
+// (clip_grad_value_, then clip_grad_norm_), optimizer.step(), zero_grad, the after_update hooks
+// (EMA). Optimizers that need a closure (LBFGS) get one that re-runs forward + backward on the
+// same batch; they cannot accumulate. Semantics are PyTorch's usual loop:
+//   loss = loss_fn(model(x), y) / accumulate; loss.backward()
+//   if (i + 1) % accumulate == 0 or last batch: clip; opt.step(); opt.zero_grad()
+// With mean-reduced losses and equal micro-batches, accumulate_steps = k equals one batch k
+// times larger (exactly, up to rounding, for models without batch statistics).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "engine/optim/optimizer.h"
+
+namespace dl::train {
+
+struct StepOptions {
+  int64_t accumulate_steps = 1;  // micro-batches per optimizer step (>= 1)
+  double clip_grad_norm = 0;     // max total gradient norm; 0 = no clipping
+  double clip_norm_type = 2;     // p of the norm (inf allowed)
+  double clip_grad_value = 0;    // clamp every gradient element to [-v, v]; 0 = no clamping
+};
+
+struct StepResult {
+  double loss = 0;                 // this micro-batch's loss (unscaled)
+  bool updated = false;            // the optimizer stepped after this micro-batch
+  std::optional<double> grad_norm; // total norm before clipping, when clip_grad_norm is on
+};
+
+class TrainStep {
+ public:
+  using LossClosure = std::function<Tensor()>;  // forward + loss of the current batch
+  using Hook = std::function<void()>;
+
+  // Throws std::invalid_argument for bad options (accumulate_steps < 1, negative clips, an
+  // optimizer that needs a closure with accumulate_steps > 1).
+  TrainStep(optim::Optimizer& optimizer, StepOptions options = {});
+
+  StepResult run(const LossClosure& loss);
+  // Ends an accumulation window early (end of epoch): updates when gradients are pending.
+  // Returns whether it updated.
+  bool flush(std::optional<double>* grad_norm = nullptr);
+
+  // Hooks, in registration order. before_update: gradients complete, not yet clipped.
+  void add_before_update(Hook h) { before_update_.push_back(std::move(h)); }
+  void add_after_update(Hook h) { after_update_.push_back(std::move(h)); }
+
+  int64_t pending_micro_batches() const { return pending_; }
+  const StepOptions& options() const { return options_; }
+  optim::Optimizer& optimizer() { return opt_; }
+
+ private:
+  std::optional<double> update();
+  std::vector<Tensor> params_with_grad() const;
+
+  optim::Optimizer& opt_;
+  StepOptions options_;
+  bool closure_;
+  int64_t pending_ = 0;
+  std::vector<Hook> before_update_, after_update_;
+};
+
+}  // namespace dl::train
