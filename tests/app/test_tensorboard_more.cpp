@@ -44,7 +44,10 @@ const std::string kOracle = std::string(DLTOOL_SOURCE_DIR) + "/tests/app/tb_torc
 const std::string& torch_missing() {
   static const std::string why = [] {
     const auto r = run_process({kPython, "-c", "import torch, numpy"}, {.timeout_s = 120});
-    return r.exit_code == 0 ? std::string() : kPython + " cannot import torch and numpy: " + r.err;
+    if (r.exit_code == 0) return std::string();
+    std::string last = r.err.substr(0, r.err.find_last_not_of('\n') + 1);  // the error itself
+    last = last.substr(last.find_last_of('\n') + 1);
+    return kPython + " cannot import torch and numpy (the oracle needs them): " + last;
   }();
   return why;
 }
