@@ -148,6 +148,7 @@ struct TrainSpec {
   double clip_norm_type = 2;     // p of that norm
   double clip_grad_value = 0;    // clamp gradient elements to [-v, v] (0 = off)
   double ema_decay = 0;          // exponential moving average of the weights (0 = off)
+  int64_t histogram_every = 0;   // TensorBoard weight + gradient histograms every N steps (0 = off)
   bool operator==(const TrainSpec&) const = default;
 };
 

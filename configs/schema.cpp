@@ -176,6 +176,9 @@ const std::vector<Field<TrainSpec>>& train_fields() {
       field(&T::ema_decay, A::floating("ema_decay", 0.0).range(0, 1, /*hi_open=*/true)
                                .describe("keep an exponential moving average of the weights, evaluated "
                                          "instead of them (0 = off; e.g. 0.999)")),
+      field(&T::histogram_every, A::integer("histogram_every", 0).at_least(0)
+                                     .describe("TensorBoard histograms of every weight and gradient every N "
+                                               "steps (0 = off)")),
   };
   return t;
 }
@@ -186,6 +189,9 @@ const std::vector<TypeEntry<MetricSpec>>& metric_types() {
                    "(`top5` is short for {type: accuracy, top_k: 5})",
        {field(&MetricSpec::top_k, A::integer("top_k", 1).at_least(1)
                                       .describe("logged as accuracy (k = 1) or top<k>"))}},
+      {"knn_accuracy", "leave-one-out 1-nearest-neighbour accuracy of the model outputs as embeddings "
+                       "(Euclidean distance; for metric learning such as triplet_margin_loss)",
+       {}},
   };
   return t;
 }
@@ -230,5 +236,7 @@ const std::vector<DatasetPreset>& dataset_presets() {
 }  // namespace dl::config_detail
 
 namespace dl {
-std::string MetricSpec::name() const { return top_k == 1 ? type : "top" + std::to_string(top_k); }
+std::string MetricSpec::name() const {
+  return type == "accuracy" && top_k != 1 ? "top" + std::to_string(top_k) : type;
+}
 }  // namespace dl

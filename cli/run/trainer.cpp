@@ -119,6 +119,14 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
     d.message = e.what();
     throw ConfigError({d});
   }
+  if (ts.histogram_every > 0) {
+    // Gradients are complete (accumulated, not yet clipped) just before the update.
+    step_fn_->add_before_update([this] {
+      if (!tensorboard_ || (step_ + 1) % cfg_.train.histogram_every != 0) return;
+      for (auto& [name, p] : model_->named_parameters())
+        if (p.grad().defined()) tensorboard_->add_histogram("grad/" + name, p.grad().detach(), step_ + 1);
+    });
+  }
   if (ts.ema_decay > 0) {
     ema_ = std::make_unique<optim::ExponentialMovingAverage>(*model_, ts.ema_decay);
     step_fn_->add_after_update([this] { ema_->update(*model_); });
@@ -245,11 +253,9 @@ void Trainer::update_best(const EvalResult& r) {
   const std::string& m = pos_.best_metric;
   if (m.rfind(r.split + "/", 0) != 0) return;
   std::string name = m.substr(r.split.size() + 1);
-  double v;
-  if (name == "accuracy") v = r.accuracy;
-  else if (name == "loss") v = r.loss;
-  else if (r.top_k_accuracy && name == "top" + std::to_string(r.top_k)) v = *r.top_k_accuracy;
-  else return;
+  const std::optional<double> value = metric_value(r, name);
+  if (!value) return;
+  const double v = *value;
   if (std::isnan(v)) return;  // never "best" (and a resume refuses a NaN best_value)
   std::string mode = cfg_.checkpoint.best.mode;
   if (mode == "auto") mode = name == "loss" ? "min" : "max";
@@ -297,6 +303,7 @@ void Trainer::log_eval(const EvalResult& r, bool final) {
     e.top_k = r.top_k;
     e.top_k_accuracy = r.top_k_accuracy;
   }
+  if (r.knn_accuracy) e.extra.emplace_back("knn_accuracy", *r.knn_accuracy);
   e.elapsed_s = now_s() - start_time_;
   e.final = final;
   progress_->log_eval(e);
@@ -305,6 +312,7 @@ void Trainer::log_eval(const EvalResult& r, bool final) {
     tensorboard_->add_scalar(r.split + "/loss", r.loss, step_);
     tensorboard_->add_scalar(r.split + "/accuracy", r.accuracy, step_);
     if (r.top_k_accuracy) tensorboard_->add_scalar(r.split + "/top" + std::to_string(r.top_k) + "_accuracy", *r.top_k_accuracy, step_);
+    if (r.knn_accuracy) tensorboard_->add_scalar(r.split + "/knn_accuracy", *r.knn_accuracy, step_);
   }
 }
 
@@ -361,6 +369,8 @@ RunResult Trainer::run() {
       window_loss_ = window_time = 0;
       window_steps_ = window_samples_ = 0;
     }
+    if (tensorboard_ && ts.histogram_every > 0 && step_ % ts.histogram_every == 0)
+      for (auto& [name, p] : model_->named_parameters()) tensorboard_->add_histogram("weight/" + name, p.detach(), step_);
     if (ts.eval_every > 0 && step_ % ts.eval_every == 0 && splits_.val) {
       result.val = evaluate("val");
       log_eval(*result.val, false);
@@ -458,6 +468,7 @@ RunResult Trainer::run() {
     result.test = evaluate("test");
     log_eval(*result.test, true);
   }
+  if (tensorboard_) log_hparams(result);
   std::ostringstream bye;
   bye << "done: " << step_ << " steps in " << fmt(result.train_seconds, 1) << " s ("
       << fmt(result.samples_per_s, 0) << " samples/s)";
@@ -466,6 +477,35 @@ RunResult Trainer::run() {
   progress_->end();
   if (tensorboard_) tensorboard_->flush();
   return result;
+}
+
+void Trainer::log_hparams(const RunResult& r) {
+  // TensorBoard's HParams tab: this run's settings beside its final metrics.
+  exporters::HParams h;
+  h.emplace_back("optimizer", cfg_.optimizer.type);
+  for (const auto& [k, v] : cfg_.optimizer.hyper) {
+    if (const double* d = std::get_if<double>(&v)) h.emplace_back("optimizer." + k, *d);
+    else if (const int64_t* i = std::get_if<int64_t>(&v)) h.emplace_back("optimizer." + k, static_cast<double>(*i));
+    else if (const bool* b = std::get_if<bool>(&v)) h.emplace_back("optimizer." + k, *b);
+    else if (const std::string* str = std::get_if<std::string>(&v)) h.emplace_back("optimizer." + k, *str);
+  }
+  h.emplace_back("scheduler", cfg_.scheduler.type);
+  h.emplace_back("loss", cfg_.loss.type);
+  h.emplace_back("batch_size", static_cast<double>(cfg_.data.loader.batch_size));
+  h.emplace_back("epochs", static_cast<double>(cfg_.train.epochs));
+  h.emplace_back("accumulate_steps", static_cast<double>(cfg_.train.accumulate_steps));
+  h.emplace_back("seed", static_cast<double>(cfg_.train.seed));
+  std::vector<std::pair<std::string, double>> m;
+  for (const auto* e : {&r.val, &r.test})
+    if (*e) {
+      m.emplace_back((*e)->split + "/loss", (*e)->loss);
+      m.emplace_back((*e)->split + "/accuracy", (*e)->accuracy);
+    }
+  try {
+    tensorboard_->add_hparams(h, m, step_);
+  } catch (const std::exception& e) {
+    progress_->message(std::string("TensorBoard hparams not written: ") + e.what());
+  }
 }
 
 void Trainer::step_metric_scheduler(const EvalResult& val) {

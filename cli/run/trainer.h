@@ -87,6 +87,7 @@ class Trainer {
   void save_checkpoint_now(bool numbered, bool finished);
   void update_best(const EvalResult& r);
   void step_metric_scheduler(const EvalResult& val);
+  void log_hparams(const RunResult& r);
   std::shared_ptr<const data::Dataset> split_dataset(const std::string& split) const;
 
   Config cfg_;
