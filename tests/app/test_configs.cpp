@@ -837,3 +837,25 @@ train: {epochs: 1}
   CHECK(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("done: 3 steps"));
 }
+
+TEST_CASE("configs: registry-backed sections report bad values at file:line:col", "[configs][registry]") {
+  // kModelAndData is 3 lines; the extra YAML starts on line 4.
+  check_inline_error("optimizer: {type: rmsprob}\n", "optimizer.type", "inline.yaml:4:19",
+                     "unknown optimizer type 'rmsprob'", "did you mean 'rmsprop'?");
+  check_inline_error("scheduler: {type: lambda, lr_lambda: \"0.95 ** epcoh\"}\n", "scheduler.lr_lambda",
+                     "inline.yaml:4:38", "expected an expression", "unknown name 'epcoh' at column 9");
+  check_inline_error("scheduler: {type: multiplicative, lr_lambda: \"0.9 * (epoch\"}\n", "scheduler.lr_lambda",
+                     "inline.yaml:4:46", "expected an expression", "column");
+  check_inline_error("scheduler: {type: multi_step, milestones: [5, 3]}\n", "scheduler.milestones",
+                     "inline.yaml:4:43", "strictly increasing");
+  check_inline_error("scheduler: {type: sequential, milestones: [2], schedulers: [{type: linear}, {type: stepp}]}\n",
+                     "scheduler.schedulers[1].type", "inline.yaml:4:84", "unknown scheduler type 'stepp'");
+  check_inline_error("loss: {type: cross_entropy, reduction: none}\n", "loss.reduction", "inline.yaml:4:40",
+                     "training needs one number");
+  check_inline_error("optimizer: {type: adam, betas: [0.9, 1.5]}\n", "optimizer.betas", "inline.yaml:4:32",
+                     "expected");
+  check_inline_error("optimizer: {type: sgd, lr: 0.1, param_groups: [{params: '*.bias', nesterov: true}]}\n",
+                     "optimizer.param_groups[0].nesterov", "inline.yaml:4:77", "Nesterov momentum requires");
+  check_inline_error("scheduler: {type: reduce_on_plateau, metric: train/loss}\n", "scheduler.metric",
+                     "inline.yaml:4:46", "val/loss or val/accuracy");
+}
