@@ -198,3 +198,37 @@ TEST_CASE("TensorBoard: lr per group, weight and gradient histograms, hparams at
   CHECK_THAT(text, !Catch::Contains("histogram 1 "));  // every 2 steps only
   fs::remove_all(root);
 }
+
+TEST_CASE("reduce_on_plateau steps after every validation, also with eval_every N steps, and resumes",
+          "[train][sched][plateau]") {
+  if (!have_fashion_mnist()) {
+    WARN("Fashion-MNIST not installed: skipped");
+    return;
+  }
+  const fs::path root = temp_root();
+  // mode max on val/loss: every evaluation whose loss does not rise counts as bad, so with
+  // patience 0 the lr halves at every validation after the first.
+  Config cfg = load_config_string(
+      kModel +
+          "data: {dataset: fashion_mnist, val_size: 59800, loader: {batch_size: 50}}\n"
+          "optimizer: {type: sgd, lr: 0.1}\n"
+          "scheduler: {type: reduce_on_plateau, metric: val/loss, mode: max, patience: 0, factor: 0.5, interval: step}\n"
+          "train: {epochs: 2, log_every: 1, eval_every: 2, seed: 4}\n"
+          "checkpoint: {every_steps: 2}\n",
+      (root / "p.yaml").string());
+  train::RunResult r = train::Trainer(cfg, quiet(root / "run")).run();  // 4 steps per epoch, 8 steps
+  REQUIRE(r.steps == 8);
+  Checkpoint last = load_checkpoint((root / "run/checkpoints/last.h5").string());
+  REQUIRE(last.scheduler);
+  CHECK(last.scheduler->scalars.at("last_epoch") == 4);  // 4 validations
+  const double lr = last.optimizer->param_groups[0].options.at("lr");
+  CHECK(lr < 0.1);
+  CHECK(lr >= 0.1 / 16);
+  // A checkpoint written between validations resumes (its last_epoch counts validations).
+  train::RunOptions o = quiet(root / "run");
+  o.resume_from = load_checkpoint((root / "run/checkpoints/step-6.h5").string());
+  o.resume_path = (root / "run/checkpoints/step-6.h5").string();
+  train::RunResult second = train::Trainer(cfg, o).run();
+  CHECK(second.steps == 8);
+  fs::remove_all(root);
+}
