@@ -348,7 +348,7 @@ TEST_CASE("add_image: an RGB(A)/gray HWC image as PNG with TensorBoard's colorsp
   }
 }
 
-TEST_CASE("add_image_png keeps the bytes; bad input is rejected", "[tensorboard]") {
+TEST_CASE("add_image_png keeps the bytes, bad input is rejected", "[tensorboard]") {
   TempDir tmp;
   cv::Mat bgr(4, 5, CV_8UC3, cv::Scalar(1, 2, 3));
   std::vector<unsigned char> buf;

@@ -100,7 +100,7 @@ TEST_CASE("EMA: apply_to/restore swap the averaged and training weights without 
   CHECK_THROWS_WITH(ema.restore(*model), Catch::Contains("not applied"));
 }
 
-TEST_CASE("EMA: state_dict/load_state_dict round-trip and continue identically; misuse is refused",
+TEST_CASE("EMA: state_dict/load_state_dict round-trip and continue identically, misuse is refused",
           "[optim][ema]") {
   const auto& c = ema_case();
   auto model = make_model();

@@ -103,7 +103,7 @@ optim::OptimizerState deep_copy(const optim::OptimizerState& s) {
 
 }  // namespace
 
-TEST_CASE("LBFGS iterates equal PyTorch's (logistic regression, MLP, Rosenbrock; with and without strong_wolfe)",
+TEST_CASE("LBFGS iterates equal PyTorch's (logistic regression, MLP, Rosenbrock, with and without strong_wolfe)",
           "[optim][lbfgs]") {
   for (const auto& c : cases()) {
     SECTION(c.name) {

@@ -107,7 +107,7 @@ TEST_CASE("train step: clipping happens between backward and the update, hooks i
   CHECK(biggest == Approx(1e-3));
 }
 
-TEST_CASE("train step: closure optimizers re-evaluate the batch; bad options are refused", "[train][step][lbfgs]") {
+TEST_CASE("train step: closure optimizers re-evaluate the batch, bad options are refused", "[train][step][lbfgs]") {
   Generator g(4);
   Tensor x = randn({6, 4}, g, DType::F64), y = from_vector(std::vector<int64_t>{0, 1, 2, 0, 1, 2}, {6});
   Net n(6);
