@@ -1,8 +1,10 @@
 #include "engine/graph/model.h"
 
+#include <algorithm>
 #include <iomanip>
 #include <map>
 #include <sstream>
+#include <stdexcept>
 
 #include "engine/graph/layer_schema.h"
 #include "engine/graph/layers/common.h"
@@ -177,10 +179,34 @@ GraphModel::GraphModel(const ModelSpec& spec, const Shape& sample_shape, Generat
   train(true);
 }
 
-Tensor GraphModel::forward(const Tensor& x) {
+Tensor GraphModel::forward(const Tensor& x) { return run(x, {output_index_}).front(); }
+
+std::vector<Tensor> GraphModel::forward_nodes(const Tensor& x, const std::vector<std::string>& names) {
+  std::vector<int> want;
+  for (const std::string& name : names) {
+    if (name.empty()) {
+      want.push_back(output_index_);
+      continue;
+    }
+    int found = -1;
+    for (size_t i = 0; i < nodes_.size(); ++i)
+      if (nodes_[i].name == name) found = static_cast<int>(i);
+    if (found < 0) throw std::invalid_argument("the model has no node '" + name + "'");
+    want.push_back(found);
+  }
+  return run(x, want);
+}
+
+std::vector<Tensor> GraphModel::run(const Tensor& x, const std::vector<int>& want) {
   std::vector<Tensor> values(nodes_.size());
+  std::vector<bool> keep(nodes_.size(), false);
+  int last = 0;
+  for (int w : want) {
+    keep[w] = true;
+    last = std::max(last, w);
+  }
   TensorList args;
-  for (size_t i = 0; i < nodes_.size(); ++i) {
+  for (size_t i = 0; i <= static_cast<size_t>(last); ++i) {
     const NodeRef& n = nodes_[i];
     if (n.inputs.size() == 1) {
       const Tensor& in = n.inputs[0] < 0 ? x : values[n.inputs[0]];
@@ -192,9 +218,11 @@ Tensor GraphModel::forward(const Tensor& x) {
     }
     // Drop values no later node reads (autograd keeps what backward needs).
     for (int j : n.inputs)
-      if (j >= 0 && last_use_[j] == static_cast<int>(i) && j != output_index_) values[j] = Tensor();
+      if (j >= 0 && last_use_[j] == static_cast<int>(i) && !keep[j]) values[j] = Tensor();
   }
-  return values[output_index_];
+  std::vector<Tensor> out;
+  for (int w : want) out.push_back(values[w]);
+  return out;
 }
 
 std::string format_summary(const GraphModel& model) { return format_summary(model.summary(), model.sample_shape()); }

@@ -37,6 +37,10 @@ class GraphModel final : public nn::Module {
   GraphModel(const ModelSpec& spec, const Shape& sample_shape, Generator& gen);
 
   Tensor forward(const Tensor& x) override;
+  // The values of the named nodes ("" = the model's output) from one forward pass, e.g. the
+  // embeddings a loss with several inputs reads (`loss.inputs:`). Nodes after the last one
+  // asked for are not run. std::invalid_argument for an unknown name.
+  std::vector<Tensor> forward_nodes(const Tensor& x, const std::vector<std::string>& names);
   std::string type_name() const override { return "GraphModel"; }
 
   const std::vector<NodeSummary>& summary() const { return summary_; }
@@ -53,6 +57,7 @@ class GraphModel final : public nn::Module {
   int output_index() const { return output_index_; }
 
  private:
+  std::vector<Tensor> run(const Tensor& x, const std::vector<int>& want);
   std::vector<NodeRef> nodes_;
   std::vector<NodeSummary> summary_;
   Shape sample_shape_;

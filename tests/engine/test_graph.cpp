@@ -204,3 +204,20 @@ TEST_CASE("graph: the training memory estimate bounds the real peak within a sma
   REQUIRE(!e.layers.empty());
   CHECK(e.layers.front().node == "bn1");  // its output and normalised copy dominate at batch 32
 }
+
+TEST_CASE("graph: forward_nodes returns named intermediate values from one pass", "[graph]") {
+  dl::ModelSpec m;
+  m.sequential = false;
+  m.nodes = {layer("flat", "flatten", {"input"}), layer("emb", "linear", {"flat"}, {{"out_features", int64_t{4}}}),
+             layer("act", "relu", {"emb"}), layer("head", "linear", {"act"}, {{"out_features", int64_t{3}}})};
+  m.output = "head";
+  dl::Generator gen(2);
+  dl::GraphModel model(m, {1, 2, 2}, gen);
+  dl::Tensor x = dl::randn({5, 1, 2, 2}, gen);
+  std::vector<dl::Tensor> v = model.forward_nodes(x, {"emb", "", "act"});
+  REQUIRE(v.size() == 3);
+  CHECK(v[0].shape() == dl::Shape{5, 4});
+  CHECK(v[1].to_vector<float>() == model.forward(x).to_vector<float>());
+  CHECK(v[2].to_vector<float>() == dl::relu(v[0]).to_vector<float>());
+  CHECK_THROWS_WITH(model.forward_nodes(x, {"nope"}), Catch::Contains("no node 'nope'"));
+}
