@@ -133,8 +133,8 @@ void ExponentialMovingAverage::load_state_dict(const nn::StateDict& sd, int64_t 
                                   ", the average holds " + shape_str(e.shadow.shape()));
     src.push_back(t);
   }
-  for (const auto& [name, t] : sd) {
-    (void)t;
+  for (const auto& kv : sd) {
+    const std::string& name = kv.first;  // clang 14 (the sanitizer build) cannot capture a structured binding
     auto known = [&](const Entry& e) { return e.name == name; };
     if (std::none_of(entries_.begin(), entries_.end(), known))
       throw std::invalid_argument(std::string(kWho) + ": unexpected key '" + name + "' in the state");
