@@ -103,7 +103,11 @@ std::string config_reference_markdown() {
         std::string("`loss: NAME` or `{type: NAME, ...}`. Default type: `") + kDefaultLoss + "`.",
         loss_types(), plain_attrs);
   md << "Losses whose arguments are not (output, target) read model nodes: `inputs: [a, p, n]` names "
-        "the nodes for the roles in order (triplet_margin_loss: anchor, positive, negative). With class "
+        "the nodes for the roles in order (triplet_margin_loss: anchor, positive, negative). Without "
+        "`inputs:`, triplet_margin_loss trains on in-batch triplets of the model's output rows "
+        "(embeddings): for each sample, the positive is the next sample of its class in the batch "
+        "(cyclically) and the negative the next sample of another class; samples without either are "
+        "skipped, and a batch without any triplet is an error (raise the batch size). With class "
         "labels, losses that compare with a float target get one-hot (or +1/-1) targets.\n\n";
   typed(md, "optimizer",
         std::string("Default type: `") + kDefaultOptimizer +

@@ -1,6 +1,7 @@
 #include "cli/run/evaluate.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "cli/run/trainer.h"
 #include "engine/autograd/autograd.h"
@@ -13,13 +14,59 @@ EvalOptions eval_options(const Config& cfg, const std::string& split, int64_t nu
   EvalOptions o;
   o.split = split;
   o.num_classes = num_classes;
-  for (const MetricSpec& m : cfg.metrics)
+  for (const MetricSpec& m : cfg.metrics) {
     if (m.top_k > 1) o.top_k = static_cast<int>(m.top_k);
+    if (m.type == "knn_accuracy") o.knn = true;
+  }
   auto r = cfg.loss.attrs.find("reduction");
   o.loss_is_sum = r != cfg.loss.attrs.end() && std::get<std::string>(r->second) == "sum";
   o.device = Device::parse(cfg.train.device);
   o.loader = loader_options(cfg, /*training=*/false);
   return o;
+}
+
+std::optional<double> metric_value(const EvalResult& r, const std::string& name) {
+  if (name == "loss") return r.loss;
+  if (name == "accuracy") return r.accuracy;
+  if (name == "knn_accuracy") return r.knn_accuracy;
+  if (r.top_k_accuracy && name == "top" + std::to_string(r.top_k)) return r.top_k_accuracy;
+  return std::nullopt;
+}
+
+double knn_accuracy(const Tensor& embeddings, const std::vector<int64_t>& labels) {
+  const int64_t n = embeddings.dim() ? embeddings.size(0) : 0;
+  if (static_cast<size_t>(n) != labels.size())
+    throw std::invalid_argument("knn_accuracy: " + std::to_string(n) + " embeddings but " +
+                                std::to_string(labels.size()) + " labels");
+  if (n < 2) return std::nan("");
+  NoGradGuard ng;
+  const Tensor e = (embeddings.dim() == 2 ? embeddings : embeddings.reshape({n, -1})).to(DType::F32).contiguous();
+  // |a - b|^2 = |a|^2 - 2 a.b + |b|^2, and |a|^2 is the same along a row of anchors a: the
+  // nearest b minimises |b|^2 - 2 a.b. One [rows, n] block of a.b at a time (<= 4M floats).
+  const std::vector<float> sq = sum(mul(e, e), {1}).to_vector<float>();  // |b|^2 [n]
+  const Tensor et = e.t();
+  const int64_t rows = std::max<int64_t>(1, (int64_t{1} << 22) / n);
+  int64_t hits = 0;
+  for (int64_t start = 0; start < n; start += rows) {
+    const int64_t c = std::min(rows, n - start);
+    const std::vector<float> dot = mm(e.narrow(0, start, c), et).to_vector<float>();  // [c, n]
+    for (int64_t r = 0; r < c; ++r) {
+      const int64_t i = start + r;
+      const float* d = dot.data() + r * n;
+      int64_t best = -1;
+      float best_d = 0;
+      for (int64_t j = 0; j < n; ++j) {
+        if (j == i) continue;
+        const float dist = sq[static_cast<size_t>(j)] - 2.0f * d[j];
+        if (best < 0 || dist < best_d) {
+          best = j;
+          best_d = dist;
+        }
+      }
+      hits += labels[static_cast<size_t>(best)] == labels[static_cast<size_t>(i)];
+    }
+  }
+  return static_cast<double>(hits) / static_cast<double>(n);
 }
 
 EvalResult evaluate(nn::Module& model, const LossFn& loss_fn, std::shared_ptr<const data::Dataset> ds,
@@ -36,6 +83,8 @@ EvalResult evaluate(nn::Module& model, const LossFn& loss_fn, std::shared_ptr<co
   loader.start_epoch(0);
   double loss_sum = 0;
   int64_t correct = 0, topk_hits = 0;
+  std::vector<Tensor> embeddings;  // o.knn: every batch's output [n, D]
+  std::vector<int64_t> all_labels;
   while (auto b = loader.next()) {
     Tensor x = b->images.to(o.device), y = b->labels.to(o.device);
     Tensor logits = model.forward(x);
@@ -57,8 +106,13 @@ EvalResult evaluate(nn::Module& model, const LossFn& loss_fn, std::shared_ptr<co
         topk_hits += higher < o.top_k;
       }
     }
+    if (o.knn) {
+      embeddings.push_back(logits.reshape({n, -1}));
+      all_labels.insert(all_labels.end(), lab.begin(), lab.end());
+    }
     r.samples += n;
   }
+  if (o.knn && !embeddings.empty()) r.knn_accuracy = knn_accuracy(cat(embeddings, 0), all_labels);
   if (was_training) model.train();
   r.loss = r.samples ? loss_sum / static_cast<double>(r.samples) : 0.0;
   r.accuracy = r.samples ? static_cast<double>(correct) / static_cast<double>(r.samples) : 0.0;

@@ -24,13 +24,19 @@ struct EvalResult {
   int top_k = 0;
   std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
   std::vector<double> per_class_accuracy;
+  std::optional<double> knn_accuracy;  // metrics: [knn_accuracy]
 };
+
+// The value of metric `name` ("loss", "accuracy", "top5", "knn_accuracy") in `r`; nullopt
+// when `r` does not have it.
+std::optional<double> metric_value(const EvalResult& r, const std::string& name);
 
 struct EvalOptions {
   std::string split;             // "val" or "test": the name in the result
   int64_t num_classes = 0;       // rows/columns of the confusion matrix
   int top_k = 0;                 // > 1: also count top-k hits
   bool loss_is_sum = false;      // the loss's reduction is "sum" (else the mean per sample)
+  bool knn = false;              // also compute knn_accuracy of the outputs as embeddings
   Device device;                 // where the model runs
   data::LoaderOptions loader;    // batches of the split (no shuffling)
 };
@@ -38,6 +44,12 @@ struct EvalOptions {
 // Runs `model` in eval mode without grad over `data`, restoring its training mode after.
 EvalResult evaluate(nn::Module& model, const LossFn& loss, std::shared_ptr<const data::Dataset> data,
                     const EvalOptions& options);
+
+// Leave-one-out 1-nearest-neighbour accuracy: the fraction of rows of `embeddings` [N, D]
+// (float, any device) whose nearest other row (Euclidean; the lower index on a tie) has the
+// same label. Distances are computed in row chunks of at most ~4M entries (16 MB), never as
+// one N x N matrix. NaN when N < 2.
+double knn_accuracy(const Tensor& embeddings, const std::vector<int64_t>& labels);
 
 // The options a config asks for on `split` ("val"/"test").
 EvalOptions eval_options(const Config& cfg, const std::string& split, int64_t num_classes);

@@ -1,6 +1,7 @@
 #include "cli/run/setup.h"
 
 #include <filesystem>
+#include <optional>
 
 #include "datasets/idx.h"
 #include "engine/ops.h"
@@ -124,9 +125,53 @@ Tensor class_target(nn::ClassTarget kind, const Tensor& output, const Tensor& la
   throw std::invalid_argument("this loss takes no target made from class labels");
 }
 
+Triplets mine_triplets(const std::vector<int64_t>& labels) {
+  Triplets t;
+  const size_t n = labels.size();
+  for (size_t i = 0; i < n; ++i) {
+    std::optional<size_t> pos, neg;
+    for (size_t k = 1; k < n && !(pos && neg); ++k) {
+      const size_t j = (i + k) % n;
+      if (labels[j] == labels[i]) {
+        if (!pos) pos = j;
+      } else if (!neg) {
+        neg = j;
+      }
+    }
+    if (!pos || !neg) continue;
+    t.anchor.push_back(static_cast<int64_t>(i));
+    t.positive.push_back(static_cast<int64_t>(*pos));
+    t.negative.push_back(static_cast<int64_t>(*neg));
+  }
+  return t;
+}
+
+namespace {
+
+// The loss on in-batch triplets of the output rows (flattened to embeddings [N, D]).
+LossFn triplet_loss_fn(nn::LossFn fn, const std::string& name) {
+  return [fn, name](const Tensor& out, const Tensor& labels) {
+    const Triplets t = mine_triplets(labels.to(Device::cpu()).to_vector<int64_t>());
+    if (t.anchor.empty())
+      throw std::invalid_argument(name + " with in-batch triplets: the batch of " + std::to_string(labels.numel()) +
+                                  " samples has no triplet (it needs two samples of one class and one of "
+                                  "another); raise data.loader.batch_size");
+    const Tensor emb = out.dim() == 2 ? out : out.flatten(1);
+    const int64_t m = static_cast<int64_t>(t.anchor.size());
+    auto rows = [&](const std::vector<int64_t>& idx) {
+      return index_select(emb, 0, from_vector(idx, {m}).to(out.device()));
+    };
+    return fn({rows(t.anchor), rows(t.positive), rows(t.negative)});
+  };
+}
+
+}  // namespace
+
 LossFn build_loss(const LossSpec& spec) {
   const nn::LossDef& def = nn::loss_def(spec.type);
   nn::LossFn fn = nn::make_loss(def.name, spec.attrs);
+  if (spec.inputs.empty() && def.inputs == std::vector<std::string>{"anchor", "positive", "negative"})
+    return triplet_loss_fn(std::move(fn), def.name);
   std::vector<bool> is_target;
   for (const std::string& r : def.inputs) is_target.push_back(r == "target");
   if (std::count(is_target.begin(), is_target.end(), false) != 1)

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "configs/config.h"
 #include "datasets/dataset.h"
@@ -39,8 +40,19 @@ void check_memory_fits(const Config& cfg, const MemoryEstimate& estimate);
 
 // loss(model output [N, C], class labels i64 [N]) -> 0-dim tensor: the registered loss
 // (engine/nn/loss_registry.h) with its target made from the labels as its ClassTarget says.
+// A loss with roles {anchor, positive, negative} and no `loss.inputs` trains on in-batch
+// triplets (mine_triplets) of the output rows, the output being embeddings [N, D].
 using LossFn = std::function<Tensor(const Tensor& output, const Tensor& labels)>;
 LossFn build_loss(const LossSpec& spec);
+
+// "In-batch triplets": for each sample i of a batch with class `labels`, the positive is the
+// next sample after i (cyclically) with i's label and the negative the next sample after i
+// with another label; an anchor without either is skipped. Deterministic (batch order only).
+struct Triplets {
+  std::vector<int64_t> anchor, positive, negative;  // row indices into the batch, same length
+};
+Triplets mine_triplets(const std::vector<int64_t>& labels);
+
 // The loss target of `kind` for class `labels` and the model `output` [N, C].
 Tensor class_target(nn::ClassTarget kind, const Tensor& output, const Tensor& labels);
 

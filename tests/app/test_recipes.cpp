@@ -67,3 +67,4 @@ void golden_recipe(const std::string& name) {
 TEST_CASE("golden: mlp recipe reproduces its first 20 losses", "[golden]") { golden_recipe("mlp"); }
 TEST_CASE("golden: lenet recipe reproduces its first 20 losses", "[golden]") { golden_recipe("lenet"); }
 TEST_CASE("golden: cnn_bn recipe reproduces its first 20 losses", "[golden]") { golden_recipe("cnn_bn"); }
+TEST_CASE("golden: triplet recipe reproduces its first 20 losses", "[golden][triplet]") { golden_recipe("triplet"); }
