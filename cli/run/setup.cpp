@@ -155,7 +155,8 @@ LossFn triplet_loss_fn(nn::LossFn fn, const std::string& name) {
     if (t.anchor.empty())
       throw std::invalid_argument(name + " with in-batch triplets: the batch of " + std::to_string(labels.numel()) +
                                   " samples has no triplet (it needs two samples of one class and one of "
-                                  "another); raise data.loader.batch_size");
+                                  "another); raise data.loader.batch_size (or set data.loader.drop_last "
+                                  "if it is an epoch's short last batch)");
     const Tensor emb = out.dim() == 2 ? out : out.flatten(1);
     const int64_t m = static_cast<int64_t>(t.anchor.size());
     auto rows = [&](const std::vector<int64_t>& idx) {

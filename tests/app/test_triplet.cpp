@@ -73,16 +73,21 @@ TEST_CASE("triplet: build_loss trains triplet_margin_loss on the mined rows", "[
   train::LossFn fn = train::build_loss(triplet_spec());
   Tensor loss = fn(out, labels);
 
+  // The same loss written out by hand, on a copy of the output, with its gradient.
+  Tensor ref = out.detach().clone().requires_grad_();
   auto rows = [&](std::vector<int64_t> idx) {
-    return index_select(out.detach(), 0, from_vector(idx, {static_cast<int64_t>(idx.size())}));
+    return index_select(ref, 0, from_vector(idx, {static_cast<int64_t>(idx.size())}));
   };
   Tensor expected = triplet_margin_loss(rows({0, 1, 2, 4, 5}), rows({2, 4, 0, 5, 1}), rows({1, 2, 3, 6, 6}), 1.0);
   CHECK(loss.item() == Approx(expected.item()).epsilon(1e-6));
+  CHECK(loss.item() > 0);
 
-  // The gradient reaches exactly the rows that take part (row 3 is a negative, 6 as well).
+  // The gradient reaches the output rows through the selection (row 6, a negative twice, sums).
   loss.backward();
-  std::vector<float> g = out.grad().to_vector<float>();
+  expected.backward();
+  std::vector<float> g = out.grad().to_vector<float>(), want = ref.grad().to_vector<float>();
   REQUIRE(g.size() == 21);
+  for (size_t i = 0; i < g.size(); ++i) CHECK(g[i] == Approx(want[i]).margin(1e-7));
   float total = 0;
   for (float v : g) total += std::abs(v);
   CHECK(total > 0);
