@@ -73,7 +73,7 @@ std::function<int()> setup_bench(CLI::App& sub) {
 
     model->train();
     double step_s = time_it([&] {
-      Tensor loss = loss_fn(model->forward(x), y);
+      Tensor loss = loss_fn(model->forward_nodes(x, train::loss_nodes(cfg.loss)), y);
       opt->zero_grad();
       loss.backward();
       opt->step();

@@ -69,7 +69,8 @@ double knn_accuracy(const Tensor& embeddings, const std::vector<int64_t>& labels
   return static_cast<double>(hits) / static_cast<double>(n);
 }
 
-EvalResult evaluate(nn::Module& model, const LossFn& loss_fn, std::shared_ptr<const data::Dataset> ds,
+EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<std::string>& loss_nodes,
+                    std::shared_ptr<const data::Dataset> ds,
                     const EvalOptions& o) {
   EvalResult r;
   r.split = o.split;
@@ -87,9 +88,10 @@ EvalResult evaluate(nn::Module& model, const LossFn& loss_fn, std::shared_ptr<co
   std::vector<int64_t> all_labels;
   while (auto b = loader.next()) {
     Tensor x = b->images.to(o.device), y = b->labels.to(o.device);
-    Tensor logits = model.forward(x);
+    const std::vector<Tensor> outs = model.forward_nodes(x, loss_nodes);
+    const Tensor& logits = outs.front();
     const int64_t n = y.numel();
-    loss_sum += loss_fn(logits, y).item() * (o.loss_is_sum ? 1.0 : static_cast<double>(n));
+    loss_sum += loss_fn(outs, y).item() * (o.loss_is_sum ? 1.0 : static_cast<double>(n));
     std::vector<int64_t> pred = argmax(logits, 1).to_vector<int64_t>();
     std::vector<int64_t> lab = y.to_vector<int64_t>();
     for (int64_t i = 0; i < n; ++i) {
@@ -100,6 +102,7 @@ EvalResult evaluate(nn::Module& model, const LossFn& loss_fn, std::shared_ptr<co
       std::vector<float> lg = logits.to_vector<float>();
       const int64_t classes = logits.size(1);
       for (int64_t i = 0; i < n; ++i) {
+        if (lab[i] < 0 || lab[i] >= classes) continue;  // a label the output has no logit for: a miss
         float target = lg[i * classes + lab[i]];
         int64_t higher = 0;
         for (int64_t c = 0; c < classes; ++c) higher += lg[i * classes + c] > target;
@@ -139,7 +142,7 @@ EvalResult evaluate_weights(const Config& cfg, const StateDict& weights, const s
   std::shared_ptr<GraphModel> model = build_model(cfg, splits.train->sample_shape(), static_cast<uint64_t>(cfg.train.seed));
   model->to(device);
   apply_weights(*model, weights, /*strict=*/true, path, cfg.source_path);
-  return evaluate(*model, build_loss(cfg.loss), ds, eval_options(cfg, split, splits.num_classes));
+  return evaluate(*model, build_loss(cfg.loss), loss_nodes(cfg.loss), ds, eval_options(cfg, split, splits.num_classes));
 }
 
 }  // namespace dl::train

@@ -42,8 +42,9 @@ struct EvalOptions {
 };
 
 // Runs `model` in eval mode without grad over `data`, restoring its training mode after.
-EvalResult evaluate(nn::Module& model, const LossFn& loss, std::shared_ptr<const data::Dataset> data,
-                    const EvalOptions& options);
+// `loss_nodes`: what the loss reads (loss_nodes(cfg.loss)).
+EvalResult evaluate(GraphModel& model, const LossFn& loss, const std::vector<std::string>& loss_nodes,
+                    std::shared_ptr<const data::Dataset> data, const EvalOptions& options);
 
 // Leave-one-out 1-nearest-neighbour accuracy: the fraction of rows of `embeddings` [N, D]
 // (float, any device) whose nearest other row (Euclidean; the lower index on a tie) has the

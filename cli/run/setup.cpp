@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "datasets/idx.h"
+#include "engine/autograd/autograd.h"
 #include "engine/ops.h"
 #include "engine/optim/registry.h"
 #include "engine/sched/registry.h"
@@ -150,8 +151,11 @@ namespace {
 
 // The loss on in-batch triplets of the output rows (flattened to embeddings [N, D]).
 LossFn triplet_loss_fn(nn::LossFn fn, const std::string& name) {
-  return [fn, name](const Tensor& out, const Tensor& labels) {
+  return [fn, name](const std::vector<Tensor>& outs, const Tensor& labels) {
+    const Tensor& out = outs.front();
     const Triplets t = mine_triplets(labels.to(Device::cpu()).to_vector<int64_t>());
+    // Evaluation's last batch may be too small to hold a triplet: it adds nothing to the loss.
+    if (t.anchor.empty() && !grad_mode_enabled()) return zeros({}, out.options());
     if (t.anchor.empty())
       throw std::invalid_argument(name + " with in-batch triplets: the batch of " + std::to_string(labels.numel()) +
                                   " samples has no triplet (it needs two samples of one class and one of "
@@ -168,6 +172,12 @@ LossFn triplet_loss_fn(nn::LossFn fn, const std::string& name) {
 
 }  // namespace
 
+std::vector<std::string> loss_nodes(const LossSpec& spec) {
+  std::vector<std::string> nodes = {""};
+  nodes.insert(nodes.end(), spec.inputs.begin(), spec.inputs.end());
+  return nodes;
+}
+
 LossFn build_loss(const LossSpec& spec) {
   const nn::LossDef& def = nn::loss_def(spec.type);
   nn::LossFn fn = nn::make_loss(def.name, spec.attrs);
@@ -175,12 +185,19 @@ LossFn build_loss(const LossSpec& spec) {
     return triplet_loss_fn(std::move(fn), def.name);
   std::vector<bool> is_target;
   for (const std::string& r : def.inputs) is_target.push_back(r == "target");
-  if (std::count(is_target.begin(), is_target.end(), false) != 1)
-    throw std::invalid_argument("loss '" + def.name + "' takes several model outputs; name them in loss.inputs");
+  const size_t roles = static_cast<size_t>(std::count(is_target.begin(), is_target.end(), false));
+  if (spec.inputs.empty() && roles != 1)
+    throw std::invalid_argument("loss '" + def.name + "' takes " + std::to_string(roles) +
+                                " model outputs; name the nodes in loss.inputs");
+  if (!spec.inputs.empty() && spec.inputs.size() != roles)
+    throw std::invalid_argument("loss '" + def.name + "' takes " + std::to_string(roles) + " model outputs, loss.inputs names " +
+                                std::to_string(spec.inputs.size()));
   const nn::ClassTarget kind = def.class_target;
-  return [fn, is_target, kind](const Tensor& out, const Tensor& labels) {
+  const size_t first = spec.inputs.empty() ? 0 : 1;  // outputs[0] is the model's output
+  return [fn, is_target, kind, first](const std::vector<Tensor>& outs, const Tensor& labels) {
     std::vector<Tensor> args;
-    for (bool t : is_target) args.push_back(t ? class_target(kind, out, labels) : out);
+    size_t next = first;
+    for (bool t : is_target) args.push_back(t ? class_target(kind, outs[first], labels) : outs.at(next++));
     return fn(args);
   };
 }

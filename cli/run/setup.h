@@ -42,8 +42,12 @@ void check_memory_fits(const Config& cfg, const MemoryEstimate& estimate);
 // (engine/nn/loss_registry.h) with its target made from the labels as its ClassTarget says.
 // A loss with roles {anchor, positive, negative} and no `loss.inputs` trains on in-batch
 // triplets (mine_triplets) of the output rows, the output being embeddings [N, D].
-using LossFn = std::function<Tensor(const Tensor& output, const Tensor& labels)>;
+// `outputs` are the values of loss_nodes(spec) from one forward pass: [0] the model's output,
+// then the nodes `loss.inputs` names, which feed the loss's non-target roles in order.
+using LossFn = std::function<Tensor(const std::vector<Tensor>& outputs, const Tensor& labels)>;
 LossFn build_loss(const LossSpec& spec);
+// The nodes a batch's forward pass must return for the loss: "" (the output), then loss.inputs.
+std::vector<std::string> loss_nodes(const LossSpec& spec);
 
 // "In-batch triplets": for each sample i of a batch with class `labels`, the positive is the
 // next sample after i (cyclically) with i's label and the negative the next sample after i

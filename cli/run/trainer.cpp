@@ -105,6 +105,7 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
   model_ = build_model(cfg_, splits_.train->sample_shape(), static_cast<uint64_t>(cfg_.train.seed));
   model_->to(device_);
   loss_fn_ = build_loss(cfg_.loss);
+  loss_nodes_ = loss_nodes(cfg_.loss);
   optimizer_ = build_optimizer(cfg_, *model_);
   train_loader_ = std::make_unique<data::DataLoader>(splits_.train, loader_options(cfg_, true));
   check_epochs_have_batches(cfg_, splits_, train_loader_->batches_per_epoch());
@@ -279,11 +280,11 @@ EvalResult Trainer::evaluate(const std::string& split) {
   auto ds = split_dataset(split);
   if (!ds) throw std::invalid_argument("the config has no " + split + " split");
   if (!ema_ || ema_->num_updates() == 0)
-    return train::evaluate(*model_, loss_fn_, ds, eval_options(cfg_, split, splits_.num_classes));
+    return train::evaluate(*model_, loss_fn_, loss_nodes_, ds, eval_options(cfg_, split, splits_.num_classes));
   // The averaged weights are what a run with train.ema_decay evaluates (and what best.h5 ranks).
   ema_->apply_to(*model_);
   try {
-    EvalResult r = train::evaluate(*model_, loss_fn_, ds, eval_options(cfg_, split, splits_.num_classes));
+    EvalResult r = train::evaluate(*model_, loss_fn_, loss_nodes_, ds, eval_options(cfg_, split, splits_.num_classes));
     ema_->restore(*model_);
     return r;
   } catch (...) {
@@ -419,7 +420,7 @@ RunResult Trainer::run() {
       auto batch = train_loader_->next();
       if (!batch) break;
       Tensor x = batch->images.to(device_), y = batch->labels.to(device_);
-      StepResult r = step_fn_->run([&] { return loss_fn_(model_->forward(x), y); });
+      StepResult r = step_fn_->run([&] { return loss_fn_(model_->forward_nodes(x, loss_nodes_), y); });
       const double lv = r.loss;
       if (!std::isfinite(lv)) {
         std::ostringstream os;

@@ -97,6 +97,7 @@ class Trainer {
   data::Splits splits_;
   std::shared_ptr<GraphModel> model_;
   LossFn loss_fn_;
+  std::vector<std::string> loss_nodes_;  // what a forward pass returns for the loss
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::unique_ptr<sched::LRScheduler> scheduler_;
   std::unique_ptr<TrainStep> step_fn_;  // forward, loss, backward, accumulate, clip, update

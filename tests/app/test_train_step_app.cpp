@@ -232,3 +232,33 @@ TEST_CASE("reduce_on_plateau steps after every validation, also with eval_every 
   CHECK(second.steps == 8);
   fs::remove_all(root);
 }
+
+TEST_CASE("loss.inputs: the loss reads named nodes (logits before a softmax output)", "[train][loss]") {
+  if (!have_fashion_mnist()) {
+    WARN("Fashion-MNIST not installed: skipped");
+    return;
+  }
+  const fs::path root = temp_root();
+  const std::string rest =
+      "data: {dataset: fashion_mnist, val_size: 59800, loader: {batch_size: 50}}\n"
+      "optimizer: {type: sgd, lr: 0.1}\n"
+      "train: {epochs: 1, log_every: 1, seed: 8}\n";
+  // Same nodes and weights; one model returns the logits, the other probabilities and the loss
+  // names the logits node: identical training.
+  const std::string nodes =
+      "model:\n  nodes:\n    - {name: flat, type: flatten, inputs: input}\n"
+      "    - {name: fc, type: linear, out_features: 10}\n"
+      "    - {name: prob, type: softmax, dim: 1}\n";
+  Config plain = load_config_string(nodes + "  output: fc\n" + rest, (root / "a.yaml").string());
+  Config named = load_config_string(nodes + "  output: prob\nloss: {type: cross_entropy, inputs: [fc]}\n" + rest,
+                                    (root / "b.yaml").string());
+  train::RunResult a = train::Trainer(plain, quiet(root / "a")).run();
+  train::RunResult b = train::Trainer(named, quiet(root / "b")).run();
+  REQUIRE(a.losses.size() == 4);
+  CHECK(a.losses == b.losses);
+  CHECK(a.losses.back() < a.losses.front());
+  CHECK_THROWS_WITH(load_config_string(nodes + "loss: {type: cross_entropy, inputs: [logits]}\n" + rest,
+                                       (root / "c.yaml").string()),
+                    Catch::Contains("'logits' is not a node of the model"));
+  fs::remove_all(root);
+}

@@ -71,7 +71,7 @@ TEST_CASE("triplet: build_loss trains triplet_margin_loss on the mined rows", "[
   Tensor out = randn({7, 3}, gen).requires_grad_();
   Tensor labels = from_vector(lab, {7});
   train::LossFn fn = train::build_loss(triplet_spec());
-  Tensor loss = fn(out, labels);
+  Tensor loss = fn({out}, labels);
 
   // The same loss written out by hand, on a copy of the output, with its gradient.
   Tensor ref = out.detach().clone().requires_grad_();
@@ -97,7 +97,7 @@ TEST_CASE("triplet: a batch without a triplet is an error naming the fix", "[tri
   train::LossFn fn = train::build_loss(triplet_spec());
   Tensor out = zeros({3, 2});
   try {
-    fn(out, from_vector(std::vector<int64_t>{0, 1, 2}, {3}));
+    fn({out}, from_vector(std::vector<int64_t>{0, 1, 2}, {3}));
     FAIL("expected an error");
   } catch (const std::invalid_argument& e) {
     const std::string msg = e.what();
