@@ -661,6 +661,14 @@ void read_scheduler(Ctx& ctx, const YNode* node, const std::string& path, const 
                    depth + 1);
     s.children.push_back(std::move(child));
   }
+  // SequentialLR switches at each milestone: one fewer milestone than schedulers.
+  if (auto m = s.attrs.find("milestones"); m != s.attrs.end()) {
+    const size_t n = std::get<std::vector<int64_t>>(m->second).size();
+    if (n + 1 != s.children.size())
+      ctx.error(loc_in(map, "milestones", where), join(path, "milestones"),
+                std::to_string(n) + " milestone(s) for " + std::to_string(s.children.size()) +
+                    " schedulers; " + s.type + " switches at each milestone, so it needs one fewer milestone than schedulers");
+  }
 }
 
 // ---- metric references ("val/accuracy")

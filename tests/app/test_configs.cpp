@@ -850,6 +850,8 @@ TEST_CASE("configs: registry-backed sections report bad values at file:line:col"
                      "inline.yaml:4:43", "strictly increasing");
   check_inline_error("scheduler: {type: sequential, milestones: [2], schedulers: [{type: linear}, {type: stepp}]}\n",
                      "scheduler.schedulers[1].type", "inline.yaml:4:84", "unknown scheduler type 'stepp'");
+  check_inline_error("scheduler: {type: sequential, milestones: [2, 4], schedulers: [{type: linear}, {type: constant}]}\n",
+                     "scheduler.milestones", "inline.yaml:4:43", "needs one fewer milestone than schedulers");
   check_inline_error("loss: {type: cross_entropy, reduction: none}\n", "loss.reduction", "inline.yaml:4:40",
                      "training needs one number");
   check_inline_error("optimizer: {type: adam, betas: [0.9, 1.5]}\n", "optimizer.betas", "inline.yaml:4:32",
