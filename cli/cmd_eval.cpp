@@ -57,12 +57,14 @@ std::function<int()> setup_eval(CLI::App& sub) {
           .add("accuracy", r.accuracy).add("classes", cls).add("per_class_accuracy", per_class)
           .add("confusion_matrix", confusion);
       if (r.top_k_accuracy) o.add("top" + std::to_string(r.top_k) + "_accuracy", *r.top_k_accuracy);
+      if (r.knn_accuracy) o.add("knn_accuracy", *r.knn_accuracy);
       std::cout << o.str() << "\n";
       return kExitOk;
     }
     std::cout << path << " on " << a->split << " (" << r.samples << " samples)\n"
               << std::fixed << std::setprecision(4) << "loss      " << r.loss << "\naccuracy  " << r.accuracy << "\n";
     if (r.top_k_accuracy) std::cout << "top" << r.top_k << "      " << *r.top_k_accuracy << "\n";
+    if (r.knn_accuracy) std::cout << "knn       " << *r.knn_accuracy << "  (leave-one-out 1-nearest-neighbour of the outputs)\n";
     std::cout << "\nper-class accuracy:\n";
     for (int64_t c = 0; c < C; ++c)
       std::cout << "  " << std::left << std::setw(12) << names[c] << std::right << std::setw(8) << r.per_class_accuracy[c] << "\n";
