@@ -4,51 +4,27 @@
 #include <cctype>
 #include <stdexcept>
 
+#include "engine/graph/named_registry.h"
+
 namespace dl::nn {
 namespace {
 
-std::vector<LossDef>& table() {
-  static std::vector<LossDef> t;
+NamedRegistry<LossDef>& table() {
+  static NamedRegistry<LossDef> t("loss");
   return t;
-}
-
-std::string lower(std::string_view s) {
-  std::string r(s);
-  std::transform(r.begin(), r.end(), r.begin(), [](unsigned char c) { return std::tolower(c); });
-  return r;
 }
 
 }  // namespace
 
-RegisterLoss::RegisterLoss(LossDef def) {
-  auto& t = table();
-  for (const LossDef& d : t)
-    if (lower(d.name) == lower(def.name)) throw std::logic_error("loss '" + def.name + "' registered twice");
-  t.push_back(std::move(def));
-  std::sort(t.begin(), t.end(), [](const LossDef& a, const LossDef& b) { return a.name < b.name; });
-}
+RegisterLoss::RegisterLoss(LossDef def) { table().add(std::move(def)); }
 
-const std::vector<LossDef>& loss_defs() { return table(); }
+const std::vector<LossDef>& loss_defs() { return table().all(); }
 
-const LossDef* find_loss_def(std::string_view name) {
-  const std::string n = lower(name);
-  for (const LossDef& d : table())
-    if (lower(d.name) == n || lower(d.torch_name) == n) return &d;
-  return nullptr;
-}
+const LossDef* find_loss_def(std::string_view name) { return table().find(name); }
 
-const LossDef& loss_def(std::string_view name) {
-  if (const LossDef* d = find_loss_def(name)) return *d;
-  std::string valid;
-  for (const LossDef& d : table()) valid += (valid.empty() ? "" : ", ") + d.name;
-  throw std::invalid_argument("unknown loss '" + std::string(name) + "' (valid: " + valid + ")");
-}
+const LossDef& loss_def(std::string_view name) { return table().get(name); }
 
-std::vector<std::string> loss_names() {
-  std::vector<std::string> r;
-  for (const LossDef& d : table()) r.push_back(d.name);
-  return r;
-}
+std::vector<std::string> loss_names() { return table().names(); }
 
 LossFn make_loss(std::string_view name, const AttrMap& attrs_in) {
   const LossDef& def = loss_def(name);

@@ -5,11 +5,13 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "engine/graph/named_registry.h"
+
 namespace dl::optim {
 namespace {
 
-std::vector<OptimizerDef>& table() {
-  static std::vector<OptimizerDef> t;
+NamedRegistry<OptimizerDef>& table() {
+  static NamedRegistry<OptimizerDef> t("optimizer");
   return t;
 }
 
@@ -18,44 +20,17 @@ bool is_integral(double v) {
   return std::isfinite(v) && v >= -9.2e18 && v <= 9.2e18 && v == std::trunc(v);
 }
 
-std::string lower(std::string_view s) {
-  std::string r(s);
-  std::transform(r.begin(), r.end(), r.begin(), [](unsigned char c) { return std::tolower(c); });
-  return r;
-}
-
 }  // namespace
 
-RegisterOptimizer::RegisterOptimizer(OptimizerDef def) {
-  auto& t = table();
-  for (const OptimizerDef& d : t)
-    if (lower(d.name) == lower(def.name) || lower(d.torch_name) == lower(def.torch_name))
-      throw std::logic_error("optimizer '" + def.name + "' registered twice");
-  t.push_back(std::move(def));
-  std::sort(t.begin(), t.end(), [](const OptimizerDef& a, const OptimizerDef& b) { return a.name < b.name; });
-}
+RegisterOptimizer::RegisterOptimizer(OptimizerDef def) { table().add(std::move(def)); }
 
-const std::vector<OptimizerDef>& optimizer_defs() { return table(); }
+const std::vector<OptimizerDef>& optimizer_defs() { return table().all(); }
 
-const OptimizerDef* find_optimizer_def(std::string_view name) {
-  const std::string n = lower(name);
-  for (const OptimizerDef& d : table())
-    if (lower(d.name) == n || lower(d.torch_name) == n) return &d;
-  return nullptr;
-}
+const OptimizerDef* find_optimizer_def(std::string_view name) { return table().find(name); }
 
-std::vector<std::string> optimizer_names() {
-  std::vector<std::string> r;
-  for (const OptimizerDef& d : table()) r.push_back(d.name);
-  return r;
-}
+std::vector<std::string> optimizer_names() { return table().names(); }
 
-const OptimizerDef& optimizer_def(std::string_view name) {
-  if (const OptimizerDef* d = find_optimizer_def(name)) return *d;
-  std::string valid;
-  for (const OptimizerDef& d : table()) valid += (valid.empty() ? "" : ", ") + d.name;
-  throw std::invalid_argument("unknown optimizer '" + std::string(name) + "' (valid: " + valid + ")");
-}
+const OptimizerDef& optimizer_def(std::string_view name) { return table().get(name); }
 
 Options to_options(const std::vector<AttrSchema>& hyper, const AttrMap& values) {
   Options o;

@@ -4,51 +4,27 @@
 #include <cctype>
 #include <stdexcept>
 
+#include "engine/graph/named_registry.h"
+
 namespace dl::sched {
 namespace {
 
-std::vector<SchedulerDef>& table() {
-  static std::vector<SchedulerDef> t;
+NamedRegistry<SchedulerDef>& table() {
+  static NamedRegistry<SchedulerDef> t("scheduler");
   return t;
-}
-
-std::string lower(std::string_view s) {
-  std::string r(s);
-  std::transform(r.begin(), r.end(), r.begin(), [](unsigned char c) { return std::tolower(c); });
-  return r;
 }
 
 }  // namespace
 
-RegisterScheduler::RegisterScheduler(SchedulerDef def) {
-  auto& t = table();
-  for (const SchedulerDef& d : t)
-    if (lower(d.name) == lower(def.name)) throw std::logic_error("scheduler '" + def.name + "' registered twice");
-  t.push_back(std::move(def));
-  std::sort(t.begin(), t.end(), [](const SchedulerDef& a, const SchedulerDef& b) { return a.name < b.name; });
-}
+RegisterScheduler::RegisterScheduler(SchedulerDef def) { table().add(std::move(def)); }
 
-const std::vector<SchedulerDef>& scheduler_defs() { return table(); }
+const std::vector<SchedulerDef>& scheduler_defs() { return table().all(); }
 
-const SchedulerDef* find_scheduler_def(std::string_view name) {
-  const std::string n = lower(name);
-  for (const SchedulerDef& d : table())
-    if (lower(d.name) == n || lower(d.torch_name) == n) return &d;
-  return nullptr;
-}
+const SchedulerDef* find_scheduler_def(std::string_view name) { return table().find(name); }
 
-std::vector<std::string> scheduler_names() {
-  std::vector<std::string> r;
-  for (const SchedulerDef& d : table()) r.push_back(d.name);
-  return r;
-}
+std::vector<std::string> scheduler_names() { return table().names(); }
 
-const SchedulerDef& scheduler_def(std::string_view name) {
-  if (const SchedulerDef* d = find_scheduler_def(name)) return *d;
-  std::string valid;
-  for (const SchedulerDef& d : table()) valid += (valid.empty() ? "" : ", ") + d.name;
-  throw std::invalid_argument("unknown scheduler '" + std::string(name) + "' (valid: " + valid + ")");
-}
+const SchedulerDef& scheduler_def(std::string_view name) { return table().get(name); }
 
 std::string strictly_increasing(const AttrMap& m, const std::string& key) {
   const auto& v = attr_ints(m, key);
