@@ -221,4 +221,24 @@ const AttrSchema* find_attr(const std::vector<AttrSchema>& schemas, std::string_
   return nullptr;
 }
 
+std::string resolve_attrs(const std::vector<AttrSchema>& schema, AttrMap& attrs, const std::string& word,
+                          const std::function<std::string(const AttrMap&)>& rule) {
+  for (const auto& kv : attrs)
+    if (!find_attr(schema, kv.first)) return "unknown " + word + " '" + kv.first + "'";
+  fill_attr_defaults(schema, attrs);
+  for (const AttrSchema& a : schema) {
+    auto it = attrs.find(a.name);
+    if (it == attrs.end()) {
+      if (a.required) return a.name + " is required";
+      continue;
+    }
+    if (!coerce_attr(a, it->second)) return a.name + " has the wrong kind of value";
+    if (std::string p = check_attr(a, it->second); !p.empty()) {
+      if (std::string why = a.rule ? a.rule(it->second) : ""; !why.empty()) p += " (" + why + ")";
+      return a.name + ": " + p;
+    }
+  }
+  return rule ? rule(attrs) : "";
+}
+
 }  // namespace dl

@@ -132,6 +132,13 @@ inline const std::vector<int64_t>& attr_ints(const AttrMap& m, const std::string
   return attr_get<std::vector<int64_t>>(m, key);
 }
 
+// For attributes built in code rather than read from YAML (make_loss, make_scheduler): refuses
+// keys `schema` lacks ("unknown <word> 'k'"), fills defaults, then checks that required ones are
+// there and each value's kind (coerced in place), bounds and rule (with what the rule found),
+// then `rule` over the whole map. Returns the first problem, "" when all is fine.
+std::string resolve_attrs(const std::vector<AttrSchema>& schema, AttrMap& attrs, const std::string& word,
+                          const std::function<std::string(const AttrMap&)>& rule = nullptr);
+
 // The schema named `name` in `schemas`, or nullptr.
 const AttrSchema* find_attr(const std::vector<AttrSchema>& schemas, std::string_view name);
 

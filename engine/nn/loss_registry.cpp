@@ -29,22 +29,8 @@ std::vector<std::string> loss_names() { return table().names(); }
 LossFn make_loss(std::string_view name, const AttrMap& attrs_in) {
   const LossDef& def = loss_def(name);
   AttrMap attrs = attrs_in;
-  for (const auto& [key, v] : attrs) {
-    (void)v;
-    if (!find_attr(def.attrs, key)) throw std::invalid_argument(def.name + ": unknown option '" + key + "'");
-  }
-  fill_attr_defaults(def.attrs, attrs);
-  for (const AttrSchema& a : def.attrs) {
-    auto it = attrs.find(a.name);
-    if (it == attrs.end()) {
-      if (a.required) throw std::invalid_argument(def.name + ": " + a.name + " is required");
-      continue;
-    }
-    if (!coerce_attr(a, it->second)) throw std::invalid_argument(def.name + ": " + a.name + " has the wrong kind of value");
-    if (std::string p = check_attr(a, it->second); !p.empty()) throw std::invalid_argument(def.name + ": " + a.name + ": " + p);
-  }
-  if (def.rule)
-    if (std::string p = def.rule(attrs); !p.empty()) throw std::invalid_argument(def.name + ": " + p);
+  if (std::string p = resolve_attrs(def.attrs, attrs, "option", def.rule); !p.empty())
+    throw std::invalid_argument(def.name + ": " + p);
   return def.make(attrs);
 }
 

@@ -40,26 +40,8 @@ std::unique_ptr<LRScheduler> make_scheduler(optim::Optimizer& opt, const Schedul
   const SchedulerDef& def = scheduler_def(c.type);
   SchedulerConfig full = c;
   full.type = def.name;
-  for (const auto& [key, v] : full.attrs) {
-    (void)v;
-    if (!find_attr(def.attrs, key))
-      throw std::invalid_argument(def.name + ": unknown attribute '" + key + "'");
-  }
-  fill_attr_defaults(def.attrs, full.attrs);
-  for (const AttrSchema& a : def.attrs) {
-    auto it = full.attrs.find(a.name);
-    if (it == full.attrs.end()) {
-      if (a.required) throw std::invalid_argument(def.name + ": " + a.name + " is required");
-      continue;
-    }
-    if (!coerce_attr(a, it->second)) throw std::invalid_argument(def.name + ": " + a.name + " has the wrong kind of value");
-    if (std::string p = check_attr(a, it->second); !p.empty()) {
-      if (std::string why = a.rule ? a.rule(it->second) : ""; !why.empty()) p += " (" + why + ")";
-      throw std::invalid_argument(def.name + ": " + a.name + ": " + p);
-    }
-  }
-  if (def.rule)
-    if (std::string p = def.rule(full.attrs); !p.empty()) throw std::invalid_argument(def.name + ": " + p);
+  if (std::string p = resolve_attrs(def.attrs, full.attrs, "attribute", def.rule); !p.empty())
+    throw std::invalid_argument(def.name + ": " + p);
   if (!def.takes_children && !full.children.empty())
     throw std::invalid_argument(def.name + " takes no `schedulers:` list");
   if (!def.make) return nullptr;  // "none"
