@@ -1,0 +1,215 @@
+// data.format: text (datasets/formats/text.cpp): the vocabulary, the windows and their stride,
+// byte vs char level, file lists / globs / exclude, val/test with unknown characters, the
+// holdout tail, the errors (missing file, empty corpus, seq_len beyond the corpus, invalid UTF-8
+// naming file and byte offset) and the real fortunes corpus when installed.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "datasets/dataset.h"
+#include "datasets/format.h"
+#include "tests/support/tempdir.h"
+
+using namespace dl;
+using namespace dl::data;
+using dl::test::TempDir;
+using Strings = std::vector<std::string>;
+using Ids = std::vector<int64_t>;
+
+namespace {
+
+// Opens data.format text as a recipe would: defaults filled, then the generic open_splits.
+Splits open_corpus(const std::string& root, AttrMap options, std::map<std::string, AttrMap> splits,
+                   SplitOptions split_options = {}) {
+  const FormatDef& def = format_def("text");
+  fill_attr_defaults(def.attrs, options);
+  for (auto& [name, keys] : splits) fill_attr_defaults(def.split_attrs, keys);
+  FormatArgs args;
+  args.root = root;
+  args.options = std::move(options);
+  args.splits = std::move(splits);
+  return open_splits(def, args, split_options);
+}
+
+AttrMap one_file(const std::string& path) { return {{"file", path}}; }
+
+Ids ids(const Tensor& t) {
+  REQUIRE(t.dtype() == DType::I64);
+  return Ids(t.data<int64_t>(), t.data<int64_t>() + t.numel());
+}
+
+// The text a window's ids spell with the vocabulary.
+std::string spell(const Dataset& d, const Tensor& t) {
+  std::string s;
+  for (int64_t id : ids(t)) s += d.info().class_names.at(static_cast<size_t>(id));
+  return s;
+}
+
+std::string data_error(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const DataError& e) {
+    return e.what();
+  }
+  return "(no DataError)";
+}
+
+}  // namespace
+
+TEST_CASE("text: sorted vocabulary after <unk>, windows of input and next tokens", "[datasets][text]") {
+  TempDir dir;
+  dir.file("t.txt", "hello world");  // 11 characters
+  Splits s = open_corpus(dir.path.string(), {{"seq_len", int64_t{4}}}, {{"train", one_file("t.txt")}});
+  const Dataset& d = *s.train;
+  const DatasetInfo& info = d.info();
+  CHECK(info.class_names == Strings{"<unk>", " ", "d", "e", "h", "l", "o", "r", "w"});
+  CHECK(info.num_classes == 9);
+  CHECK(info.target_kind == TargetKind::sequence);
+  CHECK(info.input_dtype == DType::I64);
+  CHECK(info.input_shape == Shape{4});
+  REQUIRE(d.size() == 2);  // windows at 0 and 4; one at 8 would need tokens up to 12
+  Sample a = d.get(0);
+  CHECK(ids(a.at(kInput)) == Ids{4, 3, 5, 5});  // h e l l
+  CHECK(ids(a.at(kTarget)) == Ids{3, 5, 5, 6});  // e l l o
+  CHECK(spell(d, d.get(1).at(kInput)) == "o wo");
+  CHECK(spell(d, d.get(1).at(kTarget)) == " wor");
+  CHECK(d.describe(1) == dir.file("t.txt") + " (char 4)");
+  CHECK(!s.val);
+  CHECK(!s.test);
+  CHECK_THROWS_AS(d.get(2), std::out_of_range);
+}
+
+TEST_CASE("text: stride sets the distance between windows", "[datasets][text]") {
+  TempDir dir;
+  dir.file("t.txt", "abcdefghijk");  // 11
+  auto windows = [&](int64_t stride) {
+    Splits s = open_corpus(dir.path.string(), {{"seq_len", int64_t{4}}, {"stride", stride}}, {{"train", one_file("t.txt")}});
+    Strings w;
+    for (int64_t i = 0; i < s.train->size(); ++i) w.push_back(spell(*s.train, s.train->get(i).at(kInput)));
+    return w;
+  };
+  CHECK(windows(1) == Strings{"abcd", "bcde", "cdef", "defg", "efgh", "fghi", "ghij"});
+  CHECK(windows(3) == Strings{"abcd", "defg", "ghij"});
+  CHECK(windows(4) == Strings{"abcd", "efgh"});
+  CHECK(windows(10) == Strings{"abcd"});
+}
+
+TEST_CASE("text: char level reads UTF-8 code points, byte level raw bytes", "[datasets][text]") {
+  TempDir dir;
+  dir.file("t.txt", "h\xC3\xA9llo w\xC3\xB6rld");  // héllo wörld: 11 code points, 13 bytes
+  Splits c = open_corpus(dir.path.string(), {{"seq_len", int64_t{10}}, {"stride", int64_t{1}}}, {{"train", one_file("t.txt")}});
+  CHECK(c.train->size() == 1);
+  CHECK(c.train->info().class_names == Strings{"<unk>", " ", "d", "h", "l", "o", "r", "w", "\xC3\xA9", "\xC3\xB6"});
+  CHECK(spell(*c.train, c.train->get(0).at(kTarget)) == "\xC3\xA9llo w\xC3\xB6rld");
+  Splits b = open_corpus(dir.path.string(), {{"level", std::string("byte")}, {"seq_len", int64_t{10}}, {"stride", int64_t{1}}},
+                         {{"train", one_file("t.txt")}});
+  CHECK(b.train->size() == 3);
+  CHECK(b.train->info().class_names ==
+        Strings{"<unk>", " ", "d", "h", "l", "o", "r", "w", "<0xA9>", "<0xB6>", "<0xC3>"});
+  CHECK(ids(b.train->get(0).at(kInput))[1] == 10);  // 0xC3
+  CHECK(b.train->describe(2) == dir.file("t.txt") + " (byte 2)");
+}
+
+TEST_CASE("text: file lists and globs, excluded names, a symlinked file read once", "[datasets][text]") {
+  TempDir dir;
+  std::filesystem::create_directory(dir.path / "corpus");
+  dir.file("corpus/a", "abc");
+  dir.file("corpus/b", "def");
+  dir.file("corpus/b.dat", "\xFF\xFE binary index");
+  std::filesystem::create_symlink("b", dir.path / "corpus" / "b.u8");
+  dir.file("z.txt", "xyz");
+  Splits s = open_corpus(dir.path.string(), {{"seq_len", int64_t{8}}},
+                         {{"train", {{"files", Strings{"corpus/*", "z.txt"}}, {"exclude", Strings{"*.dat"}}}}});
+  REQUIRE(s.train->size() == 1);
+  CHECK(spell(*s.train, s.train->get(0).at(kInput)) + spell(*s.train, s.train->get(0).at(kTarget)).substr(7) == "abcdefxyz");
+  // The shortest corpus: seq_len + 1 tokens make one window.
+  Splits one = open_corpus(dir.path.string(), {{"seq_len", int64_t{2}}}, {{"train", {{"files", Strings{"corpus/a"}}}}});
+  CHECK(one.train->size() == 1);
+}
+
+TEST_CASE("text: val and test use the training vocabulary, unknown characters map to <unk>", "[datasets][text]") {
+  TempDir dir;
+  dir.file("train.txt", "abcabcabc");
+  dir.file("val.txt", "abzab");
+  dir.file("test.txt", "cba!?");
+  Splits s = open_corpus(dir.path.string(), {{"seq_len", int64_t{3}}},
+                         {{"train", one_file("train.txt")}, {"val", one_file("val.txt")}, {"test", one_file("test.txt")}});
+  REQUIRE(s.val);
+  REQUIRE(s.test);
+  CHECK(s.val->info().class_names == Strings{"<unk>", "a", "b", "c"});
+  CHECK(ids(s.val->get(0).at(kInput)) == Ids{1, 2, 0});
+  CHECK(ids(s.test->get(0).at(kTarget)) == Ids{2, 1, 0});
+  CHECK(s.val->name() == "val");
+  CHECK(s.test->name() == "test");
+}
+
+TEST_CASE("text: holdout makes the corpus's tail the validation split", "[datasets][text]") {
+  TempDir dir;
+  dir.file("t.txt", std::string(30, 'a') + "bbbbbbbbbZ");  // 40 characters; Z only in the tail
+  Splits s = open_corpus(dir.path.string(), {{"seq_len", int64_t{4}}, {"holdout", 0.25}}, {{"train", one_file("t.txt")}});
+  REQUIRE(s.val);
+  CHECK(s.train->info().class_names == Strings{"<unk>", "a"});  // from the first 30 characters only
+  CHECK(s.train->size() == (30 - 5) / 4 + 1);
+  CHECK(s.val->size() == (10 - 5) / 4 + 1);
+  CHECK(ids(s.val->get(0).at(kInput)) == Ids{0, 0, 0, 0});  // bbbb: not in the training vocabulary
+  CHECK(s.val->describe(0) == dir.file("t.txt") + " (char 30)");
+  CHECK_THROWS_WITH(open_corpus(dir.path.string(), {{"seq_len", int64_t{4}}, {"holdout", 0.25}},
+                                {{"train", one_file("t.txt")}, {"val", one_file("t.txt")}}),
+                    Catch::Contains("data.holdout 0.25 and data.val both give a validation split"));
+}
+
+TEST_CASE("text: data errors name the file and the fix", "[datasets][text]") {
+  TempDir dir;
+  const std::string root = dir.path.string();
+  const AttrMap opts = {{"seq_len", int64_t{4}}};
+  dir.file("empty.txt", "");
+  dir.file("short.txt", "abcd");
+  dir.file("bad.txt", "ok \xE2\x82 cut");
+  dir.file("overlong.txt", "ab\xC0\xAF");
+  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file("missing.txt")}}); }),
+             Catch::Contains("cannot open '" + dir.file("missing.txt") + "'") && Catch::Contains("No such file"));
+  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file("empty.txt")}}); }),
+             Catch::Contains("data.train: the corpus is empty"));
+  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file("short.txt")}}); }),
+             Catch::Contains("the corpus has 4 tokens but one sample needs seq_len + 1 = 5") &&
+                 Catch::Contains("lower data.seq_len"));
+  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file("bad.txt")}}); }),
+             Catch::Contains(dir.file("bad.txt") + ": invalid UTF-8 at byte offset 3 (byte 0xE2)") &&
+                 Catch::Contains("data.level: byte"));
+  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file("overlong.txt")}}); }),
+             Catch::Contains("byte offset 2 (byte 0xC0)"));
+  CHECK(open_corpus(root, {{"seq_len", int64_t{4}}, {"level", std::string("byte")}}, {{"train", one_file("bad.txt")}})
+            .train->size() == 2);  // the same bytes are fine at byte level
+  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", {{"files", Strings{"nothing*.txt"}}}}}); }),
+             Catch::Contains("data.train.files: '" + dir.file("nothing*.txt") + "' matches no file"));
+  CHECK_THROWS_WITH(open_corpus(root, opts, {{"train", {{"file", std::string("short.txt")}, {"files", Strings{"a"}}}}}),
+                    Catch::Contains("give either 'file'") && Catch::Contains("not both"));
+  CHECK_THROWS_WITH(open_corpus(root, opts, {{"train", AttrMap{}}}), Catch::Contains("give either 'file'"));
+  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file(".")}}); }), Catch::Contains("is a directory"));
+}
+
+TEST_CASE("text: the fortunes corpus opens at char and byte level", "[datasets][text]") {
+  const std::string dir = "/usr/share/games/fortunes";
+  if (!std::filesystem::exists(dir + "/fortunes")) {
+    WARN("fortunes not installed (apt-get install fortunes); skipped");
+    return;
+  }
+  const std::map<std::string, AttrMap> splits = {
+      {"train", {{"files", Strings{dir + "/*"}}, {"exclude", Strings{"*.dat"}}}}};
+  Splits c = open_corpus("", {{"seq_len", int64_t{128}}, {"holdout", 0.05}}, splits);
+  const DatasetInfo& info = c.train->info();
+  CHECK(info.num_classes > 90);   // printable ASCII and a few accented letters
+  CHECK(info.num_classes < 300);
+  CHECK(std::find(info.class_names.begin(), info.class_names.end(), "%") != info.class_names.end());
+  CHECK(std::find(info.class_names.begin(), info.class_names.end(), "\n") != info.class_names.end());
+  CHECK(c.train->size() > 15000);  // about 2.5 MB of text / 128
+  REQUIRE(c.val);
+  CHECK(c.val->size() > c.train->size() / 25);
+  Splits b = open_corpus("", {{"seq_len", int64_t{128}}, {"level", std::string("byte")}}, splits);
+  CHECK(b.train->info().num_classes <= 257);
+  CHECK(b.train->size() >= c.train->size());
+}
