@@ -7,11 +7,14 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "datasets/dataloader.h"
 #include "datasets/dataset.h"
 #include "datasets/format.h"
+#include "datasets/sampler.h"
 #include "tests/support/tempdir.h"
 
 using namespace dl;
@@ -212,4 +215,32 @@ TEST_CASE("text: the fortunes corpus opens at char and byte level", "[datasets][
   Splits b = open_corpus("", {{"seq_len", int64_t{128}}, {"level", std::string("byte")}}, splits);
   CHECK(b.train->info().num_classes <= 257);
   CHECK(b.train->size() >= c.train->size());
+}
+
+TEST_CASE("text: the DataLoader batches windows as i64 B x seq_len without transforms", "[datasets][text]") {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 40; ++i) text += "line " + std::to_string(i) + "\n";
+  dir.file("t.txt", text);
+  Splits s = open_corpus(dir.path.string(), {{"seq_len", int64_t{16}}}, {{"train", one_file("t.txt")}});
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.seed = 3;
+  o.workers = 2;
+  o.transform = TransformPipeline();  // token ids stay i64
+  o.sampler = make_sampler("random", {}, *s.train);
+  DataLoader loader(s.train, o);
+  loader.start_epoch(0);
+  std::optional<Batch> b = loader.next();
+  REQUIRE(b);
+  CHECK(b->input().dtype() == DType::I64);
+  CHECK(b->input().shape() == Shape{4, 16});
+  CHECK(b->target().shape() == Shape{4, 16});
+  CHECK(!b->tensors.has("input_lengths"));  // equal lengths: nothing padded
+  // Row r is the window of dataset index indices[r]; its target is the input shifted by one.
+  const Sample first = s.train->get(b->indices[0]);
+  const Ids in = ids(first.at(kInput)), tg = ids(first.at(kTarget));
+  CHECK(in == Ids(b->input().data<int64_t>(), b->input().data<int64_t>() + 16));
+  CHECK(tg == Ids(b->target().data<int64_t>(), b->target().data<int64_t>() + 16));
+  CHECK(Ids(tg.begin(), tg.end() - 1) == Ids(in.begin() + 1, in.end()));
 }
