@@ -14,8 +14,8 @@
 // at token i * stride: "input" = tokens [s, s + seq_len), "target" = tokens [s + 1, s +
 // seq_len + 1), both i64 [seq_len]. The vocabulary is the sorted set of tokens of the training
 // text, after an `<unk>` entry 0 that val/test tokens missing from it map to; it is the
-// dataset's class_names (so checkpoints keep it), its size num_classes. Byte-level tokens
-// >= 0x80 are named "<0xNN>".
+// dataset's class_names (so checkpoints keep it), its size num_classes. NUL and byte-level
+// tokens >= 0x80 are named "<0xNN>".
 //
 // Why `holdout` and not the generic data.val_fraction: overlapping windows picked at random
 // would put the same text in train and val; a contiguous tail does not.
@@ -167,7 +167,8 @@ RawText read_split(const FormatArgs& args, const std::string& split, bool bytes)
 // ---- Vocabulary -----------------------------------------------------------------------------
 
 std::string symbol_name(uint32_t s, bool bytes) {
-  if (bytes && s >= 0x80) return "<" + hex_byte(static_cast<unsigned char>(s)) + ">";
+  // Names that are not text on their own: a NUL would end the string in an HDF5 attribute.
+  if (s == 0 || (bytes && s >= 0x80)) return "<" + hex_byte(static_cast<unsigned char>(s)) + ">";
   std::string r;  // UTF-8 of the code point (one byte below 0x80)
   if (s < 0x80) r += static_cast<char>(s);
   else if (s < 0x800) r += static_cast<char>(0xC0 | s >> 6), r += static_cast<char>(0x80 | (s & 0x3F));

@@ -115,6 +115,10 @@ TEST_CASE("text: char level reads UTF-8 code points, byte level raw bytes", "[da
         Strings{"<unk>", " ", "d", "h", "l", "o", "r", "w", "<0xA9>", "<0xB6>", "<0xC3>"});
   CHECK(ids(b.train->get(0).at(kInput))[1] == 10);  // 0xC3
   CHECK(b.train->describe(2) == dir.file("t.txt") + " (byte 2)");
+  // NUL is a token like any other, named so that the name survives C strings.
+  dir.file("nul.txt", std::string("a\0b", 3));
+  Splits n = open_corpus(dir.path.string(), {{"seq_len", int64_t{2}}}, {{"train", one_file("nul.txt")}});
+  CHECK(n.train->info().class_names == Strings{"<unk>", "<0x00>", "a", "b"});
 }
 
 TEST_CASE("text: file lists and globs, excluded names, a symlinked file read once", "[datasets][text]") {
