@@ -46,7 +46,7 @@ std::function<int()> setup_bench(CLI::App& sub) {
     Config cfg = load_config(a->config, a->overrides);
     train::set_num_threads(cfg.train.threads);
     Device device = Device::parse(cfg.train.device);
-    Shape sample = train::sample_shape_from_headers(cfg.data);
+    Shape sample = train::peek_input_shape(cfg);
     auto model = train::build_model(cfg, sample, static_cast<uint64_t>(cfg.train.seed));
     model->to(device);
     auto loss_fn = train::build_loss(cfg.loss);

@@ -9,7 +9,8 @@
 
 #include "cli/command.h"
 #include "cli/training.h"
-#include "datasets/dataset.h"
+#include "datasets/dataloader.h"
+#include "cli/run/trainer.h"
 #include "engine/ops.h"
 #include "cli/run/checkpointing.h"
 #include "cli/run/setup.h"
@@ -62,18 +63,23 @@ std::string one_name(const std::vector<std::string>& names, const char* flag, co
 // source is said either way.
 Tensor sample_batch(const Config& cfg, const Shape& sample, int64_t n, bool exact, std::string& source) {
   try {
-    data::IdxSplitSpec files = train::idx_spec(cfg.data);
-    const bool test = !files.test.images.empty();
-    auto ds = data::load_idx_dataset(test ? files.test : files.train, 0, test ? "test" : "train");
-    if (ds->sample_shape() != sample) {
+    data::Splits splits = train::open_data(cfg);
+    const bool test = splits.test != nullptr;
+    data::DatasetPtr ds = test ? splits.test : splits.train;
+    if (train::model_input_shape(cfg, ds->info().input_shape) != sample) {
       source = "a random normal batch (seed 0; the data's sample shape differs from --input-shape)";
     } else if (exact && ds->size() < n) {
       source = "a random normal batch (seed 0; the data has fewer samples than --batch-size)";
     } else {
       n = std::min(n, ds->size());
       const std::string kind = test ? "test" : "training";
-      source = n == 1 ? "the first " + kind + " image" : "the first " + std::to_string(n) + " " + kind + " images";
-      return train::build_transforms(cfg.data).compile(ds->channels())(ds->images().narrow(0, 0, n).contiguous());
+      source = n == 1 ? "the first " + kind + " sample" : "the first " + std::to_string(n) + " " + kind + " samples";
+      data::LoaderOptions o = train::loader_options(cfg, /*training=*/false);
+      o.batch_size = n;
+      o.workers = 0;
+      data::DataLoader loader(ds, std::move(o));
+      loader.start_epoch(0);
+      return loader.next()->input();
     }
   } catch (const std::exception& e) {
     source = std::string("a random normal batch (seed 0; the data is not readable: ") + e.what() + ")";
@@ -120,7 +126,7 @@ std::function<int()> setup_export(CLI::App& sub) {
       sample.assign(a->input_shape.begin(), a->input_shape.end());
     } else {
       try {
-        sample = train::sample_shape_from_headers(cfg.data);
+        sample = train::peek_input_shape(cfg);
       } catch (const std::exception& e) {
         throw DataError(std::string(e.what()) + "\n(the input shape comes from the training images' header; "
                                                 "without the data pass it, e.g. --input-shape 1,28,28)");

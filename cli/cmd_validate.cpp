@@ -59,7 +59,7 @@ std::function<int()> setup_validate(CLI::App& sub) {
       std::cout << cfg.resolved_yaml;
       return kExitOk;
     }
-    Shape sample = train::sample_shape_from_headers(cfg.data);
+    Shape sample = train::peek_input_shape(cfg);
     std::vector<NodeSummary> nodes = infer_model_shapes(cfg.model, sample);
     MemoryEstimate e = train::estimate_memory(cfg, nodes, sample);
     std::optional<AvailableMemory> avail = available_memory(Device::parse(cfg.train.device));

@@ -4,6 +4,9 @@
 #include <filesystem>
 
 #include "configs/detail.h"
+#include "datasets/format.h"
+#include "datasets/sampler.h"
+#include "datasets/transforms.h"
 
 namespace dl {
 
@@ -52,6 +55,7 @@ struct EmitVisitor {
   void operator()(const std::string& s) const { out << s; }
   void operator()(const std::vector<int64_t>& l) const { list(l); }
   void operator()(const std::vector<double>& l) const { list(l); }
+  void operator()(const std::vector<std::string>& l) const { list(l); }
   template <class L>
   void list(const L& l) const {
     out << YAML::Flow << YAML::BeginSeq;
@@ -112,19 +116,37 @@ void emit_model(YAML::Emitter& out, const ModelSpec& m) {
   out << YAML::EndMap;
 }
 
-void emit_data(YAML::Emitter& out, const DataSpec& d) {
-  out << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
-  emit_fields(out, data_fields(), d);
-  emit_section(out, "train", split_fields(), d.train);
-  emit_section(out, "test", split_fields(), d.test);
-  out << YAML::Key << "transforms" << YAML::Value << YAML::BeginSeq;
-  for (const auto& t : d.transforms) {
+void emit_transforms(YAML::Emitter& out, const char* key, const std::vector<TransformSpec>& list) {
+  out << YAML::Key << key << YAML::Value << YAML::BeginSeq;
+  for (const auto& t : list) {
     out << YAML::Flow << YAML::BeginMap << YAML::Key << "type" << YAML::Value << t.type;
-    if (const auto* e = find_type(transform_types(), t.type)) emit_attrs(out, e->attrs, t.attrs);
+    if (const auto* def = data::find_transform_def(t.type)) emit_attrs(out, def->attrs, t.attrs);
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;
-  emit_section(out, "loader", loader_fields(), d.loader);
+}
+
+void emit_data(YAML::Emitter& out, const DataSpec& d) {
+  out << YAML::Key << "data" << YAML::Value << YAML::BeginMap;
+  emit_fields(out, data_fields(), d);
+  const data::FormatDef* fmt = data::find_format_def(d.format);
+  if (fmt) emit_attrs(out, fmt->attrs, d.options);
+  for (const auto& [split, attrs] : d.splits) {
+    out << YAML::Key << split << YAML::Value << YAML::BeginMap;
+    if (fmt) emit_attrs(out, fmt->split_attrs, attrs);
+    out << YAML::EndMap;
+  }
+  emit_transforms(out, "augment", d.augment);
+  emit_transforms(out, "transforms", d.transforms);
+  out << YAML::Key << "loader" << YAML::Value << YAML::BeginMap;
+  emit_fields(out, loader_fields(), d.loader);
+  if (!d.loader.sampler.type.empty()) {
+    out << YAML::Key << "sampler" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "type"
+        << YAML::Value << d.loader.sampler.type;
+    if (const auto* def = data::find_sampler_def(d.loader.sampler.type)) emit_attrs(out, def->attrs, d.loader.sampler.attrs);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndMap;
   out << YAML::EndMap;
 }
 

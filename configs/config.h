@@ -20,6 +20,7 @@
 #pragma once
 #include <cstdint>
 #include <stdexcept>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -58,34 +59,47 @@ class ConfigError : public std::runtime_error {
 // Defaults are NOT written here: the schema tables in configs/schema.cpp hold them (and the
 // docs are generated from those). A Config from load_config has every field set.
 
-struct DataSplitSpec {  // an IDX image file and its label file, relative to DataSpec::root
-  std::string images;
-  std::string labels;
-  bool operator==(const DataSplitSpec&) const = default;
+// data.loader.sampler: a registered sampler (datasets/sampler.h); type "" = random when
+// shuffle, else sequential.
+struct SamplerSpec {
+  std::string type;
+  AttrMap attrs;  // resolved
+  bool operator==(const SamplerSpec&) const = default;
 };
 
 struct LoaderSpec {  // torch.utils.data.DataLoader
   int64_t batch_size = 0;
   bool shuffle = false;    // reshuffle the training set every epoch (never val/test)
   bool drop_last = false;  // drop the last incomplete training batch
-  int64_t prefetch = 0;    // batches prepared ahead by the loader thread (0 = synchronous)
+  int64_t prefetch = 0;    // ready batches queued per worker (0 = synchronous, no worker thread)
+  int64_t workers = 0;     // threads preparing batches (num_workers)
+  SamplerSpec sampler;     // training split only
   bool operator==(const LoaderSpec&) const = default;
 };
 
-// A per-sample transform, applied in list order (torchvision.transforms vocabulary).
+// A per-sample transform, applied in list order (torchvision.transforms vocabulary; the
+// registry is datasets/transforms.h).
 struct TransformSpec {
-  std::string type;  // "to_float", "normalize"
+  std::string type;  // "to_float", "normalize", "random_crop", ...
   AttrMap attrs;     // resolved, defaults filled
   bool operator==(const TransformSpec&) const = default;
 };
 
+// `format` names a registration (datasets/format.h) whose schemas validated `options` (keys
+// under data:) and each split's keys; the datasets library opens them from these maps.
 struct DataSpec {
   std::string dataset;  // "fashion_mnist", "mnist" (presets fill format/root/files) or any name
-  std::string format;   // "idx"
+  std::string format;   // "idx", "image_folder", "csv", "hdf5", "text"
   std::string root;     // directory holding the files
-  DataSplitSpec train, test;
-  int64_t val_size = 0;  // last N training samples held out for validation (0 = none)
-  std::vector<TransformSpec> transforms;
+  AttrMap options;      // the format's keys (resolved)
+  std::map<std::string, AttrMap> splits;  // "train" / "val" / "test" -> the split's keys (resolved)
+  int64_t val_size = 0;        // last N training samples held out for validation (0 = none)
+  double val_fraction = 0;     // or a seeded random fraction of them
+  double test_fraction = 0;    // a seeded random test split (taken before val)
+  int64_t split_seed = 0;      // the random splits' permutation
+  bool in_memory = false;      // decode/load everything up front
+  std::vector<TransformSpec> augment;     // training split only, before transforms (random ones)
+  std::vector<TransformSpec> transforms;  // every split (deterministic)
   LoaderSpec loader;
   bool operator==(const DataSpec&) const = default;
 };

@@ -163,17 +163,21 @@ const E* find_type(const std::vector<E>& entries, std::string_view type) {
   return nullptr;
 }
 
-// Known datasets: `dataset: fashion_mnist` alone is enough.
+// Known datasets: `dataset: fashion_mnist` alone is enough (format idx: images + labels files).
 struct DatasetPreset {
+  struct Files {
+    std::string images, labels;
+  };
   std::string name, format, root;
-  DataSplitSpec train, test;
+  Files train, test;
+  std::vector<std::string> classes;  // class names in label order ({} = none)
 };
 
 const std::vector<Field<Config>>& top_fields();  // name
 const std::vector<Field<DataSpec>>& data_fields();
-const std::vector<Field<DataSplitSpec>>& split_fields();
 const std::vector<Field<LoaderSpec>>& loader_fields();
-const std::vector<AttrTypeEntry>& transform_types();
+const std::vector<AttrTypeEntry>& transform_types();  // datasets/transforms.h's registry
+const std::vector<AttrTypeEntry>& sampler_types();    // datasets/sampler.h's registry
 // The loss, optimizer and scheduler types come from the engine's registries
 // (engine/nn/loss_registry.h, engine/optim/registry.h, engine/sched/registry.h): the schema of
 // each type is its registration's. Scheduler entries also list the generic `interval` key.

@@ -9,6 +9,9 @@
 #include <optional>
 
 #include "configs/detail.h"
+#include "datasets/format.h"
+#include "datasets/sampler.h"
+#include "datasets/transforms.h"
 #include "engine/nn/loss_registry.h"
 #include "engine/optim/registry.h"
 #include "engine/sched/registry.h"
@@ -122,6 +125,20 @@ std::optional<AttrValue> read_value(Ctx& ctx, const YNode& n, const std::string&
         break;
       }
       [[fallthrough]];
+    case AttrKind::StringList:
+      if (n.is_scalar()) {
+        v = scalar_as(n, AttrKind::String);
+      } else if (n.is_seq()) {
+        std::vector<std::string> strs;
+        bool ok = true;
+        for (const auto& item : n.items) {
+          auto x = item.is_scalar() ? scalar_as(item, AttrKind::String) : std::nullopt;
+          if (!(ok = ok && x)) break;
+          strs.push_back(std::get<std::string>(*x));
+        }
+        if (ok) v = AttrValue(std::move(strs));
+      }
+      break;
     case AttrKind::IntList:
     case AttrKind::FloatList: {
       if (!n.is_seq()) break;
@@ -425,61 +442,119 @@ void read_model(Ctx& ctx, const YNode* node, const SourceLoc& root_loc, ModelSpe
 
 // ---- data ---------------------------------------------------------------------------------------
 
-void read_transforms(Ctx& ctx, const YNode* node, std::vector<TransformSpec>& out) {
+void report_rule(Ctx& ctx, const std::string& problem, const YNode* map, const std::string& path,
+                 const SourceLoc& where, const std::vector<AttrSchema>& attrs);
+
+// data.transforms (every split: no random transforms) or data.augment (training only).
+void read_transforms(Ctx& ctx, const YNode* node, const std::string& path, bool random_allowed,
+                     std::vector<TransformSpec> defaults, std::vector<TransformSpec>& out) {
   if (!node || node->is_null()) {
-    out = default_transforms();
+    out = std::move(defaults);
     return;
   }
   if (!node->is_seq()) {
-    ctx.error(node->loc, "data.transforms", "expected a list of transforms, got " + got(*node));
+    ctx.error(node->loc, path, "expected a list of transforms, got " + got(*node));
     return;
   }
   for (size_t i = 0; i < node->items.size(); ++i) {
-    const std::string path = index("data.transforms", i);
-    auto typed = read_type(ctx, &node->items[i], path, "", type_names(transform_types()),
-                           "transform", node->loc);
+    const std::string item = index(path, i);
+    auto typed = read_type(ctx, &node->items[i], item, "", type_names(transform_types()), "transform", node->loc);
     if (!typed) continue;
-    TransformSpec t{typed->type, {}};
-    if (!read_attrs(ctx, typed->keys, path, find_type(transform_types(), t.type)->attrs, {"type"},
-                    "for transform '" + t.type + "'", t.attrs))
+    const data::TransformDef& def = data::transform_def(typed->type);
+    TransformSpec t{def.name, {}};
+    if (!read_attrs(ctx, typed->keys, item, def.attrs, {"type"}, "for transform '" + t.type + "'", t.attrs))
       continue;
-    if (t.type == "normalize" && std::get<std::vector<double>>(t.attrs["mean"]).size() !=
-                                     std::get<std::vector<double>>(t.attrs["std"]).size())
-      ctx.error(node->items[i].loc, path, "mean and std must have one value per channel each");
+    if (def.rule)
+      if (std::string problem = def.rule(t.attrs); !problem.empty()) {
+        report_rule(ctx, problem, &typed->keys, item, node->items[i].loc, def.attrs);
+        continue;
+      }
+    if (def.random && !random_allowed)
+      ctx.error(node->items[i].loc, item,
+                "'" + t.type + "' is random: it belongs in data.augment (applied to the training split only)",
+                "move it to data.augment; data.transforms runs on every split, val and test included");
     out.push_back(std::move(t));
   }
 }
+
+void read_sampler(Ctx& ctx, const YNode* node, const SourceLoc& where, SamplerSpec& out) {
+  if (!node || node->is_null()) return;  // by data.loader.shuffle
+  auto typed = read_type(ctx, node, "data.loader.sampler", "", type_names(sampler_types()), "sampler", where);
+  if (!typed) return;
+  const data::SamplerDef& def = data::sampler_def(typed->type);
+  out.type = def.name;
+  if (!read_attrs(ctx, typed->keys, "data.loader.sampler", def.attrs, {"type"}, "for sampler '" + out.type + "'",
+                  out.attrs))
+    return;
+  if (def.rule)
+    if (std::string problem = def.rule(out.attrs); !problem.empty())
+      report_rule(ctx, problem, &typed->keys, "data.loader.sampler", node->loc, def.attrs);
+}
+
+const char* const kDataSections[] = {"train", "val", "test", "loader", "transforms", "augment"};
 
 void read_data(Ctx& ctx, const YNode* node, const SourceLoc& root_loc, DataSpec& d) {
   if (!node) {
     ctx.error(root_loc, "data", "required section is missing");
     return;
   }
-  read_fields(ctx, node, "data", data_fields(), d, {"train", "test", "loader", "transforms"});
   const YNode* data = node->is_map() ? node : &empty_map();
-  read_fields(ctx, data->get("train"), "data.train", split_fields(), d.train);
-  read_fields(ctx, data->get("test"), "data.test", split_fields(), d.test);
-  read_fields(ctx, data->get("loader"), "data.loader", loader_fields(), d.loader);
-  read_transforms(ctx, data->get("transforms"), d.transforms);
-  if (d.dataset.empty()) return;
-
-  // A preset fills data.root and the four file names; without one they must be written.
   const DatasetPreset* preset = nullptr;
   std::vector<std::string> preset_names;
+  const YNode* dataset_node = data->get("dataset");
   for (const auto& p : dataset_presets()) {
     preset_names.push_back(p.name);
-    if (p.name == d.dataset) preset = &p;
+    if (dataset_node && dataset_node->is_scalar() && p.name == dataset_node->text) preset = &p;
   }
+  // The format decides which other keys data: has; an unknown one is reported by the reader.
+  std::string format = preset ? preset->format : "idx";
+  if (const YNode* f = data->get("format"); f && f->is_scalar())
+    if (const data::FormatDef* def = data::find_format_def(f->text)) format = def->name;
+  const data::FormatDef& fmt = data::format_def(format);
+
+  std::vector<std::string> reserved(std::begin(kDataSections), std::end(kDataSections));
+  for (const AttrSchema& a : fmt.attrs) reserved.push_back(a.name);
+  AttrMap present;
+  read_fields(ctx, node, "data", data_fields(), d, reserved, "", true, &present);
+  if (!present.count("format")) d.format = format;
+  std::vector<std::string> own = {std::begin(kDataSections), std::end(kDataSections)};
+  for (const auto& f : data_fields()) own.push_back(f.attr.name);
+  read_attrs(ctx, *data, "data", fmt.attrs, own, "", d.options);
+
+  for (const char* split : {"train", "val", "test"}) {
+    const YNode* s = data->get(split);
+    if (!s) continue;
+    read_attrs(ctx, *s, std::string("data.") + split, fmt.split_attrs, {}, "for format '" + fmt.name + "'",
+               d.splits[split]);
+  }
+  read_fields(ctx, data->get("loader"), "data.loader", loader_fields(), d.loader, {"sampler"});
+  if (const YNode* l = data->get("loader"); l && l->is_map())
+    read_sampler(ctx, l->get("sampler"), l->loc, d.loader.sampler);
+  read_transforms(ctx, data->get("transforms"), "data.transforms", false, default_transforms(), d.transforms);
+  read_transforms(ctx, data->get("augment"), "data.augment", true, {}, d.augment);
+  if (d.dataset.empty() || fmt.name != "idx") return;
+
+  // An IDX preset fills data.root and the four file names; without one they must be written.
+  if (preset && preset->format != fmt.name) preset = nullptr;
   std::vector<std::string> missing;
-  auto fill = [&](std::string& value, const std::string& from_preset, const std::string& path) {
-    if (value.empty() && preset) value = from_preset;
-    if (value.empty()) missing.push_back(path);
+  auto fill = [&](const char* split, const char* key, const std::string& from_preset) {
+    const std::string path = std::string("data.") + split + "." + key;
+    AttrMap& m = d.splits[split];
+    if (!m.count(key) && preset) m[key] = from_preset;
+    if (!m.count(key)) missing.push_back(path);
   };
-  fill(d.root, preset ? preset->root : "", "data.root");
-  fill(d.train.images, preset ? preset->train.images : "", "data.train.images");
-  fill(d.train.labels, preset ? preset->train.labels : "", "data.train.labels");
-  fill(d.test.images, preset ? preset->test.images : "", "data.test.images");
-  fill(d.test.labels, preset ? preset->test.labels : "", "data.test.labels");
+  if (d.root.empty() && preset) d.root = preset->root;
+  if (d.root.empty()) missing.push_back("data.root");
+  fill("train", "images", preset ? preset->train.images : "");
+  fill("train", "labels", preset ? preset->train.labels : "");
+  fill("test", "images", preset ? preset->test.images : "");
+  fill("test", "labels", preset ? preset->test.labels : "");
+  if (d.splits.count("val")) {
+    fill("val", "images", "");
+    fill("val", "labels", "");
+  }
+  auto& classes = d.options["classes"];
+  if (preset && std::get<std::vector<std::string>>(classes).empty()) classes = preset->classes;
   if (!missing.empty()) {
     std::string keys;
     for (const auto& m : missing) keys += (keys.empty() ? "" : ", ") + m;

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "configs/detail.h"
+#include "datasets/format.h"
 
 namespace dl {
 
@@ -84,12 +85,30 @@ std::string config_reference_markdown() {
 
   section(md, "data",
           "`dataset:` names the data; a preset fills `format`, `root` and the "
-          "file names (see the preset table); any other name must give them.",
+          "file names (see the preset table). `format:` picks a data format (below), whose own "
+          "keys sit beside these and whose per-split keys go under `data.train`, `data.val` and "
+          "`data.test`. Splits a format does not provide are carved from the training split by "
+          "`val_size` (the last N samples) or `val_fraction` / `test_fraction` (seeded random).",
           data_fields());
-  section(md, "data.train / data.test", "", split_fields());
-  section(md, "data.loader", "", loader_fields());
+  for (const data::FormatDef& f : data::format_defs()) {
+    md << "#### format `" << f.name << "` — " << f.doc
+       << (f.torch_name.empty() ? std::string() : " (`" + f.torch_name + "`)") << "\n\n";
+    if (!f.attrs.empty()) {
+      md << "Keys under `data:`\n\n";
+      table(md, f.attrs);
+    }
+    md << "Keys under `data.train` / `data.val` / `data.test`\n\n";
+    table(md, f.split_attrs);
+  }
+  section(md, "data.loader",
+          "`sampler:` (training split only) is a sampler name or `{type: NAME, ...}`; without one "
+          "the order is random with `shuffle: true`, else sequential.",
+          loader_fields());
+  typed(md, "data.loader.sampler", "torch.utils.data samplers.", sampler_types(), plain_attrs);
   typed(md, "data.transforms",
-        "A list applied in order to every sample. Default: `[{type: to_float}]`; `[]` for none.",
+        "A list applied in order to every sample of every split (no random transforms). Default: "
+        "`[{type: to_float}]`; `[]` for none. `data.augment` (same vocabulary, default `[]`) runs "
+        "before it on the training split only and may hold the random ones.",
         transform_types(), plain_attrs);
   md << "#### Dataset presets\n\n| dataset | format | root | train | test "
         "|\n|---|---|---|---|---|\n";

@@ -4,6 +4,9 @@
 // scheduler is one entry here (plus its implementation in the engine). Layer types live in
 // engine/graph/layer_schema.cpp. Names and defaults follow PyTorch.
 #include "configs/detail.h"
+#include "datasets/format.h"
+#include "datasets/sampler.h"
+#include "datasets/transforms.h"
 #include "engine/nn/loss_registry.h"
 #include "engine/optim/registry.h"
 #include "engine/sched/registry.h"
@@ -56,22 +59,20 @@ const std::vector<Field<DataSpec>>& data_fields() {
   static const std::vector<Field<DataSpec>> t = {
       field(&DataSpec::dataset,
             A::string("dataset").describe("dataset name; a preset (below) fills the rest")),
-      field(&DataSpec::format, A::choice("format", {"idx"}, "idx")
-                                   .describe("file format (idx: MNIST-style, .gz allowed)")),
+      field(&DataSpec::format, A::choice("format", data::format_names(), "idx")
+                                   .describe("data format (below); default: the preset's, else idx")),
       field(&DataSpec::root,
             A::string("root").optional().describe("directory of the files; default: preset's")),
       field(&DataSpec::val_size, A::integer("val_size", 0).at_least(0)
                                      .describe("last N training samples held out as val split")),
-  };
-  return t;
-}
-
-const std::vector<Field<DataSplitSpec>>& split_fields() {
-  static const std::vector<Field<DataSplitSpec>> t = {
-      field(&DataSplitSpec::images,
-            A::string("images").optional().describe("image file under root; default: preset's")),
-      field(&DataSplitSpec::labels,
-            A::string("labels").optional().describe("label file under root; default: preset's")),
+      field(&DataSpec::val_fraction, A::floating("val_fraction", 0.0).range(0, 1, true)
+                                         .describe("a seeded random fraction of training samples as val")),
+      field(&DataSpec::test_fraction, A::floating("test_fraction", 0.0).range(0, 1, true)
+                                          .describe("a seeded random fraction of training samples as test")),
+      field(&DataSpec::split_seed, A::integer("split_seed", 0).at_least(0)
+                                       .describe("seed of the val_fraction/test_fraction split")),
+      field(&DataSpec::in_memory, A::boolean("in_memory", false)
+                                      .describe("load/decode every sample up front")),
   };
   return t;
 }
@@ -84,26 +85,35 @@ const std::vector<Field<LoaderSpec>>& loader_fields() {
             A::boolean("shuffle", true).describe("reshuffle the training set every epoch")),
       field(&LoaderSpec::drop_last,
             A::boolean("drop_last", false).describe("drop the last incomplete training batch")),
-      field(&LoaderSpec::prefetch, A::integer("prefetch", 2).at_least(0)
-                                       .describe("batches prepared ahead (0 = synchronous)")),
+      field(&LoaderSpec::prefetch, A::integer("prefetch", 2).at_least(0).at_most(64)
+                                       .describe("ready batches per worker (0 = synchronous)")),
+      field(&LoaderSpec::workers, A::integer("workers", 1).at_least(0).at_most(64)
+                                      .describe("threads decoding and transforming (num_workers)")),
   };
   return t;
 }
 
 const std::vector<AttrTypeEntry>& transform_types() {
-  static const std::vector<AttrTypeEntry> t = {
-      {"to_float", "pixels to float32 times scale (torchvision ToTensor: 1/255)",
-       {A::floating("scale", 1.0 / 255).describe("multiplier")}},
-      {"normalize", "torchvision Normalize: (x - mean[c]) / std[c] per channel",
-       {A::float_list("mean").length(1, 4096).describe("per-channel mean"),
-        A::float_list("std").length(1, 4096).above(0).describe("per-channel std")}},
-  };
+  static const std::vector<AttrTypeEntry> t = [] {
+    std::vector<AttrTypeEntry> r;
+    for (const data::TransformDef& d : data::transform_defs()) r.push_back({d.name, d.doc, d.attrs});
+    return r;
+  }();
   return t;
 }
 std::vector<TransformSpec> default_transforms() {
   TransformSpec t{"to_float", {}};
-  fill_attr_defaults(transform_types()[0].attrs, t.attrs);
+  fill_attr_defaults(data::transform_def("to_float").attrs, t.attrs);
   return {t};
+}
+
+const std::vector<AttrTypeEntry>& sampler_types() {
+  static const std::vector<AttrTypeEntry> t = [] {
+    std::vector<AttrTypeEntry> r;
+    for (const data::SamplerDef& d : data::sampler_defs()) r.push_back({d.name, d.doc, d.attrs});
+    return r;
+  }();
+  return t;
 }
 
 // ---- loss, optimizer, scheduler: views of the engine's registries --------------------------------
@@ -225,10 +235,13 @@ const std::vector<DatasetPreset>& dataset_presets() {
   static const std::vector<DatasetPreset> t = {
       {"fashion_mnist", "idx", "/usr/share/datasets/fashion-mnist",
        {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"},
-       {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}},
+       {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"},
+       {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+        "Ankle boot"}},
       {"mnist", "idx", "/usr/share/datasets/mnist",
        {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"},
-       {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}},
+       {"t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"},
+       {}},
   };
   return t;
 }

@@ -1,38 +1,34 @@
 #include "datasets/dataloader.h"
 
 #include <algorithm>
-#include <numeric>
 #include <stdexcept>
 #include <string>
 
-#include "engine/ops/random.h"
-
 namespace dl::data {
-namespace {
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
+Generator sample_generator(uint64_t seed, int64_t epoch, int64_t position) {
+  // Its own stream per sample: the epoch's key mixed with the position (not the dataset
+  // index, so a sample drawn twice with replacement gets two augmentations).
+  return Generator(epoch_key(epoch_key(seed ^ 0x41554721ULL /* "AUG!" */, epoch), position));
 }
 
-}  // namespace
-
-// A key of its own (not `seed` itself), so the shuffle stream does not overlap the stream a
-// model initialised from Generator(seed) draws from.
-uint64_t shuffle_key(uint64_t seed, int64_t epoch) {
-  return splitmix64(splitmix64(seed ^ 0x5348554646'4c4500ULL /* "SHUFFLE" */) + static_cast<uint64_t>(epoch));
-}
-
-DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, LoaderOptions options)
+DataLoader::DataLoader(DatasetPtr dataset, LoaderOptions options)
     : dataset_(std::move(dataset)), opt_(std::move(options)), seed_(opt_.seed) {
   if (!dataset_) throw std::invalid_argument("DataLoader: dataset is null");
   if (opt_.batch_size < 1)
     throw std::invalid_argument("DataLoader: batch_size must be >= 1, got " + std::to_string(opt_.batch_size));
-  if (opt_.prefetch < 0)
-    throw std::invalid_argument("DataLoader: prefetch must be >= 0, got " + std::to_string(opt_.prefetch));
-  transform_ = opt_.transform.compile(dataset_->channels());
+  if (opt_.workers < 0)
+    throw std::invalid_argument("DataLoader: workers must be >= 0, got " + std::to_string(opt_.workers));
+  if (opt_.workers > 0 && opt_.prefetch < 1)
+    throw std::invalid_argument("DataLoader: prefetch must be >= 1 with worker threads, got " +
+                                std::to_string(opt_.prefetch));
+  sampler_ = opt_.sampler ? opt_.sampler
+                          : (opt_.shuffle ? random_sampler(dataset_->size()) : sequential_sampler(dataset_->size()));
+  const DatasetInfo& info = dataset_->info();
+  // A sample shape known up front is checked against the transforms now, not at the first batch.
+  const bool known = !info.input_shape.empty() &&
+                     std::none_of(info.input_shape.begin(), info.input_shape.end(), [](int64_t d) { return d < 0; });
+  if (known && info.input_shape.size() == 3 && !opt_.transform.empty()) opt_.transform.out_shape(info.input_shape);
 }
 
 DataLoader::~DataLoader() {
@@ -42,27 +38,16 @@ DataLoader::~DataLoader() {
   }
   work_cv_.notify_all();
   ready_cv_.notify_all();
-  if (worker_.joinable()) worker_.join();
+  for (std::thread& t : workers_)
+    if (t.joinable()) t.join();
 }
 
 int64_t DataLoader::batches_per_epoch() const {
-  const int64_t n = dataset_->size(), bs = opt_.batch_size;
+  const int64_t n = sampler_->length(), bs = opt_.batch_size;
   return opt_.drop_last ? n / bs : (n + bs - 1) / bs;
 }
 
-std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const {
-  const int64_t n = dataset_->size();
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  if (!opt_.shuffle) {
-    std::iota(order.begin(), order.end(), int64_t(0));
-    return order;
-  }
-  Generator gen(shuffle_key(seed_, epoch));
-  Tensor perm = randperm(n, gen);  // i64 [n]
-  const int64_t* p = perm.data<int64_t>();
-  std::copy(p, p + n, order.begin());
-  return order;
-}
+std::vector<int64_t> DataLoader::epoch_order(int64_t epoch) const { return sampler_->epoch_indices(seed_, epoch); }
 
 void DataLoader::start_epoch(int64_t epoch, int64_t skip_batches) {
   if (epoch < 0) throw std::invalid_argument("DataLoader::start_epoch: epoch must be >= 0, got " + std::to_string(epoch));
@@ -74,19 +59,21 @@ void DataLoader::start_epoch(int64_t epoch, int64_t skip_batches) {
                                 " samples, batch_size " + std::to_string(opt_.batch_size) +
                                 (opt_.drop_last ? ", drop_last" : "") + ")");
   auto order = std::make_shared<const std::vector<int64_t>>(epoch_order(epoch));
-  std::deque<Batch> stale;  // freed outside the lock
+  std::map<int64_t, Batch> stale;  // freed outside the lock
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++generation_;
-    stale.swap(queue_);
+    stale.swap(ready_);
     error_ = nullptr;
+    error_pos_ = -1;
     epoch_ = epoch;
+    order_seed_ = seed_;
     produce_pos_ = consume_pos_ = skip_batches;
     end_pos_ = nb;
     order_ = std::move(order);
     started_ = true;
   }
-  if (opt_.prefetch > 0 && !worker_.joinable()) worker_ = std::thread(&DataLoader::worker_loop, this);
+  while (static_cast<int64_t>(workers_.size()) < opt_.workers) workers_.emplace_back(&DataLoader::worker_loop, this);
   work_cv_.notify_all();
 }
 
@@ -94,24 +81,26 @@ std::optional<Batch> DataLoader::next() {
   std::unique_lock<std::mutex> lock(mu_);
   if (!started_) throw std::logic_error("DataLoader::next: call start_epoch (or set_state) first");
   if (consume_pos_ >= end_pos_) return std::nullopt;
-  if (opt_.prefetch == 0) {
-    const int64_t index = consume_pos_;
+  if (opt_.workers == 0) {
+    const int64_t index = consume_pos_, epoch = epoch_;
+    const uint64_t seed = order_seed_;
     auto order = order_;
     lock.unlock();
-    Batch b = make_batch(*order, index);  // exceptions reach the caller directly
+    Batch b = make_batch(*order, seed, epoch, index);  // exceptions reach the caller directly
     lock.lock();
     consume_pos_ = index + 1;
     return b;
   }
-  ready_cv_.wait(lock, [&] { return !queue_.empty() || error_; });
-  // Batches prepared before a failure are delivered first; then the error, on every call
-  // until the next start_epoch.
-  if (queue_.empty()) std::rethrow_exception(error_);
-  Batch b = std::move(queue_.front());
-  queue_.pop_front();
+  // Batches before a failed one are delivered first; then the error, on every call until the
+  // next start_epoch.
+  ready_cv_.wait(lock, [&] { return ready_.count(consume_pos_) || (error_ && error_pos_ == consume_pos_); });
+  auto it = ready_.find(consume_pos_);
+  if (it == ready_.end()) std::rethrow_exception(error_);
+  Batch b = std::move(it->second);
+  ready_.erase(it);
   ++consume_pos_;
   lock.unlock();
-  work_cv_.notify_one();
+  work_cv_.notify_all();
   return b;
 }
 
@@ -132,20 +121,34 @@ void DataLoader::set_state(const LoaderState& state) {
   }
 }
 
-Batch DataLoader::make_batch(const std::vector<int64_t>& order, int64_t index) const {
+Batch DataLoader::make_batch(const std::vector<int64_t>& order, uint64_t seed, int64_t epoch, int64_t index) const {
   const int64_t n = static_cast<int64_t>(order.size());
   const int64_t start = index * opt_.batch_size;
   const int64_t count = std::min(opt_.batch_size, n - start);
-  const Shape s = dataset_->sample_shape();  // {C, H, W}
   Batch b;
   b.index_in_epoch = index;
   b.indices.assign(order.begin() + start, order.begin() + start + count);
-  b.images = empty({count, s[0], s[1], s[2]}, DType::F32);  // f32 [B, C, H, W]
-  b.labels = empty({count}, DType::I64);                    // i64 [B]
-  transform_.gather(dataset_->images(), b.indices.data(), count, b.images.data<float>());
-  const int64_t* src = dataset_->labels().data<int64_t>();
-  int64_t* dst = b.labels.data<int64_t>();
-  for (int64_t i = 0; i < count; ++i) dst[i] = src[b.indices[static_cast<size_t>(i)]];
+  std::vector<Sample> samples;
+  samples.reserve(static_cast<size_t>(count));
+  for (int64_t k = 0; k < count; ++k) {
+    const int64_t row = b.indices[static_cast<size_t>(k)];
+    Sample s = dataset_->get(row);
+    if (Tensor* x = s.find(kInput); x && !opt_.transform.empty()) {
+      Generator rng = sample_generator(seed, epoch, start + k);
+      try {
+        *x = opt_.transform(*x, rng);
+      } catch (const std::invalid_argument& e) {
+        throw DataError("transforms of " + dataset_->describe(row) + ": " + e.what());
+      }
+    }
+    samples.push_back(std::move(s));
+  }
+  try {
+    b.tensors = collate(samples, opt_.pad_value);
+  } catch (const std::invalid_argument& e) {
+    throw DataError("batch " + std::to_string(index) + " of dataset '" + dataset_->name() + "' (first sample " +
+                    dataset_->describe(b.indices.front()) + "): " + e.what());
+  }
   if (opt_.batch_hook) opt_.batch_hook(b);
   return b;
 }
@@ -153,20 +156,23 @@ Batch DataLoader::make_batch(const std::vector<int64_t>& order, int64_t index) c
 void DataLoader::worker_loop() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
+    // A worker takes the next batch while fewer than workers * prefetch are prepared or in
+    // preparation ahead of the consumer.
     work_cv_.wait(lock, [&] {
       return stop_ || (started_ && !error_ && produce_pos_ < end_pos_ &&
-                       static_cast<int64_t>(queue_.size()) < opt_.prefetch);
+                       produce_pos_ - consume_pos_ < opt_.workers * opt_.prefetch);
     });
     if (stop_) return;
     const uint64_t generation = generation_;
-    const int64_t index = produce_pos_++;
+    const int64_t index = produce_pos_++, epoch = epoch_;
+    const uint64_t seed = order_seed_;
     auto order = order_;
     lock.unlock();
 
     std::optional<Batch> batch;
     std::exception_ptr error;
     try {
-      batch = make_batch(*order, index);
+      batch = make_batch(*order, seed, epoch, index);
     } catch (...) {
       error = std::current_exception();
     }
@@ -180,12 +186,13 @@ void DataLoader::worker_loop() {
     }
     if (!error) {
       try {
-        queue_.push_back(std::move(*batch));
+        ready_.emplace(index, std::move(*batch));
       } catch (...) {
         error = std::current_exception();
       }
     }
-    if (error) error_ = error;
+    // The earliest failure wins: batches before it are still delivered.
+    if (error && (!error_ || index < error_pos_)) error_ = error, error_pos_ = index;
     ready_cv_.notify_all();
   }
 }

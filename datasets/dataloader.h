@@ -95,7 +95,7 @@ class DataLoader {
   std::vector<int64_t> epoch_order(int64_t epoch) const;
 
  private:
-  Batch make_batch(const std::vector<int64_t>& order, int64_t epoch, int64_t index) const;
+  Batch make_batch(const std::vector<int64_t>& order, uint64_t seed, int64_t epoch, int64_t index) const;
   void worker_loop();
 
   DatasetPtr dataset_;
@@ -111,6 +111,7 @@ class DataLoader {
   bool stop_ = false;
   uint64_t generation_ = 0;           // bumped by start_epoch: stale worker output is dropped
   int64_t epoch_ = 0;
+  uint64_t order_seed_ = 0;           // the seed epoch_'s order and augmentations come from
   int64_t produce_pos_ = 0;           // next batch index a worker takes
   int64_t consume_pos_ = 0;           // next batch index next() returns
   int64_t end_pos_ = 0;               // batches_per_epoch()

@@ -57,38 +57,116 @@ RawPair load_pair(const IdxFiles& files) {
 
 }  // namespace
 
-Dataset::Dataset(Tensor images, Tensor labels, int64_t num_classes, std::string name)
-    : images_(std::move(images)), labels_(std::move(labels)), num_classes_(num_classes), name_(std::move(name)) {
+std::optional<int64_t> Dataset::class_of(int64_t i) const {
+  if (info().target_kind != TargetKind::class_index) return std::nullopt;
+  const Sample s = get(i);
+  const Tensor& t = s.at(kTarget);
+  if (t.numel() != 1) return std::nullopt;
+  return t.dtype() == DType::I64 ? t.data<int64_t>()[0] : static_cast<int64_t>(t.to(DType::I64).data<int64_t>()[0]);
+}
+
+std::string Dataset::describe(int64_t i) const { return name_ + "[" + std::to_string(i) + "]"; }
+
+void Dataset::check_index(int64_t i) const {
+  if (i < 0 || i >= size())
+    throw std::out_of_range("dataset '" + name_ + "': index " + std::to_string(i) + " is out of range for " +
+                            std::to_string(size()) + " samples");
+}
+
+namespace {
+
+class SubsetDataset final : public Dataset {
+ public:
+  SubsetDataset(DatasetPtr base, std::vector<int64_t> indices, std::string name)
+      : Dataset(std::move(name)), base_(std::move(base)), indices_(std::move(indices)) {}
+  int64_t size() const override { return static_cast<int64_t>(indices_.size()); }
+  Sample get(int64_t i) const override { return base_->get(row(i)); }
+  const DatasetInfo& info() const override { return base_->info(); }
+  std::optional<int64_t> class_of(int64_t i) const override { return base_->class_of(row(i)); }
+  std::string describe(int64_t i) const override { return base_->describe(row(i)); }
+
+ private:
+  int64_t row(int64_t i) const {
+    check_index(i);
+    return indices_[static_cast<size_t>(i)];
+  }
+  DatasetPtr base_;
+  std::vector<int64_t> indices_;
+};
+
+}  // namespace
+
+DatasetPtr subset(DatasetPtr base, std::vector<int64_t> indices, std::string name) {
+  if (!base) throw std::invalid_argument("subset: dataset is null");
+  for (int64_t i : indices)
+    if (i < 0 || i >= base->size())
+      throw std::out_of_range("subset '" + name + "': index " + std::to_string(i) + " is out of range for dataset '" +
+                              base->name() + "' of " + std::to_string(base->size()) + " samples");
+  return std::make_shared<const SubsetDataset>(std::move(base), std::move(indices), std::move(name));
+}
+
+DatasetPtr Splits::get(const std::string& split) const {
+  if (split == "train") return train;
+  if (split == "val") return val;
+  if (split == "test") return test;
+  throw std::invalid_argument("unknown split '" + split + "' (train, val, test)");
+}
+
+ImageDataset::ImageDataset(Tensor images, Tensor labels, int64_t num_classes, std::string name,
+                           std::vector<std::string> class_names)
+    : Dataset(std::move(name)), images_(std::move(images)), labels_(std::move(labels)) {
+  const std::string& nm = this->name();
   if (!images_.defined() || images_.dtype() != DType::U8 || images_.dim() != 4 || !images_.is_contiguous() ||
       !images_.device().is_cpu())
-    throw std::invalid_argument("Dataset '" + name_ + "': images must be a contiguous u8 [N, C, H, W] cpu tensor, got " +
+    throw std::invalid_argument("Dataset '" + nm + "': images must be a contiguous u8 [N, C, H, W] cpu tensor, got " +
                                 (images_.defined() ? images_.str() : std::string("undefined")));
   if (!labels_.defined() || labels_.dtype() != DType::I64 || labels_.dim() != 1 || !labels_.is_contiguous() ||
       !labels_.device().is_cpu())
-    throw std::invalid_argument("Dataset '" + name_ + "': labels must be a contiguous i64 [N] cpu tensor, got " +
+    throw std::invalid_argument("Dataset '" + nm + "': labels must be a contiguous i64 [N] cpu tensor, got " +
                                 (labels_.defined() ? labels_.str() : std::string("undefined")));
   if (labels_.size(0) != images_.size(0))
-    throw std::invalid_argument("Dataset '" + name_ + "': " + std::to_string(images_.size(0)) + " images but " +
+    throw std::invalid_argument("Dataset '" + nm + "': " + std::to_string(images_.size(0)) + " images but " +
                                 std::to_string(labels_.size(0)) + " labels");
-  if (num_classes_ <= 0)
-    throw std::invalid_argument("Dataset '" + name_ + "': num_classes must be positive, got " +
-                                std::to_string(num_classes_));
-  check_labels(labels_, num_classes_, "dataset '" + name_ + "'");
+  if (num_classes <= 0)
+    throw std::invalid_argument("Dataset '" + nm + "': num_classes must be positive, got " + std::to_string(num_classes));
+  if (!class_names.empty() && static_cast<int64_t>(class_names.size()) != num_classes)
+    throw std::invalid_argument("Dataset '" + nm + "': " + std::to_string(class_names.size()) + " class names for " +
+                                std::to_string(num_classes) + " classes");
+  check_labels(labels_, num_classes, "dataset '" + nm + "'");
+  info_.input_shape = {images_.size(1), images_.size(2), images_.size(3)};
+  info_.input_dtype = DType::U8;
+  info_.target_kind = TargetKind::class_index;
+  info_.target_shape = {};
+  info_.num_classes = num_classes;
+  info_.class_names = std::move(class_names);
 }
 
-std::shared_ptr<const Dataset> Dataset::range(int64_t begin, int64_t end, std::string name) const {
+Sample ImageDataset::get(int64_t i) const {
+  check_index(i);
+  Sample s;
+  s.set(kInput, images_.select(0, i));
+  s.set(kTarget, labels_.select(0, i));
+  return s;
+}
+
+std::optional<int64_t> ImageDataset::class_of(int64_t i) const {
+  check_index(i);
+  return labels_.data<int64_t>()[i];
+}
+
+std::shared_ptr<const ImageDataset> ImageDataset::range(int64_t begin, int64_t end, std::string name) const {
   if (begin < 0 || end > size() || begin > end)
-    throw std::invalid_argument("Dataset '" + name_ + "'.range(" + std::to_string(begin) + ", " + std::to_string(end) +
-                                "): out of bounds for " + std::to_string(size()) + " samples");
-  return std::make_shared<const Dataset>(images_.narrow(0, begin, end - begin), labels_.narrow(0, begin, end - begin),
-                                         num_classes_, std::move(name));
+    throw std::invalid_argument("Dataset '" + this->name() + "'.range(" + std::to_string(begin) + ", " +
+                                std::to_string(end) + "): out of bounds for " + std::to_string(size()) + " samples");
+  return std::make_shared<const ImageDataset>(images_.narrow(0, begin, end - begin), labels_.narrow(0, begin, end - begin),
+                                              info_.num_classes, std::move(name), info_.class_names);
 }
 
-std::shared_ptr<const Dataset> load_idx_dataset(const IdxFiles& files, int64_t num_classes, const std::string& name) {
+std::shared_ptr<const ImageDataset> load_idx_dataset(const IdxFiles& files, int64_t num_classes, const std::string& name) {
   RawPair r = load_pair(files);
   if (num_classes <= 0) num_classes = r.max_label + 1;
   check_labels(r.labels, num_classes, "'" + files.labels + "' (labels)");
-  return std::make_shared<const Dataset>(r.images, r.labels, num_classes, name);
+  return std::make_shared<const ImageDataset>(r.images, r.labels, num_classes, name);
 }
 
 Splits load_idx_splits(const IdxSplitSpec& spec) {
@@ -114,10 +192,10 @@ Splits load_idx_splits(const IdxSplitSpec& spec) {
   if (has_test) test = test_future.get();
 
   Splits s;
-  s.num_classes = spec.num_classes > 0 ? spec.num_classes : std::max(train.max_label, test.max_label) + 1;
-  check_labels(train.labels, s.num_classes, "'" + spec.train.labels + "' (labels)");
+  const int64_t num_classes = spec.num_classes > 0 ? spec.num_classes : std::max(train.max_label, test.max_label) + 1;
+  check_labels(train.labels, num_classes, "'" + spec.train.labels + "' (labels)");
   if (has_test) {
-    check_labels(test.labels, s.num_classes, "'" + spec.test.labels + "' (labels)");
+    check_labels(test.labels, num_classes, "'" + spec.test.labels + "' (labels)");
     Shape a(train.images.shape().begin() + 1, train.images.shape().end());
     Shape b(test.images.shape().begin() + 1, test.images.shape().end());
     if (a != b)
@@ -125,7 +203,7 @@ Splits load_idx_splits(const IdxSplitSpec& spec) {
                       " differs from the training images' " + shape_str(a) + " ('" + spec.train.images + "')");
   }
 
-  auto full = std::make_shared<const Dataset>(train.images, train.labels, s.num_classes, "train");
+  auto full = std::make_shared<const ImageDataset>(train.images, train.labels, num_classes, "train");
   const int64_t n = full->size();
   if (spec.val_size >= n)
     throw DataError("'" + spec.train.images + "': val_size " + std::to_string(spec.val_size) +
@@ -136,7 +214,7 @@ Splits load_idx_splits(const IdxSplitSpec& spec) {
   } else {
     s.train = full;
   }
-  if (has_test) s.test = std::make_shared<const Dataset>(test.images, test.labels, s.num_classes, "test");
+  if (has_test) s.test = std::make_shared<const ImageDataset>(test.images, test.labels, num_classes, "test");
   return s;
 }
 

@@ -1,159 +1,186 @@
 #include "datasets/transforms.h"
 
-#include <cmath>
-#include <sstream>
+#include <map>
+#include <mutex>
 #include <stdexcept>
+#include <tuple>
+
+#include "engine/graph/named_registry.h"
 
 namespace dl::data {
 namespace {
 
-std::string list_str(const std::vector<double>& v) {
-  std::ostringstream s;
-  s << '[';
-  for (size_t i = 0; i < v.size(); ++i) s << (i ? ", " : "") << v[i];
-  s << ']';
-  return s.str();
+NamedRegistry<TransformDef>& registry() {
+  static NamedRegistry<TransformDef> r("transform");
+  return r;
 }
 
-// 1/scale when it is (to double precision) a positive integer, else 0. torchvision's ToTensor
-// divides by 255; dividing matches it bit for bit where multiplying by (1/255) would not.
-double integer_divisor(double scale) {
-  double inv = 1.0 / scale;
-  double r = std::round(inv);
-  return (r >= 1.0 && std::fabs(inv - r) <= 1e-9 * r) ? r : 0.0;
+std::string describe(const std::string& name, const AttrMap& attrs) {
+  std::string s = name + "(";
+  bool first = true;
+  for (const auto& [k, v] : attrs) {
+    s += (first ? "" : ", ") + k + "=" + format_attr(v);
+    first = false;
+  }
+  return s + ")";
 }
 
-// Value of per-channel parameter `v` for channel c (a single value applies to all channels).
-float channel_value(const std::vector<double>& v, int64_t c) {
-  return static_cast<float>(v.size() == 1 ? v[0] : v[static_cast<size_t>(c)]);
+void check_image(const Tensor& x, const char* who) {
+  if (!x.defined() || x.dim() != 3 || !x.device().is_cpu() || (x.dtype() != DType::U8 && x.dtype() != DType::F32))
+    throw std::invalid_argument(std::string(who) + ": expected a u8 or f32 [C, H, W] cpu image, got " +
+                                (x.defined() ? x.str() : std::string("undefined")));
 }
 
 }  // namespace
 
-TransformPipeline& TransformPipeline::to_float(double scale) { return add(ToFloat{scale}); }
+RegisterTransform::RegisterTransform(TransformDef def) { registry().add(std::move(def)); }
+const std::vector<TransformDef>& transform_defs() { return registry().all(); }
+const TransformDef* find_transform_def(std::string_view name) { return registry().find(name); }
+const TransformDef& transform_def(std::string_view name) { return registry().get(name); }
 
-TransformPipeline& TransformPipeline::normalize(std::vector<double> mean, std::vector<double> std) {
-  return add(Normalize{std::move(mean), std::move(std)});
+TransformPtr make_transform(std::string_view name, const AttrMap& attrs) {
+  const TransformDef& def = transform_def(name);
+  AttrMap a = attrs;
+  std::string problem = resolve_attrs(def.attrs, a, "option", def.rule);
+  if (!problem.empty()) throw std::invalid_argument("transform '" + def.name + "': " + problem);
+  return def.make(a);
 }
 
-TransformPipeline& TransformPipeline::add(PixelStep step) {
-  steps_.push_back(std::move(step));
+// ---- PixelMap -------------------------------------------------------------------------------
+
+Tensor PixelMap::apply(const Tensor& x, Generator&) const {
+  check_image(x, "pixel transform");
+  check_channels(x.size(0));
+  const Tensor src = x.contiguous();
+  Tensor out = empty(src.shape(), DType::F32);
+  const int64_t hw = src.size(1) * src.size(2);
+  float* o = out.data<float>();
+  for (int64_t c = 0; c < src.size(0); ++c) {
+    if (src.dtype() == DType::U8) {
+      float lut[256];
+      for (int v = 0; v < 256; ++v) lut[v] = map(c, static_cast<float>(v));
+      const uint8_t* s = src.data<uint8_t>() + c * hw;
+      for (int64_t p = 0; p < hw; ++p) o[c * hw + p] = lut[s[p]];
+    } else {
+      const float* s = src.data<float>() + c * hw;
+      for (int64_t p = 0; p < hw; ++p) o[c * hw + p] = map(c, s[p]);
+    }
+  }
+  return out;
+}
+
+Shape PixelMap::out_shape(const Shape& in) const {
+  if (in.size() != 3) throw std::invalid_argument("expected an image shape [C, H, W], got " + shape_str(in));
+  check_channels(in[0]);
+  return in;
+}
+
+// ---- TransformPipeline ----------------------------------------------------------------------
+
+TransformPipeline& TransformPipeline::add(TransformPtr t, std::string description) {
+  if (!t) throw std::invalid_argument("TransformPipeline::add: null transform");
+  if (!luts_) luts_ = std::make_shared<LutCache>();
+  steps_.push_back({std::move(t), std::move(description)});
   return *this;
 }
 
-std::string TransformPipeline::str() const {
-  std::ostringstream s;
-  for (size_t i = 0; i < steps_.size(); ++i) {
-    if (i) s << " -> ";
-    if (auto* f = std::get_if<ToFloat>(&steps_[i])) {
-      s << "to_float(scale=" << f->scale << ')';
-    } else {
-      const auto& n = std::get<Normalize>(steps_[i]);
-      s << "normalize(mean=" << list_str(n.mean) << ", std=" << list_str(n.std) << ')';
-    }
-  }
-  return steps_.empty() ? "cast" : s.str();
+TransformPipeline& TransformPipeline::add(std::string_view name, const AttrMap& attrs) {
+  const TransformDef& def = transform_def(name);
+  AttrMap a = attrs;
+  fill_attr_defaults(def.attrs, a);
+  return add(make_transform(def.name, attrs), describe(def.name, a));
 }
 
-BatchTransform TransformPipeline::compile(int64_t channels) const {
-  if (channels <= 0) throw std::invalid_argument("transforms: channel count must be positive");
-  bool seen_float = false, seen_normalize = false;
-  for (const PixelStep& step : steps_) {
-    if (auto* f = std::get_if<ToFloat>(&step)) {
-      if (seen_float) throw std::invalid_argument("transforms: to_float appears more than once");
-      if (seen_normalize) throw std::invalid_argument("transforms: normalize must come after to_float");
-      if (!std::isfinite(f->scale) || f->scale <= 0)
-        throw std::invalid_argument("transforms: to_float scale must be a positive number, got " +
-                                    std::to_string(f->scale));
-      seen_float = true;
+TransformPipeline& TransformPipeline::to_float(double scale) { return add("to_float", {{"scale", scale}}); }
+
+TransformPipeline& TransformPipeline::normalize(std::vector<double> mean, std::vector<double> std) {
+  return add("normalize", {{"mean", std::move(mean)}, {"std", std::move(std)}});
+}
+
+std::string TransformPipeline::str() const {
+  if (steps_.empty()) return "none";
+  std::string s;
+  for (const Step& st : steps_) s += (s.empty() ? "" : " -> ") + st.description;
+  return s;
+}
+
+Shape TransformPipeline::out_shape(const Shape& in) const {
+  Shape s = in;
+  for (const Step& st : steps_) {
+    try {
+      s = st.t->out_shape(s);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(st.description + ": " + e.what());
+    }
+  }
+  return s;
+}
+
+DType TransformPipeline::out_dtype(DType in) const {
+  for (const Step& st : steps_) in = st.t->out_dtype(in);
+  return in;
+}
+
+// Lookup tables of pixel-map runs: (first step, run length, channels) -> float [channels * 256].
+// Filled once per key. Copies of a pipeline share it: their steps are the same immutable objects
+// (a copy can only append, which makes longer runs: other keys).
+struct TransformPipeline::LutCache {
+  std::mutex mu;
+  std::map<std::tuple<size_t, size_t, int64_t>, std::shared_ptr<const std::vector<float>>> tables;
+};
+
+Tensor TransformPipeline::operator()(const Tensor& input, Generator& rng) const {
+  Tensor x = input;
+  size_t i = 0;
+  while (i < steps_.size()) {
+    const auto* pm = dynamic_cast<const PixelMap*>(steps_[i].t.get());
+    if (!pm || x.dtype() != DType::U8) {
+      try {
+        x = steps_[i].t->apply(x.is_contiguous() ? x : x.contiguous(), rng);
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument(steps_[i].description + ": " + e.what());
+      }
+      ++i;
       continue;
     }
-    const auto& n = std::get<Normalize>(step);
-    seen_normalize = true;
-    for (const auto* v : {&n.mean, &n.std}) {
-      const char* name = v == &n.mean ? "mean" : "std";
-      if (v->size() != 1 && static_cast<int64_t>(v->size()) != channels)
-        throw std::invalid_argument(std::string("transforms: normalize ") + name + " has " +
-                                    std::to_string(v->size()) + " values for " + std::to_string(channels) +
-                                    " channel(s) (give 1 or " + std::to_string(channels) + ")");
-      for (double x : *v)
-        if (!std::isfinite(x)) throw std::invalid_argument(std::string("transforms: normalize ") + name + " is not finite");
+    check_image(x, "transforms");
+    size_t j = i;
+    std::vector<const PixelMap*> run;
+    for (; j < steps_.size(); ++j) {
+      const auto* p = dynamic_cast<const PixelMap*>(steps_[j].t.get());
+      if (!p) break;
+      p->check_channels(x.size(0));
+      run.push_back(p);
     }
-    for (double x : n.std)
-      if (x <= 0) throw std::invalid_argument("transforms: normalize std must be > 0, got " + list_str(n.std));
-  }
-
-  BatchTransform t;
-  t.channels_ = channels;
-  t.lut_.assign(static_cast<size_t>(channels) * 256, 0.0f);
-  for (int64_t c = 0; c < channels; ++c) {
-    for (int x = 0; x < 256; ++x) {
-      float v = static_cast<float>(x);
-      for (const PixelStep& step : steps_) {
-        if (auto* f = std::get_if<ToFloat>(&step)) {
-          double d = integer_divisor(f->scale);
-          v = d > 0 ? v / static_cast<float>(d) : v * static_cast<float>(f->scale);
-        } else {
-          const auto& n = std::get<Normalize>(step);
-          v = (v - channel_value(n.mean, c)) / channel_value(n.std, c);  // float32, as torch does
-        }
+    const int64_t channels = x.size(0);
+    std::shared_ptr<const std::vector<float>> lut;
+    {
+      std::lock_guard<std::mutex> lock(luts_->mu);
+      auto& slot = luts_->tables[{i, j, channels}];
+      if (!slot) {
+        auto t = std::make_shared<std::vector<float>>(static_cast<size_t>(channels) * 256);
+        for (int64_t c = 0; c < channels; ++c)
+          for (int v = 0; v < 256; ++v) {
+            float f = static_cast<float>(v);
+            for (const PixelMap* p : run) f = p->map(c, f);
+            (*t)[static_cast<size_t>(c * 256 + v)] = f;
+          }
+        slot = std::move(t);
       }
-      t.lut_[static_cast<size_t>(c) * 256 + x] = v;
+      lut = slot;
     }
+    const Tensor src = x.contiguous();
+    Tensor out = dl::empty(src.shape(), DType::F32);
+    const int64_t hw = src.size(1) * src.size(2);
+    const uint8_t* s = src.data<uint8_t>();
+    float* o = out.data<float>();
+    const float* table = lut->data();
+    for (int64_t c = 0; c < channels; ++c, table += 256, s += hw, o += hw)
+      for (int64_t p = 0; p < hw; ++p) o[p] = table[s[p]];
+    x = std::move(out);
+    i = j;
   }
-  return t;
-}
-
-std::vector<float> BatchTransform::identity_lut() {
-  std::vector<float> lut(256);
-  for (int x = 0; x < 256; ++x) lut[x] = static_cast<float>(x);
-  return lut;
-}
-
-void BatchTransform::apply_sample(const uint8_t* src, int64_t hw, float* dst) const {
-  const float* lut = lut_.data();
-  for (int64_t c = 0; c < channels_; ++c, lut += 256, src += hw, dst += hw)
-    for (int64_t p = 0; p < hw; ++p) dst[p] = lut[src[p]];
-}
-
-void BatchTransform::gather(const Tensor& images, const int64_t* rows, int64_t count, float* out) const {
-  if (images.dtype() != DType::U8 || images.dim() != 4 || !images.is_contiguous())
-    throw std::invalid_argument("BatchTransform::gather: images must be contiguous u8 [N, C, H, W], got " + images.str());
-  if (images.size(1) != channels_)
-    throw std::invalid_argument("BatchTransform::gather: transform compiled for " + std::to_string(channels_) +
-                                " channel(s), images have " + std::to_string(images.size(1)));
-  const int64_t n = images.size(0);
-  const int64_t hw = images.size(2) * images.size(3);
-  const int64_t sample = channels_ * hw;
-  const uint8_t* base = images.data<uint8_t>();
-  for (int64_t b = 0; b < count; ++b) {
-    if (rows[b] < 0 || rows[b] >= n)
-      throw std::out_of_range("BatchTransform::gather: row " + std::to_string(rows[b]) + " out of range for " +
-                              std::to_string(n) + " samples");
-    // The rows are scattered over the dataset (shuffled): fetch the next sample's bytes while
-    // this one is converted, instead of stalling on each of its cache lines.
-    if (b + 1 < count && rows[b + 1] >= 0 && rows[b + 1] < n) {
-      const uint8_t* nxt = base + rows[b + 1] * sample;
-      for (int64_t off = 0; off < sample; off += 64) __builtin_prefetch(nxt + off);
-    }
-    apply_sample(base + rows[b] * sample, hw, out + b * sample);
-  }
-}
-
-Tensor BatchTransform::operator()(const Tensor& images_u8) const {
-  if (images_u8.dtype() != DType::U8 || (images_u8.dim() != 3 && images_u8.dim() != 4))
-    throw std::invalid_argument("BatchTransform: expected u8 [B, C, H, W] or [C, H, W], got " + images_u8.str());
-  Tensor src = images_u8.contiguous();
-  Tensor x = src.dim() == 3 ? src.unsqueeze(0) : src;
-  if (x.size(1) != channels_)
-    throw std::invalid_argument("BatchTransform: compiled for " + std::to_string(channels_) + " channel(s), got " +
-                                images_u8.str());
-  Tensor out = empty(images_u8.shape(), DType::F32);
-  const int64_t hw = x.size(2) * x.size(3);
-  const uint8_t* s = x.data<uint8_t>();
-  float* d = out.data<float>();
-  for (int64_t b = 0; b < x.size(0); ++b) apply_sample(s + b * channels_ * hw, hw, d + b * channels_ * hw);
-  return out;
+  return x;
 }
 
 }  // namespace dl::data

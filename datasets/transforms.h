@@ -102,7 +102,9 @@ class TransformPipeline {
     TransformPtr t;
     std::string description;
   };
+  struct LutCache;  // lookup tables of pixel-map runs, shared by copies and worker threads
   std::vector<Step> steps_;
+  std::shared_ptr<LutCache> luts_;
 };
 
 }  // namespace dl::data

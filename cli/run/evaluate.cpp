@@ -27,7 +27,10 @@ EvalOptions eval_options(const Config& cfg, const std::string& split, int64_t nu
 
 std::optional<double> metric_value(const EvalResult& r, const std::string& name) {
   if (name == "loss") return r.loss;
-  if (name == "accuracy") return r.accuracy;
+  if (name == "accuracy") return r.regression ? std::nullopt : std::optional<double>(r.accuracy);
+  if (name == "mae") return r.mae;
+  if (name == "rmse") return r.rmse;
+  if (name == "r2") return r.r2;
   if (name == "knn_accuracy") return r.knn_accuracy;
   if (r.top_k_accuracy && name == "top" + std::to_string(r.top_k)) return r.top_k_accuracy;
   return std::nullopt;
@@ -69,6 +72,47 @@ double knn_accuracy(const Tensor& embeddings, const std::vector<int64_t>& labels
   return static_cast<double>(hits) / static_cast<double>(n);
 }
 
+namespace {
+
+// Running sums for the regression metrics, per target column.
+struct RegressionSums {
+  int64_t count = 0;  // rows
+  std::vector<double> abs_err, sq_err, sum_y, sum_y2;
+
+  void add(const Tensor& output, const Tensor& target) {
+    const int64_t n = target.dim() ? target.size(0) : 1;
+    const int64_t k = n ? target.numel() / n : 0;
+    if (output.numel() != target.numel())
+      throw std::invalid_argument("the model outputs " + shape_str(output.shape()) + " for targets " +
+                                  shape_str(target.shape()) + " (a regression needs one output per target value)");
+    const std::vector<double> p = output.to(DType::F64).to_vector<double>(), y = target.to(DType::F64).to_vector<double>();
+    if (abs_err.empty()) abs_err.assign(k, 0), sq_err.assign(k, 0), sum_y.assign(k, 0), sum_y2.assign(k, 0);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < k; ++j) {
+        const double t = y[i * k + j], e = p[i * k + j] - t;
+        abs_err[j] += std::fabs(e), sq_err[j] += e * e, sum_y[j] += t, sum_y2[j] += t * t;
+      }
+    count += n;
+  }
+
+  void finish(EvalResult& r) const {
+    double ae = 0, se = 0, r2 = 0;
+    const double n = static_cast<double>(count);
+    for (size_t j = 0; j < abs_err.size(); ++j) {
+      ae += abs_err[j], se += sq_err[j];
+      const double sst = sum_y2[j] - sum_y[j] * sum_y[j] / n;
+      r2 += sst > 0 ? 1.0 - sq_err[j] / sst : 0.0;
+    }
+    const double values = n * static_cast<double>(abs_err.size());
+    r.regression = true;
+    r.mae = ae / values;
+    r.rmse = std::sqrt(se / values);
+    r.r2 = r2 / static_cast<double>(abs_err.size());
+  }
+};
+
+}  // namespace
+
 EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<std::string>& loss_nodes,
                     std::shared_ptr<const data::Dataset> ds,
                     const EvalOptions& o) {
@@ -86,12 +130,18 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
   int64_t correct = 0, topk_hits = 0;
   std::vector<Tensor> embeddings;  // o.knn: every batch's output [n, D]
   std::vector<int64_t> all_labels;
+  RegressionSums reg;
   while (auto b = loader.next()) {
-    Tensor x = b->images.to(o.device), y = b->labels.to(o.device);
+    Tensor x = b->input().to(o.device), y = b->target().to(o.device);
     const std::vector<Tensor> outs = model.forward_nodes(x, loss_nodes);
     const Tensor& logits = outs.front();
-    const int64_t n = y.numel();
+    const int64_t n = b->size();
     loss_sum += loss_fn(outs, y).item() * (o.loss_is_sum ? 1.0 : static_cast<double>(n));
+    r.samples += n;
+    if (is_floating(y.dtype())) {
+      reg.add(logits, y);
+      continue;
+    }
     std::vector<int64_t> pred = argmax(logits, 1).to_vector<int64_t>();
     std::vector<int64_t> lab = y.to_vector<int64_t>();
     for (int64_t i = 0; i < n; ++i) {
@@ -113,8 +163,8 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
       embeddings.push_back(logits.reshape({n, -1}));
       all_labels.insert(all_labels.end(), lab.begin(), lab.end());
     }
-    r.samples += n;
   }
+  if (reg.count > 0) reg.finish(r);
   if (o.knn && !embeddings.empty()) r.knn_accuracy = knn_accuracy(cat(embeddings, 0), all_labels);
   if (was_training) model.train();
   r.loss = r.samples ? loss_sum / static_cast<double>(r.samples) : 0.0;
@@ -136,13 +186,14 @@ EvalResult evaluate_weights(const Config& cfg, const StateDict& weights, const s
   if (device.is_cuda() && !cuda_available())
     throw std::runtime_error("train.device is '" + cfg.train.device +
                              "' but no CUDA device is available (set train.device=cpu)");
-  data::Splits splits = data::load_idx_splits(idx_spec(cfg.data));
-  std::shared_ptr<const data::Dataset> ds = split == "val" ? splits.val : split == "test" ? splits.test : nullptr;
+  data::Splits splits = open_data(cfg);
+  data::DatasetPtr ds = splits.get(split);
   if (!ds) throw std::invalid_argument("the config has no " + split + " split");
-  std::shared_ptr<GraphModel> model = build_model(cfg, splits.train->sample_shape(), static_cast<uint64_t>(cfg.train.seed));
+  std::shared_ptr<GraphModel> model = build_model(cfg, model_input_shape(cfg, splits.train->info().input_shape),
+                                                  static_cast<uint64_t>(cfg.train.seed));
   model->to(device);
   apply_weights(*model, weights, /*strict=*/true, path, cfg.source_path);
-  return evaluate(*model, build_loss(cfg.loss), loss_nodes(cfg.loss), ds, eval_options(cfg, split, splits.num_classes));
+  return evaluate(*model, build_loss(cfg.loss), loss_nodes(cfg.loss), ds, eval_options(cfg, split, ds->info().num_classes));
 }
 
 }  // namespace dl::train

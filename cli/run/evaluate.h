@@ -25,6 +25,11 @@ struct EvalResult {
   std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
   std::vector<double> per_class_accuracy;
   std::optional<double> knn_accuracy;  // metrics: [knn_accuracy]
+  // Regression targets (float): mean absolute error, root mean squared error and R^2 over every
+  // target value (R^2 averaged over the target's columns, as sklearn's r2_score). Class-index
+  // targets have accuracy instead, and no regression metrics.
+  bool regression = false;
+  std::optional<double> mae, rmse, r2;
 };
 
 // The value of metric `name` ("loss", "accuracy", "top5", "knn_accuracy") in `r`; nullopt

@@ -3,7 +3,6 @@
 #include <filesystem>
 #include <optional>
 
-#include "datasets/idx.h"
 #include "engine/autograd/autograd.h"
 #include "engine/ops.h"
 #include "engine/optim/registry.h"
@@ -13,10 +12,6 @@
 namespace dl::train {
 namespace {
 
-std::string join(const std::string& root, const std::string& file) {
-  if (file.empty() || root.empty() || file.front() == '/') return file;
-  return (std::filesystem::path(root) / file).string();
-}
 
 }  // namespace
 
@@ -41,35 +36,68 @@ bool glob_match(const std::string& p, const std::string& t) {
   return pi == p.size();
 }
 
-data::IdxSplitSpec idx_spec(const DataSpec& d) {
-  data::IdxSplitSpec s;
-  s.train = {join(d.root, d.train.images), join(d.root, d.train.labels)};
-  if (!d.test.images.empty()) s.test = {join(d.root, d.test.images), join(d.root, d.test.labels)};
-  s.val_size = d.val_size;
-  return s;
+data::FormatArgs format_args(const Config& cfg) {
+  const DataSpec& d = cfg.data;
+  data::FormatArgs a;
+  a.root = d.root;
+  a.options = d.options;
+  a.splits = d.splits;
+  a.in_memory = d.in_memory;
+  a.config_file = cfg.source_path;
+  return a;
 }
 
-Shape sample_shape_from_headers(const DataSpec& d) {
-  data::IdxSplitSpec s = idx_spec(d);
-  data::IdxHeader h = data::read_idx_header(s.train.images, "training images");
-  if (h.dims.size() == 3) return {1, h.dims[1], h.dims[2]};
-  throw DataError(s.train.images + ": expected images of rank 3 [N, H, W], got rank " +
-                  std::to_string(h.dims.size()));
+namespace {
+data::SplitOptions split_options(const DataSpec& d) {
+  return {d.val_size, d.val_fraction, d.test_fraction, static_cast<uint64_t>(d.split_seed)};
+}
+}  // namespace
+
+data::Splits open_data(const Config& cfg) {
+  return data::open_splits(data::format_def(cfg.data.format), format_args(cfg), split_options(cfg.data));
 }
 
-data::TransformPipeline build_transforms(const DataSpec& d) {
+data::DatasetInfo peek_data(const Config& cfg) {
+  const data::FormatDef& f = data::format_def(cfg.data.format);
+  if (f.peek) return f.peek(format_args(cfg));
+  return f.open(format_args(cfg)).train->info();
+}
+
+Shape peek_input_shape(const Config& cfg) { return model_input_shape(cfg, peek_data(cfg).input_shape); }
+
+data::TransformPipeline build_transforms(const DataSpec& d, bool training) {
   data::TransformPipeline t;
-  for (const TransformSpec& ts : d.transforms) {
-    if (ts.type == "to_float") {
-      t.to_float(std::get<double>(ts.attrs.at("scale")));
-    } else if (ts.type == "normalize") {
-      t.normalize(std::get<std::vector<double>>(ts.attrs.at("mean")),
-                  std::get<std::vector<double>>(ts.attrs.at("std")));
-    } else {
-      throw std::invalid_argument("unknown transform '" + ts.type + "'");
-    }
-  }
+  if (training)
+    for (const TransformSpec& ts : d.augment) t.add(ts.type, ts.attrs);
+  for (const TransformSpec& ts : d.transforms) t.add(ts.type, ts.attrs);
   return t;
+}
+
+Shape model_input_shape(const Config& cfg, const Shape& raw) {
+  if (raw.size() != 3) return raw;
+  auto through = [&](bool training, const char* key) {
+    try {
+      return build_transforms(cfg.data, training).out_shape(raw);
+    } catch (const std::invalid_argument& e) {
+      Diagnostic d;
+      d.loc.file = cfg.source_path;
+      d.path = key;
+      d.message = std::string(e.what()) + " (the samples are " + shape_str(raw) + ")";
+      d.hint = "fix the transform's size, or add a resize before it";
+      throw ConfigError({d});
+    }
+  };
+  const Shape train = through(true, "data.augment"), eval = through(false, "data.transforms");
+  if (train != eval) {
+    Diagnostic d;
+    d.loc.file = cfg.source_path;
+    d.path = "data.augment";
+    d.message = "the training transforms make samples of shape " + shape_str(train) +
+                " but the evaluation transforms make " + shape_str(eval) + " (one model sees both)";
+    d.hint = "give data.transforms a resize/center_crop to the training size";
+    throw ConfigError({d});
+  }
+  return train;
 }
 
 std::shared_ptr<GraphModel> build_model(const Config& cfg, const Shape& sample_shape, uint64_t seed) {
@@ -106,6 +134,7 @@ void check_memory_fits(const Config& cfg, const MemoryEstimate& e) {
 }
 
 Tensor class_target(nn::ClassTarget kind, const Tensor& output, const Tensor& labels) {
+  if (is_floating(labels.dtype())) return labels.dtype() == output.dtype() ? labels : labels.to(output.dtype());
   switch (kind) {
     case nn::ClassTarget::index:
       return labels;

@@ -9,6 +9,7 @@
 
 #include "configs/config.h"
 #include "datasets/dataset.h"
+#include "datasets/format.h"
 #include "datasets/transforms.h"
 #include "engine/graph/memory_estimate.h"
 #include "engine/graph/model.h"
@@ -18,14 +19,23 @@
 
 namespace dl::train {
 
-// The IDX files of `data` (root joined with the relative names).
-data::IdxSplitSpec idx_spec(const DataSpec& data);
-// The per-sample shape ({C, H, W}) read from the training images file's header only (cheap:
-// `dltool validate` uses it without loading the data).
-Shape sample_shape_from_headers(const DataSpec& data);
+// The config's data section as the format registry's arguments.
+data::FormatArgs format_args(const Config& cfg);
+// Opens the config's splits through its format (data.format) and carves val/test.
+data::Splits open_data(const Config& cfg);
+// What the training samples look like, from a header or the first sample only (cheap:
+// `dltool validate`, `export` and `bench` use it without loading the data).
+data::DatasetInfo peek_data(const Config& cfg);
 
-// The config's `transforms:` list as the DataLoader's pixel pipeline.
-data::TransformPipeline build_transforms(const DataSpec& data);
+// The model's per-sample input shape from peek_data and the transforms (model_input_shape).
+Shape peek_input_shape(const Config& cfg);
+
+// The pipeline a split's samples go through: data.augment (training only) + data.transforms.
+data::TransformPipeline build_transforms(const DataSpec& data, bool training);
+// The model's per-sample input shape: `raw` (a dataset's input_shape) through the transforms.
+// An image shape that the training and evaluation pipelines map differently is a ConfigError
+// (the model sees one shape). Shapes that are not images ([F], [T]) pass unchanged.
+Shape model_input_shape(const Config& cfg, const Shape& raw);
 
 // Builds the model for `sample_shape`, initialised from `seed` (PyTorch-style default init),
 // after its shape pass and check_memory_fits: nothing is allocated for a model that cannot fit.
@@ -38,8 +48,9 @@ MemoryEstimate estimate_memory(const Config& cfg, const std::vector<NodeSummary>
 // device (available_memory): the bytes by part, the largest layers and the fix.
 void check_memory_fits(const Config& cfg, const MemoryEstimate& estimate);
 
-// loss(model output [N, C], class labels i64 [N]) -> 0-dim tensor: the registered loss
-// (engine/nn/loss_registry.h) with its target made from the labels as its ClassTarget says.
+// loss(model output [N, C], batch target) -> 0-dim tensor: the registered loss
+// (engine/nn/loss_registry.h). Class-index targets (i64 [N]) become its target as its
+// ClassTarget says; float targets (regression, multi-hot) are passed as they are.
 // A loss with roles {anchor, positive, negative} and no `loss.inputs` trains on in-batch
 // triplets (mine_triplets) of the output rows, the output being embeddings [N, D].
 // `outputs` are the values of loss_nodes(spec) from one forward pass: [0] the model's output,
@@ -57,7 +68,8 @@ struct Triplets {
 };
 Triplets mine_triplets(const std::vector<int64_t>& labels);
 
-// The loss target of `kind` for class `labels` and the model `output` [N, C].
+// The loss target of `kind` for class `labels` and the model `output` [N, C]; float `labels`
+// (a regression or multi-hot target) are returned as they are, in the output's dtype.
 Tensor class_target(nn::ClassTarget kind, const Tensor& output, const Tensor& labels);
 
 // Param groups from the config's globs over state_dict names (first match wins; the rest

@@ -58,10 +58,26 @@ void check_epochs_have_batches(const Config& cfg, const data::Splits& splits, in
                         "lower data.loader.batch_size to at most " + n +
                             ", or set data.loader.drop_last: false"}});
   }
-  if (splits.test && splits.test->size() == 0)
-    throw DataError("'" + (std::filesystem::path(cfg.data.root) / cfg.data.test.images).string() +
-                    "': the test split has no samples, so evaluating it would average over nothing "
-                    "(use a test file with samples)");
+  for (const auto* split : {&splits.val, &splits.test})
+    if (*split && (*split)->size() == 0)
+      throw DataError("data." + (*split)->name() + " (" + cfg.data.format + " under '" + cfg.data.root +
+                      "'): the " + (*split)->name() + " split has no samples, so evaluating it would average "
+                      "over nothing (give it samples, or leave the split out)");
+}
+
+// Class indices the model has no output for would make the loss read out of bounds (or train a
+// class that can never be predicted): refused before the first step.
+void check_classes_fit(const Config& cfg, const data::DatasetInfo& info, const Shape& output) {
+  const nn::LossDef& loss = nn::loss_def(cfg.loss.type);
+  const bool reads_classes = loss.class_target != nn::ClassTarget::none &&
+                             std::count(loss.inputs.begin(), loss.inputs.end(), "target") == 1;
+  if (!reads_classes || info.target_kind != data::TargetKind::class_index || output.empty() ||
+      info.num_classes <= output[0])
+    return;
+  throw DataError("the data has " + std::to_string(info.num_classes) + " classes (labels 0.." +
+                  std::to_string(info.num_classes - 1) + ") but the model's output has " + std::to_string(output[0]) +
+                  " values per sample (" + shape_str(output) + "); make the last layer of '" + cfg.source_path +
+                  "' output " + std::to_string(info.num_classes) + " (out_features)");
 }
 
 }  // namespace
@@ -89,9 +105,24 @@ data::LoaderOptions loader_options(const Config& cfg, bool training) {
   o.shuffle = training && l.shuffle;
   o.drop_last = training && l.drop_last;
   o.seed = static_cast<uint64_t>(cfg.train.seed);
-  o.prefetch = l.prefetch;
-  o.transform = build_transforms(cfg.data);
+  o.workers = l.prefetch == 0 ? 0 : l.workers;
+  o.prefetch = std::max<int64_t>(l.prefetch, 1);
+  o.transform = build_transforms(cfg.data, training);
   return o;
+}
+
+data::SamplerPtr build_sampler(const Config& cfg, const data::Dataset& train) {
+  const SamplerSpec& s = cfg.data.loader.sampler;
+  if (s.type.empty()) return nullptr;
+  try {
+    return data::make_sampler(s.type, s.attrs, train);
+  } catch (const std::invalid_argument& e) {
+    Diagnostic d;
+    d.loc.file = cfg.source_path;
+    d.path = "data.loader.sampler";
+    d.message = e.what();
+    throw ConfigError({d});
+  }
 }
 
 Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(std::move(options)) {
@@ -101,13 +132,17 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
     throw std::runtime_error("train.device is '" + cfg_.train.device +
                              "' but no CUDA device is available (set train.device=cpu)");
   manual_seed(static_cast<uint64_t>(cfg_.train.seed));
-  splits_ = data::load_idx_splits(idx_spec(cfg_.data));
-  model_ = build_model(cfg_, splits_.train->sample_shape(), static_cast<uint64_t>(cfg_.train.seed));
+  splits_ = open_data(cfg_);
+  model_ = build_model(cfg_, model_input_shape(cfg_, splits_.train->info().input_shape),
+                       static_cast<uint64_t>(cfg_.train.seed));
+  check_classes_fit(cfg_, splits_.train->info(), model_->output_shape());
   model_->to(device_);
   loss_fn_ = build_loss(cfg_.loss);
   loss_nodes_ = loss_nodes(cfg_.loss);
   optimizer_ = build_optimizer(cfg_, *model_);
-  train_loader_ = std::make_unique<data::DataLoader>(splits_.train, loader_options(cfg_, true));
+  data::LoaderOptions lo = loader_options(cfg_, true);
+  lo.sampler = build_sampler(cfg_, *splits_.train);
+  train_loader_ = std::make_unique<data::DataLoader>(splits_.train, std::move(lo));
   check_epochs_have_batches(cfg_, splits_, train_loader_->batches_per_epoch());
   const TrainSpec& ts = cfg_.train;
   try {
@@ -269,22 +304,15 @@ void Trainer::update_best(const EvalResult& r) {
 
 Trainer::~Trainer() = default;
 
-std::shared_ptr<const data::Dataset> Trainer::split_dataset(const std::string& split) const {
-  if (split == "train") return splits_.train;
-  if (split == "val") return splits_.val;
-  if (split == "test") return splits_.test;
-  throw std::invalid_argument("unknown split '" + split + "' (expected train, val or test)");
-}
-
 EvalResult Trainer::evaluate(const std::string& split) {
-  auto ds = split_dataset(split);
+  auto ds = splits_.get(split);
   if (!ds) throw std::invalid_argument("the config has no " + split + " split");
   if (!ema_ || ema_->num_updates() == 0)
-    return train::evaluate(*model_, loss_fn_, loss_nodes_, ds, eval_options(cfg_, split, splits_.num_classes));
+    return train::evaluate(*model_, loss_fn_, loss_nodes_, ds, eval_options(cfg_, split, ds->info().num_classes));
   // The averaged weights are what a run with train.ema_decay evaluates (and what best.h5 ranks).
   ema_->apply_to(*model_);
   try {
-    EvalResult r = train::evaluate(*model_, loss_fn_, loss_nodes_, ds, eval_options(cfg_, split, splits_.num_classes));
+    EvalResult r = train::evaluate(*model_, loss_fn_, loss_nodes_, ds, eval_options(cfg_, split, ds->info().num_classes));
     ema_->restore(*model_);
     return r;
   } catch (...) {
@@ -419,7 +447,7 @@ RunResult Trainer::run() {
     while (!done) {
       auto batch = train_loader_->next();
       if (!batch) break;
-      Tensor x = batch->images.to(device_), y = batch->labels.to(device_);
+      Tensor x = batch->input().to(device_), y = batch->target().to(device_);
       StepResult r = step_fn_->run([&] { return loss_fn_(model_->forward_nodes(x, loss_nodes_), y); });
       const double lv = r.loss;
       if (!std::isfinite(lv)) {
@@ -430,7 +458,7 @@ RunResult Trainer::run() {
         throw NonFiniteLossError(os.str());
       }
       result.losses.push_back(lv);
-      const int64_t bs = y.numel();
+      const int64_t bs = batch->size();
       double t_now = now_s();
       double dt = t_now - t_last;
       t_last = t_now;

@@ -88,7 +88,6 @@ class Trainer {
   void update_best(const EvalResult& r);
   void step_metric_scheduler(const EvalResult& val);
   void log_hparams(const RunResult& r);
-  std::shared_ptr<const data::Dataset> split_dataset(const std::string& split) const;
 
   Config cfg_;
   RunOptions opt_;
@@ -121,7 +120,11 @@ class Trainer {
 // TrainSpec::kMaxThreads; beyond that std::invalid_argument (the config refuses it first).
 void set_num_threads(int64_t threads);
 
-// The loader options a config asks for (transforms compiled from `data.transforms`).
+// The loader options a config asks for on the training split or an evaluation split: the
+// split's transforms (augment only when training), workers, batch size. No sampler (below).
 data::LoaderOptions loader_options(const Config& cfg, bool training);
+// data.loader.sampler over the training split; null = by data.loader.shuffle. ConfigError
+// naming data.loader.sampler for options that do not fit the dataset.
+data::SamplerPtr build_sampler(const Config& cfg, const data::Dataset& train);
 
 }  // namespace dl::train

@@ -51,6 +51,9 @@ AttrSchema AttrSchema::int_list(std::string name) {
 AttrSchema AttrSchema::float_list(std::string name) {
   return make(std::move(name), AttrKind::FloatList).req();
 }
+AttrSchema AttrSchema::string_list(std::string name) {
+  return make(std::move(name), AttrKind::StringList).req();
+}
 AttrSchema AttrSchema::pair(std::string name) {
   return make(std::move(name), AttrKind::IntPair).req();
 }
@@ -65,7 +68,7 @@ const char* kind_noun(AttrKind k, bool plural) {
     case AttrKind::Int: case AttrKind::IntList: case AttrKind::IntPair:
       return plural ? "integers" : "an integer";
     case AttrKind::Float: case AttrKind::FloatList: return plural ? "numbers" : "a number";
-    case AttrKind::String: return plural ? "strings" : "a string";
+    case AttrKind::String: case AttrKind::StringList: return plural ? "strings" : "a string";
   }
   return "";
 }
@@ -112,6 +115,9 @@ bool coerce_attr(const AttrSchema& a, AttrValue& v) {
     case AttrKind::IntPair:
       if (auto* i = std::get_if<int64_t>(&v)) v = std::vector<int64_t>{*i, *i};
       return std::holds_alternative<std::vector<int64_t>>(v);
+    case AttrKind::StringList:
+      if (auto* s = std::get_if<std::string>(&v)) v = std::vector<std::string>{*s};
+      return std::holds_alternative<std::vector<std::string>>(v);
   }
   return false;
 }
@@ -135,7 +141,7 @@ std::string describe_expected(const AttrSchema& a) {
       for (size_t i = 0; i < a.choices.size(); ++i) s += (i ? ", " : "") + quoted(a.choices[i]);
       return s;
     }
-    case AttrKind::IntList: case AttrKind::FloatList: {
+    case AttrKind::IntList: case AttrKind::FloatList: case AttrKind::StringList: {
       std::string s = "a list of ";
       if (a.min_len == a.max_len) s += std::to_string(a.min_len) + " ";
       else if (a.min_len > 0) s = "a non-empty list of ";
@@ -170,6 +176,10 @@ std::string check_attr(const AttrSchema& a, const AttrValue& v) {
     ok = a.kind == AttrKind::IntPair ? il->size() == 2 && check_list(*il) : check_list(*il);
   } else if (auto* dl = std::get_if<std::vector<double>>(&v)) {
     ok = check_list(*dl);
+  } else if (auto* sl = std::get_if<std::vector<std::string>>(&v)) {
+    ok = sl->size() >= a.min_len && sl->size() <= a.max_len;
+    for (const auto& x : *sl)
+      if (!a.choices.empty()) ok = ok && std::find(a.choices.begin(), a.choices.end(), x) != a.choices.end();
   }
   if (ok && a.rule) ok = a.rule(v).empty();
   return ok ? "" : fail();
@@ -193,6 +203,11 @@ std::string format_attr(const AttrValue& v) {
     std::string operator()(const std::string& s) const { return s; }
     std::string operator()(const std::vector<int64_t>& l) const { return list(l); }
     std::string operator()(const std::vector<double>& l) const { return list(l); }
+    std::string operator()(const std::vector<std::string>& l) const {
+      std::string s = "[";
+      for (size_t i = 0; i < l.size(); ++i) s += (i ? ", " : "") + l[i];
+      return s + "]";
+    }
     std::string list(const std::vector<int64_t>& l) const {
       std::string s = "[";
       for (size_t i = 0; i < l.size(); ++i) s += (i ? ", " : "") + (*this)(l[i]);

@@ -27,6 +27,7 @@ enum class AttrKind {
   IntList,    // [30, 60]                          [std::vector<int64_t>]
   FloatList,  // [0.9, 0.999]; integers accepted   [std::vector<double>]
   IntPair,    // 5 or [5, 3] -> (h, w)             [std::vector<int64_t> of size 2]
+  StringList, // [a.txt, b.txt]; a single string is accepted as a list of one [std::vector<std::string>]
 };
 
 struct AttrSchema {
@@ -63,6 +64,7 @@ struct AttrSchema {
   static AttrSchema choice(std::string name, std::vector<std::string> choices, std::string def);
   static AttrSchema int_list(std::string name);
   static AttrSchema float_list(std::string name);
+  static AttrSchema string_list(std::string name);  // required unless given a default
   static AttrSchema pair(std::string name);              // required unless given a default
   static AttrSchema pair(std::string name, int64_t def);  // default (def, def)
 
@@ -130,6 +132,9 @@ inline const std::vector<double>& attr_floats(const AttrMap& m, const std::strin
 }
 inline const std::vector<int64_t>& attr_ints(const AttrMap& m, const std::string& key) {
   return attr_get<std::vector<int64_t>>(m, key);
+}
+inline const std::vector<std::string>& attr_strings(const AttrMap& m, const std::string& key) {
+  return attr_get<std::vector<std::string>>(m, key);
 }
 
 // For attributes built in code rather than read from YAML (make_loss, make_scheduler): refuses

@@ -40,8 +40,8 @@ struct SourceLoc {
 };
 
 // One attribute value. The schema (layer_schema.h) says which alternative an attribute holds.
-using AttrValue =
-    std::variant<bool, int64_t, double, std::string, std::vector<int64_t>, std::vector<double>>;
+using AttrValue = std::variant<bool, int64_t, double, std::string, std::vector<int64_t>, std::vector<double>,
+                               std::vector<std::string>>;
 using AttrMap = std::map<std::string, AttrValue>;
 
 // Name of the model's input in `inputs:` lists: the batch the data loader yields.
