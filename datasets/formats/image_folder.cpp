@@ -65,6 +65,17 @@ bool jpeg_complete(std::string_view b) {
   return b.find("\xFF\xD9", std::min(i, b.size())) != std::string_view::npos;
 }
 
+// Whether the bytes start like one of the formats of image_extensions(). OpenCV's imdecode also
+// tries JPEG 2000, OpenEXR, Radiance HDR, Sun raster and PFM by content, decoders ImageFolder's
+// PIL lacks (or never sees behind these extensions): those bytes are refused before reaching them.
+bool known_signature(std::string_view b) {
+  auto starts = [&](std::string_view sig) { return b.substr(0, sig.size()) == sig; };
+  using namespace std::string_view_literals;
+  return starts("\x89PNG\r\n\x1a\n"sv) || starts("\xFF\xD8\xFF"sv) || starts("BM"sv) ||
+         (b.size() >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6') || starts("II*\0"sv) || starts("MM\0*"sv) ||
+         starts("II+\0"sv) || starts("MM\0+"sv) || (starts("RIFF"sv) && b.substr(8, 4) == "WEBP"sv);
+}
+
 std::string hex_head(std::string_view b) {
   static const char* digits = "0123456789abcdef";
   std::string s;
@@ -87,6 +98,9 @@ Tensor decode_image(std::string_view bytes, ImageColor color, const std::string&
   if (jpeg && !jpeg_complete(bytes))
     throw DataError(source + ": truncated JPEG (" + std::to_string(bytes.size()) +
                     " bytes, no end-of-image marker after the image data)" + fix);
+  if (!known_signature(bytes))
+    throw DataError(source + ": not a PNG/JPEG/BMP/PPM/PGM/TIFF/WebP image (" + std::to_string(bytes.size()) +
+                    " bytes, starting " + hex_head(bytes) + ")" + fix);
   cv::Mat m;  // 8-bit, 1 (gray), 3 (BGR) or 4 (BGRA) channels, as the file stores them
   try {
     const cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
@@ -95,8 +109,8 @@ Tensor decode_image(std::string_view bytes, ImageColor color, const std::string&
     throw DataError(source + ": cannot decode the image (OpenCV: " + e.err + ")" + fix);
   }
   if (m.empty())
-    throw DataError(source + ": cannot decode the image: not a PNG/JPEG/BMP/PPM/TIFF/WebP file, or corrupt or "
-                    "truncated (" + std::to_string(bytes.size()) + " bytes, starting " + hex_head(bytes) + ")" + fix);
+    throw DataError(source + ": cannot decode the image: corrupt or truncated (" + std::to_string(bytes.size()) +
+                    " bytes, starting " + hex_head(bytes) + ")" + fix);
   const int cn = m.channels();
   if (m.depth() != CV_8U || (cn != 1 && cn != 3 && cn != 4))
     throw DataError(source + ": unsupported image layout (" + std::to_string(cn) + " channels of OpenCV depth " +

@@ -27,8 +27,9 @@ const std::vector<std::string>& image_extensions();
 // B order), as PIL's Image.open(f).convert("RGB" / "L") does: EXIF orientation ignored, alpha
 // dropped, gray -> RGB replicated, RGB -> gray with PIL's ITU-R 601-2 weights and rounding
 // ((R*19595 + G*38470 + B*7471 + 0x8000) >> 16). Throws DataError naming `source` for bytes that
-// are empty, not an image, corrupt or truncated (a JPEG without its end-of-image marker included:
-// libjpeg would pad it with gray, PIL refuses it). Thread-safe.
+// are empty, do not start with the signature of one of those formats (OpenCV's other decoders,
+// JPEG 2000, OpenEXR, ..., are never reached), or are corrupt or truncated (a JPEG without its
+// end-of-image marker included: libjpeg would pad it with gray, PIL refuses it). Thread-safe.
 Tensor decode_image(std::string_view bytes, ImageColor color, const std::string& source);
 
 }  // namespace dl::data

@@ -280,9 +280,11 @@ TEST_CASE("image_folder: bad input is a DataError naming the file or folder", "[
   SECTION("broken files: open indexes them, get() names them; in_memory fails at open") {
     write_gray_tree(tmp.path / "train", {{"a", 1}});
     const cv::Mat img = color_image(16, 16, 5);
-    std::vector<uchar> png, jpg;
+    std::vector<uchar> png, jpg, sr;
     cv::imencode(".png", img, png);
     cv::imencode(".jpg", img, jpg);
+    cv::imencode(".sr", img, sr);
+    const std::string sun_raster(sr.begin(), sr.end());
     const std::string good_jpg(jpg.begin(), jpg.end());
     struct Bad {
       std::string name, bytes, message;
@@ -291,7 +293,8 @@ TEST_CASE("image_folder: bad input is a DataError naming the file or folder", "[
         {"b/corrupt.png", std::string(png.begin(), png.begin() + 40) + std::string(200, '\x5a'), "cannot decode"},
         {"b/truncated.png", std::string(png.begin(), png.begin() + static_cast<long>(png.size() * 6 / 10)), "cannot decode"},
         {"b/truncated.jpg", good_jpg.substr(0, good_jpg.size() * 7 / 10), "truncated JPEG"},
-        {"b/text.jpeg", "hello, I am a text file\n", "cannot decode"},
+        {"b/text.jpeg", "hello, I am a text file\n", "not a PNG/JPEG/BMP"},
+        {"b/sunraster.png", sun_raster, "not a PNG/JPEG/BMP"},  // OpenCV decodes it; ImageFolder does not
         {"b/empty.bmp", "", "empty file"},
     };
     fs::create_directories(tmp.path / "train/b");
@@ -300,8 +303,8 @@ TEST_CASE("image_folder: bad input is a DataError naming the file or folder", "[
     dl::test::write_file((tmp.path / "train/b/trailer.jpg").string(), good_jpg + "TRAILER");
 
     const Splits s = open_folder(train_only);
-    REQUIRE(s.train->size() == 7);  // a/0.png, then b/ by name
-    for (int64_t i = 1; i < 7; ++i) {
+    REQUIRE(s.train->size() == 8);  // a/0.png, then b/ by name
+    for (int64_t i = 1; i < s.train->size(); ++i) {
       const std::string path = s.train->describe(i);
       INFO(path);
       if (path.ends_with("trailer.jpg")) {
