@@ -100,17 +100,18 @@ std::vector<std::string> list_files(const FormatArgs& args, const AttrMap& split
     std::vector<std::string> matches(g.gl_pathv, g.gl_pathv + (rc == 0 ? g.gl_pathc : 0));
     globfree(&g);
     size_t kept = 0;
+    std::error_code ec;
     for (const std::string& m : matches)
-      if (!fs::is_directory(m)) add(m), ++kept;
-    if (kept == 0)
-      throw DataError(key + ".files: '" + full + "' matches no file" + (args.root.empty() ? "" : " (data.root '" + args.root + "')"));
+      if (!fs::is_directory(m, ec)) add(m), ++kept;
+    if (kept == 0) throw DataError(key + ".files: '" + full + "' matches no file");
   }
   if (out.empty()) throw DataError(key + ": every listed file is excluded by " + key + ".exclude");
   return out;
 }
 
 std::string read_whole(const std::string& path, const std::string& key) {
-  if (fs::is_directory(path)) throw DataError(key + ": '" + path + "' is a directory, not a text file (use files: ['dir/*'])");
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw DataError(key + ": '" + path + "' is a directory, not a text file (use files: ['dir/*'])");
   std::ifstream f(path, std::ios::binary);
   if (!f) throw DataError(key + ": cannot open '" + path + "': " + std::strerror(errno));
   std::ostringstream s;

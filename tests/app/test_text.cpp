@@ -189,6 +189,12 @@ TEST_CASE("text: data errors name the file and the fix", "[datasets][text]") {
                  Catch::Contains("data.level: byte"));
   CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file("overlong.txt")}}); }),
              Catch::Contains("byte offset 2 (byte 0xC0)"));
+  dir.file("surrogate.txt", "abc\xED\xA0\x80");  // U+D800 encoded: not a character
+  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file("surrogate.txt")}}); }),
+             Catch::Contains("byte offset 3 (byte 0xED)"));
+  dir.file("cut.txt", "abcdef\xE2\x82");
+  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file("cut.txt")}}); }),
+             Catch::Contains("byte offset 6 (byte 0xE2, a sequence cut off by the end of the file)"));
   CHECK(open_corpus(root, {{"seq_len", int64_t{4}}, {"level", std::string("byte")}}, {{"train", one_file("bad.txt")}})
             .train->size() == 2);  // the same bytes are fine at byte level
   CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", {{"files", Strings{"nothing*.txt"}}}}}); }),
