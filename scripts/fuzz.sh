@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets (tests/fuzz/README.md) for a bounded time.
-#   scripts/fuzz.sh TARGET SECONDS   TARGET: config | idx | checkpoint | all (each for SECONDS)
+#   scripts/fuzz.sh TARGET SECONDS   TARGET: config | idx | checkpoint | image | all (each for SECONDS)
 #   scripts/fuzz.sh TARGET FILE...   re-runs saved inputs (a crash file) once each
 # Builds build/fuzz first (clang, ASan + UBSan + libFuzzer instrumentation, CUDA off), or the
 # build named by DLTOOL_FUZZ_BUILD_DIR (scripts/test.sh reuses its sanitizer build).
@@ -9,12 +9,12 @@
 # crashes to build/fuzz/crashes/TARGET/. Exits non-zero when any target crashes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGETS=(config idx checkpoint)
-target=${1:?usage: scripts/fuzz.sh config|idx|checkpoint|all SECONDS|FILE...}
+TARGETS=(config idx checkpoint image)
+target=${1:?usage: scripts/fuzz.sh config|idx|checkpoint|image|all SECONDS|FILE...}
 shift
 if [ "$target" = all ]; then selected=("${TARGETS[@]}"); else selected=("$target"); fi
 for t in "${selected[@]}"; do
-  [[ " ${TARGETS[*]} " == *" $t "* ]] || { echo "fuzz.sh: unknown target '$t' (config, idx, checkpoint, all)" >&2; exit 2; }
+  [[ " ${TARGETS[*]} " == *" $t "* ]] || { echo "fuzz.sh: unknown target '$t' (config, idx, checkpoint, image, all)" >&2; exit 2; }
 done
 
 BUILD_DIR=${DLTOOL_FUZZ_BUILD_DIR:-build/fuzz}
@@ -29,6 +29,9 @@ ASAN_BASE="halt_on_error=1:abort_on_error=1:detect_leaks=1:symbolize=1${ASAN_OPT
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 export LSAN_OPTIONS="suppressions=$PWD/tests/sanitizer/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export OMP_NUM_THREADS=1  # one input at a time; threads only add noise to coverage
+# OpenCV reads this once at load: without it an image header claiming up to 2^30 pixels makes
+# the decoder allocate gigabytes (beyond -rss_limit_mb) before finding the data missing.
+export OPENCV_IO_MAX_IMAGE_PIXELS=${OPENCV_IO_MAX_IMAGE_PIXELS:-16777216}
 
 failed=()
 for t in "${selected[@]}"; do
