@@ -476,6 +476,7 @@ class RandomFlip final : public Transform {
   RandomFlip(bool horizontal, double p) : horizontal_(horizontal), p_(p) {}
   // One draw per sample whatever p is (torch.rand(1) < p), so p does not shift the stream.
   Tensor apply(const Tensor& x, Generator& rng) const override {
+    fn::check_image(x, horizontal_ ? "random_horizontal_flip" : "random_vertical_flip");
     if (rng.next_double() >= p_) return x;
     return horizontal_ ? fn::hflip(x) : fn::vflip(x);
   }
