@@ -1,5 +1,8 @@
 // dltool eval CHECKPOINT [--config CONFIG] [--split val|test] [--json]: loss, accuracy,
-// per-class accuracy and the confusion matrix of a checkpoint on a data split.
+// per-class precision/recall/F1 (and macro averages) and the confusion matrix of a checkpoint
+// on a data split, classes named as the checkpoint (or the config's data) names them;
+// regression targets report mae/rmse/r2 instead.
+#include <algorithm>
 #include <iomanip>
 #include <iostream>
 
@@ -20,13 +23,71 @@ struct EvalArgs {
   bool json = false;
 };
 
-std::vector<std::string> class_names(const Config& cfg, int64_t n) {
-  static const char* kFashion[] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
+// Class names for the report: the checkpoint's (saved by the run that trained it), else the
+// split's (the config's data), else the indices.
+std::vector<std::string> class_names(const Checkpoint& ckpt, const train::EvalResult& r) {
+  const size_t C = r.confusion.size();
+  const std::vector<std::string>& saved = ckpt.class_names.size() == C ? ckpt.class_names : r.class_names;
   std::vector<std::string> out;
-  for (int64_t c = 0; c < n; ++c)
-    out.push_back(cfg.data.dataset == "fashion_mnist" && n == 10 ? kFashion[c] : std::to_string(c));
+  for (size_t c = 0; c < C; ++c) out.push_back(c < saved.size() ? saved[c] : std::to_string(c));
   return out;
+}
+
+template <class T>
+json::Array array(const std::vector<T>& v) {
+  json::Array a;
+  for (const T& x : v) a.push(x);
+  return a;
+}
+
+std::string eval_json(const std::string& path, const std::string& split, const train::EvalResult& r,
+                      const std::vector<std::string>& names) {
+  json::Object o;
+  o.add("checkpoint", path).add("split", split).add("samples", r.samples).add("loss", r.loss);
+  if (r.regression) {
+    o.add("mae", r.mae).add("rmse", r.rmse).add("r2", r.r2);
+    return o.str();
+  }
+  json::Array confusion;
+  for (const auto& row : r.confusion) confusion.push(array(row));
+  o.add("accuracy", r.accuracy).add("classes", array(names)).add("per_class_accuracy", array(r.per_class_accuracy))
+      .add("precision", array(r.precision)).add("recall", array(r.recall)).add("f1", array(r.f1))
+      .add("support", array(r.support)).add("macro_precision", r.macro_precision).add("macro_recall", r.macro_recall)
+      .add("macro_f1", r.macro_f1).add("confusion_matrix", confusion);
+  if (r.top_k_accuracy) o.add("top" + std::to_string(r.top_k) + "_accuracy", *r.top_k_accuracy);
+  if (r.knn_accuracy) o.add("knn_accuracy", *r.knn_accuracy);
+  return o.str();
+}
+
+void print_eval(std::ostream& os, const std::string& path, const std::string& split, const train::EvalResult& r,
+                const std::vector<std::string>& names) {
+  os << path << " on " << split << " (" << r.samples << " samples)\n" << std::fixed << std::setprecision(4)
+     << "loss      " << r.loss << "\n";
+  if (r.regression) {
+    os << "mae       " << r.mae.value_or(0) << "\nrmse      " << r.rmse.value_or(0) << "\nr2        " << r.r2.value_or(0) << "\n";
+    return;
+  }
+  os << "accuracy  " << r.accuracy << "\n";
+  if (r.top_k_accuracy) os << "top" << r.top_k << "      " << *r.top_k_accuracy << "\n";
+  if (r.knn_accuracy) os << "knn       " << *r.knn_accuracy << "  (leave-one-out 1-nearest-neighbour of the outputs)\n";
+  const size_t C = names.size();
+  int w = 12;
+  for (const auto& n : names) w = std::max(w, static_cast<int>(n.size()) + 1);
+  os << "\n" << std::left << std::setw(w + 7) << "class" << std::right << std::setw(10) << "precision" << std::setw(9)
+     << "recall" << std::setw(9) << "f1" << std::setw(9) << "support" << "\n";
+  for (size_t c = 0; c < C; ++c)
+    os << std::setw(4) << c << "  " << std::left << std::setw(w + 1) << names[c] << std::right << std::setw(10)
+       << r.precision[c] << std::setw(9) << r.recall[c] << std::setw(9) << r.f1[c] << std::setw(9) << r.support[c] << "\n";
+  os << std::left << std::setw(w + 7) << "macro avg" << std::right << std::setw(10) << r.macro_precision << std::setw(9)
+     << r.macro_recall << std::setw(9) << r.macro_f1 << std::setw(9) << r.samples << "\n";
+  os << "\nconfusion matrix (rows: true class, columns: predicted class index):\n" << std::setw(w + 7) << "";
+  for (size_t c = 0; c < C; ++c) os << std::setw(6) << c;
+  os << "\n";
+  for (size_t t = 0; t < C; ++t) {
+    os << std::setw(4) << t << "  " << std::left << std::setw(w + 1) << names[t] << std::right;
+    for (size_t p = 0; p < C; ++p) os << std::setw(6) << r.confusion[t][p];
+    os << "\n";
+  }
 }
 
 std::function<int()> setup_eval(CLI::App& sub) {
@@ -41,48 +102,16 @@ std::function<int()> setup_eval(CLI::App& sub) {
     Checkpoint ckpt = load_checkpoint(path, /*weights_only=*/true);
     Config cfg = checkpoint_config(ckpt, path, a->config, a->overrides);
     train::EvalResult r = train::evaluate_weights(cfg, ckpt.model, path, a->split);
-    const int64_t C = static_cast<int64_t>(r.per_class_accuracy.size());
-    auto names = class_names(cfg, C);
-    if (a->json) {
-      json::Array per_class, confusion, cls;
-      for (double v : r.per_class_accuracy) per_class.push(v);
-      for (const auto& row : r.confusion) {
-        json::Array jr;
-        for (int64_t v : row) jr.push(v);
-        confusion.push(jr);
-      }
-      for (const auto& n : names) cls.push(n);
-      json::Object o;
-      o.add("checkpoint", path).add("split", a->split).add("samples", r.samples).add("loss", r.loss)
-          .add("accuracy", r.accuracy).add("classes", cls).add("per_class_accuracy", per_class)
-          .add("confusion_matrix", confusion);
-      if (r.top_k_accuracy) o.add("top" + std::to_string(r.top_k) + "_accuracy", *r.top_k_accuracy);
-      if (r.knn_accuracy) o.add("knn_accuracy", *r.knn_accuracy);
-      std::cout << o.str() << "\n";
-      return kExitOk;
-    }
-    std::cout << path << " on " << a->split << " (" << r.samples << " samples)\n"
-              << std::fixed << std::setprecision(4) << "loss      " << r.loss << "\naccuracy  " << r.accuracy << "\n";
-    if (r.top_k_accuracy) std::cout << "top" << r.top_k << "      " << *r.top_k_accuracy << "\n";
-    if (r.knn_accuracy) std::cout << "knn       " << *r.knn_accuracy << "  (leave-one-out 1-nearest-neighbour of the outputs)\n";
-    std::cout << "\nper-class accuracy:\n";
-    for (int64_t c = 0; c < C; ++c)
-      std::cout << "  " << std::left << std::setw(12) << names[c] << std::right << std::setw(8) << r.per_class_accuracy[c] << "\n";
-    std::cout << "\nconfusion matrix (rows: true class, columns: predicted):\n      ";
-    for (int64_t c = 0; c < C; ++c) std::cout << std::setw(6) << c;
-    std::cout << "\n";
-    for (int64_t t = 0; t < C; ++t) {
-      std::cout << std::setw(6) << t;
-      for (int64_t p = 0; p < C; ++p) std::cout << std::setw(6) << r.confusion[t][p];
-      std::cout << "\n";
-    }
+    const std::vector<std::string> names = class_names(ckpt, r);
+    if (a->json) std::cout << eval_json(path, a->split, r, names) << "\n";
+    else print_eval(std::cout, path, a->split, r, names);
     return kExitOk;
   };
 }
 
 }  // namespace
 
-DL_REGISTER_COMMAND(eval, "eval", "Evaluate a checkpoint: loss, accuracy, per-class accuracy, confusion matrix",
+DL_REGISTER_COMMAND(eval, "eval", "Evaluate a checkpoint: loss, accuracy, per-class precision/recall/F1, confusion matrix (mae/rmse/r2 for regression)",
                     setup_eval);
 
 }  // namespace dl::cli

@@ -3,6 +3,7 @@
 // The model graph of the checkpoint's config, with the checkpoint's weights, as an ONNX file.
 #include <iomanip>
 #include <iostream>
+#include <numeric>
 #include <sstream>
 
 #include <yaml-cpp/yaml.h>
@@ -150,6 +151,9 @@ std::function<int()> setup_export(CLI::App& sub) {
     o.output_name = one_name(a->output_names, "--output-names", "output");
     o.graph_name = cfg.name.empty() ? "dltool" : cfg.name;
     o.metadata = {{"dltool.config", portable_config(cfg)}};
+    if (!ckpt.class_names.empty())  // newline-joined class names, index order
+      o.metadata.emplace_back("dltool.classes", std::accumulate(std::next(ckpt.class_names.begin()), ckpt.class_names.end(),
+                                                                ckpt.class_names.front(), [](std::string a, const std::string& b) { return a + "\n" + b; }));
     const std::string bytes = onnx_export::export_onnx(cfg.model, *model, o);
     write_file_atomic(a->output, bytes);
 

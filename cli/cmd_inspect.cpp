@@ -175,7 +175,9 @@ std::function<int()> setup_inspect(CLI::App& sub) {
         }
         out.add("trainer", tr);
       }
-      out.add("config", c.config_yaml);
+      json::Array classes;
+      for (const std::string& name : c.class_names) classes.push(name);
+      out.add("classes", classes).add("config", c.config_yaml);
       std::cout << out.str() << "\n";
       return kExitOk;
     }
@@ -221,6 +223,11 @@ std::function<int()> setup_inspect(CLI::App& sub) {
     if (!full.rng.empty()) {
       std::cout << "rng streams:";
       for (const auto& [k, v] : full.rng) std::cout << " " << k;
+      std::cout << "\n";
+    }
+    if (!c.class_names.empty()) {
+      std::cout << "classes (" << c.class_names.size() << "):";
+      for (size_t i = 0; i < c.class_names.size(); ++i) std::cout << " " << i << "=" << c.class_names[i];
       std::cout << "\n";
     }
     if (!c.config_yaml.empty()) {

@@ -111,6 +111,8 @@ void validate(const std::string& path, const Checkpoint& c) {
   for (const auto& [k, _] : c.trainer) v.attr("trainer attribute", k, {});
   for (const auto& [k, _] : c.rng) v.link("rng stream", k);
   if (c.config_yaml.find('\0') != std::string::npos) v.fail("config text contains a NUL byte");
+  for (const std::string& name : c.class_names)
+    if (name.find('\0') != std::string::npos) v.fail("class name contains a NUL byte");
 }
 
 // ---------------------------------------------------------------------------
@@ -209,6 +211,18 @@ class Writer {
     check(H5Dwrite(d.id(), str_type_.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, &p), doing);
   }
 
+  void string_list_dataset(hid_t loc, const std::string& name, const std::vector<std::string>& values,
+                           const std::string& where) {
+    std::string doing = "writing " + where;
+    std::vector<const char*> ptrs;
+    for (const auto& v : values) ptrs.push_back(v.c_str());
+    hsize_t n = ptrs.size();
+    Handle space = checked(H5Screate_simple(1, &n, nullptr), H5Sclose, doing);
+    Handle d = checked(H5Dcreate2(loc, name.c_str(), str_type_.id(), space.id(), lcpl_.id(), H5P_DEFAULT,
+                                  H5P_DEFAULT), H5Dclose, doing);
+    if (n > 0) check(H5Dwrite(d.id(), str_type_.id(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()), doing);
+  }
+
   void tensor(hid_t loc, const std::string& name, const Tensor& t, const std::string& where) {
     std::string doing = "writing " + where;
     // One tensor at a time on the host: a CUDA model never needs two host copies of itself.
@@ -269,6 +283,10 @@ class Writer {
         for (const auto& [key, t] : c.ema) tensor(ema.id(), key, t, "/ema/" + key);
       }
       if (c.optimizer) write_optimizer(file.id(), *c.optimizer);
+      if (!c.class_names.empty()) {
+        Handle g = group(file.id(), "data", "/data");
+        string_list_dataset(g.id(), "classes", c.class_names, "/data/classes");
+      }
       if (c.scheduler) {
         Handle g = group(file.id(), "scheduler", "/scheduler");
         attr(g.id(), "type", c.scheduler->type, "/scheduler");

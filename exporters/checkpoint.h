@@ -20,6 +20,9 @@
 //   /trainer             attrs: int64, float64 or string each (epoch, global_step, ...)
 //   /rng/<stream>        1-d uint8 datasets (raw RNG states)
 //   /ema/<key>           the weights' exponential moving average (train.ema_decay), like /model
+//   /data/classes        1-d variable-length UTF-8 string dataset: the training data's class
+//                        names in index order (h5py: [s.decode() for s in f['data/classes']]);
+//                        absent when the data names no classes (older files: absent, still valid)
 //
 // Only the parts that are set are written: a weights-only file is /model plus the root attrs.
 // Strings are variable-length UTF-8, as h5py writes Python str: h5py reads attributes back as
@@ -93,6 +96,7 @@ struct Checkpoint {
   std::optional<SchedulerState> scheduler;          // /scheduler
   std::map<std::string, AttrScalar> trainer;        // /trainer attrs
   std::map<std::string, std::vector<uint8_t>> rng;  // /rng/<stream>
+  std::vector<std::string> class_names;             // /data/classes (empty: not written)
   // Filled by load_checkpoint from the root attrs (empty for foreign files); save_checkpoint
   // ignores them and writes this build's version and the current time.
   std::string dltool_version, created_utc;
@@ -124,7 +128,7 @@ inline constexpr int64_t kCheckpointFormatVersion = 1;
 void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
 
 // Reads and validates a checkpoint; tensors come back as contiguous CPU tensors.
-// weights_only: read only /model (+ /config and the root attrs) and accept foreign
+// weights_only: read only /model (+ /config, /data/classes and the root attrs) and accept foreign
 // weights-only files (no root `format` attribute, see above).
 Checkpoint load_checkpoint(const std::string& path, bool weights_only = false);
 

@@ -702,6 +702,16 @@ Checkpoint load_checkpoint(const std::string& path, bool weights_only) {
       c.config_yaml = v.strs[0];
     }
     c.model = read_model(r, file.id());
+    if (r.exists(file.id(), "data", "/data")) {
+      Handle g = r.open(file.id(), "data", H5I_GROUP, "/data");
+      if (r.exists(g.id(), "classes", "/data/classes")) {
+        Handle d = r.open(g.id(), "classes", H5I_DATASET, "/data/classes");
+        Values v = r.values(Source{d.id(), false}, "/data/classes");
+        if (v.size() > 0 && (v.kind != Values::String || v.rank != 1))
+          r.invalid("/data/classes should be a 1-d list of strings");
+        c.class_names = v.strs;
+      }
+    }
     if (!weights_only) {
       if (r.exists(file.id(), "ema", "/ema")) c.ema = read_model(r, file.id(), "ema");
       if (r.exists(file.id(), "optimizer", "/optimizer")) c.optimizer = read_optimizer(r, file.id());

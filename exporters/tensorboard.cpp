@@ -399,6 +399,43 @@ void TensorBoardWriter::add_image(const std::string& tag, const Tensor& hwc, std
             static_cast<int>(hwc.size(2)), step);
 }
 
+ImageGrid make_image_grid(const Tensor& nchw, int nrow, int padding, int max_images) {
+  if (!nchw.defined() || nchw.dim() != 4 || (nchw.size(1) != 1 && nchw.size(1) != 3) || nchw.size(0) == 0)
+    throw std::invalid_argument("make_image_grid: expected a [B, 1 or 3, H, W] batch, got " +
+                                (nchw.defined() ? nchw.str() : std::string("an undefined tensor")));
+  if (nrow < 1 || padding < 0 || max_images < 1)
+    throw std::invalid_argument("make_image_grid: nrow and max_images must be >= 1 and padding >= 0");
+  const int64_t n = std::min<int64_t>(nchw.size(0), max_images), c = nchw.size(1), h = nchw.size(2), w = nchw.size(3);
+  const std::vector<float> v = nchw.narrow(0, 0, n).to(DType::F32).contiguous().to_vector<float>();
+  float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+  for (float x : v) lo = std::min(lo, x), hi = std::max(hi, x);
+  const float range = std::max(hi - lo, 1e-5f);  // torchvision's norm_ip: clamp, sub_(low), div_(max(high - low, 1e-5))
+  const int64_t cols = std::min<int64_t>(nrow, n), rows = (n + cols - 1) / cols;
+  const int64_t cell_h = h + padding, cell_w = w + padding;
+  ImageGrid g;
+  g.height = static_cast<int>(cell_h * rows + padding);
+  g.width = static_cast<int>(cell_w * cols + padding);
+  g.hwc.assign(static_cast<size_t>(g.height) * g.width * 3, 0);
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t y0 = (k / cols) * cell_h + padding, x0 = (k % cols) * cell_w + padding;
+    for (int64_t ch = 0; ch < 3; ++ch) {
+      const float* src = v.data() + (k * c + (c == 1 ? 0 : ch)) * h * w;
+      for (int64_t y = 0; y < h; ++y)
+        for (int64_t x = 0; x < w; ++x) {
+          const float norm = (std::clamp(src[y * w + x], lo, hi) - lo) / range;
+          const float byte = std::clamp(norm * 255.0f, 0.0f, 255.0f);  // np.clip, then astype(uint8) truncates
+          g.hwc[static_cast<size_t>(((y0 + y) * g.width + x0 + x) * 3 + ch)] = static_cast<std::uint8_t>(byte);
+        }
+    }
+  }
+  return g;
+}
+
+void TensorBoardWriter::add_image_grid(const std::string& tag, const Tensor& nchw, std::int64_t step) {
+  const ImageGrid g = make_image_grid(nchw);
+  add_image(tag, g.hwc.data(), g.height, g.width, g.channels, step);
+}
+
 void TensorBoardWriter::add_hparams(const HParams& hparams,
                                     const std::vector<std::pair<std::string, double>>& metrics,
                                     std::int64_t step) {

@@ -63,6 +63,18 @@ std::uint32_t unmask_crc(std::uint32_t masked);
 std::string frame(std::string_view data);
 }  // namespace tfrecord
 
+// A batch of images tiled into one image as torchvision.utils.make_grid(batch[:max_images],
+// nrow, padding, normalize=True, scale_each=False, pad_value=0) builds it: min-max scaled over
+// the whole batch, 1-channel images repeated to RGB, `nrow` images per row, `padding` pixels
+// of 0 around each; then made 8-bit as torch.utils.tensorboard's add_image does (x * 255,
+// clipped, truncated). `nchw`: [B, C, H, W] of any dtype with C 1 or 3 (else
+// std::invalid_argument). Result: rows of width * 3 bytes, RGB.
+struct ImageGrid {
+  std::vector<std::uint8_t> hwc;
+  int height = 0, width = 0, channels = 3;
+};
+ImageGrid make_image_grid(const Tensor& nchw, int nrow = 8, int padding = 2, int max_images = 64);
+
 class TensorBoardWriter {
  public:
   // Creates `logdir` (and parents) and a new event file in it, and writes the
@@ -102,6 +114,8 @@ class TensorBoardWriter {
   void add_image(const std::string& tag, const std::uint8_t* hwc, int height, int width,
                  int channels, std::int64_t step);
   void add_image(const std::string& tag, const Tensor& hwc, std::int64_t step);
+  // make_image_grid(nchw) as an image (torch: add_image(tag, make_grid(..., normalize=True))).
+  void add_image_grid(const std::string& tag, const Tensor& nchw, std::int64_t step);
 
   // Hyperparameters and final metrics of this run for TensorBoard's HParams tab, all at
   // `step` in this writer's file: the experiment (hparam names and types, metric tags),

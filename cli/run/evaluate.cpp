@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "cli/run/trainer.h"
 #include "engine/autograd/autograd.h"
@@ -124,6 +125,7 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
   NoGradGuard ng;
   const bool was_training = model.is_training();
   model.eval();
+  const std::vector<std::string> loader_classes = ds->info().class_names;
   data::DataLoader loader(std::move(ds), o.loader);
   loader.start_epoch(0);
   double loss_sum = 0;
@@ -176,7 +178,24 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
     for (int64_t p = 0; p < C; ++p) total += r.confusion[c][p];
     r.per_class_accuracy.push_back(total ? static_cast<double>(r.confusion[c][c]) / static_cast<double>(total) : 0.0);
   }
+  add_class_metrics(r);
+  r.class_names = loader_classes;
   return r;
+}
+
+void add_class_metrics(EvalResult& r) {
+  const size_t C = r.confusion.size();
+  r.precision.assign(C, 0), r.recall.assign(C, 0), r.f1.assign(C, 0), r.support.assign(C, 0);
+  for (size_t c = 0; c < C; ++c) {
+    int64_t predicted = 0;
+    for (size_t t = 0; t < C; ++t) r.support[c] += r.confusion[c][t], predicted += r.confusion[t][c];
+    const double tp = static_cast<double>(r.confusion[c][c]);
+    const double p = predicted ? tp / static_cast<double>(predicted) : 0.0;
+    const double rc = r.support[c] ? tp / static_cast<double>(r.support[c]) : 0.0;
+    r.precision[c] = p, r.recall[c] = rc, r.f1[c] = p + rc > 0 ? 2 * p * rc / (p + rc) : 0.0;
+  }
+  auto mean = [&](const std::vector<double>& v) { return C ? std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(C) : 0.0; };
+  r.macro_precision = mean(r.precision), r.macro_recall = mean(r.recall), r.macro_f1 = mean(r.f1);
 }
 
 EvalResult evaluate_weights(const Config& cfg, const StateDict& weights, const std::string& path,

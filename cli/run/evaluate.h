@@ -24,6 +24,13 @@ struct EvalResult {
   int top_k = 0;
   std::vector<std::vector<int64_t>> confusion;  // [true class][predicted class]
   std::vector<double> per_class_accuracy;
+  // Per class c from `confusion` (add_class_metrics), as sklearn's precision_recall_fscore_support
+  // with labels=range(C), zero_division=0: precision = tp / (predicted c), recall = tp / (true c),
+  // f1 = 2pr / (p + r), 0 where a denominator is 0; support = true samples of c.
+  std::vector<double> precision, recall, f1;
+  std::vector<int64_t> support;
+  double macro_precision = 0, macro_recall = 0, macro_f1 = 0;  // unweighted means over the C classes
+  std::vector<std::string> class_names;  // the split's info().class_names (index order; may be empty)
   std::optional<double> knn_accuracy;  // metrics: [knn_accuracy]
   // Regression targets (float): mean absolute error, root mean squared error and R^2 over every
   // target value (R^2 averaged over the target's columns, as sklearn's r2_score). Class-index
@@ -31,6 +38,9 @@ struct EvalResult {
   bool regression = false;
   std::optional<double> mae, rmse, r2;
 };
+
+// Fills precision, recall, f1, support and the macro averages of `r` from r.confusion.
+void add_class_metrics(EvalResult& r);
 
 // The value of metric `name` ("loss", "accuracy", "top5", "knn_accuracy") in `r`; nullopt
 // when `r` does not have it.

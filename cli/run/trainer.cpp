@@ -80,6 +80,28 @@ void check_classes_fit(const Config& cfg, const data::DatasetInfo& info, const S
                   "' output " + std::to_string(info.num_classes) + " (out_features)");
 }
 
+// What the run's data looks like, written when the run directory is set up: classes.txt (the
+// training split's class names, one per line in index order; `eval` and `export` read them
+// from the checkpoint) and, on a fresh run, the first training batch after the transforms as
+// a TensorBoard image grid "data/train_batch" (what the model sees; images of 1 or 3 channels).
+void log_data_outputs(const Config& cfg, const data::Splits& splits, const std::string& run_dir,
+                      exporters::TensorBoardWriter& tb, bool resumed) {
+  const data::DatasetInfo& info = splits.train->info();
+  if (!info.class_names.empty()) {
+    std::string text;
+    for (const std::string& name : info.class_names) text += name + "\n";
+    write_file_atomic(run_dir + "/classes.txt", text);
+  }
+  if (resumed || info.input_shape.size() != 3) return;
+  data::LoaderOptions lo = loader_options(cfg, /*training=*/true);
+  lo.workers = 0;  // one batch: decoded here, in epoch 0's order with its augmentation
+  lo.sampler = build_sampler(cfg, *splits.train);
+  data::DataLoader loader(splits.train, std::move(lo));
+  loader.start_epoch(0);
+  if (std::optional<data::Batch> b = loader.next(); b && b->input().dim() == 4 && (b->input().size(1) == 1 || b->input().size(1) == 3))
+    tb.add_image_grid("data/train_batch", b->input(), 0);
+}
+
 }  // namespace
 
 void set_num_threads(int64_t threads) {
@@ -207,6 +229,7 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
     metrics_ = std::make_unique<exporters::MetricsWriter>(mpath);
     tensorboard_ = std::make_unique<exporters::TensorBoardWriter>(run_dir_);
     if (resumed_) tensorboard_->add_session_start(step_);
+    log_data_outputs(cfg_, splits_, run_dir_, *tensorboard_, resumed_);
   }
 }
 
@@ -259,6 +282,7 @@ Checkpoint Trainer::make_checkpoint(bool finished) const {
   Checkpoint c;
   c.config_yaml = cfg_.resolved_yaml;
   c.model = model_->state_dict();
+  c.class_names = splits_.train->info().class_names;
   c.optimizer = optimizer_->state_dict();
   if (ema_) c.ema = ema_->state_dict();
   if (scheduler_) c.scheduler = scheduler_->state_dict();
