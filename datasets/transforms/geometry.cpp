@@ -518,7 +518,16 @@ std::string pair_range_rule(const AttrMap& a, const char* key) {
 const RegisterTransform resize_reg({
     "resize", "torchvision.transforms.Resize",
     "resize to [h, w], or the shorter side to size (aspect kept); tensor interpolation, no antialias",
-    {A::int_list("size").length(1, 2).at_least(1).describe("[h, w], or [s]: the shorter side becomes s"),
+    {A::int_list("size")
+         .check(
+             [](const AttrValue& v) {
+               const auto& size = std::get<std::vector<int64_t>>(v);
+               bool ok = size.size() == 1 || size.size() == 2;
+               for (int64_t x : size) ok = ok && x >= 1;
+               return ok ? std::string() : std::string("bad");
+             },
+             "[s] or [h, w], integers >= 1")
+         .describe("[h, w], or [s]: the shorter side becomes s"),
      A::choice("interpolation", kInterpolations, "bilinear").describe("nearest, bilinear or bicubic"),
      A::integer("max_size", 0).keyword("none", 0).at_least(1)
          .describe("with a single size: the longer side is at most this (none: no limit)")},
@@ -540,7 +549,7 @@ const RegisterTransform resize_reg({
 
 const RegisterTransform center_crop_reg({
     "center_crop", "torchvision.transforms.CenterCrop",
-    "the central size window (zero padding where the image is smaller)",
+    "the central window of size (zero padding where the image is smaller)",
     {A::pair("size").at_least(1).describe("s or [h, w]")},
     nullptr, false,
     [](const AttrMap& a) -> TransformPtr {
@@ -564,7 +573,7 @@ const RegisterTransform pad_reg({
 
 const RegisterTransform random_crop_reg({
     "random_crop", "torchvision.transforms.RandomCrop",
-    "a size window at a uniform random position, after optional padding",
+    "a window of size at a uniform random position, after optional padding",
     {A::pair("size").at_least(1).describe("s or [h, w]"), padding_attr().optional(),
      A::boolean("pad_if_needed", false).describe("pad a dimension smaller than size (both sides, by the difference)"),
      fill_attr(), padding_mode_attr()},
@@ -580,7 +589,7 @@ const RegisterTransform random_crop_reg({
 
 const RegisterTransform random_resized_crop_reg({
     "random_resized_crop", "torchvision.transforms.RandomResizedCrop",
-    "a random area fraction and aspect ratio, resized to size (10 tries, then the centre)",
+    "a crop of random area and aspect ratio, resized to size (10 tries, then the central crop)",
     {A::pair("size").at_least(1).describe("output s or [h, w]"),
      A::float_list("scale").def(std::vector<double>{0.08, 1.0}).length(2, 2).above(0)
          .describe("[min, max] fraction of the image area"),
@@ -618,16 +627,19 @@ const RegisterTransform random_rotation_reg({
     "random_rotation", "torchvision.transforms.RandomRotation",
     "rotate by a uniform angle in degrees (counter-clockwise), outside pixels filled",
     {A::float_list("degrees").length(1, 2)
-         .describe("[d]: the angle is in [-d, d] (d >= 0); [min, max]: in [min, max]"),
+         .check(
+             [](const AttrValue& v) {
+               const auto& d = std::get<std::vector<double>>(v);
+               return (d.size() == 1 ? d[0] >= 0 : d[0] <= d[1]) ? std::string() : std::string("bad");
+             },
+             "[d] with d >= 0, or [min, max] with min <= max")
+         .describe("[d]: the angle is uniform in [-d, d]; [min, max]: in [min, max]"),
      A::choice("interpolation", {"nearest", "bilinear"}, "nearest").describe("nearest or bilinear"),
      A::boolean("expand", false).describe("must be false: an enlarged output's size depends on the angle"),
      A::float_list("center").optional().length(2, 2).describe("[x, y] pixel to rotate around (default: the centre)"),
      A::float_list("fill").def(std::vector<double>{0.0}).length(1, 4096)
          .describe("value of pixels from outside the image: one, or one per channel")},
     [](const AttrMap& a) -> std::string {
-      const auto& d = attr_floats(a, "degrees");
-      if (d.size() == 1 && d[0] < 0) return "a single degrees value must be >= 0, got " + format_attr(d);
-      if (d.size() == 2 && d[0] > d[1]) return "degrees must be [min, max] with min <= max, got " + format_attr(d);
       if (attr_bool(a, "expand"))
         return "expand: true gives every sample its own size (by its angle), so batches cannot be collated; use "
                "expand: false (torchvision's default)";

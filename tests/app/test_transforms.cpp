@@ -385,7 +385,7 @@ TEST_CASE("transforms: random_rotation draws a uniform angle in [-d, d] or [min,
   auto fixed = make("random_rotation", {{"degrees", std::vector<double>{90, 90}}, {"interpolation", std::string("bilinear")}});
   Tensor want = fn::rotate(x, 90, fn::Interp::Bilinear);
   CHECK(count_equal(*fixed, x, want, 5) == 5);
-  CHECK_THROWS_WITH(make("random_rotation", {{"degrees", std::vector<double>{-5}}}), Catch::Contains("must be >= 0"));
+  CHECK_THROWS_WITH(make("random_rotation", {{"degrees", std::vector<double>{-5}}}), Catch::Contains("[d] with d >= 0"));
   CHECK_THROWS_WITH(make("random_rotation", {{"degrees", std::vector<double>{5}}, {"expand", true}}),
                     Catch::Contains("batches cannot be collated"));
 }
@@ -423,7 +423,34 @@ TEST_CASE("transforms: option errors name the option", "[transforms]") {
                     Catch::Contains("max_size needs a single size"));
   CHECK_THROWS_WITH(make("resize", {{"size", std::vector<int64_t>{4}}, {"interpolation", std::string("lanczos")}}),
                     Catch::Contains("interpolation"));
+  CHECK_THROWS_WITH(make("resize", {{"size", std::vector<int64_t>{4, 5, 6}}}), Catch::Contains("[s] or [h, w]"));
+  CHECK_THROWS_WITH(make("resize", {{"size", std::vector<int64_t>{0}}}), Catch::Contains("[s] or [h, w]"));
   CHECK_THROWS_WITH(make("pad", {{"padding", std::vector<int64_t>{1, 2, 3}}}), Catch::Contains("1, 2 or 4 integers"));
   CHECK_THROWS_WITH(make("grayscale", {{"num_output_channels", int64_t{2}}}), Catch::Contains("1 or 3"));
   CHECK_THROWS_WITH(make("random_horizontal_flip", {{"p", 1.5}}), Catch::Contains("p"));
+}
+
+TEST_CASE("transforms: a pipeline of augmentations and pixel maps runs them in order on one generator", "[transforms]") {
+  TransformPipeline p;
+  p.add("random_crop", {{"size", int64_t{6}}, {"padding", std::vector<int64_t>{2}}})
+      .add("random_horizontal_flip", {})
+      .add("color_jitter", {{"brightness", std::vector<double>{0.3}}})
+      .to_float()
+      .normalize({0.5}, {0.25});
+  CHECK(p.out_shape({1, 6, 6}) == Shape{1, 6, 6});
+  CHECK(p.out_dtype(DType::U8) == DType::F32);
+  CHECK_THROWS_WITH(p.out_shape({1, 6, 6, 1}), Catch::Contains("random_crop"));
+  Tensor x = image_u8(1, 6, 6);
+  for (uint64_t seed : {1, 2, 3, 4}) {
+    Generator g1(seed), g2(seed);
+    Tensor got = p(x, g1);
+    // By hand: the same draws in the same order, then (v / 255 - 0.5) / 0.25 in float32.
+    Tensor y = make("random_crop", {{"size", int64_t{6}}, {"padding", std::vector<int64_t>{2}}})->apply(x, g2);
+    y = make("random_horizontal_flip")->apply(y, g2);
+    y = make("color_jitter", {{"brightness", std::vector<double>{0.3}}})->apply(y, g2);
+    auto v = y.to_vector<uint8_t>();
+    std::vector<float> want(v.size());
+    for (size_t i = 0; i < v.size(); ++i) want[i] = (static_cast<float>(v[i]) / 255.0f - 0.5f) / 0.25f;
+    CHECK(same(got, from_vector(want, {1, 6, 6})));
+  }
 }
