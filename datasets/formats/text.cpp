@@ -72,8 +72,8 @@ std::vector<std::string> list_files(const FormatArgs& args, const AttrMap& split
   if (one == many)
     throw std::invalid_argument(key + ": give either 'file' (one path) or 'files' (paths or globs)" +
                                 (one ? std::string(", not both") : std::string()));
-  const std::vector<std::string> patterns = one ? std::vector<std::string>{attr_string(split, "file")}
-                                                : attr_strings(split, "files");
+  const std::vector<std::string> patterns =
+      one ? std::vector<std::string>{attr_string(split, "file")} : attr_strings(split, "files");
   if (patterns.empty()) throw std::invalid_argument(key + ".files is empty: list at least one path or glob");
   const std::vector<std::string>& exclude = attr_strings(split, "exclude");
   const auto excluded = [&](const std::string& path) {
@@ -111,7 +111,8 @@ std::vector<std::string> list_files(const FormatArgs& args, const AttrMap& split
 
 std::string read_whole(const std::string& path, const std::string& key) {
   std::error_code ec;
-  if (fs::is_directory(path, ec)) throw DataError(key + ": '" + path + "' is a directory, not a text file (use files: ['dir/*'])");
+  if (fs::is_directory(path, ec))
+    throw DataError(key + ": '" + path + "' is a directory, not a text file (use files: ['dir/*'])");
   std::ifstream f(path, std::ios::binary);
   if (!f) throw DataError(key + ": cannot open '" + path + "': " + std::strerror(errno));
   std::ostringstream s;
@@ -129,10 +130,17 @@ void decode_utf8(const std::string& bytes, const std::string& path, std::vector<
     const unsigned char b = p[i];
     size_t len = 0;
     uint32_t cp = 0, lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
-    if (b < 0x80) { out.push_back(b); ++i; continue; }
-    if (b >= 0xC2 && b <= 0xDF) len = 2, cp = b & 0x1F;
-    else if (b >= 0xE0 && b <= 0xEF) len = 3, cp = b & 0x0F, lo = b == 0xE0 ? 0xA0 : 0x80, hi = b == 0xED ? 0x9F : 0xBF;
-    else if (b >= 0xF0 && b <= 0xF4) len = 4, cp = b & 0x07, lo = b == 0xF0 ? 0x90 : 0x80, hi = b == 0xF4 ? 0x8F : 0xBF;
+    if (b < 0x80) {
+      out.push_back(b);
+      ++i;
+      continue;
+    }
+    if (b >= 0xC2 && b <= 0xDF)
+      len = 2, cp = b & 0x1F;
+    else if (b >= 0xE0 && b <= 0xEF)
+      len = 3, cp = b & 0x0F, lo = b == 0xE0 ? 0xA0 : 0x80, hi = b == 0xED ? 0x9F : 0xBF;
+    else if (b >= 0xF0 && b <= 0xF4)
+      len = 4, cp = b & 0x07, lo = b == 0xF0 ? 0x90 : 0x80, hi = b == 0xF4 ? 0x8F : 0xBF;
     bool ok = len != 0 && i + len <= n;
     for (size_t k = 1; ok && k < len; ++k) {
       const unsigned char c = p[i + k];
@@ -161,7 +169,8 @@ RawText read_split(const FormatArgs& args, const std::string& split, bool bytes)
     else
       decode_utf8(data, path, t.symbols);
   }
-  if (t.symbols.empty()) throw DataError(key + ": the corpus is empty (" + std::to_string(t.files.size()) + " file(s), no text)");
+  if (t.symbols.empty())
+    throw DataError(key + ": the corpus is empty (" + std::to_string(t.files.size()) + " file(s), no text)");
   return t;
 }
 
@@ -170,14 +179,12 @@ RawText read_split(const FormatArgs& args, const std::string& split, bool bytes)
 std::string symbol_name(uint32_t s, bool bytes) {
   // Names that are not text on their own: a NUL would end the string in an HDF5 attribute.
   if (s == 0 || (bytes && s >= 0x80)) return "<" + hex_byte(static_cast<unsigned char>(s)) + ">";
-  std::string r;  // UTF-8 of the code point (one byte below 0x80)
-  if (s < 0x80) r += static_cast<char>(s);
-  else if (s < 0x800) r += static_cast<char>(0xC0 | s >> 6), r += static_cast<char>(0x80 | (s & 0x3F));
-  else if (s < 0x10000)
-    r += static_cast<char>(0xE0 | s >> 12), r += static_cast<char>(0x80 | (s >> 6 & 0x3F)), r += static_cast<char>(0x80 | (s & 0x3F));
-  else
-    r += static_cast<char>(0xF0 | s >> 18), r += static_cast<char>(0x80 | (s >> 12 & 0x3F)),
-        r += static_cast<char>(0x80 | (s >> 6 & 0x3F)), r += static_cast<char>(0x80 | (s & 0x3F));
+  if (s < 0x80) return std::string(1, static_cast<char>(s));
+  // UTF-8: a lead byte with the top bits, then 6 bits per continuation byte.
+  static constexpr unsigned char kLead[] = {0, 0xC0, 0xE0, 0xF0};
+  const int extra = s < 0x800 ? 1 : s < 0x10000 ? 2 : 3;
+  std::string r(1, static_cast<char>(kLead[extra] | s >> (6 * extra)));
+  for (int k = extra - 1; k >= 0; --k) r += static_cast<char>(0x80 | (s >> (6 * k) & 0x3F));
   return r;
 }
 
@@ -209,11 +216,17 @@ class TextDataset final : public Dataset {
   // Windows over corpus tokens [begin, end); DataError when not even one fits.
   TextDataset(std::shared_ptr<const Corpus> corpus, int64_t begin, int64_t end, int64_t seq_len, int64_t stride,
               DatasetInfo info, const std::string& name)
-      : Dataset(name), corpus_(std::move(corpus)), begin_(begin), seq_len_(seq_len), stride_(stride), info_(std::move(info)) {
+      : Dataset(name),
+        corpus_(std::move(corpus)),
+        begin_(begin),
+        seq_len_(seq_len),
+        stride_(stride),
+        info_(std::move(info)) {
     const int64_t tokens = end - begin;
     if (tokens < seq_len + 1)
-      throw DataError("data." + name + ": the corpus has " + std::to_string(tokens) + " tokens but one sample needs seq_len + 1 = " +
-                      std::to_string(seq_len + 1) + " (its input and the next tokens): lower data.seq_len or add text");
+      throw DataError("data." + name + ": the corpus has " + std::to_string(tokens) +
+                      " tokens but one sample needs seq_len + 1 = " + std::to_string(seq_len + 1) +
+                      " (its input and the next tokens): lower data.seq_len or add text");
     size_ = (tokens - seq_len - 1) / stride + 1;
   }
 
@@ -294,13 +307,15 @@ Splits open_text(const FormatArgs& args) {
 }
 
 const RegisterFormat reg({
-    "text", "",
+    "text",
+    "",
     "a character- (UTF-8) or byte-level text corpus cut into seq_len-token windows: input tokens and the "
     "next tokens as target (a character language model)",
     {A::choice("level", {"char", "byte"}, "char").describe("tokens: char = UTF-8 code points, byte = raw bytes"),
      A::integer("seq_len", 64).at_least(1).describe("tokens per sample (input and target)"),
      A::integer("stride").at_least(1).defaults_to("seq_len").describe("tokens between window starts (default seq_len)"),
-     A::floating("holdout", 0.0).range(0, 1, true)
+     A::floating("holdout", 0.0)
+         .range(0, 1, true)
          .describe("the last fraction of the training text becomes val (contiguous; 0 = none; not with data.val)")},
     {A::string("file").optional().describe("one text file under root"),
      A::string_list("files").optional().describe("text files or globs under root, read in this order"),

@@ -70,7 +70,8 @@ class ShardSampler final : public Sampler {
     const int64_t per_rank = length();
     out.reserve(static_cast<size_t>(per_rank));
     // Position p of the padded list is all[p % n]: the head repeated as often as needed.
-    for (int64_t k = 0; k < per_rank; ++k) out.push_back(all[static_cast<size_t>((shard_.rank + k * shard_.world_size) % n)]);
+    for (int64_t k = 0; k < per_rank; ++k)
+      out.push_back(all[static_cast<size_t>((shard_.rank + k * shard_.world_size) % n)]);
     return out;
   }
   // ceil(len(base) / world_size), DistributedSampler's num_samples without drop_last.
@@ -88,7 +89,8 @@ void require_samples(const Dataset& dataset, const char* sampler) {
 }
 
 const RegisterSampler kSequential({
-    "sequential", "torch.utils.data.SequentialSampler",
+    "sequential",
+    "torch.utils.data.SequentialSampler",
     "every index in order 0..N-1, the same each epoch (the default with shuffle: false)",
     {},
     nullptr,
@@ -97,7 +99,8 @@ const RegisterSampler kSequential({
 });
 
 const RegisterSampler kRandom({
-    "random", "torch.utils.data.RandomSampler",
+    "random",
+    "torch.utils.data.RandomSampler",
     "a fresh random order each epoch (the default with shuffle: true); with replacement, "
     "num_samples uniform draws",
     {replacement_attr(false), num_samples_attr()},

@@ -9,7 +9,9 @@ namespace dl::data {
 
 // num_samples: indices per epoch; `auto` (stored as 0) means the dataset size, torch's default.
 inline AttrSchema num_samples_attr() {
-  return AttrSchema::integer("num_samples", 0).at_least(1).keyword("auto", 0)
+  return AttrSchema::integer("num_samples", 0)
+      .at_least(1)
+      .keyword("auto", 0)
       .describe("indices per epoch (auto = the dataset size)");
 }
 inline int64_t num_samples_of(const AttrMap& a, const Dataset& dataset) {

@@ -102,10 +102,12 @@ SamplerPtr make_subset(const AttrMap& a, const Dataset& dataset) {
 }
 
 const RegisterSampler kSubset({
-    "subset", "torch.utils.data.SubsetRandomSampler",
+    "subset",
+    "torch.utils.data.SubsetRandomSampler",
     "only the listed indices (and ranges), shuffled each epoch unless shuffle: false",
     {A::int_list("indices").def(std::vector<int64_t>{}).at_least(0).describe("dataset indices, in this order"),
-     A::string_list("ranges").def(std::vector<std::string>{})
+     A::string_list("ranges")
+         .def(std::vector<std::string>{})
          .check(check_ranges, "a list of 'START:STOP' ranges (half-open, STOP > START >= 0; either may be empty)")
          .describe("half-open index ranges appended after indices, e.g. ['0:1000', '5000:']"),
      A::boolean("shuffle", true).describe("a fresh random order each epoch (false: the listed order)")},

@@ -42,8 +42,9 @@ class WeightedRandomSampler final : public Sampler {
     for (int64_t& idx : out) {
       const double u = gen.next_double() * total;
       auto it = std::upper_bound(cumulative_.begin(), cumulative_.end(), u);
-      if (it == cumulative_.end()) --it;  // u rounded up to total
-      while (weights_[static_cast<size_t>(it - cumulative_.begin())] == 0) --it;  // rounding onto a zero run
+      // u rounded up to total, or onto the end of a run of zero weights: the last positive one.
+      if (it == cumulative_.end()) --it;
+      while (weights_[static_cast<size_t>(it - cumulative_.begin())] == 0) --it;
       idx = it - cumulative_.begin();
     }
     return out;
@@ -59,8 +60,9 @@ class WeightedRandomSampler final : public Sampler {
       const double e = -std::log1p(-gen.next_double());  // Exp(1); next_double() < 1
       if (weights_[i] > 0) keys.emplace_back(weights_[i] / e, static_cast<int64_t>(i));
     }
-    std::partial_sort(keys.begin(), keys.begin() + num_samples_, keys.end(),
-                      [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); });
+    std::partial_sort(keys.begin(), keys.begin() + num_samples_, keys.end(), [](const auto& a, const auto& b) {
+      return a.first > b.first || (a.first == b.first && a.second < b.second);
+    });
     std::vector<int64_t> out(static_cast<size_t>(num_samples_));
     for (int64_t k = 0; k < num_samples_; ++k) out[static_cast<size_t>(k)] = keys[static_cast<size_t>(k)].second;
     return out;
@@ -81,13 +83,14 @@ std::vector<double> balanced_weights(const Dataset& dataset) {
     std::optional<int64_t> c = dataset.class_of(i);
     if (!c)
       throw std::invalid_argument("sampler 'weighted_random': balanced: true needs class targets, but the " +
-                                  dataset.name() + " split's target is " + target_kind_name(dataset.info().target_kind) +
-                                  " (give explicit weights instead)");
+                                  dataset.name() + " split's target is " +
+                                  target_kind_name(dataset.info().target_kind) + " (give explicit weights instead)");
     cls[static_cast<size_t>(i)] = *c;
     ++count[*c];
   }
   std::vector<double> w(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) w[static_cast<size_t>(i)] = 1.0 / static_cast<double>(count[cls[static_cast<size_t>(i)]]);
+  for (int64_t i = 0; i < n; ++i)
+    w[static_cast<size_t>(i)] = 1.0 / static_cast<double>(count[cls[static_cast<size_t>(i)]]);
   return w;
 }
 
@@ -122,12 +125,16 @@ SamplerPtr make_weighted(const AttrMap& a, const Dataset& dataset) {
 }
 
 const RegisterSampler kWeighted({
-    "weighted_random", "torch.utils.data.WeightedRandomSampler",
+    "weighted_random",
+    "torch.utils.data.WeightedRandomSampler",
     "num_samples indices drawn with probability proportional to a per-sample weight; "
     "balanced: true weighs each sample by 1 / its class's count, so classes come out equally often",
-    {A::float_list("weights").def(std::vector<double>{}).at_least(0).describe("one weight per sample, need not sum to 1"),
-     A::boolean("balanced", false).describe("weights = 1 / class frequency (class targets only)"),
-     num_samples_attr(), replacement_attr(true)},
+    {A::float_list("weights")
+         .def(std::vector<double>{})
+         .at_least(0)
+         .describe("one weight per sample, need not sum to 1"),
+     A::boolean("balanced", false).describe("weights = 1 / class frequency (class targets only)"), num_samples_attr(),
+     replacement_attr(true)},
     weights_or_balanced,
     make_weighted,
     "{type: weighted_random, balanced: true}",

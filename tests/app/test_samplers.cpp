@@ -149,8 +149,8 @@ TEST_CASE("samplers: random with replacement draws uniform indices, deterministi
 TEST_CASE("samplers: weighted_random follows the weights with and without replacement", "[samplers]") {
   auto d = plain(3);
   SECTION("with replacement: frequencies proportional to the weights, zero weight never drawn") {
-    SamplerPtr s = make_sampler("weighted_random", {{"weights", std::vector<double>{1, 0, 3}},
-                                                    {"num_samples", int64_t{40000}}}, *d);
+    SamplerPtr s = make_sampler("weighted_random",
+                                {{"weights", std::vector<double>{1, 0, 3}}, {"num_samples", int64_t{40000}}}, *d);
     const std::vector<double> f = frequencies(s->epoch_indices(3, 0), 3);
     CHECK(f[0] == Approx(0.25).margin(0.012));
     CHECK(f[1] == 0.0);
@@ -159,8 +159,9 @@ TEST_CASE("samplers: weighted_random follows the weights with and without replac
   }
   SECTION("without replacement: torch.multinomial's successive draws") {
     // weights 1, 2, 7: P(first = i) = w_i / 10; P(second = 0) = 0.2 * 1/8 + 0.7 * 1/3 = 0.2583.
-    SamplerPtr s = make_sampler("weighted_random", {{"weights", std::vector<double>{1, 2, 7}},
-                                                    {"num_samples", int64_t{2}}, {"replacement", false}}, *d);
+    SamplerPtr s = make_sampler(
+        "weighted_random",
+        {{"weights", std::vector<double>{1, 2, 7}}, {"num_samples", int64_t{2}}, {"replacement", false}}, *d);
     Indices first, second;
     int64_t distinct = 0;
     for (int64_t e = 0; e < 20000; ++e) {
@@ -188,7 +189,8 @@ TEST_CASE("samplers: balanced weighted_random draws the classes about equally of
   REQUIRE(s->length() == 100);  // num_samples defaults to the dataset size
   std::vector<double> per_class(3, 0.0);
   const Indices all = draws(*s, 300);
-  for (int64_t i : all) per_class[static_cast<size_t>(labels[static_cast<size_t>(i)])] += 1.0 / static_cast<double>(all.size());
+  for (int64_t i : all)
+    per_class[static_cast<size_t>(labels[static_cast<size_t>(i)])] += 1.0 / static_cast<double>(all.size());
   for (double f : per_class) CHECK(f == Approx(1.0 / 3).margin(0.02));
   // Without balancing (uniform weights) class 2 would be 1% of the draws.
   SamplerPtr uniform = make_sampler("weighted_random", {{"weights", std::vector<double>(100, 1.0)}}, *d);
@@ -198,8 +200,8 @@ TEST_CASE("samplers: balanced weighted_random draws the classes about equally of
 
 TEST_CASE("samplers: subset visits the listed indices and ranges", "[samplers]") {
   auto d = plain(20);
-  const AttrMap listed = {{"indices", Indices{17, 3}}, {"ranges", std::vector<std::string>{"5:8", "18:"}},
-                          {"shuffle", false}};
+  const AttrMap listed = {
+      {"indices", Indices{17, 3}}, {"ranges", std::vector<std::string>{"5:8", "18:"}}, {"shuffle", false}};
   SamplerPtr fixed = make_sampler("subset", listed, *d);
   const Indices expected = {17, 3, 5, 6, 7, 18, 19};
   CHECK(fixed->length() == 7);
@@ -282,6 +284,7 @@ TEST_CASE("samplers: shards of a shuffled epoch cover it, each rank the same len
   // Padding repeats the head of the epoch's list: positions 10 and 11 are positions 0 and 1.
   CHECK(shard_sampler(base, {2, 4})->epoch_indices(5, 3).back() == epoch[0]);
   CHECK(shard_sampler(base, {3, 4})->epoch_indices(5, 3).back() == epoch[1]);
-  CHECK_THROWS_WITH(shard_sampler(base, {4, 4}), Catch::Contains("invalid rank 4, rank should be in the interval [0, 3]"));
+  CHECK_THROWS_WITH(shard_sampler(base, {4, 4}),
+                    Catch::Contains("invalid rank 4, rank should be in the interval [0, 3]"));
   CHECK_THROWS_WITH(shard_sampler(base, {0, 0}), Catch::Contains("world_size must be >= 1"));
 }

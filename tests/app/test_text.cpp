@@ -11,6 +11,9 @@
 #include <string>
 #include <vector>
 
+#include "cli/run/setup.h"
+#include "cli/run/trainer.h"
+#include "configs/config.h"
 #include "datasets/dataloader.h"
 #include "datasets/dataset.h"
 #include "datasets/format.h"
@@ -76,7 +79,7 @@ TEST_CASE("text: sorted vocabulary after <unk>, windows of input and next tokens
   CHECK(info.input_shape == Shape{4});
   REQUIRE(d.size() == 2);  // windows at 0 and 4; one at 8 would need tokens up to 12
   Sample a = d.get(0);
-  CHECK(ids(a.at(kInput)) == Ids{4, 3, 5, 5});  // h e l l
+  CHECK(ids(a.at(kInput)) == Ids{4, 3, 5, 5});   // h e l l
   CHECK(ids(a.at(kTarget)) == Ids{3, 5, 5, 6});  // e l l o
   CHECK(spell(d, d.get(1).at(kInput)) == "o wo");
   CHECK(spell(d, d.get(1).at(kTarget)) == " wor");
@@ -90,7 +93,8 @@ TEST_CASE("text: stride sets the distance between windows", "[datasets][text]") 
   TempDir dir;
   dir.file("t.txt", "abcdefghijk");  // 11
   auto windows = [&](int64_t stride) {
-    Splits s = open_corpus(dir.path.string(), {{"seq_len", int64_t{4}}, {"stride", stride}}, {{"train", one_file("t.txt")}});
+    Splits s =
+        open_corpus(dir.path.string(), {{"seq_len", int64_t{4}}, {"stride", stride}}, {{"train", one_file("t.txt")}});
     Strings w;
     for (int64_t i = 0; i < s.train->size(); ++i) w.push_back(spell(*s.train, s.train->get(i).at(kInput)));
     return w;
@@ -104,21 +108,25 @@ TEST_CASE("text: stride sets the distance between windows", "[datasets][text]") 
 TEST_CASE("text: char level reads UTF-8 code points, byte level raw bytes", "[datasets][text]") {
   TempDir dir;
   dir.file("t.txt", "h\xC3\xA9llo w\xC3\xB6rld");  // héllo wörld: 11 code points, 13 bytes
-  Splits c = open_corpus(dir.path.string(), {{"seq_len", int64_t{10}}, {"stride", int64_t{1}}}, {{"train", one_file("t.txt")}});
+  Splits c = open_corpus(dir.path.string(), {{"seq_len", int64_t{10}}, {"stride", int64_t{1}}},
+                         {{"train", one_file("t.txt")}});
   CHECK(c.train->size() == 1);
   CHECK(c.train->info().class_names == Strings{"<unk>", " ", "d", "h", "l", "o", "r", "w", "\xC3\xA9", "\xC3\xB6"});
   CHECK(spell(*c.train, c.train->get(0).at(kTarget)) == "\xC3\xA9llo w\xC3\xB6rld");
-  Splits b = open_corpus(dir.path.string(), {{"level", std::string("byte")}, {"seq_len", int64_t{10}}, {"stride", int64_t{1}}},
-                         {{"train", one_file("t.txt")}});
+  Splits b =
+      open_corpus(dir.path.string(), {{"level", std::string("byte")}, {"seq_len", int64_t{10}}, {"stride", int64_t{1}}},
+                  {{"train", one_file("t.txt")}});
   CHECK(b.train->size() == 3);
   CHECK(b.train->info().class_names ==
         Strings{"<unk>", " ", "d", "h", "l", "o", "r", "w", "<0xA9>", "<0xB6>", "<0xC3>"});
   CHECK(ids(b.train->get(0).at(kInput))[1] == 10);  // 0xC3
   CHECK(b.train->describe(2) == dir.file("t.txt") + " (byte 2)");
-  // NUL is a token like any other, named so that the name survives C strings.
-  dir.file("nul.txt", std::string("a\0b", 3));
+  // NUL is a token like any other, named so that the name survives C strings; 3- and 4-byte
+  // characters (U+20AC, U+1F600) are one token each, named by their UTF-8.
+  dir.file("nul.txt", std::string("a\0b\xE2\x82\xAC\xF0\x9F\x98\x80", 10));
   Splits n = open_corpus(dir.path.string(), {{"seq_len", int64_t{2}}}, {{"train", one_file("nul.txt")}});
-  CHECK(n.train->info().class_names == Strings{"<unk>", "<0x00>", "a", "b"});
+  CHECK(n.train->info().class_names == Strings{"<unk>", "<0x00>", "a", "b", "\xE2\x82\xAC", "\xF0\x9F\x98\x80"});
+  CHECK(n.train->size() == 2);
 }
 
 TEST_CASE("text: file lists and globs, excluded names, a symlinked file read once", "[datasets][text]") {
@@ -132,7 +140,8 @@ TEST_CASE("text: file lists and globs, excluded names, a symlinked file read onc
   Splits s = open_corpus(dir.path.string(), {{"seq_len", int64_t{8}}},
                          {{"train", {{"files", Strings{"corpus/*", "z.txt"}}, {"exclude", Strings{"*.dat"}}}}});
   REQUIRE(s.train->size() == 1);
-  CHECK(spell(*s.train, s.train->get(0).at(kInput)) + spell(*s.train, s.train->get(0).at(kTarget)).substr(7) == "abcdefxyz");
+  CHECK(spell(*s.train, s.train->get(0).at(kInput)) + spell(*s.train, s.train->get(0).at(kTarget)).substr(7) ==
+        "abcdefxyz");
   // The shortest corpus: seq_len + 1 tokens make one window.
   Splits one = open_corpus(dir.path.string(), {{"seq_len", int64_t{2}}}, {{"train", {{"files", Strings{"corpus/a"}}}}});
   CHECK(one.train->size() == 1);
@@ -143,8 +152,9 @@ TEST_CASE("text: val and test use the training vocabulary, unknown characters ma
   dir.file("train.txt", "abcabcabc");
   dir.file("val.txt", "abzab");
   dir.file("test.txt", "cba!?");
-  Splits s = open_corpus(dir.path.string(), {{"seq_len", int64_t{3}}},
-                         {{"train", one_file("train.txt")}, {"val", one_file("val.txt")}, {"test", one_file("test.txt")}});
+  Splits s =
+      open_corpus(dir.path.string(), {{"seq_len", int64_t{3}}},
+                  {{"train", one_file("train.txt")}, {"val", one_file("val.txt")}, {"test", one_file("test.txt")}});
   REQUIRE(s.val);
   REQUIRE(s.test);
   CHECK(s.val->info().class_names == Strings{"<unk>", "a", "b", "c"});
@@ -157,7 +167,8 @@ TEST_CASE("text: val and test use the training vocabulary, unknown characters ma
 TEST_CASE("text: holdout makes the corpus's tail the validation split", "[datasets][text]") {
   TempDir dir;
   dir.file("t.txt", std::string(30, 'a') + "bbbbbbbbbZ");  // 40 characters; Z only in the tail
-  Splits s = open_corpus(dir.path.string(), {{"seq_len", int64_t{4}}, {"holdout", 0.25}}, {{"train", one_file("t.txt")}});
+  Splits s =
+      open_corpus(dir.path.string(), {{"seq_len", int64_t{4}}, {"holdout", 0.25}}, {{"train", one_file("t.txt")}});
   REQUIRE(s.val);
   CHECK(s.train->info().class_names == Strings{"<unk>", "a"});  // from the first 30 characters only
   CHECK(s.train->size() == (30 - 5) / 4 + 1);
@@ -177,32 +188,51 @@ TEST_CASE("text: data errors name the file and the fix", "[datasets][text]") {
   dir.file("short.txt", "abcd");
   dir.file("bad.txt", "ok \xE2\x82 cut");
   dir.file("overlong.txt", "ab\xC0\xAF");
-  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file("missing.txt")}}); }),
+  CHECK_THAT(data_error([&] {
+               open_corpus(root, opts, {{"train", one_file("missing.txt")}});
+             }),
              Catch::Contains("cannot open '" + dir.file("missing.txt") + "'") && Catch::Contains("No such file"));
-  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file("empty.txt")}}); }),
+  CHECK_THAT(data_error([&] {
+               open_corpus(root, opts, {{"train", one_file("empty.txt")}});
+             }),
              Catch::Contains("data.train: the corpus is empty"));
-  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file("short.txt")}}); }),
+  CHECK_THAT(data_error([&] {
+               open_corpus(root, opts, {{"train", one_file("short.txt")}});
+             }),
              Catch::Contains("the corpus has 4 tokens but one sample needs seq_len + 1 = 5") &&
                  Catch::Contains("lower data.seq_len"));
-  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file("bad.txt")}}); }),
+  CHECK_THAT(data_error([&] {
+               open_corpus(root, opts, {{"train", one_file("bad.txt")}});
+             }),
              Catch::Contains(dir.file("bad.txt") + ": invalid UTF-8 at byte offset 3 (byte 0xE2)") &&
                  Catch::Contains("data.level: byte"));
-  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file("overlong.txt")}}); }),
+  CHECK_THAT(data_error([&] {
+               open_corpus(root, opts, {{"train", one_file("overlong.txt")}});
+             }),
              Catch::Contains("byte offset 2 (byte 0xC0)"));
   dir.file("surrogate.txt", "abc\xED\xA0\x80");  // U+D800 encoded: not a character
-  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file("surrogate.txt")}}); }),
+  CHECK_THAT(data_error([&] {
+               open_corpus(root, opts, {{"train", one_file("surrogate.txt")}});
+             }),
              Catch::Contains("byte offset 3 (byte 0xED)"));
   dir.file("cut.txt", "abcdef\xE2\x82");
-  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file("cut.txt")}}); }),
+  CHECK_THAT(data_error([&] {
+               open_corpus(root, opts, {{"train", one_file("cut.txt")}});
+             }),
              Catch::Contains("byte offset 6 (byte 0xE2, a sequence cut off by the end of the file)"));
   CHECK(open_corpus(root, {{"seq_len", int64_t{4}}, {"level", std::string("byte")}}, {{"train", one_file("bad.txt")}})
             .train->size() == 2);  // the same bytes are fine at byte level
-  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", {{"files", Strings{"nothing*.txt"}}}}}); }),
+  CHECK_THAT(data_error([&] {
+               open_corpus(root, opts, {{"train", {{"files", Strings{"nothing*.txt"}}}}});
+             }),
              Catch::Contains("data.train.files: '" + dir.file("nothing*.txt") + "' matches no file"));
   CHECK_THROWS_WITH(open_corpus(root, opts, {{"train", {{"file", std::string("short.txt")}, {"files", Strings{"a"}}}}}),
                     Catch::Contains("give either 'file'") && Catch::Contains("not both"));
   CHECK_THROWS_WITH(open_corpus(root, opts, {{"train", AttrMap{}}}), Catch::Contains("give either 'file'"));
-  CHECK_THAT(data_error([&] { open_corpus(root, opts, {{"train", one_file(".")}}); }), Catch::Contains("is a directory"));
+  CHECK_THAT(data_error([&] {
+               open_corpus(root, opts, {{"train", one_file(".")}});
+             }),
+             Catch::Contains("is a directory"));
 }
 
 TEST_CASE("text: the fortunes corpus opens at char and byte level", "[datasets][text]") {
@@ -215,7 +245,7 @@ TEST_CASE("text: the fortunes corpus opens at char and byte level", "[datasets][
       {"train", {{"files", Strings{dir + "/*"}}, {"exclude", Strings{"*.dat"}}}}};
   Splits c = open_corpus("", {{"seq_len", int64_t{128}}, {"holdout", 0.05}}, splits);
   const DatasetInfo& info = c.train->info();
-  CHECK(info.num_classes > 90);   // printable ASCII and a few accented letters
+  CHECK(info.num_classes > 90);  // printable ASCII and a few accented letters
   CHECK(info.num_classes < 300);
   CHECK(std::find(info.class_names.begin(), info.class_names.end(), "%") != info.class_names.end());
   CHECK(std::find(info.class_names.begin(), info.class_names.end(), "\n") != info.class_names.end());
@@ -253,4 +283,52 @@ TEST_CASE("text: the DataLoader batches windows as i64 B x seq_len without trans
   CHECK(in == Ids(b->input().data<int64_t>(), b->input().data<int64_t>() + 16));
   CHECK(tg == Ids(b->target().data<int64_t>(), b->target().data<int64_t>() + 16));
   CHECK(Ids(tg.begin(), tg.end() - 1) == Ids(in.begin() + 1, in.end()));
+}
+
+TEST_CASE("text: a recipe's data section opens the corpus and builds its sampler", "[datasets][text]") {
+  TempDir dir;
+  std::string text;
+  for (int i = 0; i < 30; ++i) text += "fortune " + std::to_string(i) + "\n%\n";
+  dir.file("corpus.txt", text);
+  const std::string head =
+      "model: {layers: [flatten, {type: linear, out_features: 2}]}\n"
+      "data:\n"
+      "  dataset: corpus\n"
+      "  format: text\n"
+      "  root: " +
+      dir.path.string() +
+      "\n"
+      "  seq_len: 8\n"
+      "  holdout: 0.1\n"
+      "  transforms: []\n";
+  const std::string sampler = "  loader: {sampler: {type: subset, ranges: ['0:10'], shuffle: false}}\n";
+  // `files` given as one string is a list of one; stride defaults to seq_len.
+  Config cfg = load_config_string(head + "  train: {files: corpus.txt}\n" + sampler, "text.yaml");
+  CHECK(attr_int(cfg.data.options, "stride") == 8);
+  CHECK_THAT(cfg.resolved_yaml, Catch::Contains("stride: 8"));
+  Splits s = train::open_data(cfg);
+  REQUIRE(s.val);
+  const int64_t tokens = static_cast<int64_t>(text.size()), val_tokens = (tokens + 5) / 10;
+  CHECK(s.train->size() == (tokens - val_tokens - 9) / 8 + 1);
+  CHECK(s.val->size() == (val_tokens - 9) / 8 + 1);
+  CHECK(train::build_sampler(cfg, *s.train)->epoch_indices(0, 0) == Ids{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  // A sampler that needs classes says so, naming the sampler option.
+  Config balanced = load_config_string(head +
+                                           "  train: {files: corpus.txt}\n"
+                                           "  loader: {sampler: {type: weighted_random, balanced: true}}\n",
+                                       "text.yaml");
+  try {
+    train::build_sampler(balanced, *s.train);
+    FAIL("expected a ConfigError");
+  } catch (const ConfigError& e) {
+    CHECK_THAT(e.what(), Catch::Contains("data.loader.sampler") && Catch::Contains("needs class targets"));
+  }
+  // A misspelled split key is a config error with a suggestion.
+  try {
+    load_config_string(head + "  train: {filez: corpus.txt}\n", "text.yaml");
+    FAIL("expected a ConfigError");
+  } catch (const ConfigError& e) {
+    CHECK_THAT(e.what(),
+               Catch::Contains("data.train.filez: unknown key for format 'text'") && Catch::Contains("did you mean"));
+  }
 }
