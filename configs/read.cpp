@@ -119,12 +119,6 @@ std::optional<AttrValue> read_value(Ctx& ctx, const YNode& n, const std::string&
         if (n.is_scalar() && n.text == word) v = AttrValue(value), keyword = true;
       if (!keyword) v = scalar_as(n, AttrKind::Int);
       break;
-    case AttrKind::IntPair:
-      if (n.is_scalar()) {
-        v = scalar_as(n, AttrKind::Int);
-        break;
-      }
-      [[fallthrough]];
     case AttrKind::StringList:
       if (n.is_scalar()) {
         v = scalar_as(n, AttrKind::String);
@@ -139,6 +133,12 @@ std::optional<AttrValue> read_value(Ctx& ctx, const YNode& n, const std::string&
         if (ok) v = AttrValue(std::move(strs));
       }
       break;
+    case AttrKind::IntPair:
+      if (n.is_scalar()) {
+        v = scalar_as(n, AttrKind::Int);
+        break;
+      }
+      [[fallthrough]];
     case AttrKind::IntList:
     case AttrKind::FloatList: {
       if (!n.is_seq()) break;

@@ -19,9 +19,9 @@ DataLoader::DataLoader(DatasetPtr dataset, LoaderOptions options)
     throw std::invalid_argument("DataLoader: batch_size must be >= 1, got " + std::to_string(opt_.batch_size));
   if (opt_.workers < 0)
     throw std::invalid_argument("DataLoader: workers must be >= 0, got " + std::to_string(opt_.workers));
-  if (opt_.workers > 0 && opt_.prefetch < 1)
-    throw std::invalid_argument("DataLoader: prefetch must be >= 1 with worker threads, got " +
-                                std::to_string(opt_.prefetch));
+  if (opt_.prefetch < 0)
+    throw std::invalid_argument("DataLoader: prefetch must be >= 0, got " + std::to_string(opt_.prefetch));
+  if (opt_.prefetch == 0) opt_.workers = 0;
   sampler_ = opt_.sampler ? opt_.sampler
                           : (opt_.shuffle ? random_sampler(dataset_->size()) : sequential_sampler(dataset_->size()));
   const DatasetInfo& info = dataset_->info();

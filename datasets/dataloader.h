@@ -46,7 +46,7 @@ struct LoaderOptions {
   bool drop_last = false;        // drop the final batch when it would be smaller than batch_size
   uint64_t seed = 0;
   int64_t workers = 1;           // threads preparing batches; 0 = next() prepares the batch itself
-  int64_t prefetch = 2;          // ready batches queued per worker (>= 1 when workers > 0)
+  int64_t prefetch = 2;          // ready batches queued per worker; 0 = no worker threads either
   SamplerPtr sampler;            // null: random_sampler / sequential_sampler per `shuffle`
   // Applied to each sample's "input" (augment + transforms of the split).
   TransformPipeline transform = TransformPipeline().to_float();
@@ -68,8 +68,8 @@ Generator sample_generator(uint64_t seed, int64_t epoch, int64_t position);
 
 class DataLoader {
  public:
-  // Throws std::invalid_argument for batch_size < 1, workers < 0, prefetch < 1 with workers, a
-  // null dataset, or a transform that does not fit the dataset's sample shape.
+  // Throws std::invalid_argument for batch_size < 1, workers < 0, prefetch < 0, a null
+  // dataset, or a transform that does not fit the dataset's sample shape.
   DataLoader(DatasetPtr dataset, LoaderOptions options);
   ~DataLoader();
   DataLoader(const DataLoader&) = delete;

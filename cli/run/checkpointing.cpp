@@ -85,7 +85,7 @@ void flatten(const YAML::Node& n, const std::string& prefix, std::map<std::strin
 bool applied_on_resume(const std::string& key) {
   static const char* kApplied[] = {"name", "train.epochs", "train.max_steps", "train.log_every", "train.eval_every",
                                    "train.threads", "train.device", "train.requeue", "checkpoint", "metrics",
-                                   "data.loader.prefetch"};
+                                   "data.loader.prefetch", "data.loader.workers", "data.in_memory"};
   for (const char* p : kApplied) {
     std::string s(p);
     if (key == s || key.rfind(s + ".", 0) == 0 || key.rfind(s + "[", 0) == 0) return true;

@@ -127,8 +127,8 @@ data::LoaderOptions loader_options(const Config& cfg, bool training) {
   o.shuffle = training && l.shuffle;
   o.drop_last = training && l.drop_last;
   o.seed = static_cast<uint64_t>(cfg.train.seed);
-  o.workers = l.prefetch == 0 ? 0 : l.workers;
-  o.prefetch = std::max<int64_t>(l.prefetch, 1);
+  o.workers = l.workers;
+  o.prefetch = l.prefetch;
   o.transform = build_transforms(cfg.data, training);
   return o;
 }

@@ -12,7 +12,8 @@
 #include "engine/nn/loss_registry.h"
 #include "engine/optim/registry.h"
 #include "engine/sched/registry.h"
-#include "configs/detail.h"  // the schema tables, for the self-check
+#include "configs/detail.h"
+#include "datasets/format.h"  // the schema tables, for the self-check
 #include "datasets/idx.h"
 #include "engine/graph/layer_schema.h"
 #include "cli/run/trainer.h"
@@ -110,8 +111,9 @@ TEST_CASE("configs: the LeNet recipe parses with its values and PyTorch defaults
   CHECK(c.data.dataset == "fashion_mnist");
   CHECK(c.data.format == "idx");
   CHECK(c.data.root == "/usr/share/datasets/fashion-mnist");
-  CHECK(c.data.train.images == "train-images-idx3-ubyte.gz");
-  CHECK(c.data.test.labels == "t10k-labels-idx1-ubyte.gz");
+  CHECK(std::get<std::string>(c.data.splits.at("train").at("images")) == "train-images-idx3-ubyte.gz");
+  CHECK(std::get<std::string>(c.data.splits.at("test").at("labels")) == "t10k-labels-idx1-ubyte.gz");
+  CHECK(std::get<std::vector<std::string>>(c.data.options.at("classes")).at(9) == "Ankle boot");  // the preset's names
   CHECK(c.data.val_size == 5000);
   REQUIRE(c.data.transforms.size() == 2);
   CHECK(std::get<double>(c.data.transforms[0].attrs.at("scale")) == 0.00392156862745098);
@@ -154,12 +156,13 @@ TEST_CASE("configs: a minimal recipe gets every default from the schema") {
   Config c = load_config(kDir + "minimal.yaml");
   CHECK(c.name == "minimal");                                 // the file's stem
   CHECK(c.data.root == "/usr/share/datasets/fashion-mnist");  // the preset
-  CHECK(c.data.train.labels == "train-labels-idx1-ubyte.gz");
+  CHECK(std::get<std::string>(c.data.splits.at("train").at("labels")) == "train-labels-idx1-ubyte.gz");
+  CHECK(c.data.augment.empty());
   CHECK(c.data.val_size == 0);
   REQUIRE(c.data.transforms.size() == 1);
   CHECK(c.data.transforms[0].type == "to_float");
   CHECK(std::get<double>(c.data.transforms[0].attrs.at("scale")) == 1.0 / 255);
-  CHECK(c.data.loader == LoaderSpec{64, true, false, 2});
+  CHECK(c.data.loader == LoaderSpec{64, true, false, 2, 1, {}});
   CHECK(c.loss.type == "cross_entropy");
   CHECK(c.loss.attrs == AttrMap{{"weight", std::vector<double>{}}, {"ignore_index", int64_t{-100}},
                                 {"reduction", std::string("mean")}, {"label_smoothing", 0.0}});
@@ -534,7 +537,11 @@ TEST_CASE("configs: every schema default satisfies its own schema") {
   };
   check_fields("top", top_fields(), Config{});
   check_fields("data", data_fields(), DataSpec{});
-  check_fields("data.train", split_fields(), DataSplitSpec{});
+  for (const auto& f : data::format_defs()) {
+    check_all("format " + f.name, f.attrs);
+    check_all("format " + f.name + " splits", f.split_attrs);
+  }
+  for (const auto& t : sampler_types()) check_all("sampler " + t.type, t.attrs);
   check_fields("data.loader", loader_fields(), LoaderSpec{});
   check_fields("train", train_fields(), TrainSpec{});
   check_fields("checkpoint", checkpoint_fields(), CheckpointSpec{});

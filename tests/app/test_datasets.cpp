@@ -81,7 +81,7 @@ Bytes concat(Bytes a, const Bytes& b) {
 uint8_t pixel(int64_t i, int64_t p) { return static_cast<uint8_t>((i * 37 + p * 11) % 256); }
 
 // An in-memory dataset whose label i % classes and pixels identify sample i.
-std::shared_ptr<const Dataset> make_dataset(int64_t n, int64_t c, int64_t h, int64_t w, int64_t classes = 10) {
+std::shared_ptr<const ImageDataset> make_dataset(int64_t n, int64_t c, int64_t h, int64_t w, int64_t classes = 10) {
   Tensor images = empty({n, c, h, w}, DType::U8);
   uint8_t* px = images.data<uint8_t>();
   const int64_t per = c * h * w;
@@ -89,7 +89,7 @@ std::shared_ptr<const Dataset> make_dataset(int64_t n, int64_t c, int64_t h, int
     for (int64_t p = 0; p < per; ++p) px[i * per + p] = pixel(i, p);
   std::vector<int64_t> labels(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) labels[i] = i % classes;
-  return std::make_shared<const Dataset>(images, from_vector(labels, {n}), classes, "synthetic");
+  return std::make_shared<const ImageDataset>(images, from_vector(labels, {n}), classes, "synthetic");
 }
 
 // Writes a consistent images/labels pair [n, h, w] / [n]; returns their paths.
@@ -123,6 +123,9 @@ std::string data_error_of(F&& fn) {
 
 using Catch::Matchers::Contains;
 
+// load_idx_splits returns in-memory image datasets (the splits' ranges share one tensor).
+const ImageDataset& img(const DatasetPtr& d) { return dynamic_cast<const ImageDataset&>(*d); }
+
 std::vector<Batch> drain(DataLoader& loader) {
   std::vector<Batch> out;
   while (auto b = loader.next()) out.push_back(std::move(*b));
@@ -134,8 +137,8 @@ void require_same_batches(const std::vector<Batch>& a, const std::vector<Batch>&
   for (size_t i = 0; i < a.size(); ++i) {
     CHECK(a[i].index_in_epoch == b[i].index_in_epoch);
     CHECK(a[i].indices == b[i].indices);
-    CHECK(a[i].labels.to_vector<int64_t>() == b[i].labels.to_vector<int64_t>());
-    CHECK(a[i].images.to_vector<float>() == b[i].images.to_vector<float>());
+    CHECK(a[i].target().to_vector<int64_t>() == b[i].target().to_vector<int64_t>());
+    CHECK(a[i].input().to_vector<float>() == b[i].input().to_vector<float>());
   }
 }
 
@@ -392,14 +395,14 @@ TEST_CASE("Splits: validation is the last val_size training samples", "[datasets
   REQUIRE(s.train);
   REQUIRE(s.val);
   REQUIRE(s.test);
-  CHECK(s.num_classes == 10);
+  CHECK(s.train->info().num_classes == 10);
   CHECK(s.train->size() == 15);
   CHECK(s.val->size() == 5);
   CHECK(s.test->size() == 6);
-  CHECK(s.val->labels().to_vector<int64_t>() == std::vector<int64_t>{5, 6, 7, 8, 9});
-  CHECK(s.val->images().to_vector<uint8_t>()[3] == pixel(15, 3));
-  CHECK(s.train->images().to_vector<uint8_t>()[14 * 16 + 3] == pixel(14, 3));
-  CHECK(s.train->sample_shape() == Shape{1, 4, 4});
+  CHECK(img(s.val).labels().to_vector<int64_t>() == std::vector<int64_t>{5, 6, 7, 8, 9});
+  CHECK(img(s.val).images().to_vector<uint8_t>()[3] == pixel(15, 3));
+  CHECK(img(s.train).images().to_vector<uint8_t>()[14 * 16 + 3] == pixel(14, 3));
+  CHECK(s.train->info().input_shape == Shape{1, 4, 4});
 
   spec.val_size = 0;
   Splits s0 = load_idx_splits(spec);
@@ -428,82 +431,92 @@ TEST_CASE("Fashion-MNIST: the real files load", "[datasets][dataset][fashion]") 
   Splits s = load_idx_splits(fashion_mnist_files(kFashionMnistDir, 0));
   REQUIRE(s.train->size() == 60000);
   REQUIRE(s.test->size() == 10000);
-  CHECK(s.train->sample_shape() == Shape{1, 28, 28});
-  CHECK(s.test->sample_shape() == Shape{1, 28, 28});
-  CHECK(s.num_classes == 10);
+  CHECK(s.train->info().input_shape == Shape{1, 28, 28});
+  CHECK(s.test->info().input_shape == Shape{1, 28, 28});
+  CHECK(s.train->info().num_classes == 10);
   std::vector<int64_t> train_hist(10, 0), test_hist(10, 0);
-  for (int64_t l : s.train->labels().to_vector<int64_t>()) ++train_hist.at(static_cast<size_t>(l));
-  for (int64_t l : s.test->labels().to_vector<int64_t>()) ++test_hist.at(static_cast<size_t>(l));
+  for (int64_t l : img(s.train).labels().to_vector<int64_t>()) ++train_hist.at(static_cast<size_t>(l));
+  for (int64_t l : img(s.test).labels().to_vector<int64_t>()) ++test_hist.at(static_cast<size_t>(l));
   CHECK(train_hist == std::vector<int64_t>(10, 6000));
   CHECK(test_hist == std::vector<int64_t>(10, 1000));
   // Known first labels of the files (train: ankle boot, t-shirt; test: ankle boot, pullover).
-  CHECK(s.train->labels().to_vector<int64_t>()[0] == 9);
-  CHECK(s.train->labels().to_vector<int64_t>()[1] == 0);
-  CHECK(s.test->labels().to_vector<int64_t>()[0] == 9);
-  CHECK(s.test->labels().to_vector<int64_t>()[1] == 2);
+  CHECK(img(s.train).labels().to_vector<int64_t>()[0] == 9);
+  CHECK(img(s.train).labels().to_vector<int64_t>()[1] == 0);
+  CHECK(img(s.test).labels().to_vector<int64_t>()[0] == 9);
+  CHECK(img(s.test).labels().to_vector<int64_t>()[1] == 2);
 
   Splits v = load_idx_splits(fashion_mnist_files(kFashionMnistDir, 5000));
   CHECK(v.train->size() == 55000);
   CHECK(v.val->size() == 5000);
-  CHECK(v.val->labels().to_vector<int64_t>() ==
-        s.train->labels().narrow(0, 55000, 5000).contiguous().to_vector<int64_t>());
+  CHECK(img(v.val).labels().to_vector<int64_t>() ==
+        img(s.train).labels().narrow(0, 55000, 5000).contiguous().to_vector<int64_t>());
 }
 
 // ---------------------------------------------------------------------------------------------
 // Transforms
 // ---------------------------------------------------------------------------------------------
 
+// The pipeline applied to every byte value 0..255 in each of `channels` channels: out[c][x].
+std::vector<std::vector<float>> table_of(const TransformPipeline& t, int64_t channels) {
+  std::vector<uint8_t> px(static_cast<size_t>(channels) * 256);
+  for (size_t i = 0; i < px.size(); ++i) px[i] = static_cast<uint8_t>(i % 256);
+  Generator rng(0);
+  const std::vector<float> v = t(from_vector(px, {channels, 16, 16}), rng).to_vector<float>();
+  std::vector<std::vector<float>> out(static_cast<size_t>(channels));
+  for (int64_t c = 0; c < channels; ++c) out[c].assign(v.begin() + c * 256, v.begin() + (c + 1) * 256);
+  return out;
+}
+
 TEST_CASE("Transforms: to_float and per-channel normalize match a hand computation", "[datasets][transforms]") {
-  auto ds = make_dataset(4, 3, 5, 6);
   const std::vector<double> mean = {0.485, 0.456, 0.406}, stdv = {0.229, 0.224, 0.225};
-  BatchTransform t = TransformPipeline().to_float().normalize(mean, stdv).compile(3);
-  const int64_t rows[2] = {3, 1};
-  std::vector<float> out(2 * 3 * 30);
-  t.gather(ds->images(), rows, 2, out.data());
-  const std::vector<uint8_t> px = ds->images().to_vector<uint8_t>();
+  TransformPipeline t = TransformPipeline().to_float().normalize(mean, stdv);
+  const auto lut = table_of(t, 3);
   double max_err = 0;
-  for (int64_t b = 0; b < 2; ++b)
-    for (int64_t c = 0; c < 3; ++c)
-      for (int64_t p = 0; p < 30; ++p) {
-        uint8_t x = px[static_cast<size_t>(rows[b] * 90 + c * 30 + p)];
-        float got = out[static_cast<size_t>(b * 90 + c * 30 + p)];
-        // torchvision: x.float().div(255), then sub_(mean).div_(std), all in float32.
-        float torch_like = (static_cast<float>(x) / 255.0f - static_cast<float>(mean[c])) / static_cast<float>(stdv[c]);
-        CHECK(got == torch_like);
-        max_err = std::max(max_err, std::fabs(got - (x / 255.0 - mean[c]) / stdv[c]));
-      }
+  for (int64_t c = 0; c < 3; ++c)
+    for (int x = 0; x < 256; ++x) {
+      const float got = lut[c][static_cast<size_t>(x)];
+      // torchvision: x.float().div(255), then sub_(mean).div_(std), all in float32.
+      float torch_like = (static_cast<float>(x) / 255.0f - static_cast<float>(mean[c])) / static_cast<float>(stdv[c]);
+      CHECK(got == torch_like);
+      max_err = std::max(max_err, std::fabs(got - (x / 255.0 - mean[c]) / stdv[c]));
+    }
   CHECK(max_err < 1e-6);
 
+  // The folded lookup table equals the step-by-step path on float input (to_float on the u8
+  // image, then normalize applied to the f32 result).
+  auto ds = make_dataset(4, 3, 5, 6);
+  Generator rng(0);
+  const Tensor x = img(ds).images().select(0, 2).contiguous();
+  const Tensor folded = t(x, rng);
+  const Tensor stepwise = TransformPipeline().normalize(mean, stdv)(TransformPipeline().to_float()(x, rng), rng);
+  CHECK(folded.shape() == Shape{3, 5, 6});
+  CHECK(folded.to_vector<float>() == stepwise.to_vector<float>());
+
   // A single mean/std applies to every channel; without normalize the values are x / 255.
-  BatchTransform one = TransformPipeline().to_float().normalize({0.5}, {0.25}).compile(3);
-  CHECK(one.value(2, 255) == (1.0f - 0.5f) / 0.25f);
+  CHECK(table_of(TransformPipeline().to_float().normalize({0.5}, {0.25}), 3)[2][255] == (1.0f - 0.5f) / 0.25f);
   // Division, not multiplication by 1/255: torch 1.13's x.float().div(255) equals float32
   // x / 255.0f for all 256 values, while x * (1/255.f) differs in 126 of them (checked once
   // with /usr/bin/python3; the fused affine form x * a + b differs in 176 after normalize).
-  BatchTransform plain = TransformPipeline().to_float().compile(1);
-  for (int x = 0; x < 256; ++x) CHECK(plain.value(0, static_cast<uint8_t>(x)) == static_cast<float>(x) / 255.0f);
-  CHECK(plain.value(0, 255) == 1.0f);
-  BatchTransform scaled = TransformPipeline().to_float(0.3).compile(1);
-  CHECK(scaled.value(0, 10) == 10.0f * 0.3f);
-  BatchTransform cast = TransformPipeline().compile(1);
-  CHECK(cast.value(0, 200) == 200.0f);
-
-  // Whole-tensor form.
-  Tensor y = t(ds->images());
-  CHECK(y.shape() == Shape{4, 3, 5, 6});
-  CHECK(y.to_vector<float>()[3 * 90 + 2 * 30 + 7] == out[2 * 30 + 7]);
+  const auto plain = table_of(TransformPipeline().to_float(), 1);
+  for (int v = 0; v < 256; ++v) CHECK(plain[0][static_cast<size_t>(v)] == static_cast<float>(v) / 255.0f);
+  CHECK(table_of(TransformPipeline().to_float(0.3), 1)[0][10] == 10.0f * 0.3f);
+  // normalize without to_float: the byte values unscaled.
+  CHECK(table_of(TransformPipeline().normalize({0}, {1}), 1)[0][200] == 200.0f);
 }
 
 TEST_CASE("Transforms: invalid pipelines are rejected", "[datasets][transforms][errors]") {
-  CHECK_THROWS_WITH(TransformPipeline().to_float().normalize({0.1, 0.2}, {1, 1}).compile(3),
+  Generator rng(0);
+  const Tensor x = zeros({3, 2, 2}, DType::U8);
+  CHECK_THROWS_WITH(TransformPipeline().to_float().normalize({0.1, 0.2}, {1, 1})(x, rng),
                     Contains("mean has 2 values for 3 channel"));
-  CHECK_THROWS_WITH(TransformPipeline().to_float().normalize({0.1}, {0}).compile(1), Contains("std must be > 0"));
-  CHECK_THROWS_WITH(TransformPipeline().normalize({0.1}, {1}).to_float().compile(1),
-                    Contains("normalize must come after to_float"));
-  CHECK_THROWS_WITH(TransformPipeline().to_float().to_float().compile(1), Contains("more than once"));
-  CHECK_THROWS_WITH(TransformPipeline().to_float(0).compile(1), Contains("positive"));
+  CHECK_THROWS_WITH(TransformPipeline().to_float().normalize({0.1, 0.2}, {1, 1}).out_shape({3, 2, 2}),
+                    Contains("mean has 2 values for 3 channel"));
+  CHECK_THROWS_WITH(TransformPipeline().to_float().normalize({0.1}, {0}), Contains("std"));
+  CHECK_THROWS_WITH(TransformPipeline().to_float(0), Contains("scale"));
+  CHECK_THROWS_WITH(TransformPipeline().normalize({0.1, 0.2}, {1}), Contains("mean has 2 values but std has 1"));
+  CHECK_THROWS_WITH(TransformPipeline().add("no_such_transform", {}), Contains("unknown transform"));
   CHECK(TransformPipeline().to_float().normalize({0.5}, {0.5}).str() ==
-        "to_float(scale=0.00392157) -> normalize(mean=[0.5], std=[0.5])");
+        "to_float(scale=0.00392156862745098) -> normalize(mean=[0.5], std=[0.5])");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -521,15 +534,15 @@ TEST_CASE("DataLoader: batches hold the transformed samples in order", "[dataset
     loader.start_epoch(0);
     std::vector<Batch> bs = drain(loader);
     REQUIRE(bs.size() == 3);
-    CHECK(bs[2].images.shape() == Shape{2, 1, 2, 3});
-    CHECK(bs[0].images.shape() == Shape{4, 1, 2, 3});
-    CHECK(bs[0].labels.shape() == Shape{4});
-    CHECK(bs[0].images.dtype() == DType::F32);
-    CHECK(bs[0].labels.dtype() == DType::I64);
+    CHECK(bs[2].input().shape() == Shape{2, 1, 2, 3});
+    CHECK(bs[0].input().shape() == Shape{4, 1, 2, 3});
+    CHECK(bs[0].target().shape() == Shape{4});
+    CHECK(bs[0].input().dtype() == DType::F32);
+    CHECK(bs[0].target().dtype() == DType::I64);
     CHECK(bs[1].index_in_epoch == 1);
     CHECK(bs[1].indices == std::vector<int64_t>{4, 5, 6, 7});
-    CHECK(bs[1].labels.to_vector<int64_t>() == std::vector<int64_t>{4, 5, 6, 7});
-    CHECK(bs[1].images.to_vector<float>()[6 + 2] == static_cast<float>(pixel(5, 2)) / 255.0f);
+    CHECK(bs[1].target().to_vector<int64_t>() == std::vector<int64_t>{4, 5, 6, 7});
+    CHECK(bs[1].input().to_vector<float>()[6 + 2] == static_cast<float>(pixel(5, 2)) / 255.0f);
     CHECK_FALSE(loader.next());  // stays at the end
     CHECK(loader.state() == LoaderState{0, 3, 0});
   }
@@ -573,8 +586,8 @@ TEST_CASE("DataLoader: shuffle is deterministic per (seed, epoch), each sample o
   std::vector<int64_t> again;
   for (const Batch& b : drain(loader)) again.insert(again.end(), b.indices.begin(), b.indices.end());
   CHECK(again == e1);
-  CHECK(shuffle_key(1234, 0) != shuffle_key(1234, 1));
-  CHECK(shuffle_key(1234, 0) != 1234);
+  CHECK(epoch_key(1234, 0) != epoch_key(1234, 1));
+  CHECK(epoch_key(1234, 0) != 1234);
 }
 
 TEST_CASE("DataLoader: drop_last", "[datasets][loader]") {
@@ -587,14 +600,14 @@ TEST_CASE("DataLoader: drop_last", "[datasets][loader]") {
   loader.start_epoch(0);
   std::vector<Batch> bs = drain(loader);
   REQUIRE(bs.size() == 3);
-  for (const Batch& b : bs) CHECK(b.labels.numel() == 3);
+  for (const Batch& b : bs) CHECK(b.target().numel() == 3);
   o.drop_last = false;
   DataLoader keep(ds, o);
   CHECK(keep.batches_per_epoch() == 4);
   keep.start_epoch(0);
   bs = drain(keep);
   REQUIRE(bs.size() == 4);
-  CHECK(bs[3].labels.numel() == 1);
+  CHECK(bs[3].target().numel() == 1);
   // Exactly divisible: same count either way.
   o.batch_size = 5;
   o.drop_last = true;
