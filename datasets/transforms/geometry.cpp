@@ -154,7 +154,7 @@ void remap_planes(const T* in, int64_t channels, int64_t h, int64_t w, const Axi
   for (int64_t c = 0; c < channels; ++c) {
     const T* plane = in + c * h * w;
     for (int64_t r : rows) {
-      const T* src = plane + r * w;
+      const T* src = r < 0 ? nullptr : plane + r * w;
       if (r < 0) {
         std::fill(out, out + ow, fill);
       } else if (gather) {

@@ -316,6 +316,7 @@ Tensor rotate(const Tensor& x, double angle, Interp mode, bool expand, std::opti
               const std::vector<double>& fill) {
   check_image(x, "rotate");
   if (mode == Interp::Bicubic) throw std::invalid_argument("rotate: interpolation must be 'nearest' or 'bilinear'");
+  if (!std::isfinite(angle)) throw std::invalid_argument("rotate: the angle must be finite, got " + std::to_string(angle));
   const int64_t c = x.size(0), h = x.size(1), w = x.size(2);
   if (fill.size() != 1 && static_cast<int64_t>(fill.size()) != c)
     throw std::invalid_argument("rotate: fill has " + std::to_string(fill.size()) + " values for " +
