@@ -339,7 +339,9 @@ A padding_attr() {
           "1, 2 or 4 integers >= 0 (all sides; [left/right, top/bottom]; [left, top, right, bottom])")
       .describe("pixels added: one value for all sides, [left/right, top/bottom] or [left, top, right, bottom]");
 }
-A fill_attr() { return A::floating("fill", 0.0).describe("value of constant padding (truncated to 0..255 on uint8)"); }
+A fill_attr() {
+  return A::floating("fill", 0.0).describe("value of constant padding, in the image's units (0..255 before to_float)");
+}
 A padding_mode_attr() {
   return A::choice("padding_mode", kPadModes, "constant")
       .describe("constant (fill), edge (repeat the border), reflect (mirror without the border), symmetric (with it)");
@@ -638,7 +640,7 @@ const RegisterTransform random_rotation_reg({
      A::boolean("expand", false).describe("must be false: an enlarged output's size depends on the angle"),
      A::float_list("center").optional().length(2, 2).describe("[x, y] pixel to rotate around (default: the centre)"),
      A::float_list("fill").def(std::vector<double>{0.0}).length(1, 4096)
-         .describe("value of pixels from outside the image: one, or one per channel")},
+         .describe("value of pixels from outside the image (0..255 before to_float): one, or one per channel")},
     [](const AttrMap& a) -> std::string {
       if (attr_bool(a, "expand"))
         return "expand: true gives every sample its own size (by its angle), so batches cannot be collated; use "
