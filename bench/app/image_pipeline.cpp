@@ -42,17 +42,27 @@ Args parse(int argc, char** argv) {
     const std::string k = argv[i];
     if (i + 1 >= argc) throw std::invalid_argument("missing value after " + k);
     const std::string v = argv[++i];
-    if (k == "--root") a.root = v;
-    else if (k == "--dir") a.dir = v;
-    else if (k == "--color") a.color = v;
-    else if (k == "--workers") a.workers = int_list(v);
-    else if (k == "--batch-size") a.batch_size = std::stoll(v);
-    else if (k == "--batches") a.batches = std::stoll(v);
-    else if (k == "--crop") a.crop = std::stoll(v);
-    else if (k == "--padding") a.padding = std::stoll(v);
-    else throw std::invalid_argument("unknown option " + k);
+    if (k == "--root")
+      a.root = v;
+    else if (k == "--dir")
+      a.dir = v;
+    else if (k == "--color")
+      a.color = v;
+    else if (k == "--workers")
+      a.workers = int_list(v);
+    else if (k == "--batch-size")
+      a.batch_size = std::stoll(v);
+    else if (k == "--batches")
+      a.batches = std::stoll(v);
+    else if (k == "--crop")
+      a.crop = std::stoll(v);
+    else if (k == "--padding")
+      a.padding = std::stoll(v);
+    else
+      throw std::invalid_argument("unknown option " + k);
   }
-  if (a.root.empty()) throw std::invalid_argument("--root is required (recipes/image_folder/make_folder.py writes one)");
+  if (a.root.empty())
+    throw std::invalid_argument("--root is required (recipes/image_folder/make_folder.py writes one)");
   return a;
 }
 

@@ -10,9 +10,6 @@
 // data.in_memory.
 #include "datasets/formats/image_folder.h"
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -22,6 +19,8 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <thread>
 #include <utility>
 
@@ -32,8 +31,8 @@ namespace dl::data {
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& image_extensions() {
-  static const std::vector<std::string> exts = {".jpg", ".jpeg", ".png", ".ppm", ".bmp",
-                                                ".pgm", ".tif", ".tiff", ".webp"};
+  static const std::vector<std::string> exts = {".jpg", ".jpeg", ".png",  ".ppm", ".bmp",
+                                                ".pgm", ".tif",  ".tiff", ".webp"};
   return exts;
 }
 
@@ -312,7 +311,8 @@ FolderIndex index_split(const FormatArgs& args, const std::string& split, const 
   const AttrMap* s = args.split(split);
   auto dir = s ? s->find("dir") : AttrMap::const_iterator();
   if (!s || dir == s->end() || !std::holds_alternative<std::string>(dir->second))
-    throw std::invalid_argument("data." + split + ".dir is required by data.format image_folder: the split's folder "
+    throw std::invalid_argument("data." + split +
+                                ".dir is required by data.format image_folder: the split's folder "
                                 "of class folders (relative to data.root)");
   return index_folder(args.resolve(std::get<std::string>(dir->second)), o.extensions, "data." + split + ".dir");
 }
@@ -325,10 +325,11 @@ void check_same_classes(const FolderIndex& train, const FolderIndex& other, cons
     if (!std::binary_search(other.classes.begin(), other.classes.end(), c)) missing.push_back(c);
   for (const std::string& c : other.classes)
     if (!std::binary_search(train.classes.begin(), train.classes.end(), c)) extra.push_back(c);
-  throw DataError("data." + split + ".dir '" + other.root + "' and data.train.dir '" + train.root +
-                  "' have different class folders (" + (missing.empty() ? "" : "missing in " + split + ": " + joined(missing)) +
-                  (missing.empty() || extra.empty() ? "" : "; ") + (extra.empty() ? "" : "not in train: " + joined(extra)) +
-                  "): every split needs the same classes so that class indices agree");
+  throw DataError(
+      "data." + split + ".dir '" + other.root + "' and data.train.dir '" + train.root +
+      "' have different class folders (" + (missing.empty() ? "" : "missing in " + split + ": " + joined(missing)) +
+      (missing.empty() || extra.empty() ? "" : "; ") + (extra.empty() ? "" : "not in train: " + joined(extra)) +
+      "): every split needs the same classes so that class indices agree");
 }
 
 Splits open_folders(const FormatArgs& args) {
@@ -361,18 +362,22 @@ std::string check_extensions(const AttrValue& v) {
 using A = AttrSchema;
 
 const RegisterFormat reg({
-    "image_folder", "torchvision.datasets.ImageFolder",
+    "image_folder",
+    "torchvision.datasets.ImageFolder",
     "a folder per class of PNG/JPEG/BMP/... images (root/<dir>/<class>/<image>), decoded with OpenCV to u8 [C, H, W]",
     {A::choice("color", {"rgb", "gray"}, "rgb")
          .describe("rgb: 3 channels (ImageFolder's convert(\"RGB\")); gray: 1 channel (convert(\"L\"))"),
      A::string_list("extensions")
          .def(image_extensions())
          .check(check_extensions, "extensions starting with '.'")
-         .describe("files read, by extension (case-insensitive; default torchvision's IMG_EXTENSIONS); others are skipped")},
+         .describe(
+             "files read, by extension (case-insensitive; default torchvision's IMG_EXTENSIONS); others are skipped")},
     {A::string("dir").req().describe("the split's folder under data.root: <dir>/<class>/<image>")},
     {"train"},
     open_folders,
     peek_folder,
+    true,
+    "{format: image_folder, root: build/data/fashion-mnist-png, color: gray, train: {dir: train}, test: {dir: test}}",
 });
 
 }  // namespace

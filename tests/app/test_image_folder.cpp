@@ -1,13 +1,12 @@
 // data.format image_folder (datasets/formats/image_folder.cpp): samples, order, classes and
 // pixels against torchvision's ImageFolder (tests/fixtures/gen_image_folder.py), lazy and
 // in-memory decoding, peek, splits, and every bad-input error naming the file.
-#include <catch2/catch.hpp>
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <filesystem>
 #include <map>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -23,8 +22,8 @@
 namespace fs = std::filesystem;
 using namespace dl;
 using namespace dl::data;
-using dl::test::TempDir;
 using Catch::Matchers::Contains;
+using dl::test::TempDir;
 
 namespace {
 
@@ -106,7 +105,8 @@ TEST_CASE("image_folder is registered under its torchvision name with its keys",
   CHECK(d->peek);
 }
 
-TEST_CASE("image_folder: samples, order, classes and pixels equal torchvision's ImageFolder", "[datasets][image_folder]") {
+TEST_CASE("image_folder: samples, order, classes and pixels equal torchvision's ImageFolder",
+          "[datasets][image_folder]") {
   // 15 files of 9 formats in nested folders (torchvision's order: sorted(os.walk) by directory
   // path, so cat/sub-x/ comes before cat/sub/deeper/), a skipped .txt, an upper-case class.
   const auto cases = dl::test::load_fixtures("image_folder.txt");
@@ -203,7 +203,8 @@ TEST_CASE("image_folder: images of different sizes load; collate refuses to stac
   CHECK_THROWS_AS(collate({s.train->get(0), s.train->get(1)}), std::invalid_argument);
 }
 
-TEST_CASE("image_folder: BGR files become R, G, B planes; gray files are replicated for rgb", "[datasets][image_folder]") {
+TEST_CASE("image_folder: BGR files become R, G, B planes; gray files are replicated for rgb",
+          "[datasets][image_folder]") {
   TempDir tmp;
   cv::Mat bgr(1, 2, CV_8UC3);
   bgr.at<cv::Vec3b>(0, 0) = {10, 20, 30};  // B, G, R
@@ -217,8 +218,9 @@ TEST_CASE("image_folder: BGR files become R, G, B planes; gray files are replica
   CHECK(pixels(s.train->get(2).at(kInput)) == std::vector<int64_t>{0, 1, 0, 1, 0, 1});
   // PIL's convert("L"): (R*19595 + G*38470 + B*7471 + 0x8000) >> 16.
   const Splits g = open_folder(folder_args(tmp.path.string(), {{"train", "train"}}, "gray"));
-  CHECK(pixels(g.train->get(0).at(kInput)) == std::vector<int64_t>{(30 * 19595 + 20 * 38470 + 10 * 7471 + 0x8000) >> 16,
-                                                                    (0 * 19595 + 100 * 38470 + 200 * 7471 + 0x8000) >> 16});
+  CHECK(pixels(g.train->get(0).at(kInput)) ==
+        std::vector<int64_t>{(30 * 19595 + 20 * 38470 + 10 * 7471 + 0x8000) >> 16,
+                             (0 * 19595 + 100 * 38470 + 200 * 7471 + 0x8000) >> 16});
 }
 
 TEST_CASE("image_folder: the DataLoader batches decoded images with workers", "[datasets][image_folder]") {
@@ -245,7 +247,8 @@ TEST_CASE("image_folder: bad input is a DataError naming the file or folder", "[
   const FormatArgs train_only = folder_args(root, {{"train", "train"}});
 
   SECTION("missing root") {
-    CHECK_THAT(error_of_open(train_only), Contains("data.train.dir") && Contains(root + "/train") && Contains("does not exist"));
+    CHECK_THAT(error_of_open(train_only),
+               Contains("data.train.dir") && Contains(root + "/train") && Contains("does not exist"));
   }
   SECTION("the split's folder is a file") {
     dl::test::write_file(tmp.file("train"), "x");
@@ -261,8 +264,8 @@ TEST_CASE("image_folder: bad input is a DataError naming the file or folder", "[
     fs::create_directories(tmp.path / "train/lonely/deeper");
     dl::test::write_file((tmp.path / "train/lonely/readme.txt").string(), "x");
     dl::test::write_file((tmp.path / "train/lonely/photo.gif").string(), "x");
-    CHECK_THAT(error_of_open(train_only), Contains("found no valid file for the classes lonely") &&
-                                             Contains(".png") && Contains("2 other files skipped"));
+    CHECK_THAT(error_of_open(train_only), Contains("found no valid file for the classes lonely") && Contains(".png") &&
+                                              Contains("2 other files skipped"));
   }
   SECTION("a split without dir") {
     write_gray_tree(tmp.path / "train", {{"a", 1}});
@@ -291,7 +294,8 @@ TEST_CASE("image_folder: bad input is a DataError naming the file or folder", "[
     };
     const std::vector<Bad> bad = {
         {"b/corrupt.png", std::string(png.begin(), png.begin() + 40) + std::string(200, '\x5a'), "cannot decode"},
-        {"b/truncated.png", std::string(png.begin(), png.begin() + static_cast<long>(png.size() * 6 / 10)), "cannot decode"},
+        {"b/truncated.png", std::string(png.begin(), png.begin() + static_cast<long>(png.size() * 6 / 10)),
+         "cannot decode"},
         {"b/truncated.jpg", good_jpg.substr(0, good_jpg.size() * 7 / 10), "truncated JPEG"},
         {"b/text.jpeg", "hello, I am a text file\n", "not a PNG/JPEG/BMP"},
         {"b/sunraster.png", sun_raster, "not a PNG/JPEG/BMP"},  // OpenCV decodes it; ImageFolder does not
@@ -322,7 +326,7 @@ TEST_CASE("image_folder: bad input is a DataError naming the file or folder", "[
 
 TEST_CASE("decode_image: errors name the source and never crash on odd bytes", "[datasets][image_folder]") {
   for (const std::string& bytes : {std::string(), std::string("\xFF\xD8\xFF", 3), std::string("\xFF\xD8\xFF\xD9", 4),
-                                  std::string("\x89PNG\r\n\x1a\n", 8), std::string("BM") + std::string(60, '\0')}) {
+                                   std::string("\x89PNG\r\n\x1a\n", 8), std::string("BM") + std::string(60, '\0')}) {
     CHECK_THROWS_AS(decode_image(bytes, ImageColor::rgb, "mem.bin"), DataError);
     CHECK_THROWS_WITH(decode_image(bytes, ImageColor::gray, "mem.bin"), Contains("mem.bin"));
   }
