@@ -14,8 +14,9 @@
 // at token i * stride: "input" = tokens [s, s + seq_len), "target" = tokens [s + 1, s +
 // seq_len + 1), both i64 [seq_len]. The vocabulary is the sorted set of tokens of the training
 // text, after an `<unk>` entry 0 that val/test tokens missing from it map to; it is the
-// dataset's class_names (so checkpoints keep it), its size num_classes. NUL and byte-level
-// tokens >= 0x80 are named "<0xNN>".
+// dataset's class_names (so checkpoints keep it), its size num_classes. A token's name is its
+// character, except control characters (newline, tab, NUL, ...) and byte-level tokens >= 0x80,
+// named "<0xNN>" (every other name is one character, so these cannot be confused).
 //
 // Why `holdout` and not the generic data.val_fraction: overlapping windows picked at random
 // would put the same text in train and val; a contiguous tail does not.
@@ -177,8 +178,9 @@ RawText read_split(const FormatArgs& args, const std::string& split, bool bytes)
 // ---- Vocabulary -----------------------------------------------------------------------------
 
 std::string symbol_name(uint32_t s, bool bytes) {
-  // Names that are not text on their own: a NUL would end the string in an HDF5 attribute.
-  if (s == 0 || (bytes && s >= 0x80)) return "<" + hex_byte(static_cast<unsigned char>(s)) + ">";
+  // Names that do not print as themselves: control characters (a NUL would also end the
+  // string in an HDF5 attribute, a newline break a listing) and bytes that are not UTF-8 alone.
+  if (s < 0x20 || s == 0x7F || (bytes && s >= 0x80)) return "<" + hex_byte(static_cast<unsigned char>(s)) + ">";
   if (s < 0x80) return std::string(1, static_cast<char>(s));
   // UTF-8: a lead byte with the top bits, then 6 bits per continuation byte.
   static constexpr unsigned char kLead[] = {0, 0xC0, 0xE0, 0xF0};
@@ -323,6 +325,9 @@ const RegisterFormat reg({
     {"train"},
     open_text,
     nullptr,
+    /*images=*/false,  // token ids: no default to_float
+    "{dataset: fortunes, format: text, root: /usr/share/games/fortunes, seq_len: 128, holdout: 0.05, "
+    "train: {files: ['*'], exclude: ['*.dat']}}",
 });
 
 }  // namespace

@@ -121,11 +121,13 @@ TEST_CASE("text: char level reads UTF-8 code points, byte level raw bytes", "[da
         Strings{"<unk>", " ", "d", "h", "l", "o", "r", "w", "<0xA9>", "<0xB6>", "<0xC3>"});
   CHECK(ids(b.train->get(0).at(kInput))[1] == 10);  // 0xC3
   CHECK(b.train->describe(2) == dir.file("t.txt") + " (byte 2)");
-  // NUL is a token like any other, named so that the name survives C strings; 3- and 4-byte
+  // NUL is a token like any other, named so that the name survives C strings (so are the other
+  // control characters: "<0x0A>" is a newline); 3- and 4-byte
   // characters (U+20AC, U+1F600) are one token each, named by their UTF-8.
-  dir.file("nul.txt", std::string("a\0b\xE2\x82\xAC\xF0\x9F\x98\x80", 10));
+  dir.file("nul.txt", std::string("a\0b\n\xE2\x82\xAC\xF0\x9F\x98\x80", 11));
   Splits n = open_corpus(dir.path.string(), {{"seq_len", int64_t{2}}}, {{"train", one_file("nul.txt")}});
-  CHECK(n.train->info().class_names == Strings{"<unk>", "<0x00>", "a", "b", "\xE2\x82\xAC", "\xF0\x9F\x98\x80"});
+  CHECK(n.train->info().class_names ==
+        Strings{"<unk>", "<0x00>", "<0x0A>", "a", "b", "\xE2\x82\xAC", "\xF0\x9F\x98\x80"});
   CHECK(n.train->size() == 2);
 }
 
@@ -248,10 +250,13 @@ TEST_CASE("text: the fortunes corpus opens at char and byte level", "[datasets][
   CHECK(info.num_classes > 90);  // printable ASCII and a few accented letters
   CHECK(info.num_classes < 300);
   CHECK(std::find(info.class_names.begin(), info.class_names.end(), "%") != info.class_names.end());
-  CHECK(std::find(info.class_names.begin(), info.class_names.end(), "\n") != info.class_names.end());
+  CHECK(std::find(info.class_names.begin(), info.class_names.end(), "<0x0A>") != info.class_names.end());  // \n
   CHECK(c.train->size() > 15000);  // about 2.5 MB of text / 128
   REQUIRE(c.val);
   CHECK(c.val->size() > c.train->size() / 25);
+  // The registration's example is this recipe.
+  Config cfg = load_config_string("model: {layers: [flatten]}\ndata: " + format_def("text").example + "\n", "ex.yaml");
+  CHECK(train::open_data(cfg).train->size() == c.train->size());
   Splits b = open_corpus("", {{"seq_len", int64_t{128}}, {"level", std::string("byte")}}, splits);
   CHECK(b.train->info().num_classes <= 257);
   CHECK(b.train->size() >= c.train->size());
@@ -290,21 +295,18 @@ TEST_CASE("text: a recipe's data section opens the corpus and builds its sampler
   std::string text;
   for (int i = 0; i < 30; ++i) text += "fortune " + std::to_string(i) + "\n%\n";
   dir.file("corpus.txt", text);
-  const std::string head =
-      "model: {layers: [flatten, {type: linear, out_features: 2}]}\n"
-      "data:\n"
-      "  dataset: corpus\n"
-      "  format: text\n"
-      "  root: " +
-      dir.path.string() +
-      "\n"
-      "  seq_len: 8\n"
-      "  holdout: 0.1\n"
-      "  transforms: []\n";
+  const std::string head = "model: {layers: [flatten, {type: linear, out_features: 2}]}\n"
+                           "data:\n"
+                           "  dataset: corpus\n"
+                           "  format: text\n"
+                           "  root: " + dir.path.string() + "\n"
+                           "  seq_len: 8\n"
+                           "  holdout: 0.1\n";
   const std::string sampler = "  loader: {sampler: {type: subset, ranges: ['0:10'], shuffle: false}}\n";
   // `files` given as one string is a list of one; stride defaults to seq_len.
   Config cfg = load_config_string(head + "  train: {files: corpus.txt}\n" + sampler, "text.yaml");
   CHECK(attr_int(cfg.data.options, "stride") == 8);
+  CHECK(cfg.data.transforms.empty());  // token ids: no default to_float
   CHECK_THAT(cfg.resolved_yaml, Catch::Contains("stride: 8"));
   Splits s = train::open_data(cfg);
   REQUIRE(s.val);
