@@ -90,7 +90,10 @@ Tensor adjust_brightness(const Tensor& x, double factor) {
   check_colour(x, "adjust_brightness");
   check_factor(factor, "adjust_brightness");
   const int64_t n = x.size(1) * x.size(2);
-  return with_typed(x, [&](auto* in, auto* out) { blend(in, x.size(0), n, factor, [](int64_t, int64_t) { return 0.0f; }, out); });
+  return with_typed(x, [&](auto* in, auto* out) {
+    blend(
+        in, x.size(0), n, factor, [](int64_t, int64_t) { return 0.0f; }, out);
+  });
 }
 
 Tensor adjust_contrast(const Tensor& x, double factor) {
@@ -106,7 +109,8 @@ Tensor adjust_contrast(const Tensor& x, double factor) {
     for (int64_t i = 0; i < n; ++i) sum += g.data<float>()[i];
   const float mean = n > 0 ? static_cast<float>(sum) / static_cast<float>(n) : 0.0f;
   return with_typed(x, [&](auto* in, auto* out) {
-    blend(in, x.size(0), n, factor, [mean](int64_t, int64_t) { return mean; }, out);
+    blend(
+        in, x.size(0), n, factor, [mean](int64_t, int64_t) { return mean; }, out);
   });
 }
 
@@ -118,7 +122,8 @@ Tensor adjust_saturation(const Tensor& x, double factor) {
   Tensor g = rgb_to_grayscale(x, 1);
   return with_typed(x, [&](auto* in, auto* out) {
     const auto* gp = g.data<std::remove_const_t<std::remove_pointer_t<decltype(in)>>>();
-    blend(in, 3, n, factor, [gp](int64_t, int64_t i) { return load(gp[i]); }, out);
+    blend(
+        in, 3, n, factor, [gp](int64_t, int64_t i) { return load(gp[i]); }, out);
   });
 }
 
@@ -181,7 +186,8 @@ Tensor adjust_hue(const Tensor& x, double factor) {
       for (int c = 0; c < 3; ++c) rgb[c] = u8 ? load(in[c * n + i]) / 255.0f : load(in[c * n + i]);
       auto hsv = rgb_to_hsv(rgb[0], rgb[1], rgb[2]);
       auto res = hsv_to_rgb(remainder1(hsv[0] + hue), hsv[1], hsv[2]);
-      for (int c = 0; c < 3; ++c) out[c * n + i] = static_cast<T>(u8 ? res[static_cast<size_t>(c)] * 255.0f : res[static_cast<size_t>(c)]);
+      for (int c = 0; c < 3; ++c)
+        out[c * n + i] = static_cast<T>(u8 ? res[static_cast<size_t>(c)] * 255.0f : res[static_cast<size_t>(c)]);
     }
   });
 }
@@ -243,7 +249,8 @@ class ColorJitter final : public Transform {
   // drawn in the order brightness, contrast, saturation, hue (only for those switched on).
   Tensor apply(const Tensor& x, Generator& rng) const override {
     std::array<int, 4> order{0, 1, 2, 3};
-    for (int i = 3; i > 0; --i) std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(fn::randint(rng, i + 1))]);
+    for (int i = 3; i > 0; --i)
+      std::swap(order[static_cast<size_t>(i)], order[static_cast<size_t>(fn::randint(rng, i + 1))]);
     std::array<double, 4> factor{};
     for (size_t k = 0; k < 4; ++k)
       if (ranges_[k].on) factor[k] = fn::uniform(rng, ranges_[k].lo, ranges_[k].hi);
@@ -290,38 +297,50 @@ class Grayscale final : public Transform {
 };
 
 const RegisterTransform color_jitter_reg({
-    "color_jitter", "torchvision.transforms.ColorJitter",
+    "color_jitter",
+    "torchvision.transforms.ColorJitter",
     "random brightness, contrast, saturation and hue, applied in a random order",
     {jitter_attr("brightness", 0, INFINITY, "v: a factor in [max(0, 1 - v), 1 + v]; or [min, max]"),
      jitter_attr("contrast", 0, INFINITY, "v: a factor in [max(0, 1 - v), 1 + v]; or [min, max]"),
      jitter_attr("saturation", 0, INFINITY, "v: a factor in [max(0, 1 - v), 1 + v]; or [min, max]"),
      jitter_attr("hue", -0.5, 0.5, "v: a hue shift in [-v, v] (v <= 0.5); or [min, max] within [-0.5, 0.5]")},
-    nullptr, true,
+    nullptr,
+    true,
     [](const AttrMap& a) -> TransformPtr {
-      return std::make_shared<ColorJitter>(jitter_range(attr_floats(a, "brightness"), 1, true),
-                                           jitter_range(attr_floats(a, "contrast"), 1, true),
-                                           jitter_range(attr_floats(a, "saturation"), 1, true),
-                                           jitter_range(attr_floats(a, "hue"), 0, false));
+      return std::make_shared<ColorJitter>(
+          jitter_range(attr_floats(a, "brightness"), 1, true), jitter_range(attr_floats(a, "contrast"), 1, true),
+          jitter_range(attr_floats(a, "saturation"), 1, true), jitter_range(attr_floats(a, "hue"), 0, false));
     },
     "{type: color_jitter, brightness: [0.4], contrast: [0.4], saturation: [0.4], hue: [0.1]}",
 });
 
 const RegisterTransform grayscale_reg({
-    "grayscale", "torchvision.transforms.Grayscale",
+    "grayscale",
+    "torchvision.transforms.Grayscale",
     "0.2989 R + 0.587 G + 0.114 B, as 1 or 3 channels",
     {A::integer("num_output_channels", 1)
-         .check([](const AttrValue& v) { int64_t n = std::get<int64_t>(v); return n == 1 || n == 3 ? "" : "bad"; }, "1 or 3")
+         .check(
+             [](const AttrValue& v) {
+               int64_t n = std::get<int64_t>(v);
+               return n == 1 || n == 3 ? "" : "bad";
+             },
+             "1 or 3")
          .describe("1 or 3 (the grey value repeated)")},
-    nullptr, false,
-    [](const AttrMap& a) -> TransformPtr { return std::make_shared<Grayscale>(attr_int(a, "num_output_channels"), -1.0); },
+    nullptr,
+    false,
+    [](const AttrMap& a) -> TransformPtr {
+      return std::make_shared<Grayscale>(attr_int(a, "num_output_channels"), -1.0);
+    },
     "{type: grayscale, num_output_channels: 1}",
 });
 
 const RegisterTransform random_grayscale_reg({
-    "random_grayscale", "torchvision.transforms.RandomGrayscale",
+    "random_grayscale",
+    "torchvision.transforms.RandomGrayscale",
     "grayscale with probability p, keeping the channel count",
     {A::floating("p", 0.1).range(0, 1).describe("probability of converting")},
-    nullptr, true,
+    nullptr,
+    true,
     [](const AttrMap& a) -> TransformPtr { return std::make_shared<Grayscale>(0, attr_float(a, "p")); },
     "{type: random_grayscale, p: 0.2}",
 });

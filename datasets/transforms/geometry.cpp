@@ -18,7 +18,8 @@ Interp parse_interp(std::string_view name) {
   if (name == "nearest") return Interp::Nearest;
   if (name == "bilinear") return Interp::Bilinear;
   if (name == "bicubic") return Interp::Bicubic;
-  throw std::invalid_argument("interpolation must be 'nearest', 'bilinear' or 'bicubic', got '" + std::string(name) + "'");
+  throw std::invalid_argument("interpolation must be 'nearest', 'bilinear' or 'bicubic', got '" + std::string(name) +
+                              "'");
 }
 
 PadMode parse_pad_mode(std::string_view name) {
@@ -247,7 +248,8 @@ std::pair<int64_t, int64_t> resized_size(int64_t h, int64_t w, const std::vector
       throw std::invalid_argument("resize: max_size is only allowed when size is a single value (the shorter side)");
     return {size[0], size[1]};
   }
-  if (size.size() != 1) throw std::invalid_argument("resize: size must have 1 or 2 values, got " + std::to_string(size.size()));
+  if (size.size() != 1)
+    throw std::invalid_argument("resize: size must have 1 or 2 values, got " + std::to_string(size.size()));
   const int64_t shorter = std::min(h, w), longer = std::max(h, w);
   if (shorter <= 0) throw std::invalid_argument("resize: cannot resize an empty image");
   int64_t new_short = size[0];
@@ -255,9 +257,9 @@ std::pair<int64_t, int64_t> resized_size(int64_t h, int64_t w, const std::vector
   auto new_long = static_cast<int64_t>(static_cast<double>(new_short * longer) / static_cast<double>(shorter));
   if (max_size > 0) {
     if (max_size <= new_short)
-      throw std::invalid_argument("resize: max_size = " + std::to_string(max_size) +
-                                  " must be strictly greater than the requested size for the smaller edge size = " +
-                                  std::to_string(new_short));
+      throw std::invalid_argument(
+          "resize: max_size = " + std::to_string(max_size) +
+          " must be strictly greater than the requested size for the smaller edge size = " + std::to_string(new_short));
     if (new_long > max_size) {
       new_short = static_cast<int64_t>(static_cast<double>(max_size * new_short) / static_cast<double>(new_long));
       new_long = max_size;
@@ -321,7 +323,8 @@ using A = AttrSchema;
 using fn::AxisMap;
 
 void check_shape(const Shape& in, const char* what) {
-  if (in.size() != 3) throw std::invalid_argument(std::string(what) + ": expected an image [C, H, W], got shape " + shape_str(in));
+  if (in.size() != 3)
+    throw std::invalid_argument(std::string(what) + ": expected an image [C, H, W], got shape " + shape_str(in));
 }
 
 const std::vector<std::string> kInterpolations = {"nearest", "bilinear", "bicubic"};
@@ -394,7 +397,8 @@ PaddedMaps pad_maps(int64_t h, int64_t w, const std::vector<int64_t>& padding, f
 
 class Pad final : public Transform {
  public:
-  Pad(std::vector<int64_t> padding, double fill, fn::PadMode mode) : padding_(std::move(padding)), fill_(fill), mode_(mode) {}
+  Pad(std::vector<int64_t> padding, double fill, fn::PadMode mode)
+      : padding_(std::move(padding)), fill_(fill), mode_(mode) {}
   Tensor apply(const Tensor& x, Generator&) const override {
     fn::check_image(x, "pad");
     auto m = pad_maps(x.size(1), x.size(2), padding_, mode_);
@@ -419,7 +423,8 @@ class RandomCrop final : public Transform {
   Tensor apply(const Tensor& x, Generator& rng) const override {
     fn::check_image(x, "random_crop");
     auto m = plan(x.size(1), x.size(2));
-    auto box = fn::random_crop_box(static_cast<int64_t>(m.rows.size()), static_cast<int64_t>(m.cols.size()), h_, w_, rng);
+    auto box =
+        fn::random_crop_box(static_cast<int64_t>(m.rows.size()), static_cast<int64_t>(m.cols.size()), h_, w_, rng);
     return fn::remap(x, fn::window(m.rows, box.top, h_), fn::window(m.cols, box.left, w_), fill_);
   }
   Shape out_shape(const Shape& in) const override {
@@ -463,7 +468,8 @@ class RandomResizedCrop final : public Transform {
   }
   Shape out_shape(const Shape& in) const override {
     check_shape(in, "random_resized_crop");
-    if (in[1] <= 0 || in[2] <= 0) throw std::invalid_argument("random_resized_crop: the image is empty (" + shape_str(in) + ")");
+    if (in[1] <= 0 || in[2] <= 0)
+      throw std::invalid_argument("random_resized_crop: the image is empty (" + shape_str(in) + ")");
     return {in[0], h_, w_};
   }
 
@@ -518,7 +524,8 @@ std::string pair_range_rule(const AttrMap& a, const char* key) {
 }
 
 const RegisterTransform resize_reg({
-    "resize", "torchvision.transforms.Resize",
+    "resize",
+    "torchvision.transforms.Resize",
     "resize to [h, w], or the shorter side to size (aspect kept); tensor interpolation, no antialias",
     {A::int_list("size")
          .check(
@@ -531,14 +538,18 @@ const RegisterTransform resize_reg({
              "[s] or [h, w], integers >= 1")
          .describe("[h, w], or [s]: the shorter side becomes s"),
      A::choice("interpolation", kInterpolations, "bilinear").describe("nearest, bilinear or bicubic"),
-     A::integer("max_size", 0).keyword("none", 0).at_least(1)
+     A::integer("max_size", 0)
+         .keyword("none", 0)
+         .at_least(1)
          .describe("with a single size: the longer side is at most this (none: no limit)")},
     [](const AttrMap& a) -> std::string {
       const auto& size = attr_ints(a, "size");
       int64_t max_size = attr_int(a, "max_size");
-      if (max_size > 0 && size.size() != 1) return "max_size needs a single size (the shorter side), got size " + format_attr(size);
+      if (max_size > 0 && size.size() != 1)
+        return "max_size needs a single size (the shorter side), got size " + format_attr(size);
       if (max_size > 0 && max_size <= size[0])
-        return "max_size (" + std::to_string(max_size) + ") must be greater than size (" + std::to_string(size[0]) + ")";
+        return "max_size (" + std::to_string(max_size) + ") must be greater than size (" + std::to_string(size[0]) +
+               ")";
       return "";
     },
     false,
@@ -550,10 +561,12 @@ const RegisterTransform resize_reg({
 });
 
 const RegisterTransform center_crop_reg({
-    "center_crop", "torchvision.transforms.CenterCrop",
+    "center_crop",
+    "torchvision.transforms.CenterCrop",
     "the central window of size (zero padding where the image is smaller)",
     {A::pair("size").at_least(1).describe("s or [h, w]")},
-    nullptr, false,
+    nullptr,
+    false,
     [](const AttrMap& a) -> TransformPtr {
       const auto& s = attr_ints(a, "size");
       return std::make_shared<CenterCrop>(s[0], s[1]);
@@ -562,10 +575,12 @@ const RegisterTransform center_crop_reg({
 });
 
 const RegisterTransform pad_reg({
-    "pad", "torchvision.transforms.Pad",
+    "pad",
+    "torchvision.transforms.Pad",
     "pad the borders with a constant, the edge or a reflection",
     {padding_attr(), fill_attr(), padding_mode_attr()},
-    nullptr, false,
+    nullptr,
+    false,
     [](const AttrMap& a) -> TransformPtr {
       return std::make_shared<Pad>(attr_ints(a, "padding"), attr_float(a, "fill"),
                                    fn::parse_pad_mode(attr_string(a, "padding_mode")));
@@ -574,12 +589,14 @@ const RegisterTransform pad_reg({
 });
 
 const RegisterTransform random_crop_reg({
-    "random_crop", "torchvision.transforms.RandomCrop",
+    "random_crop",
+    "torchvision.transforms.RandomCrop",
     "a window of size at a uniform random position, after optional padding",
     {A::pair("size").at_least(1).describe("s or [h, w]"), padding_attr().optional(),
      A::boolean("pad_if_needed", false).describe("pad a dimension smaller than size (both sides, by the difference)"),
      fill_attr(), padding_mode_attr()},
-    nullptr, true,
+    nullptr,
+    true,
     [](const AttrMap& a) -> TransformPtr {
       const auto& s = attr_ints(a, "size");
       std::vector<int64_t> padding = a.count("padding") ? attr_ints(a, "padding") : std::vector<int64_t>{};
@@ -590,12 +607,19 @@ const RegisterTransform random_crop_reg({
 });
 
 const RegisterTransform random_resized_crop_reg({
-    "random_resized_crop", "torchvision.transforms.RandomResizedCrop",
+    "random_resized_crop",
+    "torchvision.transforms.RandomResizedCrop",
     "a crop of random area and aspect ratio, resized to size (10 tries, then the central crop)",
     {A::pair("size").at_least(1).describe("output s or [h, w]"),
-     A::float_list("scale").def(std::vector<double>{0.08, 1.0}).length(2, 2).above(0)
+     A::float_list("scale")
+         .def(std::vector<double>{0.08, 1.0})
+         .length(2, 2)
+         .above(0)
          .describe("[min, max] fraction of the image area"),
-     A::float_list("ratio").def(std::vector<double>{3.0 / 4.0, 4.0 / 3.0}).length(2, 2).above(0)
+     A::float_list("ratio")
+         .def(std::vector<double>{3.0 / 4.0, 4.0 / 3.0})
+         .length(2, 2)
+         .above(0)
          .describe("[min, max] aspect ratio (width / height), sampled log-uniformly"),
      A::choice("interpolation", kInterpolations, "bilinear").describe("nearest, bilinear or bicubic")},
     [](const AttrMap& a) -> std::string {
@@ -617,8 +641,11 @@ TransformDef flip_def(bool horizontal) {
       horizontal ? "torchvision.transforms.RandomHorizontalFlip" : "torchvision.transforms.RandomVerticalFlip",
       horizontal ? "mirror left-right with probability p" : "flip upside down with probability p",
       {A::floating("p", 0.5).range(0, 1).describe("probability of flipping")},
-      nullptr, true,
-      [horizontal](const AttrMap& a) -> TransformPtr { return std::make_shared<RandomFlip>(horizontal, attr_float(a, "p")); },
+      nullptr,
+      true,
+      [horizontal](const AttrMap& a) -> TransformPtr {
+        return std::make_shared<RandomFlip>(horizontal, attr_float(a, "p"));
+      },
       horizontal ? "{type: random_horizontal_flip}" : "{type: random_vertical_flip, p: 0.5}",
   };
 }
@@ -626,9 +653,11 @@ const RegisterTransform hflip_reg(flip_def(true));
 const RegisterTransform vflip_reg(flip_def(false));
 
 const RegisterTransform random_rotation_reg({
-    "random_rotation", "torchvision.transforms.RandomRotation",
+    "random_rotation",
+    "torchvision.transforms.RandomRotation",
     "rotate by a uniform angle in degrees (counter-clockwise), outside pixels filled",
-    {A::float_list("degrees").length(1, 2)
+    {A::float_list("degrees")
+         .length(1, 2)
          .check(
              [](const AttrValue& v) {
                const auto& d = std::get<std::vector<double>>(v);
@@ -639,7 +668,9 @@ const RegisterTransform random_rotation_reg({
      A::choice("interpolation", {"nearest", "bilinear"}, "nearest").describe("nearest or bilinear"),
      A::boolean("expand", false).describe("must be false: an enlarged output's size depends on the angle"),
      A::float_list("center").optional().length(2, 2).describe("[x, y] pixel to rotate around (default: the centre)"),
-     A::float_list("fill").def(std::vector<double>{0.0}).length(1, 4096)
+     A::float_list("fill")
+         .def(std::vector<double>{0.0})
+         .length(1, 4096)
          .describe("value of pixels from outside the image (0..255 before to_float): one, or one per channel")},
     [](const AttrMap& a) -> std::string {
       if (attr_bool(a, "expand"))

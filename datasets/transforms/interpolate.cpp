@@ -40,14 +40,21 @@ inline float floor_fast(float v) {
 // and saturated, as torchvision's _cast_squeeze_out.
 inline float load(uint8_t v) { return static_cast<float>(v); }
 inline float load(float v) { return v; }
-template <class T> T store(float v);
-template <> inline float store<float>(float v) { return v; }
-template <> inline uint8_t store<uint8_t>(float v) { return static_cast<uint8_t>(round_even(std::clamp(v, 0.0f, 255.0f))); }
+template <class T>
+T store(float v);
+template <>
+inline float store<float>(float v) {
+  return v;
+}
+template <>
+inline uint8_t store<uint8_t>(float v) {
+  return static_cast<uint8_t>(round_even(std::clamp(v, 0.0f, 255.0f)));
+}
 
 // A view of the source planes: a crop window of the image (resized_crop reads it in place).
 template <class T>
 struct Planes {
-  const T* data;          // first pixel of the window in channel 0
+  const T* data;                 // first pixel of the window in channel 0
   int64_t channels, plane, row;  // plane and row strides in elements
 };
 
@@ -56,8 +63,9 @@ AxisMap nearest_axis(int64_t in, int64_t out, int64_t offset) {
   AxisMap m(static_cast<size_t>(out));
   const float scale = static_cast<float>(in) / static_cast<float>(out);
   for (int64_t o = 0; o < out; ++o) {
-    int64_t s = in == out ? o : out == 2 * in ? (o >> 1)
-                                               : std::min(static_cast<int64_t>(std::floor(static_cast<float>(o) * scale)), in - 1);
+    int64_t s = in == out       ? o
+                : out == 2 * in ? (o >> 1)
+                                : std::min(static_cast<int64_t>(std::floor(static_cast<float>(o) * scale)), in - 1);
     m[static_cast<size_t>(o)] = offset + s;
   }
   return m;
@@ -123,7 +131,7 @@ struct CubicAxis {
   std::vector<std::array<float, 4>> w;
 };
 
-float cubic1(float x, float a) { return ((a + 2) * x - (a + 3)) * x * x + 1; }          // |x| <= 1
+float cubic1(float x, float a) { return ((a + 2) * x - (a + 3)) * x * x + 1; }        // |x| <= 1
 float cubic2(float x, float a) { return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a; }  // 1 < |x| < 2
 
 CubicAxis cubic_axis(int64_t in, int64_t out) {
@@ -186,8 +194,7 @@ Tensor resized_crop(const Tensor& x, int64_t top, int64_t left, int64_t height, 
   if (out_h <= 0 || out_w <= 0)
     throw std::invalid_argument("resize: the output size must be >= 1, got [" + std::to_string(out_h) + ", " +
                                 std::to_string(out_w) + "]");
-  if (mode == Interp::Nearest)
-    return remap(x, nearest_axis(height, out_h, top), nearest_axis(width, out_w, left));
+  if (mode == Interp::Nearest) return remap(x, nearest_axis(height, out_h, top), nearest_axis(width, out_w, left));
   // torchvision returns the image itself when the size does not change (no interpolation).
   if (height == out_h && width == out_w) return crop(x, top, left, height, width);
   Tensor out = empty({c, out_h, out_w}, x.dtype());
@@ -261,9 +268,12 @@ template <class T>
 void rotate_planes(const T* in, int64_t channels, int64_t h, int64_t w, int64_t oh, int64_t ow,
                    const std::array<double, 6>& m, Interp mode, const std::vector<float>& fill, T* out) {
   // _gen_affine_grid: theta in float32, divided by half the input size.
-  const float sx = static_cast<float>(0.5 * static_cast<double>(w)), sy = static_cast<float>(0.5 * static_cast<double>(h));
-  const float r00 = static_cast<float>(m[0]) / sx, r10 = static_cast<float>(m[1]) / sx, r20 = static_cast<float>(m[2]) / sx;
-  const float r01 = static_cast<float>(m[3]) / sy, r11 = static_cast<float>(m[4]) / sy, r21 = static_cast<float>(m[5]) / sy;
+  const float sx = static_cast<float>(0.5 * static_cast<double>(w)),
+              sy = static_cast<float>(0.5 * static_cast<double>(h));
+  const float r00 = static_cast<float>(m[0]) / sx, r10 = static_cast<float>(m[1]) / sx,
+              r20 = static_cast<float>(m[2]) / sx;
+  const float r01 = static_cast<float>(m[3]) / sy, r11 = static_cast<float>(m[4]) / sy,
+              r21 = static_cast<float>(m[5]) / sy;
   // grid_sample's unnormalize: (g + 1) * size / 2 - 0.5 (fused in PyTorch's AVX2 kernel).
   const float ux = static_cast<float>(w) / 2, uy = static_cast<float>(h) / 2;
   const int64_t plane = oh * ow;
@@ -307,7 +317,8 @@ void rotate_planes(const T* in, int64_t channels, int64_t h, int64_t w, int64_t 
 
 }  // namespace
 
-std::pair<int64_t, int64_t> rotated_size(int64_t h, int64_t w, double angle, std::optional<std::pair<double, double>> center) {
+std::pair<int64_t, int64_t> rotated_size(int64_t h, int64_t w, double angle,
+                                         std::optional<std::pair<double, double>> center) {
   auto [cx, cy] = centre_offset(h, w, center);
   return affine_output_size(inverse_rotation(angle, cx, cy), h, w);
 }
@@ -316,13 +327,15 @@ Tensor rotate(const Tensor& x, double angle, Interp mode, bool expand, std::opti
               const std::vector<double>& fill) {
   check_image(x, "rotate");
   if (mode == Interp::Bicubic) throw std::invalid_argument("rotate: interpolation must be 'nearest' or 'bilinear'");
-  if (!std::isfinite(angle)) throw std::invalid_argument("rotate: the angle must be finite, got " + std::to_string(angle));
+  if (!std::isfinite(angle))
+    throw std::invalid_argument("rotate: the angle must be finite, got " + std::to_string(angle));
   const int64_t c = x.size(0), h = x.size(1), w = x.size(2);
   if (fill.size() != 1 && static_cast<int64_t>(fill.size()) != c)
-    throw std::invalid_argument("rotate: fill has " + std::to_string(fill.size()) + " values for " +
-                                std::to_string(c) + " channel(s) (give 1 or " + std::to_string(c) + ")");
+    throw std::invalid_argument("rotate: fill has " + std::to_string(fill.size()) + " values for " + std::to_string(c) +
+                                " channel(s) (give 1 or " + std::to_string(c) + ")");
   std::vector<float> fill_c(static_cast<size_t>(c));
-  for (int64_t k = 0; k < c; ++k) fill_c[static_cast<size_t>(k)] = static_cast<float>(fill.size() == 1 ? fill[0] : fill[static_cast<size_t>(k)]);
+  for (int64_t k = 0; k < c; ++k)
+    fill_c[static_cast<size_t>(k)] = static_cast<float>(fill.size() == 1 ? fill[0] : fill[static_cast<size_t>(k)]);
   auto [cx, cy] = centre_offset(h, w, center);
   const auto m = inverse_rotation(angle, cx, cy);
   auto [oh, ow] = expand ? affine_output_size(m, h, w) : std::pair{h, w};

@@ -71,8 +71,8 @@ Tensor adjust_saturation(const Tensor& x, double factor);  // factor >= 0, blend
 Tensor adjust_hue(const Tensor& x, double factor);         // factor in [-0.5, 0.5], via HSV
 
 // ---- random parameters (torchvision's get_params, drawn from the sample's generator) --------
-int64_t randint(Generator& rng, int64_t n);                // uniform in [0, n), n >= 1
-double uniform(Generator& rng, double low, double high);   // uniform in [low, high)
+int64_t randint(Generator& rng, int64_t n);               // uniform in [0, n), n >= 1
+double uniform(Generator& rng, double low, double high);  // uniform in [low, high)
 struct Box {
   int64_t top = 0, left = 0, height = 0, width = 0;
 };

@@ -56,7 +56,8 @@ struct Diff {
 Diff diff(const Tensor& got, const Tensor& want) {
   REQUIRE(got.shape() == want.shape());
   REQUIRE(got.dtype() == want.dtype());
-  auto a = got.to(DType::F64).contiguous().to_vector<double>(), b = want.to(DType::F64).contiguous().to_vector<double>();
+  auto a = got.to(DType::F64).contiguous().to_vector<double>(),
+       b = want.to(DType::F64).contiguous().to_vector<double>();
   Diff d;
   for (size_t i = 0; i < a.size(); ++i) {
     double e = std::fabs(a[i] - b[i]);
@@ -107,8 +108,10 @@ TEST_CASE("transforms: crop, center_crop, pad and flips equal torchvision's", "[
   CHECK(check_cases("vflip", 0, 0, [](const Tensor& x, const FixtureCase&) { return fn::vflip(x); }) == 2);
 }
 
-TEST_CASE("transforms: resize and resized_crop match torchvision (nearest and bilinear exactly, bicubic to a few float32 ulp)",
-          "[transforms]") {
+TEST_CASE(
+    "transforms: resize and resized_crop match torchvision (nearest and bilinear exactly, bicubic to a few float32 "
+    "ulp)",
+    "[transforms]") {
   auto resize = [](const Tensor& x, const FixtureCase& c) {
     auto [h, w] = fn::resized_size(x.size(1), x.size(2), c.attr_ints("size"));
     return fn::resize(x, h, w, fn::parse_interp(c.attr("mode")));
@@ -142,7 +145,8 @@ TEST_CASE("transforms: resize and resized_crop match torchvision (nearest and bi
   CHECK_THROWS_WITH(fn::resized_size(7, 9, {5}, 5), Catch::Contains("max_size = 5 must be strictly greater"));
 }
 
-TEST_CASE("transforms: rotate matches torchvision's F.rotate with a fill (as RandomRotation calls it)", "[transforms]") {
+TEST_CASE("transforms: rotate matches torchvision's F.rotate with a fill (as RandomRotation calls it)",
+          "[transforms]") {
   auto rotate = [](const Tensor& x, const FixtureCase& c) {
     std::optional<std::pair<double, double>> center;
     if (c.has("center")) {
@@ -179,9 +183,8 @@ TEST_CASE("transforms: grayscale, brightness, contrast, saturation and hue match
   CHECK(check_cases("saturation", 0, 1e-6, [](const Tensor& x, const FixtureCase& c) {
           return fn::adjust_saturation(x, c.attr_f("factor"));
         }) == 6);
-  CHECK(check_cases("hue", 0, 1e-6, [](const Tensor& x, const FixtureCase& c) {
-          return fn::adjust_hue(x, c.attr_f("factor"));
-        }) == 10);
+  CHECK(check_cases("hue", 0, 1e-6,
+                    [](const Tensor& x, const FixtureCase& c) { return fn::adjust_hue(x, c.attr_f("factor")); }) == 10);
   CHECK_THROWS_WITH(fn::adjust_hue(image_u8(3, 2, 2), 0.6), Catch::Contains("[-0.5, 0.5]"));
   CHECK_THROWS_WITH(fn::adjust_contrast(image_u8(2, 2, 2), 0.5), Catch::Contains("expected 1 or 3 channels"));
 }
@@ -314,11 +317,12 @@ TEST_CASE("transforms: random_crop draws a uniform window of the padded image", 
   CHECK(same(t->apply(x, g3), fn::crop(padded, box.top, box.left, 6, 6)));
 
   auto small = make("random_crop", {{"size", std::vector<int64_t>{8, 8}}});
-  CHECK_THROWS_WITH(small->out_shape({1, 6, 6}), Catch::Contains("required crop size (8, 8) is larger than input image size (6, 6)"));
+  CHECK_THROWS_WITH(small->out_shape({1, 6, 6}),
+                    Catch::Contains("required crop size (8, 8) is larger than input image size (6, 6)"));
   // pad_if_needed pads both sides by the missing size (torchvision), here with edge values.
-  auto needed = make("random_crop", {{"size", std::vector<int64_t>{8, 7}},
-                                     {"pad_if_needed", true},
-                                     {"padding_mode", std::string("edge")}});
+  auto needed =
+      make("random_crop",
+           {{"size", std::vector<int64_t>{8, 7}}, {"pad_if_needed", true}, {"padding_mode", std::string("edge")}});
   CHECK(needed->out_shape({1, 6, 6}) == Shape{1, 8, 7});
   Generator g5(13), g6(13);
   auto b2 = fn::random_crop_box(10, 8, 8, 7, g6);
@@ -375,17 +379,20 @@ TEST_CASE("transforms: random_rotation draws a uniform angle in [-d, d] or [min,
     double angle = fn::uniform(g2, -30, 30);
     lo = std::min(lo, angle);
     hi = std::max(hi, angle);
-    if (seed < 5) CHECK(same(t->apply(x, g1), fn::rotate(x, angle, fn::Interp::Nearest, false, std::nullopt, {1, 2, 3})));
+    if (seed < 5)
+      CHECK(same(t->apply(x, g1), fn::rotate(x, angle, fn::Interp::Nearest, false, std::nullopt, {1, 2, 3})));
   }
   CHECK(lo >= -30);
   CHECK(lo < -25);
   CHECK(hi < 30);
   CHECK(hi > 25);
   // A degenerate range [a, a] always rotates by a.
-  auto fixed = make("random_rotation", {{"degrees", std::vector<double>{90, 90}}, {"interpolation", std::string("bilinear")}});
+  auto fixed =
+      make("random_rotation", {{"degrees", std::vector<double>{90, 90}}, {"interpolation", std::string("bilinear")}});
   Tensor want = fn::rotate(x, 90, fn::Interp::Bilinear);
   CHECK(count_equal(*fixed, x, want, 5) == 5);
-  CHECK_THROWS_WITH(make("random_rotation", {{"degrees", std::vector<double>{-5}}}), Catch::Contains("[d] with d >= 0"));
+  CHECK_THROWS_WITH(make("random_rotation", {{"degrees", std::vector<double>{-5}}}),
+                    Catch::Contains("[d] with d >= 0"));
   CHECK_THROWS_WITH(make("random_rotation", {{"degrees", std::vector<double>{5}}, {"expand", true}}),
                     Catch::Contains("batches cannot be collated"));
 }
@@ -393,7 +400,8 @@ TEST_CASE("transforms: random_rotation draws a uniform angle in [-d, d] or [min,
 TEST_CASE("transforms: color_jitter applies its factors in a random order", "[transforms]") {
   Tensor x = image_u8(3, 6, 6);
   // Fixed factors: brightness 0.5 and contrast 1.5 in either order, both orders appear.
-  auto t = make("color_jitter", {{"brightness", std::vector<double>{0.5, 0.5}}, {"contrast", std::vector<double>{1.5, 1.5}}});
+  auto t = make("color_jitter",
+                {{"brightness", std::vector<double>{0.5, 0.5}}, {"contrast", std::vector<double>{1.5, 1.5}}});
   Tensor bc = fn::adjust_contrast(fn::adjust_brightness(x, 0.5), 1.5);
   Tensor cb = fn::adjust_brightness(fn::adjust_contrast(x, 1.5), 0.5);
   REQUIRE(!same(bc, cb));
@@ -408,14 +416,17 @@ TEST_CASE("transforms: color_jitter applies its factors in a random order", "[tr
   auto sh = make("color_jitter", {{"saturation", std::vector<double>{0.9}}, {"hue", std::vector<double>{0.5}}});
   CHECK(count_equal(*sh, grey, grey, 10) == 10);
   // Deterministic per generator state, and different across states.
-  auto all = make("color_jitter", {{"brightness", std::vector<double>{0.4}}, {"contrast", std::vector<double>{0.4}},
-                                   {"saturation", std::vector<double>{0.4}}, {"hue", std::vector<double>{0.1}}});
+  auto all = make("color_jitter", {{"brightness", std::vector<double>{0.4}},
+                                   {"contrast", std::vector<double>{0.4}},
+                                   {"saturation", std::vector<double>{0.4}},
+                                   {"hue", std::vector<double>{0.1}}});
   Generator g1(21), g2(21), g3(22);
   Tensor y1 = all->apply(x, g1);
   CHECK(same(y1, all->apply(x, g2)));
   CHECK(!same(y1, all->apply(x, g3)));
   CHECK_THROWS_WITH(make("color_jitter", {{"hue", std::vector<double>{0.7}}}), Catch::Contains("hue"));
-  CHECK_THROWS_WITH(make("color_jitter", {{"brightness", std::vector<double>{1.5, 0.5}}}), Catch::Contains("brightness"));
+  CHECK_THROWS_WITH(make("color_jitter", {{"brightness", std::vector<double>{1.5, 0.5}}}),
+                    Catch::Contains("brightness"));
 }
 
 TEST_CASE("transforms: option errors name the option", "[transforms]") {
@@ -430,7 +441,8 @@ TEST_CASE("transforms: option errors name the option", "[transforms]") {
   CHECK_THROWS_WITH(make("random_horizontal_flip", {{"p", 1.5}}), Catch::Contains("p"));
 }
 
-TEST_CASE("transforms: a pipeline of augmentations and pixel maps runs them in order on one generator", "[transforms]") {
+TEST_CASE("transforms: a pipeline of augmentations and pixel maps runs them in order on one generator",
+          "[transforms]") {
   TransformPipeline p;
   p.add("random_crop", {{"size", int64_t{6}}, {"padding", std::vector<int64_t>{2}}})
       .add("random_horizontal_flip", {})
