@@ -18,6 +18,7 @@
 #include "cli/run/setup.h"
 #include "configs/config.h"
 #include "datasets/dataloader.h"
+#include "exporters/checkpoint.h"
 #include "exporters/json.h"
 
 namespace dl::cli {
@@ -59,7 +60,10 @@ class ColumnMoments {
       const double n = static_cast<double>(b * inner), mean = n ? sum / n : 0;
       double m2 = 0;
       for (int64_t i = 0; i < b; ++i)
-        for (int64_t j = 0; j < inner; ++j) m2 += (v[(i * k + c) * inner + j] - mean) * (v[(i * k + c) * inner + j] - mean);
+        for (int64_t j = 0; j < inner; ++j) {
+          const double d = v[(i * k + c) * inner + j] - mean;
+          m2 += d * d;
+        }
       const double na = static_cast<double>(count_[c]), total = na + n;
       if (total == 0) continue;
       const double delta = mean - mean_[c];
@@ -213,7 +217,8 @@ std::string list(const std::vector<double>& v) {
 
 std::string imbalance_text(const SplitReport& r) {
   const auto [lo, hi] = std::minmax_element(r.class_counts.begin(), r.class_counts.end());
-  const std::string most = r.info.class_name(hi - r.class_counts.begin()), least = r.info.class_name(lo - r.class_counts.begin());
+  const std::string most = class_name_text(r.info.class_name(hi - r.class_counts.begin())),
+                    least = class_name_text(r.info.class_name(lo - r.class_counts.begin()));
   std::ostringstream os;
   os << std::fixed << std::setprecision(2) << "imbalanced: '" << most << "' has " << *hi << " samples, '" << least
      << "' " << *lo << (*lo ? "" : " (a class without samples)");
@@ -236,13 +241,16 @@ void print_text(std::ostream& os, const SplitReport& r) {
     const int64_t total = std::accumulate(r.class_counts.begin(), r.class_counts.end(), int64_t{0});
     os << "  classes" << (in.target_kind == data::TargetKind::multi_hot ? " (positives in the decoded samples)" : "") << "\n";
     for (size_t c = 0; c < r.class_counts.size() && c < kClassLines; ++c)
-      os << "    " << std::right << std::setw(4) << c << "  " << std::left << std::setw(16) << in.class_name(static_cast<int64_t>(c))
+      os << "    " << std::right << std::setw(4) << c << "  " << std::left << std::setw(16) << class_name_text(in.class_name(static_cast<int64_t>(c)))
          << std::right << std::setw(8) << r.class_counts[c] << std::fixed << std::setprecision(1) << std::setw(7)
          << (total ? 100.0 * static_cast<double>(r.class_counts[c]) / static_cast<double>(total) : 0.0) << "%\n";
     if (r.class_counts.size() > kClassLines) os << "    ... " << r.class_counts.size() - kClassLines << " more (--json lists all)\n";
   } else if (!in.class_names.empty()) {
     os << "  classes   " << in.class_names.size() << " names:";
-    for (size_t c = 0; c < in.class_names.size() && c < kClassLines; ++c) os << " " << in.class_names[c];
+    for (size_t c = 0; c < in.class_names.size() && c < kClassLines; ++c) {
+      const std::string name = class_name_text(in.class_names[c]);  // quoted when a space would hide it
+      os << " " << (name.empty() || name.find(' ') != std::string::npos ? "'" + name + "'" : name);
+    }
     os << (in.class_names.size() > kClassLines ? " ..." : "") << "\n";
   }
   if (r.imbalance) {

@@ -72,11 +72,12 @@ void print_eval(std::ostream& os, const std::string& path, const std::string& sp
   if (r.knn_accuracy) os << "knn       " << *r.knn_accuracy << "  (leave-one-out 1-nearest-neighbour of the outputs)\n";
   const size_t C = names.size();
   int w = 12;
-  for (const auto& n : names) w = std::max(w, static_cast<int>(n.size()) + 1);
+  std::vector<std::string> shown;  // escaped: a vocabulary's "\n" must not break the table
+  for (const auto& n : names) shown.push_back(class_name_text(n)), w = std::max(w, static_cast<int>(shown.back().size()) + 1);
   os << "\n" << std::left << std::setw(w + 7) << "class" << std::right << std::setw(10) << "precision" << std::setw(9)
      << "recall" << std::setw(9) << "f1" << std::setw(9) << "support" << "\n";
   for (size_t c = 0; c < C; ++c)
-    os << std::setw(4) << c << "  " << std::left << std::setw(w + 1) << names[c] << std::right << std::setw(10)
+    os << std::setw(4) << c << "  " << std::left << std::setw(w + 1) << shown[c] << std::right << std::setw(10)
        << r.precision[c] << std::setw(9) << r.recall[c] << std::setw(9) << r.f1[c] << std::setw(9) << r.support[c] << "\n";
   os << std::left << std::setw(w + 7) << "macro avg" << std::right << std::setw(10) << r.macro_precision << std::setw(9)
      << r.macro_recall << std::setw(9) << r.macro_f1 << std::setw(9) << r.samples << "\n";
@@ -84,7 +85,7 @@ void print_eval(std::ostream& os, const std::string& path, const std::string& sp
   for (size_t c = 0; c < C; ++c) os << std::setw(6) << c;
   os << "\n";
   for (size_t t = 0; t < C; ++t) {
-    os << std::setw(4) << t << "  " << std::left << std::setw(w + 1) << names[t] << std::right;
+    os << std::setw(4) << t << "  " << std::left << std::setw(w + 1) << shown[t] << std::right;
     for (size_t p = 0; p < C; ++p) os << std::setw(6) << r.confusion[t][p];
     os << "\n";
   }

@@ -227,7 +227,7 @@ std::function<int()> setup_inspect(CLI::App& sub) {
     }
     if (!c.class_names.empty()) {
       std::cout << "classes (" << c.class_names.size() << "):";
-      for (size_t i = 0; i < c.class_names.size(); ++i) std::cout << " " << i << "=" << c.class_names[i];
+      for (size_t i = 0; i < c.class_names.size(); ++i) std::cout << " " << i << "=" << class_name_text(c.class_names[i]);
       std::cout << "\n";
     }
     if (!c.config_yaml.empty()) {

@@ -382,6 +382,20 @@ void seal(const std::string& final_path, const std::string& p) {
 
 }  // namespace
 
+std::string class_name_text(const std::string& name) {
+  std::string out;
+  for (const char ch : name) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c < 0x20 || c == 0x7f) out += "\\x" + std::string{"0123456789abcdef"[c >> 4], "0123456789abcdef"[c & 15]};
+    else out += ch;
+  }
+  return out;
+}
+
 void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   validate(path, ckpt);
   namespace fs = std::filesystem;

@@ -127,6 +127,11 @@ inline constexpr int64_t kCheckpointFormatVersion = 1;
 // One writer per path at a time (two processes saving the same path share the .tmp name).
 void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
 
+// A class name as one line of text (classes.txt, terminal output): backslash and control
+// characters C-escaped ("\\", "\n", "\r", "\t", "\x01"), so text vocabularies (whose
+// classes include "\n") keep one name per line and the names can be read back exactly.
+std::string class_name_text(const std::string& name);
+
 // Reads and validates a checkpoint; tensors come back as contiguous CPU tensors.
 // weights_only: read only /model (+ /config, /data/classes and the root attrs) and accept foreign
 // weights-only files (no root `format` attribute, see above).

@@ -81,15 +81,16 @@ void check_classes_fit(const Config& cfg, const data::DatasetInfo& info, const S
 }
 
 // What the run's data looks like, written when the run directory is set up: classes.txt (the
-// training split's class names, one per line in index order; `eval` and `export` read them
-// from the checkpoint) and, on a fresh run, the first training batch after the transforms as
-// a TensorBoard image grid "data/train_batch" (what the model sees; images of 1 or 3 channels).
+// training split's class names, one per line in index order, as class_name_text escapes them;
+// `eval` and `export` read them from the checkpoint) and, on a fresh run, the first training
+// batch after the transforms as a TensorBoard image grid "data/train_batch" (what the model
+// sees; images of 1 or 3 channels).
 void log_data_outputs(const Config& cfg, const data::Splits& splits, const std::string& run_dir,
                       exporters::TensorBoardWriter& tb, bool resumed) {
   const data::DatasetInfo& info = splits.train->info();
   if (!info.class_names.empty()) {
     std::string text;
-    for (const std::string& name : info.class_names) text += name + "\n";
+    for (const std::string& name : info.class_names) text += class_name_text(name) + "\n";
     write_file_atomic(run_dir + "/classes.txt", text);
   }
   if (resumed || info.input_shape.size() != 3) return;

@@ -76,6 +76,8 @@ TEST_CASE("checkpoints keep the class names in /data/classes; files without them
   CHECK(dl::load_checkpoint(without).class_names.empty());
   c.class_names = {std::string("a\0b", 3)};
   CHECK_THROWS_WITH(dl::save_checkpoint(without, c), Catch::Contains("class name contains a NUL byte"));
+  // classes.txt and the terminal show them escaped: one line each, reversible.
+  CHECK(dl::class_name_text("a\\b\n\r\t\x01 é") == "a\\\\b\\n\\r\\t\\x01 é");
   auto h5py = dl::test::run_process(
       {"/usr/bin/python3", "-c", "import h5py,sys; print([s.decode() for s in h5py.File(sys.argv[1])['data/classes']])", with});
   if (h5py.exit_code == 0) CHECK_THAT(h5py.out, Catch::Contains("['T-shirt/top', 'crème brûlée', '']"));
