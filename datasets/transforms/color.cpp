@@ -311,7 +311,7 @@ const RegisterTransform color_jitter_reg({
           jitter_range(attr_floats(a, "brightness"), 1, true), jitter_range(attr_floats(a, "contrast"), 1, true),
           jitter_range(attr_floats(a, "saturation"), 1, true), jitter_range(attr_floats(a, "hue"), 0, false));
     },
-    "{type: color_jitter, brightness: [0.4], contrast: [0.4], saturation: [0.4], hue: [0.1]}",
+    "{type: color_jitter, brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1}",
 });
 
 const RegisterTransform grayscale_reg({

@@ -339,7 +339,7 @@ A padding_attr() {
             for (int64_t x : p) ok = ok && x >= 0;
             return ok ? std::string() : std::string("bad");
           },
-          "1, 2 or 4 integers >= 0 (all sides; [left/right, top/bottom]; [left, top, right, bottom])")
+          "an integer or 1, 2 or 4 integers >= 0 (all sides; [left/right, top/bottom]; [left, top, right, bottom])")
       .describe("pixels added: one value for all sides, [left/right, top/bottom] or [left, top, right, bottom]");
 }
 A fill_attr() {
@@ -535,8 +535,8 @@ const RegisterTransform resize_reg({
                for (int64_t x : size) ok = ok && x >= 1;
                return ok ? std::string() : std::string("bad");
              },
-             "[s] or [h, w], integers >= 1")
-         .describe("[h, w], or [s]: the shorter side becomes s"),
+             "s, [s] or [h, w], integers >= 1")
+         .describe("s or [s]: the shorter side becomes s (aspect kept); [h, w]: exactly"),
      A::choice("interpolation", kInterpolations, "bilinear").describe("nearest, bilinear or bicubic"),
      A::integer("max_size", 0)
          .keyword("none", 0)
@@ -557,7 +557,7 @@ const RegisterTransform resize_reg({
       return std::make_shared<Resize>(attr_ints(a, "size"), fn::parse_interp(attr_string(a, "interpolation")),
                                       attr_int(a, "max_size"));
     },
-    "{type: resize, size: [32]}",
+    "{type: resize, size: 32}",
 });
 
 const RegisterTransform center_crop_reg({
@@ -585,7 +585,7 @@ const RegisterTransform pad_reg({
       return std::make_shared<Pad>(attr_ints(a, "padding"), attr_float(a, "fill"),
                                    fn::parse_pad_mode(attr_string(a, "padding_mode")));
     },
-    "{type: pad, padding: [2], padding_mode: reflect}",
+    "{type: pad, padding: 2, padding_mode: reflect}",
 });
 
 const RegisterTransform random_crop_reg({
@@ -603,7 +603,7 @@ const RegisterTransform random_crop_reg({
       return std::make_shared<RandomCrop>(s[0], s[1], std::move(padding), attr_bool(a, "pad_if_needed"),
                                           attr_float(a, "fill"), fn::parse_pad_mode(attr_string(a, "padding_mode")));
     },
-    "{type: random_crop, size: 28, padding: [4]}",
+    "{type: random_crop, size: 28, padding: 4}",
 });
 
 const RegisterTransform random_resized_crop_reg({
@@ -663,8 +663,8 @@ const RegisterTransform random_rotation_reg({
                const auto& d = std::get<std::vector<double>>(v);
                return (d.size() == 1 ? d[0] >= 0 : d[0] <= d[1]) ? std::string() : std::string("bad");
              },
-             "[d] with d >= 0, or [min, max] with min <= max")
-         .describe("[d]: the angle is uniform in [-d, d]; [min, max]: in [min, max]"),
+             "d >= 0 (or [d]), or [min, max] with min <= max")
+         .describe("d: the angle is uniform in [-d, d]; [min, max]: in [min, max]"),
      A::choice("interpolation", {"nearest", "bilinear"}, "nearest").describe("nearest or bilinear"),
      A::boolean("expand", false).describe("must be false: an enlarged output's size depends on the angle"),
      A::float_list("center").optional().length(2, 2).describe("[x, y] pixel to rotate around (default: the centre)"),
@@ -687,7 +687,7 @@ const RegisterTransform random_rotation_reg({
                                               fn::parse_interp(attr_string(a, "interpolation")), center,
                                               attr_floats(a, "fill"));
     },
-    "{type: random_rotation, degrees: [15]}",
+    "{type: random_rotation, degrees: 15}",
 });
 
 }  // namespace

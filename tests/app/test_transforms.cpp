@@ -392,7 +392,7 @@ TEST_CASE("transforms: random_rotation draws a uniform angle in [-d, d] or [min,
   Tensor want = fn::rotate(x, 90, fn::Interp::Bilinear);
   CHECK(count_equal(*fixed, x, want, 5) == 5);
   CHECK_THROWS_WITH(make("random_rotation", {{"degrees", std::vector<double>{-5}}}),
-                    Catch::Contains("[d] with d >= 0"));
+                    Catch::Contains("d >= 0 (or [d])"));
   CHECK_THROWS_WITH(make("random_rotation", {{"degrees", std::vector<double>{5}}, {"expand", true}}),
                     Catch::Contains("batches cannot be collated"));
 }
@@ -434,8 +434,8 @@ TEST_CASE("transforms: option errors name the option", "[transforms]") {
                     Catch::Contains("max_size needs a single size"));
   CHECK_THROWS_WITH(make("resize", {{"size", std::vector<int64_t>{4}}, {"interpolation", std::string("lanczos")}}),
                     Catch::Contains("interpolation"));
-  CHECK_THROWS_WITH(make("resize", {{"size", std::vector<int64_t>{4, 5, 6}}}), Catch::Contains("[s] or [h, w]"));
-  CHECK_THROWS_WITH(make("resize", {{"size", std::vector<int64_t>{0}}}), Catch::Contains("[s] or [h, w]"));
+  CHECK_THROWS_WITH(make("resize", {{"size", std::vector<int64_t>{4, 5, 6}}}), Catch::Contains("s, [s] or [h, w]"));
+  CHECK_THROWS_WITH(make("resize", {{"size", std::vector<int64_t>{0}}}), Catch::Contains("s, [s] or [h, w]"));
   CHECK_THROWS_WITH(make("pad", {{"padding", std::vector<int64_t>{1, 2, 3}}}), Catch::Contains("1, 2 or 4 integers"));
   CHECK_THROWS_WITH(make("grayscale", {{"num_output_channels", int64_t{2}}}), Catch::Contains("1 or 3"));
   CHECK_THROWS_WITH(make("random_horizontal_flip", {{"p", 1.5}}), Catch::Contains("p"));
@@ -465,4 +465,26 @@ TEST_CASE("transforms: a pipeline of augmentations and pixel maps runs them in o
     for (size_t i = 0; i < v.size(); ++i) want[i] = (static_cast<float>(v[i]) / 255.0f - 0.5f) / 0.25f;
     CHECK(same(got, from_vector(want, {1, 6, 6})));
   }
+}
+
+TEST_CASE("transforms: a single number is torchvision's scalar form of a list option", "[transforms]") {
+  Tensor x = image_u8(3, 7, 9);
+  auto same_transform = [&](const std::string& name, const AttrMap& scalar, const AttrMap& list) {
+    INFO(name);
+    auto a = make_transform(name, scalar), b = make_transform(name, list);
+    CHECK(a->out_shape({3, 7, 9}) == b->out_shape({3, 7, 9}));
+    for (uint64_t seed : {1, 2, 3}) {
+      Generator g1(seed), g2(seed);
+      CHECK(same(a->apply(x, g1), b->apply(x, g2)));
+    }
+  };
+  same_transform("resize", {{"size", int64_t{4}}}, {{"size", std::vector<int64_t>{4}}});
+  same_transform("pad", {{"padding", int64_t{2}}}, {{"padding", std::vector<int64_t>{2, 2, 2, 2}}});
+  same_transform("random_crop", {{"size", int64_t{5}}, {"padding", int64_t{1}}},
+                 {{"size", std::vector<int64_t>{5, 5}}, {"padding", std::vector<int64_t>{1}}});
+  same_transform("random_rotation", {{"degrees", 15.0}, {"fill", 9.0}},
+                 {{"degrees", std::vector<double>{-15, 15}}, {"fill", std::vector<double>{9, 9, 9}}});
+  same_transform("color_jitter", {{"brightness", 0.4}, {"hue", int64_t{0}}},
+                 {{"brightness", std::vector<double>{0.6, 1.4}}});
+  same_transform("center_crop", {{"size", std::vector<int64_t>{5}}}, {{"size", std::vector<int64_t>{5, 5}}});
 }
