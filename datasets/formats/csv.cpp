@@ -615,8 +615,7 @@ const RegisterFormat kCsv(FormatDef{
     .name = "csv",
     .torch_name = "",
     .doc = "A delimited text table (pandas.read_csv-like), raw or .gz: one sample per row, data.target names the "
-           "target column(s), the other columns (or data.features) become the f32 [F] input. Example: {format: csv, "
-           "header: false, skip_rows: 1, target: \"-1\", train: {file: wine_data.csv}}",
+           "target column(s), the other columns (or data.features) become the f32 [F] input",
     .attrs =
         {
             AS::boolean("header", true).describe("the first line (after skip_rows) names the columns"),
@@ -641,6 +640,9 @@ const RegisterFormat kCsv(FormatDef{
         },
     .open = open_csv,
     .peek = nullptr,  // open() parses the table: cheap next to training on it
+    .images = false,  // f32 features: no default transform
+    .example = "{format: csv, root: /usr/lib/python3/dist-packages/sklearn/datasets/data, header: false, skip_rows: 1, "
+               "target: -1, classes: [class_0, class_1, class_2], train: {file: wine_data.csv}, test_fraction: 0.2}",
 });
 
 }  // namespace

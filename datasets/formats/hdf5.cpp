@@ -388,9 +388,9 @@ Splits open_hdf5(const FormatArgs& args) {
 const RegisterFormat kHdf5(FormatDef{
     .name = "hdf5",
     .torch_name = "",
-    .doc = "Inputs and targets as two datasets of an HDF5 file (h5py), first dimension = samples, any rank; read in "
-           "blocks through a cache unless data.in_memory. Example: {format: hdf5, train: {file: data.h5, input: x, "
-           "target: y}}",
+    .doc = "Inputs and targets as two datasets of an HDF5 file (h5py), first dimension = samples, any rank; uint8 "
+           "input stays u8 (give data.transforms to_float), other types become f32; read in blocks through a cache "
+           "unless data.in_memory",
     .attrs = {tabular::target_kind_attr(true), tabular::classes_attr()},
     .split_attrs =
         {
@@ -400,6 +400,11 @@ const RegisterFormat kHdf5(FormatDef{
         },
     .open = open_hdf5,
     .peek = nullptr,
+    // No default transform: the input may be f32 features. uint8 images need data.transforms'
+    // to_float (the default [to_float] would scale f32 features by 1/255).
+    .images = false,
+    .example = "{format: hdf5, root: build/data, train: {file: fashion_mnist.h5, input: train/x, target: train/y}, "
+               "test: {file: fashion_mnist.h5, input: test/x, target: test/y}, transforms: [{type: to_float}]}",
 });
 
 }  // namespace
