@@ -141,6 +141,10 @@ std::optional<AttrValue> read_value(Ctx& ctx, const YNode& n, const std::string&
       [[fallthrough]];
     case AttrKind::IntList:
     case AttrKind::FloatList: {
+      if (n.is_scalar() && a.kind != AttrKind::IntPair) {  // a number: a list of one
+        v = scalar_as(n, a.kind == AttrKind::FloatList ? AttrKind::Float : AttrKind::Int);
+        break;
+      }
       if (!n.is_seq()) break;
       AttrKind elem = a.kind == AttrKind::FloatList ? AttrKind::Float : AttrKind::Int;
       std::vector<int64_t> ints;
@@ -530,7 +534,8 @@ void read_data(Ctx& ctx, const YNode* node, const SourceLoc& root_loc, DataSpec&
   read_fields(ctx, data->get("loader"), "data.loader", loader_fields(), d.loader, {"sampler"});
   if (const YNode* l = data->get("loader"); l && l->is_map())
     read_sampler(ctx, l->get("sampler"), l->loc, d.loader.sampler);
-  read_transforms(ctx, data->get("transforms"), "data.transforms", false, default_transforms(), d.transforms);
+  read_transforms(ctx, data->get("transforms"), "data.transforms", false,
+                  fmt.images ? default_transforms() : std::vector<TransformSpec>{}, d.transforms);
   read_transforms(ctx, data->get("augment"), "data.augment", true, {}, d.augment);
   if (d.dataset.empty() || fmt.name != "idx") return;
 

@@ -99,6 +99,7 @@ std::string config_reference_markdown() {
     }
     md << "Keys under `data.train` / `data.val` / `data.test`\n\n";
     table(md, f.split_attrs);
+    if (!f.example.empty()) md << "Example:\n\n```yaml\n" << f.example << "\n```\n\n";
   }
   section(md, "data.loader",
           "`sampler:` (training split only) is a sampler name or `{type: NAME, ...}`; without one "
@@ -107,7 +108,7 @@ std::string config_reference_markdown() {
   typed(md, "data.loader.sampler", "torch.utils.data samplers.", sampler_types(), plain_attrs);
   typed(md, "data.transforms",
         "A list applied in order to every sample of every split (no random transforms). Default: "
-        "`[{type: to_float}]`; `[]` for none. `data.augment` (same vocabulary, default `[]`) runs "
+        "`[{type: to_float}]` for image formats, none for features and tokens (csv, hdf5, text); `[]` for none. `data.augment` (same vocabulary, default `[]`) runs "
         "before it on the training split only and may hold the random ones.",
         transform_types(), plain_attrs);
   md << "#### Dataset presets\n\n| dataset | format | root | train | test "

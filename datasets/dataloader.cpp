@@ -146,8 +146,17 @@ Batch DataLoader::make_batch(const std::vector<int64_t>& order, uint64_t seed, i
   try {
     b.tensors = collate(samples, opt_.pad_value);
   } catch (const std::invalid_argument& e) {
-    throw DataError("batch " + std::to_string(index) + " of dataset '" + dataset_->name() + "' (first sample " +
-                    dataset_->describe(b.indices.front()) + "): " + e.what());
+    // Name the files: the first sample whose input shape differs from the batch's first.
+    std::string where = dataset_->describe(b.indices.front());
+    const Tensor* first = samples.front().find(kInput);
+    for (size_t k = 1; first && k < samples.size(); ++k)
+      if (const Tensor* t = samples[k].find(kInput); t && t->shape() != first->shape()) {
+        where += " is " + shape_str(first->shape()) + " but " + dataset_->describe(b.indices[k]) + " is " +
+                 shape_str(t->shape());
+        break;
+      }
+    throw DataError("batch " + std::to_string(index) + " of dataset '" + dataset_->name() + "' (" + where +
+                    "): " + e.what());
   }
   if (opt_.batch_hook) opt_.batch_hook(b);
   return b;

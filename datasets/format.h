@@ -53,6 +53,10 @@ struct FormatDef {
   // The training split's DatasetInfo without reading the samples (a header, the first row,
   // the first image): `dltool validate` and `export` use it. Null = open() and read info().
   std::function<DatasetInfo(const FormatArgs&)> peek;
+  // The samples' input is a u8 image [C, H, W]: data.transforms then defaults to [to_float].
+  // Formats of features or tokens (csv, hdf5 floats, text) default to no transform.
+  bool images = true;
+  std::string example;  // a YAML data: section using the format, for docs and the registry test
 };
 
 struct RegisterFormat {

@@ -57,9 +57,10 @@ struct DatasetInfo {
   Shape input_shape;              // per sample, e.g. {C, H, W}, {F}, {T}; -1 where it varies
   DType input_dtype = DType::U8;  // U8 images (transforms make f32), F32 features, I64 tokens
   TargetKind target_kind = TargetKind::class_index;
-  Shape target_shape;             // {} class index, {K} regression / multi-hot, {-1} sequences
+  Shape target_shape;             // {} class index, {K} regression / multi-hot, {T} sequences ({-1}: varying)
   int64_t num_classes = 0;        // class_index, multi_hot, sequence (vocabulary); 0 otherwise
   std::vector<std::string> class_names;  // index -> name; empty = no names (printed as 0, 1, ...)
+  std::vector<std::string> notes;        // what the format wants users to know ("12 files skipped: ...")
   std::string class_name(int64_t c) const;  // class_names[c] or std::to_string(c)
 };
 

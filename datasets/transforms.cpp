@@ -25,12 +25,6 @@ std::string describe(const std::string& name, const AttrMap& attrs) {
   return s + ")";
 }
 
-void check_image(const Tensor& x, const char* who) {
-  if (!x.defined() || x.dim() != 3 || !x.device().is_cpu() || (x.dtype() != DType::U8 && x.dtype() != DType::F32))
-    throw std::invalid_argument(std::string(who) + ": expected a u8 or f32 [C, H, W] cpu image, got " +
-                                (x.defined() ? x.str() : std::string("undefined")));
-}
-
 }  // namespace
 
 RegisterTransform::RegisterTransform(TransformDef def) { registry().add(std::move(def)); }
@@ -49,11 +43,14 @@ TransformPtr make_transform(std::string_view name, const AttrMap& attrs) {
 // ---- PixelMap -------------------------------------------------------------------------------
 
 Tensor PixelMap::apply(const Tensor& x, Generator&) const {
-  check_image(x, "pixel transform");
+  // Any [C, ...]: an image [C, H, W], or features [F] (F channels of one value each).
+  if (!x.defined() || x.dim() < 1 || !x.device().is_cpu() || (x.dtype() != DType::U8 && x.dtype() != DType::F32))
+    throw std::invalid_argument("expected a u8 or f32 [C, ...] cpu tensor (an image [C, H, W] or features [F]), got " +
+                                (x.defined() ? x.str() : std::string("undefined")));
   check_channels(x.size(0));
   const Tensor src = x.contiguous();
   Tensor out = empty(src.shape(), DType::F32);
-  const int64_t hw = src.size(1) * src.size(2);
+  const int64_t hw = src.size(0) ? src.numel() / src.size(0) : 0;
   float* o = out.data<float>();
   for (int64_t c = 0; c < src.size(0); ++c) {
     if (src.dtype() == DType::U8) {
@@ -70,7 +67,7 @@ Tensor PixelMap::apply(const Tensor& x, Generator&) const {
 }
 
 Shape PixelMap::out_shape(const Shape& in) const {
-  if (in.size() != 3) throw std::invalid_argument("expected an image shape [C, H, W], got " + shape_str(in));
+  if (in.empty()) throw std::invalid_argument("expected a shape [C, ...], got " + shape_str(in));
   check_channels(in[0]);
   return in;
 }
@@ -143,7 +140,7 @@ Tensor TransformPipeline::operator()(const Tensor& input, Generator& rng) const 
       ++i;
       continue;
     }
-    check_image(x, "transforms");
+    if (x.dim() < 1) throw std::invalid_argument(steps_[i].description + ": expected [C, ...], got " + x.str());
     size_t j = i;
     std::vector<const PixelMap*> run;
     for (; j < steps_.size(); ++j) {
@@ -171,7 +168,7 @@ Tensor TransformPipeline::operator()(const Tensor& input, Generator& rng) const 
     }
     const Tensor src = x.contiguous();
     Tensor out = dl::empty(src.shape(), DType::F32);
-    const int64_t hw = src.size(1) * src.size(2);
+    const int64_t hw = channels ? src.numel() / channels : 0;
     const uint8_t* s = src.data<uint8_t>();
     float* o = out.data<float>();
     const float* table = lut->data();

@@ -64,6 +64,10 @@ const RegisterFormat reg({
     {"train"},
     open_idx,
     peek_idx,
+    /*images=*/true,
+    "data:\n  format: idx\n  root: /usr/share/datasets/fashion-mnist\n"
+    "  train: {images: train-images-idx3-ubyte.gz, labels: train-labels-idx1-ubyte.gz}\n"
+    "  test: {images: t10k-images-idx3-ubyte.gz, labels: t10k-labels-idx1-ubyte.gz}\n  val_size: 5000",
 });
 
 }  // namespace

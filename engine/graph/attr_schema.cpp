@@ -104,16 +104,21 @@ bool coerce_attr(const AttrSchema& a, AttrValue& v) {
     case AttrKind::Bool: return std::holds_alternative<bool>(v);
     case AttrKind::Int: return std::holds_alternative<int64_t>(v);
     case AttrKind::String: return std::holds_alternative<std::string>(v);
-    case AttrKind::IntList: return std::holds_alternative<std::vector<int64_t>>(v);
+    case AttrKind::IntList:
+      if (auto* i = std::get_if<int64_t>(&v)) v = std::vector<int64_t>{*i};
+      return std::holds_alternative<std::vector<int64_t>>(v);
     case AttrKind::Float:
       if (auto* i = std::get_if<int64_t>(&v)) v = static_cast<double>(*i);
       return std::holds_alternative<double>(v);
     case AttrKind::FloatList:
+      if (auto* i = std::get_if<int64_t>(&v)) v = std::vector<double>{static_cast<double>(*i)};
+      if (auto* d = std::get_if<double>(&v)) v = std::vector<double>{*d};
       if (auto* l = std::get_if<std::vector<int64_t>>(&v))
         v = std::vector<double>(l->begin(), l->end());
       return std::holds_alternative<std::vector<double>>(v);
     case AttrKind::IntPair:
       if (auto* i = std::get_if<int64_t>(&v)) v = std::vector<int64_t>{*i, *i};
+      if (auto* l = std::get_if<std::vector<int64_t>>(&v); l && l->size() == 1) v = std::vector<int64_t>{(*l)[0], (*l)[0]};
       return std::holds_alternative<std::vector<int64_t>>(v);
     case AttrKind::StringList:
       if (auto* s = std::get_if<std::string>(&v)) v = std::vector<std::string>{*s};

@@ -24,9 +24,9 @@ enum class AttrKind {
   Int,        // 3                                 [int64_t]
   Float,      // 0.5, 1e-3; an integer is accepted [double]
   String,     // relu, val/accuracy                [std::string]
-  IntList,    // [30, 60]                          [std::vector<int64_t>]
-  FloatList,  // [0.9, 0.999]; integers accepted   [std::vector<double>]
-  IntPair,    // 5 or [5, 3] -> (h, w)             [std::vector<int64_t> of size 2]
+  IntList,    // [30, 60]; 30 = [30]               [std::vector<int64_t>]
+  FloatList,  // [0.9, 0.999]; integers accepted; 0.5 = [0.5]   [std::vector<double>]
+  IntPair,    // 5, [5] or [5, 3] -> (h, w)        [std::vector<int64_t> of size 2]
   StringList, // [a.txt, b.txt]; a single string is accepted as a list of one [std::vector<std::string>]
 };
 
