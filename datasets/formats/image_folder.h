@@ -1,6 +1,6 @@
 // data.format: image_folder (torchvision.datasets.ImageFolder): root/<class>/<image>, decoded
-// with OpenCV. The format registers itself (image_folder.cpp); this header is the decoder the
-// format, its fuzz target (tests/fuzz/fuzz_image.cpp) and the pipeline benchmark share.
+// with OpenCV. The format registers itself (image_folder.cpp); this header declares the decoder
+// it shares with its fuzz target (tests/fuzz/fuzz_image.cpp).
 //
 //   data:
 //     format: image_folder
@@ -8,6 +8,10 @@
 //     color: gray                  # rgb (default, ImageFolder's convert("RGB")) or gray (1 channel)
 //     train: {dir: train}          # root/train/<class>/<image>; classes = sorted folder names
 //     test: {dir: test}            # must hold the same class folders as train
+//
+// Images may differ in size: get() returns each as stored, and info().input_shape is the first
+// image's. A batch needs equal shapes, so such folders need a resize or crop in data.transforms
+// (collate's error says so, naming the two shapes).
 #pragma once
 #include <string>
 #include <string_view>
