@@ -9,8 +9,6 @@
 //   byte 1: bits 0-1 skip_rows 0..3, bits 2-3 target ("-1", "0", "0:2", "b"), bits 4-5 features
 //           (default, "0:-1", "1", "a"), bit 6 data.test_fraction 0.5
 // DataError and std::invalid_argument are the only acceptable failures.
-#include <zlib.h>
-
 #include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
@@ -22,23 +20,7 @@
 #include "tests/fuzz/fuzz_util.h"
 
 namespace {
-
-std::string gzip(std::string_view raw) {
-  z_stream zs{};
-  if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) std::abort();
-  std::string out(deflateBound(&zs, raw.size()), '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(raw.data()));
-  zs.avail_in = static_cast<uInt>(raw.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  if (deflate(&zs, Z_FINISH) != Z_STREAM_END) std::abort();
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
-
 using Strings = std::vector<std::string>;
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -67,7 +49,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (f0 & 0x40) args.options["classes"] = Strings{"a", "b", "c"};
   static const char* kFeatures[] = {"", "0:-1", "1", "a"};
   if ((f1 >> 4) & 3) args.options["features"] = Strings{kFeatures[(f1 >> 4) & 3]};
-  dl::AttrMap train{{"file", dl::fuzz::write_scratch("data.csv", (f0 & 0x80) ? gzip(rest) : std::string(rest))}};
+  dl::AttrMap train{{"file", dl::fuzz::write_scratch("data.csv", (f0 & 0x80) ? dl::fuzz::gzip(rest) : std::string(rest))}};
   if (f0 & 0x20) train["target_file"] = dl::fuzz::write_scratch("target.csv", targets);
   fill_attr_defaults(def.attrs, args.options);
   fill_attr_defaults(def.split_attrs, train);

@@ -8,8 +8,6 @@
 // the seeds), bit 2 infers num_classes instead of using 10, bits 3-4 pick val_size 0..3.
 // Then: read_idx_header and read_idx_u8 on both, load_idx_dataset and load_idx_splits on the
 // pair. DataError is the only acceptable failure.
-#include <zlib.h>
-
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -18,24 +16,6 @@
 #include "datasets/dataset.h"
 #include "datasets/idx.h"
 #include "tests/fuzz/fuzz_util.h"
-
-namespace {
-
-std::string gzip(std::string_view raw) {
-  z_stream zs{};
-  if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) std::abort();
-  std::string out(deflateBound(&zs, raw.size()), '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(raw.data()));
-  zs.avail_in = static_cast<uInt>(raw.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  if (deflate(&zs, Z_FINISH) != Z_STREAM_END) std::abort();
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return out;
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
@@ -47,8 +27,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view labels = cut == std::string_view::npos ? std::string_view() : rest.substr(cut);
 
   dl::data::IdxFiles files{
-      dl::fuzz::write_scratch("images.idx", (flags & 1) ? gzip(images) : std::string(images)),
-      dl::fuzz::write_scratch("labels.idx", (flags & 2) ? gzip(labels) : std::string(labels))};
+      dl::fuzz::write_scratch("images.idx", (flags & 1) ? dl::fuzz::gzip(images) : std::string(images)),
+      dl::fuzz::write_scratch("labels.idx", (flags & 2) ? dl::fuzz::gzip(labels) : std::string(labels))};
   for (const std::string& path : {files.images, files.labels}) {
     try {
       dl::data::read_idx_header(path, "images");

@@ -1,6 +1,8 @@
 // Shared by the libFuzzer targets in tests/fuzz: a scratch directory per process (the readers
 // under test take paths, so each input is written to a file first) and small helpers.
 #pragma once
+#include <zlib.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -41,6 +43,22 @@ inline std::vector<std::string_view> split(std::string_view data, char sep) {
       start = i + 1;
     }
   return parts;
+}
+
+// `raw` as a gzip stream (the readers sniff gzip by its magic; the fuzzer then explores the
+// contents behind a valid stream too).
+inline std::string gzip(std::string_view raw) {
+  z_stream zs{};
+  if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) std::abort();
+  std::string out(deflateBound(&zs, raw.size()), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(raw.data()));
+  zs.avail_in = static_cast<uInt>(raw.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  if (deflate(&zs, Z_FINISH) != Z_STREAM_END) std::abort();
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  return out;
 }
 
 }  // namespace dl::fuzz
