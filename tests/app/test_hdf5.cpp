@@ -245,3 +245,24 @@ TEST_CASE("hdf5: splits must share the sample layout", "[datasets][hdf5]") {
                                  {"test", AttrMap{{"file", path}, {"input", std::string("b")}}}}),
                     Catch::StartsWith(path + "[b]: samples of shape [2, 2] uint8 with targets [], but the training split has [4] uint8"));
 }
+
+TEST_CASE("hdf5: more data than the 64 MB block cache: evicted blocks are read again", "[datasets][hdf5]") {
+  test::TempDir dir;
+  const std::string path = dir.file("d.h5");
+  const hsize_t n = 1100, row = 65536;  // 72 MB of u8: 1100 one-row blocks for a cache of 1024
+  std::vector<uint8_t> x(n * row);
+  for (hsize_t i = 0; i < n; ++i) std::fill_n(x.begin() + static_cast<std::ptrdiff_t>(i * row), row, static_cast<uint8_t>(i % 251));
+  std::vector<int64_t> y(n, 0);
+  write_h5(path, {{"x", H5T_STD_U8LE, {n, row}, x.data()}, {"y", H5T_STD_I64LE, {n}, y.data()}});
+  x.clear();
+  x.shrink_to_fit();
+  const Splits s = open_train(path);
+  int wrong = 0;
+  for (int pass = 0; pass < 2; ++pass)
+    for (int64_t i = 0; i < static_cast<int64_t>(n); ++i) {
+      const Tensor t = s.train->get(i).at(kInput);
+      const uint8_t* p = t.data<uint8_t>();
+      wrong += p[0] != i % 251 || p[row - 1] != i % 251;
+    }
+  CHECK(wrong == 0);
+}
