@@ -5,7 +5,7 @@
 //     format: csv
 //     header: false                 # the sklearn files: line 1 is "178,13,class_0,..." (counts
 //     skip_rows: 1                  # and names), not column names: skip it
-//     target: "13"                  # a column name, an index (negative from the end) or a range
+//     target: -1                    # a column name, an index (negative from the end) or a range
 //     classes: [class_0, class_1, class_2]
 //     train: {file: /usr/lib/python3/dist-packages/sklearn/datasets/data/wine_data.csv}
 //
