@@ -96,6 +96,8 @@ void log_data_outputs(const Config& cfg, const data::Splits& splits, const std::
   if (resumed || info.input_shape.size() != 3) return;
   data::LoaderOptions lo = loader_options(cfg, /*training=*/true);
   lo.workers = 0;  // one batch: decoded here, in epoch 0's order with its augmentation
+  lo.batch_size = std::min<int64_t>(lo.batch_size, 64);  // the grid shows at most 64: decode no more
+  lo.drop_last = false;
   lo.sampler = build_sampler(cfg, *splits.train);
   data::DataLoader loader(splits.train, std::move(lo));
   loader.start_epoch(0);
