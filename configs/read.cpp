@@ -495,6 +495,14 @@ void read_sampler(Ctx& ctx, const YNode* node, const SourceLoc& where, SamplerSp
       report_rule(ctx, problem, &typed->keys, "data.loader.sampler", node->loc, def.attrs);
 }
 
+// Whether the config yields a validation split: carved by the generic splitter, given as
+// data.val, or a format's own holdout (text: `holdout`).
+bool has_val_split(const DataSpec& d) {
+  if (d.val_size > 0 || d.val_fraction > 0 || d.splits.count("val")) return true;
+  auto h = d.options.find("holdout");
+  return h != d.options.end() && std::holds_alternative<double>(h->second) && std::get<double>(h->second) > 0;
+}
+
 const char* const kDataSections[] = {"train", "val", "test", "loader", "transforms", "augment"};
 
 void read_data(Ctx& ctx, const YNode* node, const SourceLoc& root_loc, DataSpec& d) {
@@ -537,7 +545,7 @@ void read_data(Ctx& ctx, const YNode* node, const SourceLoc& root_loc, DataSpec&
   read_transforms(ctx, data->get("transforms"), "data.transforms", false,
                   fmt.images ? default_transforms() : std::vector<TransformSpec>{}, d.transforms);
   read_transforms(ctx, data->get("augment"), "data.augment", true, {}, d.augment);
-  if (d.dataset.empty() || fmt.name != "idx") return;
+  if (fmt.name != "idx") return;
 
   // An IDX preset fills data.root and the four file names; without one they must be written.
   if (preset && preset->format != fmt.name) preset = nullptr;
@@ -564,14 +572,16 @@ void read_data(Ctx& ctx, const YNode* node, const SourceLoc& root_loc, DataSpec&
     std::string keys;
     for (const auto& m : missing) keys += (keys.empty() ? "" : ", ") + m;
     ctx.error(loc_in(data, "dataset", node->loc), "data.dataset",
-              "dataset '" + d.dataset + "' has no preset, so " + keys + " must be given",
-              suggest(d.dataset, preset_names, "presets"));
+              (d.dataset.empty() ? std::string("no dataset preset is named")
+                                 : "dataset '" + d.dataset + "' has no preset") +
+                  ", so " + keys + " must be given",
+              d.dataset.empty() ? "presets: fashion_mnist, mnist" : suggest(d.dataset, preset_names, "presets"));
   }
 }
 
 void check_metric_ref(Ctx& ctx, const std::string& ref, const SourceLoc& loc,
                       const std::string& path, const std::vector<MetricSpec>& metrics,
-                      int64_t val_size);
+                      bool has_val);
 
 // ---- loss, optimizer, scheduler (engine registries) --------------------------------------------
 
@@ -718,7 +728,7 @@ void read_scheduler(Ctx& ctx, const YNode* node, const std::string& path, const 
     if (auto m = s.attrs.find("metric"); m != s.attrs.end()) {
       const std::string& ref = std::get<std::string>(m->second);
       const size_t errors = ctx.diags.size();
-      check_metric_ref(ctx, ref, loc_in(map, "metric", where), join(path, "metric"), c.metrics, c.data.val_size);
+      check_metric_ref(ctx, ref, loc_in(map, "metric", where), join(path, "metric"), c.metrics, has_val_split(c.data));
       if (ctx.diags.size() == errors && ref != "val/loss" && ref != "val/accuracy")
         ctx.error(loc_in(map, "metric", where), join(path, "metric"),
                   "'" + ref + "' is not computed at every validation; the scheduler steps on val/loss or val/accuracy");
@@ -756,7 +766,7 @@ void read_scheduler(Ctx& ctx, const YNode* node, const std::string& path, const 
 
 void check_metric_ref(Ctx& ctx, const std::string& ref, const SourceLoc& loc,
                       const std::string& path, const std::vector<MetricSpec>& metrics,
-                      int64_t val_size) {
+                      bool has_val) {
   std::vector<std::string> names = {"loss"};
   for (const auto& m : metrics) names.push_back(m.name());
   size_t slash = ref.find('/');
@@ -770,9 +780,9 @@ void check_metric_ref(Ctx& ctx, const std::string& ref, const SourceLoc& loc,
   } else if (std::find(names.begin(), names.end(), name) == names.end()) {
     ctx.error(loc, path, "metric '" + name + "' is not computed (add it to metrics:)",
               suggest(name, names, "metrics"));
-  } else if (split == "val" && val_size == 0) {
-    ctx.error(loc, path, "'" + ref + "' needs a validation split, but data.val_size is 0",
-              "set data.val_size, or watch test/" + name);
+  } else if (split == "val" && !has_val) {
+    ctx.error(loc, path, "'" + ref + "' needs a validation split, but the data has none",
+              "set data.val_size or data.val_fraction (or give data.val), or watch test/" + name);
   }
 }
 
@@ -847,7 +857,7 @@ Config read_config(Ctx& ctx, const YNode& root, const std::string& default_name)
   if (read_fields(ctx, best, "checkpoint.best", best_fields(), c.checkpoint.best) &&
       !c.checkpoint.best.metric.empty())
     check_metric_ref(ctx, c.checkpoint.best.metric, loc_in(best, "metric", ck ? ck->loc : root.loc),
-                     "checkpoint.best.metric", c.metrics, c.data.val_size);
+                     "checkpoint.best.metric", c.metrics, has_val_split(c.data));
   return c;
 }
 

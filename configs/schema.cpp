@@ -58,7 +58,7 @@ const std::vector<Field<Config>>& top_fields() {
 const std::vector<Field<DataSpec>>& data_fields() {
   static const std::vector<Field<DataSpec>> t = {
       field(&DataSpec::dataset,
-            A::string("dataset").describe("dataset name; a preset (below) fills the rest")),
+            A::string("dataset", "").describe("dataset name; a preset (below) fills the rest")),
       field(&DataSpec::format, A::choice("format", data::format_names(), "idx")
                                    .describe("data format (below); default: the preset's, else idx")),
       field(&DataSpec::root,
@@ -202,6 +202,10 @@ const std::vector<TypeEntry<MetricSpec>>& metric_types() {
       {"knn_accuracy", "leave-one-out 1-nearest-neighbour accuracy of the model outputs as embeddings "
                        "(Euclidean distance; for metric learning such as triplet_margin_loss)",
        {}},
+      {"mae", "regression targets: mean absolute error over every target value", {}},
+      {"rmse", "regression targets: root mean squared error over every target value", {}},
+      {"r2", "regression targets: coefficient of determination R^2 (sklearn r2_score, averaged over the "
+             "target's columns)", {}},
   };
   return t;
 }

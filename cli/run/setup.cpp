@@ -54,7 +54,17 @@ data::SplitOptions split_options(const DataSpec& d) {
 }  // namespace
 
 data::Splits open_data(const Config& cfg) {
-  return data::open_splits(data::format_def(cfg.data.format), format_args(cfg), split_options(cfg.data));
+  try {
+    return data::open_splits(data::format_def(cfg.data.format), format_args(cfg), split_options(cfg.data));
+  } catch (const std::invalid_argument& e) {
+    // An option the schema could not check (a column that is not in the file, a split asked
+    // for twice): a config problem, exit code 2.
+    Diagnostic d;
+    d.loc.file = cfg.source_path;
+    d.path = "data";
+    d.message = e.what();
+    throw ConfigError({d});
+  }
 }
 
 data::DatasetInfo peek_data(const Config& cfg) {

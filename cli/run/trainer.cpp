@@ -354,7 +354,9 @@ void Trainer::log_eval(const EvalResult& r, bool final) {
   e.step = step_;
   e.epoch = std::min<int64_t>(epoch_ + 1, cfg_.train.epochs);
   e.loss = r.loss;
-  e.accuracy = r.accuracy;
+  if (!r.regression) e.accuracy = r.accuracy;
+  for (const auto& [name, v] : {std::pair{"mae", r.mae}, {"rmse", r.rmse}, {"r2", r.r2}})
+    if (v) e.extra.emplace_back(name, *v);
   if (r.top_k_accuracy) {
     e.top_k = r.top_k;
     e.top_k_accuracy = r.top_k_accuracy;
@@ -366,9 +368,9 @@ void Trainer::log_eval(const EvalResult& r, bool final) {
   if (metrics_) metrics_->write(e);
   if (tensorboard_) {
     tensorboard_->add_scalar(r.split + "/loss", r.loss, step_);
-    tensorboard_->add_scalar(r.split + "/accuracy", r.accuracy, step_);
+    if (!r.regression) tensorboard_->add_scalar(r.split + "/accuracy", r.accuracy, step_);
+    for (const auto& [name, v] : e.extra) tensorboard_->add_scalar(r.split + "/" + name, v, step_);
     if (r.top_k_accuracy) tensorboard_->add_scalar(r.split + "/top" + std::to_string(r.top_k) + "_accuracy", *r.top_k_accuracy, step_);
-    if (r.knn_accuracy) tensorboard_->add_scalar(r.split + "/knn_accuracy", *r.knn_accuracy, step_);
   }
 }
 
@@ -528,7 +530,10 @@ RunResult Trainer::run() {
   std::ostringstream bye;
   bye << "done: " << step_ << " steps in " << fmt(result.train_seconds, 1) << " s ("
       << fmt(result.samples_per_s, 0) << " samples/s)";
-  if (result.test) bye << ", test accuracy " << fmt(result.test->accuracy);
+  if (result.test && result.test->regression)
+    bye << ", test mae " << fmt(*result.test->mae) << " r2 " << fmt(*result.test->r2);
+  else if (result.test)
+    bye << ", test accuracy " << fmt(result.test->accuracy);
   progress_->message(bye.str());
   progress_->end();
   if (tensorboard_) tensorboard_->flush();
@@ -555,7 +560,10 @@ void Trainer::log_hparams(const RunResult& r) {
   for (const auto* e : {&r.val, &r.test})
     if (*e) {
       m.emplace_back((*e)->split + "/loss", (*e)->loss);
-      m.emplace_back((*e)->split + "/accuracy", (*e)->accuracy);
+      if ((*e)->regression)
+        m.emplace_back((*e)->split + "/r2", *(*e)->r2);
+      else
+        m.emplace_back((*e)->split + "/accuracy", (*e)->accuracy);
     }
   try {
     tensorboard_->add_hparams(h, m, step_);

@@ -355,7 +355,7 @@ TEST_CASE("configs: data presets and metric references and YAML errors") {
                     "scheduler: reduce_on_plateau\n");
               }),
               "scheduler.metric", "inline.yaml:3:12",
-              "'val/loss' needs a validation split, but data.val_size is 0");
+              "'val/loss' needs a validation split, but the data has none");
 
   check_error(errors_of([] { load("model:\n  layers: [relu\ndata: {dataset: mnist}\n"); }), "",
               "inline.yaml:3:5", "YAML syntax error");

@@ -83,7 +83,7 @@ TEST_CASE("csv: header names, class names sorted, f32 features and i64 labels", 
   CHECK(d.describe(2) == path + ":5");  // the blank line 4 is skipped
 }
 
-TEST_CASE("csv: features and target by index, range and negative index; integer classes stay", "[datasets][csv]") {
+TEST_CASE("csv: features and target by index, range and negative index, integer classes stay", "[datasets][csv]") {
   test::TempDir dir;
   const std::string path = dir.file("t.csv", "9,1,2,3,0\n9,4,5,6,2\n");
   Splits s = open_file(path, {{"header", false}, {"features", Strings{"1:3", "-2"}}, {"target", Strings{"-1"}}});
@@ -142,7 +142,7 @@ TEST_CASE("csv: multi_hot targets from 0/1 columns, named by the header", "[data
             ":2:3: '2' in column 'a' (index 1) is not 0 or 1") != std::string::npos);
 }
 
-TEST_CASE("csv: data.classes names the classes; names and integer indices map to them", "[datasets][csv]") {
+TEST_CASE("csv: data.classes names the classes, names and integer indices map to them", "[datasets][csv]") {
   test::TempDir dir;
   const std::string path = dir.file("t.csv", "1,low\n2,high\n3,1\n");
   Splits s = open_file(path, {{"header", false}, {"target", Strings{"1"}}, {"classes", Strings{"low", "mid", "high"}}});

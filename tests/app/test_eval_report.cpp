@@ -62,7 +62,7 @@ TEST_CASE("add_class_metrics: precision, recall, F1 and macro averages as sklear
   CHECK(r.macro_f1 == Approx(0.28205128205128205));
 }
 
-TEST_CASE("checkpoints keep the class names in /data/classes; files without them stay valid", "[cli][eval][checkpoint]") {
+TEST_CASE("checkpoints keep the class names in /data/classes, files without them stay valid", "[cli][eval][checkpoint]") {
   TempDir tmp;
   dl::Checkpoint c;
   c.model = {{"w", dl::from_vector(std::vector<float>{1, 2}, {2})}};

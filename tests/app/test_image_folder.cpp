@@ -191,7 +191,7 @@ TEST_CASE("image_folder: val and test splits, peek, concurrent get", "[datasets]
   CHECK(pixels(d.get(6).at(kInput)).size() == 4);  // 2x2: sizes may differ within a folder
 }
 
-TEST_CASE("image_folder: images of different sizes load; collate refuses to stack them", "[datasets][image_folder]") {
+TEST_CASE("image_folder: images of different sizes load, collate refuses to stack them", "[datasets][image_folder]") {
   TempDir tmp;
   write_image(tmp.path, "train/a/0.png", color_image(4, 6, 1));
   write_image(tmp.path, "train/a/1.jpg", color_image(5, 3, 2));
@@ -203,7 +203,7 @@ TEST_CASE("image_folder: images of different sizes load; collate refuses to stac
   CHECK_THROWS_AS(collate({s.train->get(0), s.train->get(1)}), std::invalid_argument);
 }
 
-TEST_CASE("image_folder: BGR files become R, G, B planes; gray files are replicated for rgb",
+TEST_CASE("image_folder: BGR files become R, G, B planes, gray files are replicated for rgb",
           "[datasets][image_folder]") {
   TempDir tmp;
   cv::Mat bgr(1, 2, CV_8UC3);
