@@ -9,8 +9,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PKGS=(cmake g++ make libcli11-dev libyaml-cpp-dev libhdf5-dev hdf5-tools libprotobuf-dev
       protobuf-compiler libonnx-dev libopencv-dev libdnnl-dev catch2 zlib1g-dev
       dataset-fashion-mnist python3-onnx nodejs
+      python3-sklearn fortunes python3-h5py  # real data of the tabular/text recipes; h5py writes recipes/hdf5's file
       clang libclang-rt-14-dev libomp-dev)  # the libFuzzer targets (scripts/fuzz.sh)
-if [ "${1:-}" = "--oracle" ]; then PKGS+=(python3-torch python3-h5py libopenblas0-pthread); fi
+if [ "${1:-}" = "--oracle" ]; then PKGS+=(python3-torch python3-torchvision libopenblas0-pthread); fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
