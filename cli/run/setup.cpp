@@ -36,6 +36,15 @@ bool glob_match(const std::string& p, const std::string& t) {
   return pi == p.size();
 }
 
+ConfigError config_error(const Config& cfg, std::string path, std::string message, std::string hint) {
+  Diagnostic d;
+  d.loc.file = cfg.source_path;
+  d.path = std::move(path);
+  d.message = std::move(message);
+  d.hint = std::move(hint);
+  return ConfigError({d});
+}
+
 data::FormatArgs format_args(const Config& cfg) {
   const DataSpec& d = cfg.data;
   data::FormatArgs a;
@@ -59,11 +68,7 @@ data::Splits open_data(const Config& cfg) {
   } catch (const std::invalid_argument& e) {
     // An option the schema could not check (a column that is not in the file, a split asked
     // for twice): a config problem, exit code 2.
-    Diagnostic d;
-    d.loc.file = cfg.source_path;
-    d.path = "data";
-    d.message = e.what();
-    throw ConfigError({d});
+    throw config_error(cfg, "data", e.what());
   }
 }
 
@@ -89,23 +94,16 @@ Shape model_input_shape(const Config& cfg, const Shape& raw) {
     try {
       return build_transforms(cfg.data, training).out_shape(raw);
     } catch (const std::invalid_argument& e) {
-      Diagnostic d;
-      d.loc.file = cfg.source_path;
-      d.path = key;
-      d.message = std::string(e.what()) + " (the samples are " + shape_str(raw) + ")";
-      d.hint = "fix the transform's size, or add a resize before it";
-      throw ConfigError({d});
+      throw config_error(cfg, key, std::string(e.what()) + " (the samples are " + shape_str(raw) + ")",
+                         "fix the transform's size, or add a resize before it");
     }
   };
   const Shape train = through(true, "data.augment"), eval = through(false, "data.transforms");
   if (train != eval) {
-    Diagnostic d;
-    d.loc.file = cfg.source_path;
-    d.path = "data.augment";
-    d.message = "the training transforms make samples of shape " + shape_str(train) +
-                " but the evaluation transforms make " + shape_str(eval) + " (one model sees both)";
-    d.hint = "give data.transforms a resize/center_crop to the training size";
-    throw ConfigError({d});
+    throw config_error(cfg, "data.augment",
+                       "the training transforms make samples of shape " + shape_str(train) +
+                           " but the evaluation transforms make " + shape_str(eval) + " (one model sees both)",
+                       "give data.transforms a resize/center_crop to the training size");
   }
   return train;
 }

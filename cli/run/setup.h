@@ -19,6 +19,10 @@
 
 namespace dl::train {
 
+// A ConfigError (exit code 2) about `path` of the config's file, for problems found after
+// loading (the schema could not see them): a data option, a sampler, a transform's size.
+ConfigError config_error(const Config& cfg, std::string path, std::string message, std::string hint = "");
+
 // The config's data section as the format registry's arguments.
 data::FormatArgs format_args(const Config& cfg);
 // Opens the config's splits through its format (data.format) and carves val/test.

@@ -142,11 +142,7 @@ data::SamplerPtr build_sampler(const Config& cfg, const data::Dataset& train) {
   try {
     return data::make_sampler(s.type, s.attrs, train);
   } catch (const std::invalid_argument& e) {
-    Diagnostic d;
-    d.loc.file = cfg.source_path;
-    d.path = "data.loader.sampler";
-    d.message = e.what();
-    throw ConfigError({d});
+    throw config_error(cfg, "data.loader.sampler", e.what());
   }
 }
 
@@ -174,11 +170,7 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
     step_fn_ = std::make_unique<TrainStep>(
         *optimizer_, StepOptions{ts.accumulate_steps, ts.clip_grad_norm, ts.clip_norm_type, ts.clip_grad_value});
   } catch (const std::invalid_argument& e) {
-    Diagnostic d;
-    d.loc.file = cfg_.source_path;
-    d.path = "train";
-    d.message = e.what();
-    throw ConfigError({d});
+    throw config_error(cfg_, "train", e.what());
   }
   if (ts.histogram_every > 0) {
     // Gradients are complete (accumulated, not yet clipped) just before the update.
