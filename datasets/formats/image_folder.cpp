@@ -72,7 +72,7 @@ bool known_signature(std::string_view b) {
   using namespace std::string_view_literals;
   return starts("\x89PNG\r\n\x1a\n"sv) || starts("\xFF\xD8\xFF"sv) || starts("BM"sv) ||
          (b.size() >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6') || starts("II*\0"sv) || starts("MM\0*"sv) ||
-         starts("II+\0"sv) || starts("MM\0+"sv) || (starts("RIFF"sv) && b.substr(8, 4) == "WEBP"sv);
+         starts("II+\0"sv) || starts("MM\0+"sv) || (starts("RIFF"sv) && b.size() >= 12 && b.substr(8, 4) == "WEBP"sv);
 }
 
 std::string hex_head(std::string_view b) {

@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 #include <string>
 
+#include "datasets/data_error.h"
+#include "datasets/formats/image_folder.h"
 #include "exporters/checkpoint.h"
 #include "exporters/checkpoint_userblock.h"
 #include "tests/support/process.h"
@@ -68,4 +70,14 @@ TEST_CASE("fuzz regressions: a checkpoint HDF5 loops on ends with an error namin
   CHECK_FALSE(r.timed_out);
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Contains(path) && Contains("did not finish in 2 s") && Contains("DLTOOL_CHECKPOINT_READ_TIMEOUT"));
+}
+
+TEST_CASE("fuzz regressions: 7 bytes starting RIFF are not an image, not an out_of_range",
+          "[fuzz][regression][image_folder]") {
+  // fuzz_image (tests/fuzz/image/riff-short-crash): the WebP signature check read bytes 8..11
+  // of a 7-byte file with string_view::substr, which throws std::out_of_range.
+  for (const std::string bytes : {"RIFFIFF", "RIFF", "RIFF1234WEB"}) {
+    INFO(bytes);
+    CHECK_THROWS_AS(dl::data::decode_image(bytes, dl::data::ImageColor::gray, "x.png"), dl::DataError);
+  }
 }
