@@ -276,28 +276,21 @@ void print_text(std::ostream& os, const SplitReport& r) {
 
 // ---- JSON -----------------------------------------------------------------------------------
 
-template <class T>
-json::Array array(const std::vector<T>& v) {
-  json::Array a;
-  for (const T& x : v) a.push(x);
-  return a;
-}
-
 json::Object moments_json(const ColumnMoments& m) {
-  return json::Object().add("mean", array(m.mean())).add("std", array(m.std())).add("min", array(m.min())).add("max", array(m.max()));
+  return json::Object().add("mean", json::Array::of(m.mean())).add("std", json::Array::of(m.std())).add("min", json::Array::of(m.min())).add("max", json::Array::of(m.max()));
 }
 
 json::Object split_json(const SplitReport& r) {
   const data::DatasetInfo& in = r.info;
   json::Object o;
   o.add("split", r.name).add("samples", r.samples)
-      .add("input", json::Object().add("shape", array(in.input_shape)).add("dtype", dtype_name(in.input_dtype)))
-      .add("transformed", json::Object().add("shape", r.shape_after ? json::Array(array(*r.shape_after)) : json::Array())
+      .add("input", json::Object().add("shape", json::Array::of(in.input_shape)).add("dtype", dtype_name(in.input_dtype)))
+      .add("transformed", json::Object().add("shape", r.shape_after ? json::Array::of(*r.shape_after) : json::Array())
                               .add("size_varies", !r.shape_after).add("dtype", dtype_name(r.dtype_after))
                               .add("transforms", r.transforms))
-      .add("target", json::Object().add("kind", data::target_kind_name(in.target_kind)).add("shape", array(in.target_shape))
+      .add("target", json::Object().add("kind", data::target_kind_name(in.target_kind)).add("shape", json::Array::of(in.target_shape))
                          .add("num_classes", in.num_classes))
-      .add("class_names", array(in.class_names));
+      .add("class_names", json::Array::of(in.class_names));
   if (!r.class_counts.empty()) {
     json::Array classes;
     for (size_t c = 0; c < r.class_counts.size(); ++c)

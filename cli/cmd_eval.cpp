@@ -33,13 +33,6 @@ std::vector<std::string> class_names(const Checkpoint& ckpt, const train::EvalRe
   return out;
 }
 
-template <class T>
-json::Array array(const std::vector<T>& v) {
-  json::Array a;
-  for (const T& x : v) a.push(x);
-  return a;
-}
-
 std::string eval_json(const std::string& path, const std::string& split, const train::EvalResult& r,
                       const std::vector<std::string>& names) {
   json::Object o;
@@ -49,10 +42,10 @@ std::string eval_json(const std::string& path, const std::string& split, const t
     return o.str();
   }
   json::Array confusion;
-  for (const auto& row : r.confusion) confusion.push(array(row));
-  o.add("accuracy", r.accuracy).add("classes", array(names)).add("per_class_accuracy", array(r.per_class_accuracy))
-      .add("precision", array(r.precision)).add("recall", array(r.recall)).add("f1", array(r.f1))
-      .add("support", array(r.support)).add("macro_precision", r.macro_precision).add("macro_recall", r.macro_recall)
+  for (const auto& row : r.confusion) confusion.push(json::Array::of(row));
+  o.add("accuracy", r.accuracy).add("classes", json::Array::of(names)).add("per_class_accuracy", json::Array::of(r.per_class_accuracy))
+      .add("precision", json::Array::of(r.precision)).add("recall", json::Array::of(r.recall)).add("f1", json::Array::of(r.f1))
+      .add("support", json::Array::of(r.support)).add("macro_precision", r.macro_precision).add("macro_recall", r.macro_recall)
       .add("macro_f1", r.macro_f1).add("confusion_matrix", confusion);
   if (r.top_k_accuracy) o.add("top" + std::to_string(r.top_k) + "_accuracy", *r.top_k_accuracy);
   if (r.knn_accuracy) o.add("knn_accuracy", *r.knn_accuracy);

@@ -20,12 +20,6 @@ struct ValidateArgs {
   bool json = false;
 };
 
-json::Array shape_json(const Shape& s) {
-  json::Array a;
-  for (int64_t d : s) a.push(d);
-  return a;
-}
-
 std::string validate_json(const Config& cfg, const Shape& sample, const std::vector<NodeSummary>& nodes,
                           const MemoryEstimate& e, const std::optional<AvailableMemory>& avail) {
   json::Array layers;
@@ -34,7 +28,7 @@ std::string validate_json(const Config& cfg, const Shape& sample, const std::vec
     for (const std::string& in : n.inputs) inputs.push(in);
     layers.push(json::Object()
                     .add("name", n.name).add("type", n.type).add("inputs", inputs)
-                    .add("output_shape", shape_json(n.output_shape)).add("params", n.num_params));
+                    .add("output_shape", json::Array::of(n.output_shape)).add("params", n.num_params));
   }
   json::Object mem;
   mem.add("batch_size", e.batch_size).add("eval_batch_size", e.eval_batch_size).add("weights_bytes", e.weights).add("gradients_bytes", e.gradients)
@@ -43,7 +37,7 @@ std::string validate_json(const Config& cfg, const Shape& sample, const std::vec
   if (avail) mem.add("available_bytes", avail->bytes).add("available_source", avail->source);
   mem.add("fits", !avail || e.total() <= avail->bytes);
   return json::Object()
-      .add("config", cfg.source_path).add("name", cfg.name).add("input_shape", shape_json(sample))
+      .add("config", cfg.source_path).add("name", cfg.name).add("input_shape", json::Array::of(sample))
       .add("layers", layers).add("parameters", e.num_params).add("memory", mem).str();
 }
 

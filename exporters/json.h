@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace dl::json {
 
@@ -110,6 +111,14 @@ class Array {
     return push(nullptr);
   }
   Array& push_raw(std::string_view raw_json);
+
+  // Every element of `values`, in order: Array::of(shape), Array::of(class_names).
+  template <class T>
+  static Array of(const std::vector<T>& values) {
+    Array a;
+    for (const T& v : values) a.push(v);
+    return a;
+  }
 
   bool empty() const { return body_.empty(); }
   std::string str() const { return "[" + body_ + "]"; }
