@@ -3,6 +3,8 @@
 // (config_reference_markdown below) are all driven by these tables, so a new key, optimizer or
 // scheduler is one entry here (plus its implementation in the engine). Layer types live in
 // engine/graph/layer_schema.cpp. Names and defaults follow PyTorch.
+#include <algorithm>
+
 #include "configs/detail.h"
 #include "datasets/format.h"
 #include "datasets/sampler.h"
@@ -93,12 +95,16 @@ const std::vector<Field<LoaderSpec>>& loader_fields() {
   return t;
 }
 
+// A registry as the reference's type tables: one entry per definition, `schema` its attributes.
+template <class Def>
+std::vector<AttrTypeEntry> type_entries(const std::vector<Def>& defs, std::vector<AttrSchema> Def::*schema) {
+  std::vector<AttrTypeEntry> r;
+  for (const Def& d : defs) r.push_back({d.name, d.doc, d.*schema});
+  return r;
+}
+
 const std::vector<AttrTypeEntry>& transform_types() {
-  static const std::vector<AttrTypeEntry> t = [] {
-    std::vector<AttrTypeEntry> r;
-    for (const data::TransformDef& d : data::transform_defs()) r.push_back({d.name, d.doc, d.attrs});
-    return r;
-  }();
+  static const std::vector<AttrTypeEntry> t = type_entries(data::transform_defs(), &data::TransformDef::attrs);
   return t;
 }
 std::vector<TransformSpec> default_transforms() {
@@ -108,31 +114,19 @@ std::vector<TransformSpec> default_transforms() {
 }
 
 const std::vector<AttrTypeEntry>& sampler_types() {
-  static const std::vector<AttrTypeEntry> t = [] {
-    std::vector<AttrTypeEntry> r;
-    for (const data::SamplerDef& d : data::sampler_defs()) r.push_back({d.name, d.doc, d.attrs});
-    return r;
-  }();
+  static const std::vector<AttrTypeEntry> t = type_entries(data::sampler_defs(), &data::SamplerDef::attrs);
   return t;
 }
 
 // ---- loss, optimizer, scheduler: views of the engine's registries --------------------------------
 
 const std::vector<AttrTypeEntry>& loss_types() {
-  static const std::vector<AttrTypeEntry> t = [] {
-    std::vector<AttrTypeEntry> r;
-    for (const nn::LossDef& d : nn::loss_defs()) r.push_back({d.name, d.doc, d.attrs});
-    return r;
-  }();
+  static const std::vector<AttrTypeEntry> t = type_entries(nn::loss_defs(), &nn::LossDef::attrs);
   return t;
 }
 
 const std::vector<AttrTypeEntry>& optimizer_types() {
-  static const std::vector<AttrTypeEntry> t = [] {
-    std::vector<AttrTypeEntry> r;
-    for (const optim::OptimizerDef& d : optim::optimizer_defs()) r.push_back({d.name, d.doc, d.hyper});
-    return r;
-  }();
+  static const std::vector<AttrTypeEntry> t = type_entries(optim::optimizer_defs(), &optim::OptimizerDef::hyper);
   return t;
 }
 
@@ -144,12 +138,9 @@ AttrSchema interval_attr() {
 
 const std::vector<AttrTypeEntry>& scheduler_types() {
   static const std::vector<AttrTypeEntry> t = [] {
-    std::vector<AttrTypeEntry> r;
+    std::vector<AttrTypeEntry> r = type_entries(sched::scheduler_defs(), &sched::SchedulerDef::attrs);
     // "none" first: the default, and the first row of the reference.
-    for (const sched::SchedulerDef& d : sched::scheduler_defs())
-      if (d.name == "none") r.push_back({d.name, d.doc, d.attrs});
-    for (const sched::SchedulerDef& d : sched::scheduler_defs())
-      if (d.name != "none") r.push_back({d.name, d.doc, d.attrs});
+    std::stable_partition(r.begin(), r.end(), [](const AttrTypeEntry& e) { return e.type == "none"; });
     for (AttrTypeEntry& e : r) e.attrs.push_back(interval_attr());
     return r;
   }();
