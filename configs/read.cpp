@@ -496,11 +496,11 @@ void read_sampler(Ctx& ctx, const YNode* node, const SourceLoc& where, SamplerSp
 }
 
 // Whether the config yields a validation split: carved by the generic splitter, given as
-// data.val, or a format's own holdout (text: `holdout`).
+// data.val, or made by the format itself (FormatDef::makes_val, e.g. text's `holdout`).
 bool has_val_split(const DataSpec& d) {
   if (d.val_size > 0 || d.val_fraction > 0 || d.splits.count("val")) return true;
-  auto h = d.options.find("holdout");
-  return h != d.options.end() && std::holds_alternative<double>(h->second) && std::get<double>(h->second) > 0;
+  const data::FormatDef* f = data::find_format_def(d.format);
+  return f && f->makes_val && f->makes_val(d.options);
 }
 
 const char* const kDataSections[] = {"train", "val", "test", "loader", "transforms", "augment"};

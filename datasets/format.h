@@ -57,6 +57,10 @@ struct FormatDef {
   // Formats of features or tokens (csv, hdf5 floats, text) default to no transform.
   bool images = true;
   std::string example;  // a YAML data: section using the format, for docs and the registry test
+  // Whether open() makes a validation split itself with these (resolved) format options
+  // (text: `holdout` > 0): configs accept val/ metric references then. Null = never. Called
+  // while a config is read, so an option may be missing (the config has errors).
+  std::function<bool(const AttrMap& options)> makes_val = nullptr;
 };
 
 struct RegisterFormat {

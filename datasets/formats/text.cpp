@@ -328,6 +328,10 @@ const RegisterFormat reg({
     /*images=*/false,  // token ids: no default to_float
     "{dataset: fortunes, format: text, root: /usr/share/games/fortunes, seq_len: 128, holdout: 0.05, "
     "train: {files: ['*'], exclude: ['*.dat']}}",
+    [](const AttrMap& options) {  // a config with errors may lack the key
+      auto h = options.find("holdout");
+      return h != options.end() && std::holds_alternative<double>(h->second) && std::get<double>(h->second) > 0;
+    },
 });
 
 }  // namespace

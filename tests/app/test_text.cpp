@@ -314,6 +314,14 @@ TEST_CASE("text: a recipe's data section opens the corpus and builds its sampler
   CHECK(s.train->size() == (tokens - val_tokens - 9) / 8 + 1);
   CHECK(s.val->size() == (val_tokens - 9) / 8 + 1);
   CHECK(train::build_sampler(cfg, *s.train)->epoch_indices(0, 0) == Ids{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  // The holdout is a validation split the config reader knows of (FormatDef::makes_val): a val/
+  // metric is accepted with it and refused without it.
+  const std::string best = "checkpoint: {best: {metric: val/loss}}\n";
+  CHECK_NOTHROW(load_config_string(head + "  train: {files: corpus.txt}\n" + best, "text.yaml"));
+  std::string no_holdout = head;
+  no_holdout.replace(no_holdout.find("holdout: 0.1"), 12, "holdout: 0.0");
+  CHECK_THROWS_WITH(load_config_string(no_holdout + "  train: {files: corpus.txt}\n" + best, "text.yaml"),
+                    Catch::Contains("needs a validation split"));
   // A sampler that needs classes says so, naming the sampler option.
   Config balanced = load_config_string(head +
                                            "  train: {files: corpus.txt}\n"
