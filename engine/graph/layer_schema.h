@@ -45,6 +45,10 @@ struct LayerShapes {
   Shape output;         // without the batch dim
   NamedShapes params;   // in the module's registration order
   NamedShapes buffers;  // persistent and not
+  // Elements 1.. of a tuple-valued layer (nn::Module::forward_tuple), per sample and batch
+  // first like every graph value (an LSTM's h_n is [N, layers * directions, H] in the graph,
+  // not PyTorch's [layers * directions, N, H]); recipes pick one as `inputs: [lstm.1]`.
+  std::vector<Shape> extra_outputs = {};
 };
 
 // Where a layer type is listed (configs/README.md, layer_type_names()): by family in this

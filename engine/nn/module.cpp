@@ -71,6 +71,8 @@ Tensor Module::forward(const TensorList& xs) {
   return forward(xs[0]);
 }
 
+TensorList Module::forward_tuple(const TensorList& xs) { return {forward(xs)}; }
+
 void Module::repr_into(std::string& out, int indent) const {
   out += type_name() + "(";
   if (children_.empty()) {

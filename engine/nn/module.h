@@ -68,6 +68,9 @@ class Module : public std::enable_shared_from_this<Module> {
   // Multi-input forward (graph nodes with several inputs: Add, Concat). The default accepts
   // exactly one input and calls forward(xs[0]).
   virtual Tensor forward(const TensorList& xs);
+  // Tuple-valued forward (graph nodes whose value is a tuple, e.g. an LSTM's
+  // {output, h_n, c_n}): element 0 is what forward() returns. The default returns {forward(xs)}.
+  virtual TensorList forward_tuple(const TensorList& xs);
   Tensor operator()(const Tensor& x) { return forward(x); }
   Tensor operator()(const TensorList& xs) { return forward(xs); }
 
