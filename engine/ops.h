@@ -1,6 +1,7 @@
 // All engine ops. Include this one header to use the functional API (like torch.nn.functional).
 #pragma once
 #include "engine/autograd/autograd.h"
+#include "engine/ops/ctc.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/linalg.h"
 #include "engine/ops/loss.h"

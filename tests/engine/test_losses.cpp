@@ -9,6 +9,7 @@
 
 #include "engine/nn/loss_registry.h"
 #include "engine/ops.h"
+#include "tests/support/ctc_inputs.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/gradcheck.h"
 
@@ -91,6 +92,7 @@ TEST_CASE("the fixtures cover every loss registered beyond loss.txt's seven", "[
   std::set<std::string> covered;
   for (const auto& c : dl::test::load_fixtures("losses.txt")) covered.insert(c.attr("op"));
   for (const auto& c : dl::test::load_fixtures("loss.txt")) covered.insert(c.attr("op"));
+  for (const auto& c : dl::test::load_fixtures("ctc.txt")) covered.insert(c.attr("op"));
   for (const LossDef& d : nn::loss_defs()) CHECK(covered.count(d.name) == 1);
 }
 
@@ -260,6 +262,11 @@ TEST_CASE("every registered loss trains on the inputs its roles and ClassTarget 
     nn::LossFn loss = nn::make_loss(def.name, {});
     std::vector<Tensor> args, outputs;
     for (const std::string& role : def.inputs) {
+      if (Tensor t = dl::test::ctc_role_arg(role, kN, kC, gen); t.defined()) {  // ctc_loss's sequence roles
+        if (t.requires_grad()) outputs.push_back(t);
+        args.push_back(t);
+        continue;
+      }
       if (role != "target") {  // a model output: probabilities in (0.1, 0.9) suit every loss
         Tensor o = add(mul(rand({kN, kC}, gen), 0.8), 0.1).requires_grad_();
         outputs.push_back(o);

@@ -13,6 +13,7 @@
 #include "engine/ops.h"
 #include "engine/optim/registry.h"
 #include "engine/sched/registry.h"
+#include "tests/support/ctc_inputs.h"
 
 using namespace dl;
 
@@ -210,6 +211,11 @@ TEST_CASE("every registered loss is documented, builds from its defaults and dif
     const Shape in_shape = pair_target && def.name == "margin_ranking_loss" ? Shape{N} : Shape{N, C};
     std::vector<Tensor> args, leaves;
     for (const std::string& role : def.inputs) {
+      if (Tensor t = dl::test::ctc_role_arg(role, N, C, g); t.defined()) {  // ctc_loss's sequence roles
+        if (t.requires_grad()) leaves.push_back(t);
+        args.push_back(t);
+        continue;
+      }
       if (role != "target") {
         Tensor x = add(mul(rand(in_shape, g), 0.9), 0.05).detach().requires_grad_();
         leaves.push_back(x);
