@@ -2,7 +2,9 @@
 #pragma once
 #include "engine/autograd/autograd.h"
 #include "engine/ops/ctc.h"
+#include "engine/ops/conv_transpose.h"
 #include "engine/ops/elementwise.h"
+#include "engine/ops/interpolate.h"
 #include "engine/ops/linalg.h"
 #include "engine/ops/loss.h"
 #include "engine/ops/nn.h"

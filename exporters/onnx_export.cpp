@@ -40,6 +40,9 @@ class GraphBuilder final : public OnnxGraph {
       } else if (const auto* f = std::get_if<float>(&a.value)) {
         p->set_type(onnx::AttributeProto::FLOAT);
         p->set_f(*f);
+      } else if (const auto* str = std::get_if<std::string>(&a.value)) {
+        p->set_type(onnx::AttributeProto::STRING);
+        p->set_s(*str);
       } else {
         p->set_type(onnx::AttributeProto::INTS);
         for (int64_t x : std::get<std::vector<int64_t>>(a.value)) p->add_ints(x);

@@ -26,10 +26,10 @@
 
 namespace dl {
 
-// A node attribute: ONNX's INT, FLOAT or INTS.
+// A node attribute: ONNX's INT, FLOAT, INTS or STRING ({"mode", "linear"}).
 struct OnnxAttr {
   std::string name;
-  std::variant<int64_t, float, std::vector<int64_t>> value;
+  std::variant<int64_t, float, std::vector<int64_t>, std::string> value;
 };
 
 // A configuration the layer's mapping cannot express (OnnxLayer::refuse).

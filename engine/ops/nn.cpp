@@ -8,40 +8,15 @@
 
 #include "engine/autograd/autograd.h"
 #include "engine/ops/elementwise.h"
+#include "engine/ops/nn_checks.h"
 #include "engine/ops/random.h"
 #include "kernels/nn.h"
 
 namespace dl {
+
+using namespace nn_checks;
+
 namespace {
-
-std::string pair_str(Pair p) { return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")"; }
-
-void check_float(const Tensor& t, const char* op, const char* what) {
-  if (!is_floating(t.dtype()))
-    throw std::invalid_argument(std::string(op) + ": " + what + " must be a floating tensor, got " +
-                                dtype_name(t.dtype()));
-}
-
-void check_match(const Tensor& x, const Tensor& t, const char* op, const char* what) {
-  if (!t.defined()) return;
-  if (t.dtype() != x.dtype())
-    throw std::invalid_argument(std::string(op) + ": " + what + " dtype " + dtype_name(t.dtype()) +
-                                " does not match input dtype " + dtype_name(x.dtype()));
-  if (t.device() != x.device())
-    throw std::invalid_argument(std::string(op) + ": " + what + " is on " + t.device().str() +
-                                " but input is on " + x.device().str());
-}
-
-// Accepts [N, C, H, W] or unbatched [C, H, W] (PyTorch); returns the 4-d view.
-Tensor as_batched(const Tensor& x, const char* op) {
-  if (x.dim() == 4) return x;
-  if (x.dim() == 3) return x.unsqueeze(0);
-  throw std::invalid_argument(std::string(op) + ": expected a 3-d [C, H, W] or 4-d [N, C, H, W] input, got " +
-                              shape_str(x.shape()));
-}
-Tensor unbatch_like(const Tensor& y, const Tensor& x) { return x.dim() == 3 ? y.squeeze(0) : y; }
-
-Tensor contig(const Tensor& t) { return t.defined() ? t.detach().contiguous() : Tensor(); }
 
 Pool2dShape pool_shape(const Tensor& x4, Pair kernel, Pair stride, Pair padding, bool ceil_mode,
                        PoolKind kind, const char* op) {
