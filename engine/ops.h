@@ -4,6 +4,7 @@
 #include "engine/ops/ctc.h"
 #include "engine/ops/conv_transpose.h"
 #include "engine/ops/elementwise.h"
+#include "engine/ops/grid_sample.h"
 #include "engine/ops/interpolate.h"
 #include "engine/ops/linalg.h"
 #include "engine/ops/loss.h"
