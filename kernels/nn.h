@@ -1,6 +1,6 @@
 // Kernel stubs of the NCHW neural-network ops (engine/ops/nn.h): convolution, pooling,
-// batch norm and dropout. Each backend registers its own (see engine/dispatch.h); a CUDA/cuDNN
-// backend fills the same slots from kernels/cuda.
+// batch norm and dropout, and of layer norm (engine/ops/layer_norm.h). Each backend registers
+// its own (see engine/dispatch.h); a CUDA/cuDNN backend fills the same slots from kernels/cuda.
 //
 // Conventions shared by every stub:
 //   - Tensors are contiguous (the op layer makes them so), NCHW, one dtype per call (f32/f64).
@@ -16,8 +16,8 @@
 //   too; max-pooling training uses our loops (faster than oneDNN's on plain NCHW, measured).
 //   f64 (gradient checks) and what oneDNN cannot express with PyTorch's semantics (avg pooling
 //   with count_include_pad where ceil_mode adds right padding beyond `padding`) use our loops,
-//   which are also the oracle the tests compare oneDNN against. Batch norm, adaptive pooling
-//   and dropout are our own loops for every dtype.
+//   which are also the oracle the tests compare oneDNN against. Batch norm, layer norm,
+//   adaptive pooling and dropout are our own loops for every dtype.
 //
 // Determinism: our loops compute each output element in one thread in a fixed order (batch
 // statistics: per-(n, c) partial sums in double, combined over n in order), so results are
@@ -109,6 +109,20 @@ using batch_norm_bwd_fn = void (*)(const Tensor& x, const Tensor& gy, const Tens
 
 DL_DECLARE_STUB(batch_norm_fwd_stub, batch_norm_fwd_fn);
 DL_DECLARE_STUB(batch_norm_bwd_stub, batch_norm_bwd_fn);
+
+// ---- layer norm (kernels/cpu/layer_norm.cpp) ---------------------------------------------
+// x is viewed as [m, n] (n = product of normalized_shape); weight/bias [n] or undefined.
+// Writes y [m, n] = (x - mean) * rstd * weight + bias and, per row, mean [m] and rstd [m] =
+// 1 / sqrt(biased var + eps), both float64 whatever x's dtype (what the backward reads: a
+// float32 mean would round away the digits of x - mean for rows with a large mean). n > 0.
+using layer_norm_fwd_fn = void (*)(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
+                                   Tensor& y, Tensor& mean, Tensor& rstd);
+// gx [m, n], gw [n], gb [n]; each skipped where undefined. gw/gb sum over rows in row order.
+using layer_norm_bwd_fn = void (*)(const Tensor& x, const Tensor& gy, const Tensor& weight, const Tensor& mean,
+                                   const Tensor& rstd, Tensor& gx, Tensor& gw, Tensor& gb);
+
+DL_DECLARE_STUB(layer_norm_fwd_stub, layer_norm_fwd_fn);
+DL_DECLARE_STUB(layer_norm_bwd_stub, layer_norm_bwd_fn);
 
 // ---- dropout -----------------------------------------------------------------------------
 // Element i (row-major) uses Philox counter `offset + i` (like kernels/random.h): it is

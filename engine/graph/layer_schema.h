@@ -59,6 +59,7 @@ enum class LayerFamily {
   Pool,        // layers/pool.cpp
   Norm,        // layers/norm.cpp
   Dropout,     // layers/dropout.cpp
+  Embedding,   // layers/embedding.cpp: lookup tables (torch's sparse layers)
   Reshape,     // layers/reshape.cpp
   Activation,  // layers/activation.cpp (and identity)
   Merge,       // layers/merge.cpp: layers of several inputs
@@ -67,10 +68,13 @@ enum class LayerFamily {
 
 // Input shapes (per sample, without the batch dim) and the attributes a layer type is built
 // with by the registry walk: minimal valid attributes; every input of the same shape (the walk
-// feeds one model input to each).
+// feeds one model input to each). input_dtype: what the input holds; the walks feed random
+// normal values to floating inputs and zeros (a valid index for any table) to integer ones
+// (embedding's token indices).
 struct LayerExample {
   std::vector<Shape> inputs;
   AttrMap attrs;
+  DType input_dtype = DType::F32;
 };
 
 // One YAML layer type. The functions receive a resolved spec (every attribute present, of its

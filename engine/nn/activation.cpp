@@ -44,4 +44,6 @@ Tensor Dropout::forward(const Tensor& x) {
   return dropout(x, p, training_, default_generator(x.device()));
 }
 
+Tensor Dropout2d::forward(const Tensor& x) { return dropout2d(x, p, training_, default_generator(x.device())); }
+
 }  // namespace dl::nn

@@ -1,4 +1,4 @@
-// Activation modules (stateless wrappers of engine/ops functions) and Dropout.
+// Activation modules (stateless wrappers of engine/ops functions), Dropout and Dropout2d.
 #pragma once
 #include <string>
 
@@ -91,6 +91,15 @@ class Dropout : public Module {
   std::string type_name() const override { return "Dropout"; }
   std::string extra_repr() const override { return "p=" + py_float(p) + ", inplace=False"; }
   double p;
+};
+
+// torch.nn.Dropout2d: zeroes whole channels of [N, C, H, W] or [C, H, W] (engine/ops/nn.h).
+class Dropout2d : public Dropout {
+ public:
+  explicit Dropout2d(double p = 0.5) : Dropout(p) {}
+  using Module::forward;
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Dropout2d"; }
 };
 
 }  // namespace dl::nn

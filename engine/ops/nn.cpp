@@ -318,4 +318,20 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
   return y;
 }
 
+// Channel dropout: a [N, C] mask drawn as dropout() draws one for a [N, C] tensor (Philox
+// counter per channel), broadcast over H and W; the product's derivative is g * mask.
+Tensor dropout2d(const Tensor& x, double p, bool training, Generator& gen) {
+  if (!(p >= 0.0 && p <= 1.0))
+    throw std::invalid_argument("dropout2d: probability has to be between 0 and 1, but got " + std::to_string(p));
+  Tensor x4 = as_batched(x, "dropout2d");
+  if (!training || p == 0.0 || x.numel() == 0) return x;  // identity, no random draw (PyTorch)
+  check_float(x, "dropout2d", "input");
+  if (p == 1.0) return mul(x, 0.0);
+  const int64_t n = x4.size(0), c = x4.size(1);
+  Tensor keep = ones({n, c}, x.options()), mask = empty({n, c}, x.options()), unused = empty({n, c}, x.options());
+  const uint64_t offset = gen.advance(static_cast<uint64_t>(n * c));
+  dropout_stub(x.device())(keep, p, gen.seed(), offset, unused, mask);  // mask: 0 or 1 / (1 - p)
+  return mul(x, x.dim() == 4 ? mask.view({n, c, 1, 1}) : mask.view({c, 1, 1}));
+}
+
 }  // namespace dl

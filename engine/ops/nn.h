@@ -35,5 +35,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
                   double eps);
 // Inverted dropout: zeroes with probability p and scales by 1/(1-p) in training; identity in eval.
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
+// torch.nn.functional.dropout2d: zeroes whole channels of [N, C, H, W] (or unbatched [C, H, W])
+// with probability p and scales the rest by 1/(1-p) in training; identity in eval. The mask is
+// drawn like dropout's, one Philox counter per (n, c) channel. (torch 1.13 reads a 3-d input as
+// [N, C, L] with a warning, pytorch#77081; dltool follows the documented [C, H, W], as conv2d.)
+Tensor dropout2d(const Tensor& x, double p, bool training, Generator& gen);
 
 }  // namespace dl

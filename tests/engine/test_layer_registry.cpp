@@ -107,7 +107,10 @@ TEST_CASE("layer registry: every layer type is documented, builds, matches its s
     CHECK(shapes_of(module->named_parameters(false)) == rule.params);
     CHECK(shapes_of(module->named_buffers(false)) == rule.buffers);
     dl::TensorList xs;
-    for (const auto& x : in) xs.push_back(dl::randn(batched(3, x), gen).requires_grad_());
+    const bool float_input = dl::is_floating(s.example.input_dtype);  // else indices: zeros, no gradient
+    for (const auto& x : in)
+      xs.push_back(float_input ? dl::randn(batched(3, x), gen).requires_grad_()
+                               : dl::zeros(batched(3, x), s.example.input_dtype));
     auto run = [&] { return xs.size() == 1 ? module->forward(xs[0]) : module->forward(xs); };
     for (bool training : {true, false}) {
       INFO((training ? "training" : "eval"));
@@ -117,6 +120,7 @@ TEST_CASE("layer registry: every layer type is documented, builds, matches its s
       if (training) {  // trainable: backward reaches every input and parameter
         dl::sum(y).backward();
         for (const auto& x : xs) {
+          if (!x.requires_grad()) continue;  // integer indices
           REQUIRE(x.grad().defined());
           CHECK(x.grad().shape() == x.shape());
         }
@@ -161,7 +165,8 @@ TEST_CASE("layer registry: types are listed by family, then in registration orde
   // configs/README.md lists them in this order (a change there regenerates the reference).
   CHECK(names == std::vector<std::string>{"linear", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
                                           "adaptive_avg_pool2d", "upsample",
-                                          "batch_norm1d", "batch_norm2d", "dropout", "flatten", "relu",
+                                          "batch_norm1d", "batch_norm2d", "layer_norm", "dropout", "dropout2d",
+                                          "embedding", "flatten", "relu",
                                           "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softplus", "softmax",
                                           "log_softmax", "identity", "add", "concat"});
 
