@@ -13,5 +13,6 @@
 #include "engine/ops/nn.h"
 #include "engine/ops/random.h"
 #include "engine/ops/reduce.h"
+#include "engine/ops/rnn.h"
 #include "engine/ops/shape.h"
 #include "engine/tensor/tensor.h"

@@ -1,0 +1,238 @@
+// CPU kernels of one recurrent time step (kernels/rnn.h): PyTorch 1.13's gate equations.
+//   LSTM: i = s(x_i + h_i), f = s(x_f + h_f), g = tanh(x_g + h_g), o = s(x_o + h_o)
+//         c_t = f c_{t-1} + i g, h_t = o tanh(c_t)
+//   GRU:  r = s(x_r + h_r), z = s(x_z + h_z), n = tanh(x_n + r (W_hn h + b_hn))
+//         h_t = (1 - z) n + z h_{t-1}
+//   RNN:  h_t = tanh|relu(x + h)
+// where x_* include b_ih and h_* include b_hh. Each batch row is computed by one thread in a
+// fixed order: results do not depend on the thread count. The f32 LSTM step (the hot one) uses
+// vec_exp.h's vectorised exp (about 2 ulp) for its sigmoids and tanhs; the rest calls libm.
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/cpu/loop.h"
+#include "kernels/cpu/vec_exp.h"
+#include "kernels/rnn.h"
+
+namespace dl::cpu {
+namespace {
+
+template <class T>
+inline T sigm(T v) { return T(1) / (T(1) + std::exp(-v)); }
+
+inline bool active(const int64_t* lengths, int64_t row, int64_t t) { return !lengths || t < lengths[row]; }
+
+// Rows per parallel chunk: about 32k gate elements.
+int64_t row_grain(int64_t gh) { return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(gh, 1)); }
+
+// f32 LSTM/GRU forward of one row with vectorised exp (vec_exp.h): sigmoid(v) = 1 / (1 + e^-v),
+// tanh(v) = 2 sigmoid(2v) - 1. `buf` holds G*H + H floats.
+void lstm_row_f32(const float* x, const float* h, const float* bi, const float* bh, const float* cprev, float* cout,
+                  float* hout, float* yrow, float* s, int64_t H, float* buf) {
+  const int64_t GH = 4 * H;
+  for (int64_t j = 0; j < GH; ++j) {
+    const float v = x[j] + (bi ? bi[j] : 0.f) + h[j] + (bh ? bh[j] : 0.f);
+    buf[j] = j >= 2 * H && j < 3 * H ? -2.f * v : -v;  // the g block is a tanh
+  }
+  exp_sub(buf, 0.f, buf, GH);
+  float* cneg = buf + GH;
+  for (int64_t j = 0; j < H; ++j) {
+    const float i = 1.f / (1.f + buf[j]), f = 1.f / (1.f + buf[H + j]);
+    const float g = 2.f / (1.f + buf[2 * H + j]) - 1.f, o = 1.f / (1.f + buf[3 * H + j]);
+    const float c = f * cprev[j] + i * g;
+    cout[j] = c;
+    cneg[j] = -2.f * c;
+    s[j] = i;
+    s[H + j] = f;
+    s[2 * H + j] = g;
+    s[3 * H + j] = o;
+  }
+  exp_sub(cneg, 0.f, cneg, H);
+  for (int64_t j = 0; j < H; ++j) {
+    const float tc = 2.f / (1.f + cneg[j]) - 1.f;
+    s[4 * H + j] = tc;
+    hout[j] = yrow[j] = s[3 * H + j] * tc;
+  }
+}
+
+template <class T>
+void step_fwd(const RnnStepArgs& a) {
+  const int64_t H = a.h, G = rnn_gate_count(a.mode), GH = G * H, S = rnn_saved_gates(a.mode) * H;
+  const T* gx = static_cast<const T*>(a.gx);
+  const T* gh = static_cast<const T*>(a.gh);
+  const T* bi = static_cast<const T*>(a.b_ih);
+  const T* bh = static_cast<const T*>(a.b_hh);
+  const T* hp = static_cast<const T*>(a.h_prev);
+  const T* cp = static_cast<const T*>(a.c_prev);
+  T* hn = static_cast<T*>(a.h_new);
+  T* cn = static_cast<T*>(a.c_new);
+  T* y = static_cast<T*>(a.y);
+  T* sv = static_cast<T*>(a.saved);
+  auto bias = [](const T* b, int64_t j) { return b ? b[j] : T(0); };
+  parallel_for(a.n, row_grain(GH), [&](int64_t r0, int64_t r1) {
+    std::vector<float> buf;
+    if constexpr (std::is_same_v<T, float>) {
+      if (a.mode == RnnMode::LSTM) buf.resize(static_cast<size_t>(GH + H));
+    }
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* x = gx + r * GH;
+      const T* h = gh + r * GH;
+      const T* hprev = hp + r * H;
+      T* hout = hn + r * H;
+      T* yrow = y + r * a.ldy;
+      T* s = sv + r * S;
+      if (!active(a.lengths, r, a.t)) {
+        for (int64_t j = 0; j < H; ++j) {
+          hout[j] = hprev[j];
+          yrow[j] = T(0);
+        }
+        if (a.mode == RnnMode::LSTM)
+          for (int64_t j = 0; j < H; ++j) cn[r * H + j] = cp[r * H + j];
+        continue;
+      }
+      auto pre = [&](int64_t j) { return x[j] + bias(bi, j) + h[j] + bias(bh, j); };
+      switch (a.mode) {
+        case RnnMode::LSTM: {
+          const T* cprev = cp + r * H;
+          T* cout = cn + r * H;
+          if constexpr (std::is_same_v<T, float>) {
+            lstm_row_f32(x, h, bi, bh, cprev, cout, hout, yrow, s, H, buf.data());
+            break;
+          }
+          for (int64_t j = 0; j < H; ++j) {
+            T i = sigm(pre(j)), f = sigm(pre(H + j)), g = std::tanh(pre(2 * H + j)), o = sigm(pre(3 * H + j));
+            T c = f * cprev[j] + i * g;
+            T tc = std::tanh(c);
+            cout[j] = c;
+            hout[j] = yrow[j] = o * tc;
+            s[j] = i;
+            s[H + j] = f;
+            s[2 * H + j] = g;
+            s[3 * H + j] = o;
+            s[4 * H + j] = tc;
+          }
+          break;
+        }
+        case RnnMode::GRU:
+          for (int64_t j = 0; j < H; ++j) {
+            T rg = sigm(pre(j)), z = sigm(pre(H + j));
+            T hn_lin = h[2 * H + j] + bias(bh, 2 * H + j);
+            T n = std::tanh(x[2 * H + j] + bias(bi, 2 * H + j) + rg * hn_lin);
+            hout[j] = yrow[j] = (T(1) - z) * n + z * hprev[j];
+            s[j] = rg;
+            s[H + j] = z;
+            s[2 * H + j] = n;
+            s[3 * H + j] = hn_lin;
+          }
+          break;
+        case RnnMode::RNN_TANH:
+          for (int64_t j = 0; j < H; ++j) hout[j] = yrow[j] = s[j] = std::tanh(pre(j));
+          break;
+        case RnnMode::RNN_RELU:
+          for (int64_t j = 0; j < H; ++j) {
+            T v = pre(j);
+            hout[j] = yrow[j] = s[j] = v > T(0) ? v : T(0);
+          }
+          break;
+      }
+    }
+  });
+}
+
+template <class T>
+void step_bwd(const RnnStepBackwardArgs& a) {
+  const int64_t H = a.h, G = rnn_gate_count(a.mode), GH = G * H, S = rnn_saved_gates(a.mode) * H;
+  const T* sv = static_cast<const T*>(a.saved);
+  const T* hp = static_cast<const T*>(a.h_prev);
+  const T* cp = static_cast<const T*>(a.c_prev);
+  const T* dy = static_cast<const T*>(a.dy);
+  const T* dh = static_cast<const T*>(a.dh);
+  const T* dc = static_cast<const T*>(a.dc);
+  T* dgx = static_cast<T*>(a.dgx);
+  T* dgh = static_cast<T*>(a.dgh);
+  T* dhp = static_cast<T*>(a.dh_prev);
+  T* dcp = static_cast<T*>(a.dc_prev);
+  parallel_for(a.n, row_grain(GH), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const T* dhr = dh + r * H;
+      T* gxr = dgx + r * GH;
+      T* ghr = dgh + r * GH;
+      T* dhpr = dhp + r * H;
+      if (!active(a.lengths, r, a.t)) {  // h, c passed through; the output was a constant 0
+        for (int64_t j = 0; j < GH; ++j) gxr[j] = ghr[j] = T(0);
+        for (int64_t j = 0; j < H; ++j) dhpr[j] = dhr[j];
+        if (a.mode == RnnMode::LSTM)
+          for (int64_t j = 0; j < H; ++j) dcp[r * H + j] = dc[r * H + j];
+        continue;
+      }
+      const T* s = sv + r * S;
+      auto dh_at = [&](int64_t j) { return dhr[j] + (dy ? dy[r * a.lddy + j] : T(0)); };
+      switch (a.mode) {
+        case RnnMode::LSTM:
+          for (int64_t j = 0; j < H; ++j) {
+            T i = s[j], f = s[H + j], g = s[2 * H + j], o = s[3 * H + j], tc = s[4 * H + j];
+            T dht = dh_at(j);
+            T dct = dc[r * H + j] + dht * o * (T(1) - tc * tc);
+            gxr[j] = dct * g * i * (T(1) - i);
+            gxr[H + j] = dct * cp[r * H + j] * f * (T(1) - f);
+            gxr[2 * H + j] = dct * i * (T(1) - g * g);
+            gxr[3 * H + j] = dht * tc * o * (T(1) - o);
+            dcp[r * H + j] = dct * f;
+            dhpr[j] = T(0);
+          }
+          if (ghr != gxr)
+            for (int64_t j = 0; j < GH; ++j) ghr[j] = gxr[j];
+          break;
+        case RnnMode::GRU:
+          for (int64_t j = 0; j < H; ++j) {
+            T rg = s[j], z = s[H + j], n = s[2 * H + j], hn_lin = s[3 * H + j];
+            T dht = dh_at(j);
+            T dn = dht * (T(1) - z) * (T(1) - n * n);
+            T dz = dht * (hp[r * H + j] - n) * z * (T(1) - z);
+            T dr = dn * hn_lin * rg * (T(1) - rg);
+            gxr[j] = ghr[j] = dr;
+            gxr[H + j] = ghr[H + j] = dz;
+            gxr[2 * H + j] = dn;
+            ghr[2 * H + j] = dn * rg;
+            dhpr[j] = dht * z;
+          }
+          break;
+        case RnnMode::RNN_TANH:
+          for (int64_t j = 0; j < H; ++j) {
+            T hv = s[j];
+            gxr[j] = dh_at(j) * (T(1) - hv * hv);
+            dhpr[j] = T(0);
+          }
+          if (ghr != gxr)
+            for (int64_t j = 0; j < GH; ++j) ghr[j] = gxr[j];
+          break;
+        case RnnMode::RNN_RELU:
+          for (int64_t j = 0; j < H; ++j) {
+            gxr[j] = s[j] > T(0) ? dh_at(j) : T(0);
+            dhpr[j] = T(0);
+          }
+          if (ghr != gxr)
+            for (int64_t j = 0; j < GH; ++j) ghr[j] = gxr[j];
+          break;
+      }
+    }
+  });
+}
+
+void cpu_rnn_step_fwd(const RnnStepArgs& a) {
+  if (a.dtype == DType::F64) step_fwd<double>(a);
+  else step_fwd<float>(a);
+}
+void cpu_rnn_step_bwd(const RnnStepBackwardArgs& a) {
+  if (a.dtype == DType::F64) step_bwd<double>(a);
+  else step_bwd<float>(a);
+}
+
+}  // namespace
+
+DL_REGISTER_KERNEL(rnn_step_fwd_stub, CPU, cpu_rnn_step_fwd);
+DL_REGISTER_KERNEL(rnn_step_bwd_stub, CPU, cpu_rnn_step_bwd);
+
+}  // namespace dl::cpu
