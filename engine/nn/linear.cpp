@@ -38,4 +38,10 @@ std::string Flatten::extra_repr() const {
   return "start_dim=" + std::to_string(start_dim) + ", end_dim=" + std::to_string(end_dim);
 }
 
+Tensor Reshape::forward(const Tensor& x) {
+  Shape s{x.dim() > 0 ? x.size(0) : 1};
+  s.insert(s.end(), shape.begin(), shape.end());
+  return x.reshape(s);
+}
+
 }  // namespace dl::nn

@@ -1,4 +1,4 @@
-// Linear, Identity, Flatten.
+// Linear, Identity, Flatten, Reshape.
 #pragma once
 #include "engine/nn/module.h"
 
@@ -40,6 +40,19 @@ class Flatten : public Module {
   std::string extra_repr() const override;
 
   int64_t start_dim, end_dim;
+};
+
+// Reshapes each sample to `shape` (one entry may be -1, inferred), keeping the batch dim:
+// x.reshape([N] + shape), a view when x's strides allow (torch.Tensor.view of the sample).
+class Reshape : public Module {
+ public:
+  explicit Reshape(std::vector<int64_t> shape) : shape(std::move(shape)) {}
+  using Module::forward;
+  Tensor forward(const Tensor& x) override;
+  std::string type_name() const override { return "Reshape"; }
+  std::string extra_repr() const override { return "shape=" + shape_str(shape); }
+
+  std::vector<int64_t> shape;
 };
 
 }  // namespace dl::nn

@@ -11,6 +11,7 @@
 #include "engine/nn/module.h"
 #include "engine/nn/norm.h"
 #include "engine/nn/pooling.h"
+#include "engine/nn/spatial.h"
 #include "engine/nn/rnn.h"
 #include "engine/nn/upsample.h"
 #include "engine/nn/utils.h"

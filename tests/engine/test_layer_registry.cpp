@@ -166,9 +166,10 @@ TEST_CASE("layer registry: types are listed by family, then in registration orde
   CHECK(names == std::vector<std::string>{"linear", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
                                           "adaptive_avg_pool2d", "upsample",
                                           "batch_norm1d", "batch_norm2d", "layer_norm", "dropout", "dropout2d",
-                                          "embedding", "flatten", "relu",
+                                          "embedding", "flatten", "reshape", "relu",
                                           "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softplus", "softmax",
-                                          "log_softmax", "identity", "add", "concat"});
+                                          "log_softmax", "identity", "add", "concat", "affine_theta",
+                                          "affine_grid", "grid_sample"});
 
   // A type registered later joins the end of its family; one without a family comes last.
   dl::register_layer_schema({.type = "test_pool", .doc = "a pooling layer only this test knows",
