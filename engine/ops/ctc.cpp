@@ -42,9 +42,8 @@ struct CtcInputs {
   bool unbatched = false;
 };
 
-// Checks every argument and every length and label (the kernels trust them).
-CtcInputs prepare(const Tensor& log_probs, const Tensor& targets, const Tensor& input_lengths,
-                  const Tensor& target_lengths, int64_t blank, bool zero_infinity) {
+// log_probs, blank and input_lengths, checked (shared by ctc_loss and ctc_greedy_decode).
+CtcInputs prepare_inputs(const Tensor& log_probs, const Tensor& input_lengths, int64_t blank) {
   loss_detail::check_floating(log_probs, "ctc_loss", "log_probs");
   if (log_probs.dim() != 2 && log_probs.dim() != 3)
     fail("expected log_probs of shape [T, N, C] (or [T, C] unbatched), got " + shape_str(log_probs.shape()));
@@ -55,21 +54,32 @@ CtcInputs prepare(const Tensor& log_probs, const Tensor& targets, const Tensor& 
   a.batch = in.unbatched ? 1 : log_probs.size(1);
   a.classes = log_probs.size(log_probs.dim() - 1);
   a.blank = blank;
-  a.zero_infinity = zero_infinity;
   if (blank < 0 || blank >= a.classes)
     fail("blank (" + std::to_string(blank) + ") must be in the label range [0, " + std::to_string(a.classes) +
          ") of log_probs " + shape_str(log_probs.shape()));
-  if (!targets.defined() || targets.dtype() != DType::I64)
-    fail(std::string("expected int64 targets, got ") + (targets.defined() ? dtype_name(targets.dtype()) : "none"));
-  loss_detail::check_same_device(log_probs, targets, "ctc_loss");
   a.input_len = host_lengths(input_lengths, "input_lengths", a.batch, in.unbatched);
-  a.target_len = host_lengths(target_lengths, "target_lengths", a.batch, in.unbatched);
-
   for (int64_t b = 0; b < a.batch; ++b) {
-    const int64_t il = a.input_len[static_cast<size_t>(b)], tl = a.target_len[static_cast<size_t>(b)];
+    const int64_t il = a.input_len[static_cast<size_t>(b)];
     if (il < 0 || il > a.max_time)
       fail(at("input_lengths", b) + " = " + std::to_string(il) + " is out of range: input lengths must be in [0, " +
            std::to_string(a.max_time) + "], T of log_probs " + shape_str(log_probs.shape()));
+  }
+  in.log_probs = in.unbatched ? log_probs.detach().unsqueeze(1).contiguous() : log_probs.detach().contiguous();
+  return in;
+}
+
+// Checks every argument and every length and label (the kernels trust them).
+CtcInputs prepare(const Tensor& log_probs, const Tensor& targets, const Tensor& input_lengths,
+                  const Tensor& target_lengths, int64_t blank, bool zero_infinity) {
+  CtcInputs in = prepare_inputs(log_probs, input_lengths, blank);
+  CtcArgs& a = in.args;
+  a.zero_infinity = zero_infinity;
+  if (!targets.defined() || targets.dtype() != DType::I64)
+    fail(std::string("expected int64 targets, got ") + (targets.defined() ? dtype_name(targets.dtype()) : "none"));
+  loss_detail::check_same_device(log_probs, targets, "ctc_loss");
+  a.target_len = host_lengths(target_lengths, "target_lengths", a.batch, in.unbatched);
+  for (int64_t b = 0; b < a.batch; ++b) {
+    const int64_t tl = a.target_len[static_cast<size_t>(b)];
     if (tl < 0) fail(at("target_lengths", b) + " = " + std::to_string(tl) + " is negative");
     a.max_target_len = std::max(a.max_target_len, tl);
   }
@@ -112,7 +122,6 @@ CtcInputs prepare(const Tensor& log_probs, const Tensor& targets, const Tensor& 
         fail("targets: " + where + " is out of range [0, " + std::to_string(a.classes) + ")");
       if (v == blank) fail("targets: " + where + " equals the blank label (" + std::to_string(blank) + ")");
     }
-  in.log_probs = in.unbatched ? log_probs.detach().unsqueeze(1).contiguous() : log_probs.detach().contiguous();
   return in;
 }
 
@@ -149,6 +158,24 @@ Tensor ctc_loss(const Tensor& log_probs, const Tensor& targets, const Tensor& in
     }
   }
   return loss;
+}
+
+std::vector<std::vector<int64_t>> ctc_greedy_decode(const Tensor& log_probs, const Tensor& input_lengths,
+                                                    int64_t blank) {
+  const CtcInputs in = prepare_inputs(log_probs, input_lengths, blank);
+  const CtcArgs& a = in.args;
+  const std::vector<double> lp = in.log_probs.to_vector<double>();  // [T, N, C]
+  std::vector<std::vector<int64_t>> out(static_cast<size_t>(a.batch));
+  for (int64_t b = 0; b < a.batch; ++b) {
+    int64_t prev = blank;
+    for (int64_t t = 0; t < a.input_len[static_cast<size_t>(b)]; ++t) {
+      const auto row = lp.begin() + (t * a.batch + b) * a.classes;
+      const int64_t best = std::max_element(row, row + a.classes) - row;
+      if (best != blank && best != prev) out[static_cast<size_t>(b)].push_back(best);
+      prev = best;
+    }
+  }
+  return out;
 }
 
 namespace nn {

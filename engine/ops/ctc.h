@@ -1,6 +1,7 @@
 // Connectionist Temporal Classification loss: torch.nn.functional.ctc_loss (PyTorch 1.13).
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "engine/ops/loss.h"
 #include "engine/tensor/tensor.h"
@@ -28,5 +29,12 @@ namespace dl {
 Tensor ctc_loss(const Tensor& log_probs, const Tensor& targets, const Tensor& input_lengths,
                 const Tensor& target_lengths, int64_t blank = 0, Reduction reduction = Reduction::Mean,
                 bool zero_infinity = false);
+
+// Best-path (greedy) decoding of CTC outputs, for metrics such as sequence accuracy: per sample
+// b, the argmax label of each of the first input_lengths[b] steps of log_probs [T, N, C]
+// (the first maximum on ties, like torch.argmax), repeats merged, blanks dropped. Same checks
+// of log_probs, input_lengths and blank as ctc_loss; no gradient.
+std::vector<std::vector<int64_t>> ctc_greedy_decode(const Tensor& log_probs, const Tensor& input_lengths,
+                                                    int64_t blank = 0);
 
 }  // namespace dl

@@ -172,3 +172,19 @@ TEST_CASE("ctc_loss is registered as a loss with its four roles", "[ctc][loss][r
   Tensor y = fn({c.t("log_probs"), c.t("targets"), c.t("input_lengths"), c.t("target_lengths")});
   CHECK_CLOSE(y, c.t("y"), 1e-10, 1e-12);
 }
+
+TEST_CASE("ctc_greedy_decode: best path, repeats merged, blanks dropped, up to each input length", "[ctc]") {
+  // Step argmaxes per sample (C = 4, blank 0): b0 = 0 1 1 0 1 2 2, b1 = 3 3 3 0 0 2 1 (length 5).
+  const std::vector<std::vector<int64_t>> best = {{0, 1, 1, 0, 1, 2, 2}, {3, 3, 3, 0, 0, 2, 1}};
+  const int64_t T = 7, N = 2, C = 4;
+  std::vector<float> v(static_cast<size_t>(T * N * C), -3.0f);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t b = 0; b < N; ++b) v[static_cast<size_t>((t * N + b) * C + best[b][t])] = -0.1f;
+  const Tensor lp = from_vector(v, {T, N, C});
+  using Seqs = std::vector<std::vector<int64_t>>;
+  CHECK(ctc_greedy_decode(lp, i64({7, 5}, {2})) == Seqs{{1, 1, 2}, {3}});
+  CHECK(ctc_greedy_decode(lp, i64({3, 7}, {2})) == Seqs{{1}, {3, 2, 1}});
+  // Another blank: label 0 becomes a class, 3 the blank.
+  CHECK(ctc_greedy_decode(lp, i64({7, 7}, {2}), 3) == Seqs{{0, 1, 0, 1, 2}, {0, 2, 1}});
+  CHECK_THROWS_WITH(ctc_greedy_decode(lp, i64({8, 7}, {2})), Catch::Contains("input_lengths[0] = 8"));
+}
