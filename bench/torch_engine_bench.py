@@ -52,6 +52,31 @@ def train_step_time(model, batch):
     return timeit(step)
 
 
+class RowLSTM(nn.Module):
+    """bench_engine.cpp's lstm_step_time: 28 steps of 28 features, LSTM(128, 2 layers), last step, Linear(10)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(28, 128, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(128, 10)
+
+    def forward(self, x):
+        return self.fc(self.lstm(x)[0][:, -1])
+
+
+def lstm_step_time(batch):
+    model = RowLSTM()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.randn(batch, 28, 28)
+    y = torch.randint(0, 10, (batch,))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return timeit(step)
+
+
 def run(threads):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -73,6 +98,9 @@ def run(threads):
     t = train_step_time(lenet(), 64)
     res["lenet_step_ms"] = t * 1e3
     res["lenet_samples_per_s"] = 64 / t
+    t = lstm_step_time(64)
+    res["lstm_step_ms"] = t * 1e3
+    res["lstm_samples_per_s"] = 64 / t
     return res
 
 

@@ -25,12 +25,18 @@ class GraphBuilder final : public OnnxGraph {
 
   void node(const std::string& op, const std::vector<std::string>& inputs, const std::string& output,
             const std::string& name, const std::vector<OnnxAttr>& attrs) override {
-    claim(output);
+    node(op, inputs, std::vector<std::string>{output}, name, attrs);
+  }
+
+  void node(const std::string& op, const std::vector<std::string>& inputs, const std::vector<std::string>& outputs,
+            const std::string& name, const std::vector<OnnxAttr>& attrs) override {
+    for (const auto& o : outputs)
+      if (!o.empty()) claim(o);
     onnx::NodeProto* n = g_.add_node();
     n->set_op_type(op);
     n->set_name(name);
     for (const auto& i : inputs) n->add_input(i);
-    n->add_output(output);
+    for (const auto& o : outputs) n->add_output(o);
     for (const OnnxAttr& a : attrs) {
       auto* p = n->add_attribute();
       p->set_name(a.name);
@@ -43,6 +49,9 @@ class GraphBuilder final : public OnnxGraph {
       } else if (const auto* str = std::get_if<std::string>(&a.value)) {
         p->set_type(onnx::AttributeProto::STRING);
         p->set_s(*str);
+      } else if (const auto* strs = std::get_if<std::vector<std::string>>(&a.value)) {
+        p->set_type(onnx::AttributeProto::STRINGS);
+        for (const auto& x : *strs) p->add_strings(x);
       } else {
         p->set_type(onnx::AttributeProto::INTS);
         for (int64_t x : std::get<std::vector<int64_t>>(a.value)) p->add_ints(x);

@@ -56,7 +56,7 @@ struct RnnStepBackwardArgs {
   const void* saved = nullptr;   // [N, S*H] of this step (forward)
   const void* h_prev = nullptr;  // [N, H]   (gru: dz needs h_{t-1})
   const void* c_prev = nullptr;  // [N, H]   (lstm)
-  const void* dy = nullptr;      // [N, ldy] gradient of this step's output, or null
+  const void* dy = nullptr;      // [N, lddy] gradient of this step's output
   int64_t lddy = 0;
   const void* dh = nullptr;      // [N, H]   gradient flowing into h_t from later steps / h_n
   const void* dc = nullptr;      // [N, H]   same for c_t (lstm)

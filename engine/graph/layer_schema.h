@@ -63,6 +63,7 @@ enum class LayerFamily {
   Reshape,     // layers/reshape.cpp
   Activation,  // layers/activation.cpp (and identity)
   Merge,       // layers/merge.cpp: layers of several inputs
+  Recurrent,   // layers/recurrent.cpp: lstm, gru, rnn and sequence utilities
   Spatial,     // layers/spatial.cpp: affine_grid, grid_sample (spatial transformers)
   Other,       // registered at run time (tests, plugins)
 };

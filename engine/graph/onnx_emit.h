@@ -26,10 +26,11 @@
 
 namespace dl {
 
-// A node attribute: ONNX's INT, FLOAT, INTS or STRING ({"mode", "linear"}).
+// A node attribute: ONNX's INT, FLOAT, INTS, STRING ({"mode", "linear"}) or STRINGS
+// ({"activations", std::vector<std::string>{"Relu"}}).
 struct OnnxAttr {
   std::string name;
-  std::variant<int64_t, float, std::vector<int64_t>, std::string> value;
+  std::variant<int64_t, float, std::vector<int64_t>, std::string, std::vector<std::string>> value;
 };
 
 // A configuration the layer's mapping cannot express (OnnxLayer::refuse).
@@ -65,6 +66,10 @@ class OnnxGraph {
   // Adds the node `name`: op(inputs) -> output. A value name used twice is an export error.
   virtual void node(const std::string& op, const std::vector<std::string>& inputs, const std::string& output,
                     const std::string& name, const std::vector<OnnxAttr>& attrs = {}) = 0;
+  // A node of several outputs (LSTM: Y, Y_h, Y_c); "" leaves an optional output out.
+  virtual void node(const std::string& op, const std::vector<std::string>& inputs,
+                    const std::vector<std::string>& outputs, const std::string& name,
+                    const std::vector<OnnxAttr>& attrs = {}) = 0;
   // Adds an initializer holding `t` (float32 or int64, contiguous, on the CPU); returns `name`.
   virtual std::string initializer(const std::string& name, const Tensor& t) = 0;
 

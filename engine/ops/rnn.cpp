@@ -9,7 +9,6 @@
 
 #include "engine/ops/elementwise.h"
 #include "engine/ops/random.h"
-#include "engine/ops/reduce.h"
 #include "engine/ops/shape.h"
 #include "kernels/gemm.h"
 #include "kernels/nn.h"
@@ -166,8 +165,14 @@ void backward_direction(const Saved& sv, int64_t l, int64_t d, const Tensor& dy,
   gemm(x, true, false, GH, H, TN, dgh.raw_data(), GH, sv.hprev[idx].raw_data(), H, gw_hh.raw_data(), H, 0.0);
   gw[4 * idx] = gw_ih;
   gw[4 * idx + 1] = gw_hh;
-  if (sv.weights[4 * idx + 2].defined()) gw[4 * idx + 2] = sum(dgx.view({TN, GH}), {0});
-  if (sv.weights[4 * idx + 3].defined()) gw[4 * idx + 3] = sum(dgh.view({TN, GH}), {0});
+  // Bias gradients: column sums of dgx / dgh as [1, TN] x [TN, GH] GEMMs.
+  auto column_sums = [&](const Tensor& m) {
+    Tensor ones_tn = ones({TN}, x.options()), out = empty({GH}, x.options());
+    gemm(x, false, false, 1, GH, TN, ones_tn.raw_data(), TN, m.raw_data(), GH, out.raw_data(), GH, 0.0);
+    return out;
+  };
+  if (sv.weights[4 * idx + 2].defined()) gw[4 * idx + 2] = column_sums(dgx);
+  if (sv.weights[4 * idx + 3].defined()) gw[4 * idx + 3] = gru || !gw[4 * idx + 2].defined() ? column_sums(dgh) : gw[4 * idx + 2].clone();
   if (need_dx)
     gemm(x, false, false, TN, I, GH, dgx.raw_data(), GH, w_ih.raw_data(), I, dx.raw_data(), I, d == 0 ? 0.0 : 1.0);
 }

@@ -24,36 +24,34 @@ inline T sigm(T v) { return T(1) / (T(1) + std::exp(-v)); }
 
 inline bool active(const int64_t* lengths, int64_t row, int64_t t) { return !lengths || t < lengths[row]; }
 
-// Rows per parallel chunk: about 32k gate elements.
-int64_t row_grain(int64_t gh) { return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(gh, 1)); }
+// Rows per parallel chunk: about 4k gate elements (a step is small; both threads share it).
+int64_t row_grain(int64_t gh) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(gh, 1)); }
 
-// f32 LSTM/GRU forward of one row with vectorised exp (vec_exp.h): sigmoid(v) = 1 / (1 + e^-v),
-// tanh(v) = 2 sigmoid(2v) - 1. `buf` holds G*H + H floats.
-void lstm_row_f32(const float* x, const float* h, const float* bi, const float* bh, const float* cprev, float* cout,
-                  float* hout, float* yrow, float* s, int64_t H, float* buf) {
+// f32 LSTM forward of one row with vectorised exp (vec_exp.h): sigmoid(v) = 1 / (1 + e^-v),
+// tanh(v) = 2 sigmoid(2v) - 1. `bias` [4H] = b_ih + b_hh; `buf` holds 5H floats. Branch-free
+// loops so that GCC vectorises them.
+void lstm_row_f32(const float* __restrict x, const float* __restrict h, const float* __restrict bias,
+                  const float* __restrict cprev, float* __restrict cout, float* __restrict hout,
+                  float* __restrict yrow, float* __restrict s, int64_t H, float* __restrict buf) {
   const int64_t GH = 4 * H;
-  for (int64_t j = 0; j < GH; ++j) {
-    const float v = x[j] + (bi ? bi[j] : 0.f) + h[j] + (bh ? bh[j] : 0.f);
-    buf[j] = j >= 2 * H && j < 3 * H ? -2.f * v : -v;  // the g block is a tanh
-  }
+  for (int64_t j = 0; j < GH; ++j) buf[j] = -(x[j] + h[j] + bias[j]);
+  for (int64_t j = 2 * H; j < 3 * H; ++j) buf[j] *= 2.f;  // the g block is a tanh
   exp_sub(buf, 0.f, buf, GH);
   float* cneg = buf + GH;
+  for (int64_t j = 0; j < GH; ++j) s[j] = 1.f / (1.f + buf[j]);
+  for (int64_t j = 2 * H; j < 3 * H; ++j) s[j] = 2.f * s[j] - 1.f;
   for (int64_t j = 0; j < H; ++j) {
-    const float i = 1.f / (1.f + buf[j]), f = 1.f / (1.f + buf[H + j]);
-    const float g = 2.f / (1.f + buf[2 * H + j]) - 1.f, o = 1.f / (1.f + buf[3 * H + j]);
-    const float c = f * cprev[j] + i * g;
+    const float c = s[H + j] * cprev[j] + s[j] * s[2 * H + j];
     cout[j] = c;
     cneg[j] = -2.f * c;
-    s[j] = i;
-    s[H + j] = f;
-    s[2 * H + j] = g;
-    s[3 * H + j] = o;
   }
   exp_sub(cneg, 0.f, cneg, H);
   for (int64_t j = 0; j < H; ++j) {
     const float tc = 2.f / (1.f + cneg[j]) - 1.f;
     s[4 * H + j] = tc;
-    hout[j] = yrow[j] = s[3 * H + j] * tc;
+    const float hv = s[3 * H + j] * tc;
+    hout[j] = hv;
+    yrow[j] = hv;
   }
 }
 
@@ -72,9 +70,13 @@ void step_fwd(const RnnStepArgs& a) {
   T* sv = static_cast<T*>(a.saved);
   auto bias = [](const T* b, int64_t j) { return b ? b[j] : T(0); };
   parallel_for(a.n, row_grain(GH), [&](int64_t r0, int64_t r1) {
-    std::vector<float> buf;
+    std::vector<float> buf, bsum;  // f32 LSTM: row scratch and b_ih + b_hh
     if constexpr (std::is_same_v<T, float>) {
-      if (a.mode == RnnMode::LSTM) buf.resize(static_cast<size_t>(GH + H));
+      if (a.mode == RnnMode::LSTM) {
+        buf.resize(static_cast<size_t>(GH + H));
+        bsum.resize(static_cast<size_t>(GH));
+        for (int64_t j = 0; j < GH; ++j) bsum[static_cast<size_t>(j)] = (bi ? bi[j] : 0.f) + (bh ? bh[j] : 0.f);
+      }
     }
     for (int64_t r = r0; r < r1; ++r) {
       const T* x = gx + r * GH;
@@ -98,7 +100,7 @@ void step_fwd(const RnnStepArgs& a) {
           const T* cprev = cp + r * H;
           T* cout = cn + r * H;
           if constexpr (std::is_same_v<T, float>) {
-            lstm_row_f32(x, h, bi, bh, cprev, cout, hout, yrow, s, H, buf.data());
+            lstm_row_f32(x, h, bsum.data(), cprev, cout, hout, yrow, s, H, buf.data());
             break;
           }
           for (int64_t j = 0; j < H; ++j) {
@@ -168,7 +170,8 @@ void step_bwd(const RnnStepBackwardArgs& a) {
         continue;
       }
       const T* s = sv + r * S;
-      auto dh_at = [&](int64_t j) { return dhr[j] + (dy ? dy[r * a.lddy + j] : T(0)); };
+      const T* dyr = dy + r * a.lddy;
+      auto dh_at = [&](int64_t j) { return dhr[j] + dyr[j]; };
       switch (a.mode) {
         case RnnMode::LSTM:
           for (int64_t j = 0; j < H; ++j) {

@@ -555,3 +555,32 @@ TEST_CASE("export: bad input gets a clear error", "[export]") {
   CHECK(other.err.find("\"conv1.weight\"") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(d.file("m.onnx")));
 }
+
+TEST_CASE("export: lstm, gru and rnn (stacked, bidirectional, h_n/c_n as the output) run in ONNX Runtime "
+          "with dltool's numbers",
+          "[export][onnxruntime][rnn]") {
+  DLTOOL_REQUIRE_ORT();
+  // [N, T = 6, I = 5] sequences; PyTorch's gate orders are converted to ONNX's in the export.
+  const std::vector<std::string> models = {
+      "layers:\n    - {type: lstm, hidden_size: 8, num_layers: 2, bidirectional: true, batch_first: true}\n"
+      "    - last_step\n    - {type: linear, out_features: 3}",
+      "layers:\n    - {type: gru, hidden_size: 7, num_layers: 2, bidirectional: true, batch_first: true}\n"
+      "    - flatten",
+      "layers:\n    - {type: rnn, hidden_size: 6, nonlinearity: relu, num_layers: 2, bidirectional: true,"
+      " batch_first: true}",
+      "layers:\n    - {type: rnn, hidden_size: 4, bias: false, batch_first: true}\n    - last_step",
+      "layers:\n    - {type: lstm, hidden_size: 5, bias: false, batch_first: true, num_layers: 3}",
+      // h_n and c_n ([N, L*D, H]) as the values a recipe reads
+      "nodes:\n    - {name: rnn, type: lstm, hidden_size: 4, num_layers: 2, bidirectional: true, batch_first: true}\n"
+      "    - {name: h, type: flatten, inputs: [rnn.1]}\n"
+      "    - {name: c, type: flatten, inputs: [rnn.2]}\n"
+      "    - {name: out, type: concat, inputs: [h, c]}",
+      "nodes:\n    - {name: rnn, type: gru, hidden_size: 4, batch_first: true}\n"
+      "    - {name: out, type: flatten, inputs: [rnn.1]}",
+  };
+  for (const std::string& m : models)
+    check_model_in_ort("rnn", config_of("model:\n  " + m + "\ndata: {dataset: fashion_mnist}\n"), {6, 5});
+  for (int64_t opset = ox::kMinOpset; opset <= ox::kMaxOpset; ++opset)
+    check_model_in_ort("rnn_opset", config_of("model:\n  " + models[0] + "\ndata: {dataset: fashion_mnist}\n"), {6, 5},
+                       opset);
+}

@@ -59,6 +59,13 @@ class RecordingGraph final : public dl::OnnxGraph {
     outputs.push_back(output);
   }
 
+  void node(const std::string& op, const std::vector<std::string>& inputs, const std::vector<std::string>& outs,
+            const std::string& name, const std::vector<dl::OnnxAttr>& attrs) override {
+    REQUIRE_FALSE(outs.empty());
+    node(op, inputs, outs[0], name, attrs);
+    for (size_t i = 1; i < outs.size(); ++i) CHECK((outs[i].empty() || defined_.insert(outs[i]).second));
+  }
+
   std::string initializer(const std::string& name, const dl::Tensor& t) override {
     CHECK(defined_.insert(name).second);
     CHECK((t.dtype() == dl::DType::F32 || t.dtype() == dl::DType::I64));
@@ -168,8 +175,8 @@ TEST_CASE("layer registry: types are listed by family, then in registration orde
                                           "batch_norm1d", "batch_norm2d", "layer_norm", "dropout", "dropout2d",
                                           "embedding", "flatten", "reshape", "relu",
                                           "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softplus", "softmax",
-                                          "log_softmax", "identity", "add", "concat", "affine_theta",
-                                          "affine_grid", "grid_sample"});
+                                          "log_softmax", "identity", "add", "concat", "lstm", "gru", "rnn",
+                                          "last_step", "affine_theta", "affine_grid", "grid_sample"});
 
   // A type registered later joins the end of its family; one without a family comes last.
   dl::register_layer_schema({.type = "test_pool", .doc = "a pooling layer only this test knows",
