@@ -1,5 +1,7 @@
 #include "datasets/dataloader.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <stdexcept>
 #include <string>
@@ -86,7 +88,7 @@ std::optional<Batch> DataLoader::next() {
     const uint64_t seed = order_seed_;
     auto order = order_;
     lock.unlock();
-    Batch b = make_batch(*order, seed, epoch, index);  // exceptions reach the caller directly
+    Batch b = make_batch(*order, seed, epoch, index, /*in_team=*/true);  // exceptions reach the caller directly
     lock.lock();
     consume_pos_ = index + 1;
     return b;
@@ -121,27 +123,45 @@ void DataLoader::set_state(const LoaderState& state) {
   }
 }
 
-Batch DataLoader::make_batch(const std::vector<int64_t>& order, uint64_t seed, int64_t epoch, int64_t index) const {
+Sample DataLoader::make_sample(int64_t row, uint64_t seed, int64_t epoch, int64_t position) const {
+  Sample s = dataset_->get(row);
+  if (Tensor* x = s.find(kInput); x && !opt_.transform.empty()) {
+    Generator rng = sample_generator(seed, epoch, position);
+    try {
+      *x = opt_.transform(*x, rng);
+    } catch (const std::invalid_argument& e) {
+      throw DataError("transforms of " + dataset_->describe(row) + ": " + e.what());
+    }
+  }
+  return s;
+}
+
+Batch DataLoader::make_batch(const std::vector<int64_t>& order, uint64_t seed, int64_t epoch, int64_t index,
+                             bool in_team) const {
   const int64_t n = static_cast<int64_t>(order.size());
   const int64_t start = index * opt_.batch_size;
   const int64_t count = std::min(opt_.batch_size, n - start);
   Batch b;
   b.index_in_epoch = index;
   b.indices.assign(order.begin() + start, order.begin() + start + count);
-  std::vector<Sample> samples;
-  samples.reserve(static_cast<size_t>(count));
-  for (int64_t k = 0; k < count; ++k) {
-    const int64_t row = b.indices[static_cast<size_t>(k)];
-    Sample s = dataset_->get(row);
-    if (Tensor* x = s.find(kInput); x && !opt_.transform.empty()) {
-      Generator rng = sample_generator(seed, epoch, start + k);
+  std::vector<Sample> samples(static_cast<size_t>(count));
+  if (in_team && count > 1 && omp_get_max_threads() > 1 && !omp_in_parallel()) {
+    // The samples are independent (each has its own generator): the compute threads' team
+    // prepares them, and the first failure in batch order is the error, as in the loop below.
+    std::vector<std::exception_ptr> errors(static_cast<size_t>(count));
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t k = 0; k < count; ++k) {
       try {
-        *x = opt_.transform(*x, rng);
-      } catch (const std::invalid_argument& e) {
-        throw DataError("transforms of " + dataset_->describe(row) + ": " + e.what());
+        samples[static_cast<size_t>(k)] = make_sample(b.indices[static_cast<size_t>(k)], seed, epoch, start + k);
+      } catch (...) {
+        errors[static_cast<size_t>(k)] = std::current_exception();
       }
     }
-    samples.push_back(std::move(s));
+    for (const std::exception_ptr& e : errors)
+      if (e) std::rethrow_exception(e);
+  } else {
+    for (int64_t k = 0; k < count; ++k)
+      samples[static_cast<size_t>(k)] = make_sample(b.indices[static_cast<size_t>(k)], seed, epoch, start + k);
   }
   try {
     b.tensors = collate(samples, opt_.pad_value);
@@ -181,7 +201,7 @@ void DataLoader::worker_loop() {
     std::optional<Batch> batch;
     std::exception_ptr error;
     try {
-      batch = make_batch(*order, seed, epoch, index);
+      batch = make_batch(*order, seed, epoch, index, /*in_team=*/false);
     } catch (...) {
       error = std::current_exception();
     }

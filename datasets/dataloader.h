@@ -19,7 +19,9 @@
 // so the batches are the same for any number of workers, and after a resume.
 // An exception on a worker (a corrupt file, a failing hook, out of memory) is rethrown by the
 // next() call that reaches the failing batch, after the batches before it. Destroying the
-// loader at any moment stops and joins the workers. workers = 0 prepares batches inside next().
+// loader at any moment stops and joins the workers. workers = 0 prepares batches inside next(),
+// their samples in parallel on the caller's OpenMP team (the compute threads, train.threads):
+// no extra threads competing with the model's for the cores, and the same batches.
 //
 // One consumer thread: next(), start_epoch() and set_state() must not be called concurrently.
 #pragma once
@@ -46,6 +48,7 @@ struct LoaderOptions {
   bool drop_last = false;        // drop the final batch when it would be smaller than batch_size
   uint64_t seed = 0;
   int64_t workers = 1;           // threads preparing batches; 0 = next() prepares the batch itself
+                                 // (on the caller's OpenMP team)
   int64_t prefetch = 2;          // ready batches queued per worker; 0 = no worker threads either
   SamplerPtr sampler;            // null: random_sampler / sequential_sampler per `shuffle`
   // Applied to each sample's "input" (augment + transforms of the split).
@@ -95,7 +98,10 @@ class DataLoader {
   std::vector<int64_t> epoch_order(int64_t epoch) const;
 
  private:
-  Batch make_batch(const std::vector<int64_t>& order, uint64_t seed, int64_t epoch, int64_t index) const;
+  // One sample: get + transforms under sample_generator(seed, epoch, position).
+  Sample make_sample(int64_t row, uint64_t seed, int64_t epoch, int64_t position) const;
+  // Batch `index` of `order`; in_team: its samples in parallel on the caller's OpenMP team.
+  Batch make_batch(const std::vector<int64_t>& order, uint64_t seed, int64_t epoch, int64_t index, bool in_team) const;
   void worker_loop();
 
   DatasetPtr dataset_;

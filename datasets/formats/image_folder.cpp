@@ -6,8 +6,8 @@
 // per class every file below its folder (recursively) whose name ends in one of the extensions
 // (case-insensitive), in the order of sorted(os.walk(class_dir)) then sorted(file names), i.e.
 // by (directory path, file name) compared bytewise. Indexing lists directories only; images
-// are decoded in get() (lazily, on the loader's worker threads) or all at open with
-// data.in_memory.
+// are decoded in get() (lazily, on the loader's threads) and kept, up to 512 MB of pixels, so
+// later epochs do not decode again; or all at open with data.in_memory.
 #include "datasets/formats/image_folder.h"
 
 #include <algorithm>
@@ -19,6 +19,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <thread>
@@ -226,11 +227,20 @@ std::string read_bytes(const std::string& path) {
 
 Tensor load_image(const std::string& path, ImageColor color) { return decode_image(read_bytes(path), color, path); }
 
+// The decoded images an image-folder dataset keeps (see ImageFolderDataset::cached_image):
+// Fashion-MNIST's 70000 take 55 MB; a larger folder keeps its first-decoded images up to this.
+constexpr int64_t kDecodeCacheBytes = int64_t{512} << 20;
+
 class ImageFolderDataset final : public Dataset {
  public:
   ImageFolderDataset(FolderIndex ix, ImageColor color, bool in_memory, std::string name)
       : Dataset(std::move(name)), ix_(std::move(ix)), color_(color) {
-    if (in_memory) decode_all();
+    if (in_memory) {
+      decode_all();
+    } else {
+      cache_.resize(ix_.files.size());
+      cache_state_ = std::make_unique<std::atomic<uint8_t>[]>(ix_.files.size());  // all 0 (C++20)
+    }
     const Tensor first = in_memory ? decoded_[0] : load_image(ix_.files[0], color_);
     info_.input_shape = first.shape();  // the first image's: others may differ (see the README)
     info_.input_dtype = DType::U8;
@@ -244,7 +254,7 @@ class ImageFolderDataset final : public Dataset {
     check_index(i);
     const size_t k = static_cast<size_t>(i);
     Sample s;
-    s.set(kInput, decoded_.empty() ? load_image(ix_.files[k], color_) : decoded_[k]);
+    s.set(kInput, decoded_.empty() ? cached_image(k) : decoded_[k]);
     s.set(kTarget, scalar_tensor(static_cast<double>(ix_.labels[k]), DType::I64));
     return s;
   }
@@ -286,9 +296,31 @@ class ImageFolderDataset final : public Dataset {
       if (e) std::rethrow_exception(e);
   }
 
+  // Without data.in_memory: image k, decoded at its first get() and kept while the cache holds
+  // less than kDecodeCacheBytes, so later epochs skip the file read and the PNG/JPEG decode.
+  // Slot states: 0 empty, 1 being stored (by the thread that claimed it), 2 ready; readers on
+  // other threads decode the file themselves until it is ready.
+  Tensor cached_image(size_t k) const {
+    std::atomic<uint8_t>& state = cache_state_[k];
+    if (state.load(std::memory_order_acquire) == 2) return cache_[k];
+    Tensor t = load_image(ix_.files[k], color_);
+    const int64_t bytes = t.numel();
+    uint8_t empty_slot = 0;
+    if (cache_bytes_.load(std::memory_order_relaxed) + bytes <= kDecodeCacheBytes &&
+        state.compare_exchange_strong(empty_slot, 1, std::memory_order_acquire)) {
+      cache_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+      cache_[k] = t;
+      state.store(2, std::memory_order_release);
+    }
+    return t;
+  }
+
   FolderIndex ix_;
   ImageColor color_;
   std::vector<Tensor> decoded_;  // in_memory: u8 [C, H, W] per sample
+  mutable std::vector<Tensor> cache_;  // see cached_image()
+  std::unique_ptr<std::atomic<uint8_t>[]> cache_state_;
+  mutable std::atomic<int64_t> cache_bytes_{0};
   DatasetInfo info_;
 };
 

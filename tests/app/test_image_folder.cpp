@@ -331,3 +331,33 @@ TEST_CASE("decode_image: errors name the source and never crash on odd bytes", "
     CHECK_THROWS_WITH(decode_image(bytes, ImageColor::gray, "mem.bin"), Contains("mem.bin"));
   }
 }
+
+TEST_CASE("image_folder: a decoded image is kept, later reads skip the file", "[datasets][image_folder]") {
+  TempDir tmp;
+  write_gray_tree(tmp.path / "train", {{"a", 3}, {"b", 3}});
+  const FormatArgs a = folder_args(tmp.path.string(), {{"train", "train"}}, "gray");
+  // The first reads come from 4 threads at once (they race to store each image): all correct.
+  const Splits s = open_folder(a);
+  const Dataset& d = *s.train;
+  std::vector<std::vector<int64_t>> want;
+  for (int64_t i = 0; i < 6; ++i) want.push_back(pixels(image_folder().open(a).train->get(i).at(kInput)));
+  std::vector<std::thread> threads;
+  std::vector<int> bad(4, 0);
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int64_t i = 0; i < 6; ++i) {
+        const int64_t k = (i + t) % 6;
+        bad[t] += pixels(d.get(k).at(kInput)) != want[static_cast<size_t>(k)];
+      }
+    });
+  for (auto& th : threads) th.join();
+  CHECK(bad == std::vector<int>(4, 0));
+  // Once decoded, an image no longer needs its file (later epochs do not decode again).
+  fs::remove_all(tmp.path / "train/b");
+  for (int64_t i = 0; i < 6; ++i) CHECK(pixels(d.get(i).at(kInput)) == want[static_cast<size_t>(i)]);
+  // A dataset opened afresh reads the files again.
+  write_image(tmp.path, "train/b/0.png", gray_image(6, 5, 40));
+  const std::vector<int64_t> fresh = pixels(open_folder(a).train->get(3).at(kInput));
+  CHECK(fresh != want[3]);
+  CHECK(pixels(d.get(3).at(kInput)) == want[3]);
+}

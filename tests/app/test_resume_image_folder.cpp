@@ -4,7 +4,9 @@
 // of a sample comes from sample_generator(seed, epoch, position), so:
 //   - K steps (mid-epoch) + SIGTERM + resume == N steps straight, bit-identical weights and losses;
 //   - data.loader.workers 0, 1 and 2 give the same batches (compared tensor by tensor, bit by
-//     bit) and the same training losses.
+//     bit) and the same training losses; so do workers 0 on OpenMP teams of 1, 2 and 3 threads.
+#include <omp.h>
+
 #include <catch2/catch.hpp>
 #include <csignal>
 #include <cstring>
@@ -208,12 +210,19 @@ TEST_CASE("image folder + augmentation: workers 0, 1 and 2 give bit-identical ba
   REQUIRE(train->size() == kImages);
 
   // The loader's batches of epoch 0, tensor by tensor.
+  const int saved_team = omp_get_max_threads();
+  omp_set_num_threads(1);  // the reference: one thread prepares every sample in order
   const EpochBatches want = load_epoch(recipe(tmp.path / "data", {"data.loader.workers=0"}), train, 0);
+  omp_set_num_threads(saved_team);
   REQUIRE(want.inputs.size() == static_cast<size_t>(kStepsPerEpoch));
-  for (const int workers : {1, 2}) {
-    INFO("workers " << workers);
+  // workers 1 and 2, and workers 0 on OpenMP teams of 2 and 3 threads (the synchronous loader
+  // prepares a batch's samples on the caller's team).
+  for (const auto& [workers, team] : std::initializer_list<std::pair<int, int>>{{1, 0}, {2, 0}, {0, 2}, {0, 3}}) {
+    INFO("workers " << workers << ", team " << team);
+    if (team) omp_set_num_threads(team);
     const EpochBatches got =
         load_epoch(recipe(tmp.path / "data", {"data.loader.workers=" + std::to_string(workers)}), train, 0);
+    omp_set_num_threads(saved_team);
     CHECK(first_difference(got.indices, want.indices) == "");
     CHECK(first_difference(got.targets, want.targets) == "");
     CHECK(first_difference(got.inputs, want.inputs) == "");
