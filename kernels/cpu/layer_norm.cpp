@@ -2,10 +2,15 @@
 //
 // Forward: one pass over each row for its moments, in double, shifted by the row's first
 // element (sum and sum of squares of x - x0: no catastrophic cancellation for rows with a
-// large mean), then one pass writing y from xhat = (x - mean) * rstd computed in double. Backward: one pass for the row's two sums and one
-// writing gx (fused); the weight and bias gradients go over column blocks, each summing its
-// columns over the rows in row order. Each output is written by one thread in a fixed order,
-// so results are bit-identical at any thread count.
+// large mean), then one pass writing y in x's dtype. Backward: per row one pass for its two
+// sums (double) and one writing gx, which also accumulates the weight and bias gradients
+// (double) into a partial sum per block of rows. The blocks depend on the row count only and
+// are combined in order, and every row is handled by one thread, so results are bit-identical
+// at any thread count.
+//
+// x - mean is taken as (x - mean_hi) - mean_lo, mean_hi + mean_lo being the double mean split
+// into two values of x's dtype: for float rows with a large mean (1000 + N(0, 1)) the first
+// difference is exact and the result keeps float's precision, where x - float(mean) would not.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -16,9 +21,42 @@
 namespace dl::cpu {
 namespace {
 
-constexpr int64_t kColumnBlock = 256;  // columns per task of the weight/bias gradient
+constexpr int64_t kRowBlocks = 32;  // weight/bias gradient partial sums (at most)
 
 int64_t rows_grain(int64_t n) { return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(n, 1)); }
+
+// A row's statistics in x's dtype: xhat = ((x - hi) - lo) * rstd.
+template <class T>
+struct RowStats {
+  T hi, lo, rstd;
+  RowStats(double mean, double rstd_d)
+      : hi(static_cast<T>(mean)), lo(static_cast<T>(mean - static_cast<double>(hi))), rstd(static_cast<T>(rstd_d)) {}
+  T xhat(T x) const { return ((x - hi) - lo) * rstd; }
+};
+
+// a = sum(g), c = sum(g * xhat) over a row in double, g = gy * w (w null: 1). Separate loops
+// with and without w so that each one vectorises.
+template <class T>
+void row_sums(const T* gr, const T* xr, const T* w, const RowStats<T>& st, int64_t n, double& a_out, double& c_out) {
+  double a = 0.0, c = 0.0;
+  if (w) {
+#pragma omp simd reduction(+ : a, c)
+    for (int64_t j = 0; j < n; ++j) {
+      const double g = static_cast<double>(gr[j] * w[j]);
+      a += g;
+      c += g * static_cast<double>(st.xhat(xr[j]));
+    }
+  } else {
+#pragma omp simd reduction(+ : a, c)
+    for (int64_t j = 0; j < n; ++j) {
+      const double g = static_cast<double>(gr[j]);
+      a += g;
+      c += g * static_cast<double>(st.xhat(xr[j]));
+    }
+  }
+  a_out = a;
+  c_out = c;
+}
 
 template <class T>
 void fwd_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, Tensor& y, Tensor& mean_t,
@@ -43,14 +81,14 @@ void fwd_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, double 
       }
       const double dm = s / static_cast<double>(n);
       const double var = std::max(ss / static_cast<double>(n) - dm * dm, 0.0);
-      const double mean = shift + dm, rstd = 1.0 / std::sqrt(var + eps);
-      mo[r] = mean;
-      ro[r] = rstd;
-      // xhat in double: x - mean cancels for rows with a large mean, which float would round.
+      mo[r] = shift + dm;
+      ro[r] = 1.0 / std::sqrt(var + eps);
+      const RowStats<T> st(mo[r], ro[r]);
       T* out = yp + r * n;
-      for (int64_t j = 0; j < n; ++j) {
-        const T xhat = static_cast<T>((static_cast<double>(row[j]) - mean) * rstd);
-        out[j] = xhat * (w ? w[j] : T(1)) + (b ? b[j] : T(0));
+      if (w && b) {
+        for (int64_t j = 0; j < n; ++j) out[j] = st.xhat(row[j]) * w[j] + b[j];
+      } else {
+        for (int64_t j = 0; j < n; ++j) out[j] = st.xhat(row[j]) * (w ? w[j] : T(1)) + (b ? b[j] : T(0));
       }
     }
   });
@@ -65,56 +103,50 @@ void bwd_impl(const Tensor& x, const Tensor& gy, const Tensor& weight, const Ten
   const T* w = weight.defined() ? weight.data<T>() : nullptr;
   const double* mp = mean_t.data<double>();
   const double* rp = rstd_t.data<double>();
-  if (gx.defined()) {
-    // gx = rstd * (g - mean_j(g) - xhat * mean_j(g * xhat)) with g = gy * w, xhat = (x - mean) * rstd:
-    //    = rstd * g + k2 * (x - mean) + k3.
-    T* gxp = gx.data<T>();
-    parallel_for(m, rows_grain(n), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
+  T* gxp = gx.defined() ? gx.data<T>() : nullptr;
+  const bool sums = gw.defined() || gb.defined();
+  const int64_t blocks = std::min(m, kRowBlocks);
+  std::vector<double> part_w(sums ? blocks * n : 0), part_b(sums ? blocks * n : 0);  // [blocks, n]
+
+  parallel_for(blocks, 1, [&](int64_t blk0, int64_t blk1) {
+    for (int64_t blk = blk0; blk < blk1; ++blk) {
+      double* pw = sums ? part_w.data() + blk * n : nullptr;
+      double* pb = sums ? part_b.data() + blk * n : nullptr;
+      for (int64_t r = blk * m / blocks; r < (blk + 1) * m / blocks; ++r) {
         const T* xr = xp + r * n;
         const T* gr = gp + r * n;
-        const double mu = mp[r], rstd = rp[r];
-        double a = 0.0, bsum = 0.0;
-#pragma omp simd reduction(+ : a, bsum)
-        for (int64_t j = 0; j < n; ++j) {
-          const double g = static_cast<double>(gr[j]) * (w ? static_cast<double>(w[j]) : 1.0);
-          a += g;
-          bsum += g * (static_cast<double>(xr[j]) - mu);
+        const RowStats<T> st(mp[r], rp[r]);
+        if (gxp) {
+          // gx = rstd * (g - mean_j(g) - xhat * mean_j(g * xhat)), g = gy * w.
+          double a, c;
+          row_sums(gr, xr, w, st, n, a, c);
+          const double rstd = rp[r], inv_n = 1.0 / static_cast<double>(n);
+          const T k1 = static_cast<T>(rstd), k2 = static_cast<T>(-rstd * c * inv_n),
+                  k3 = static_cast<T>(-rstd * a * inv_n);
+          T* o = gxp + r * n;
+          for (int64_t j = 0; j < n; ++j) o[j] = k1 * (gr[j] * (w ? w[j] : T(1))) + k2 * st.xhat(xr[j]) + k3;
         }
-        const double inv_n = 1.0 / static_cast<double>(n);
-        const double k2 = -rstd * rstd * rstd * bsum * inv_n, k3 = -rstd * a * inv_n;
-        T* o = gxp + r * n;
-        for (int64_t j = 0; j < n; ++j) {
-          const double g = static_cast<double>(gr[j]) * (w ? static_cast<double>(w[j]) : 1.0);
-          o[j] = static_cast<T>(rstd * g + k2 * (static_cast<double>(xr[j]) - mu) + k3);
-        }
+        if (sums)
+          for (int64_t j = 0; j < n; ++j) {
+            const double g = static_cast<double>(gr[j]);
+            pw[j] += g * static_cast<double>(st.xhat(xr[j]));
+            pb[j] += g;
+          }
       }
-    });
-  }
-  if (!gw.defined() && !gb.defined()) return;
+    }
+  });
+  if (!sums) return;
   T* gwp = gw.defined() ? gw.data<T>() : nullptr;
   T* gbp = gb.defined() ? gb.data<T>() : nullptr;
-  const int64_t blocks = (n + kColumnBlock - 1) / kColumnBlock;
-  parallel_for(blocks, 1, [&](int64_t b0, int64_t b1) {
-    std::vector<double> acc_w(kColumnBlock), acc_b(kColumnBlock);
-    for (int64_t blk = b0; blk < b1; ++blk) {
-      const int64_t j0 = blk * kColumnBlock, len = std::min(kColumnBlock, n - j0);
-      std::fill(acc_w.begin(), acc_w.end(), 0.0);
-      std::fill(acc_b.begin(), acc_b.end(), 0.0);
-      for (int64_t r = 0; r < m; ++r) {
-        const T* xr = xp + r * n + j0;
-        const T* gr = gp + r * n + j0;
-        const double mu = mp[r], rstd = rp[r];
-        for (int64_t j = 0; j < len; ++j) {
-          const double g = static_cast<double>(gr[j]);
-          acc_w[j] += g * ((static_cast<double>(xr[j]) - mu) * rstd);
-          acc_b[j] += g;
-        }
+  parallel_for(n, kParallelGrain, [&](int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+      double sw = 0.0, sb = 0.0;
+      for (int64_t blk = 0; blk < blocks; ++blk) {
+        sw += part_w[blk * n + j];
+        sb += part_b[blk * n + j];
       }
-      for (int64_t j = 0; j < len; ++j) {
-        if (gwp) gwp[j0 + j] = static_cast<T>(acc_w[j]);
-        if (gbp) gbp[j0 + j] = static_cast<T>(acc_b[j]);
-      }
+      if (gwp) gwp[j] = static_cast<T>(sw);
+      if (gbp) gbp[j] = static_cast<T>(sb);
     }
   });
 }

@@ -325,6 +325,47 @@ TEST_CASE("export: residual adds, concatenation and every layer variant match ON
   check_model_in_ort("variants", config_of(kVariantsYaml), kVariantsSample);
 }
 
+TEST_CASE("export: layer_norm (1 to 3 trailing dims, affine off, every opset) and dropout2d run in ONNX Runtime",
+          "[export][onnxruntime]") {
+  DLTOOL_REQUIRE_ORT();
+  const Config cfg = config_of(R"(
+model:
+  layers:
+    - layer_norm
+    - {type: dropout2d, p: 0.3}
+    - {type: layer_norm, normalized_shape: [5, 6], elementwise_affine: false, eps: 0.001}
+    - {type: layer_norm, normalized_shape: [2, 5, 6]}
+    - flatten
+    - {type: linear, out_features: 4}
+    - {type: layer_norm, eps: 0.1}
+data: {dataset: fashion_mnist}
+)");
+  const Shape sample = {2, 5, 6};
+  auto model = build(cfg, sample);
+  {  // LayerNorm starts at weight 1, bias 0: random values catch a weight/bias mix-up
+    dl::NoGradGuard no_grad;
+    dl::Generator gen(3);
+    for (auto& [name, p] : model->named_parameters()) p.copy_(dl::randn(p.shape(), gen));
+  }
+  for (int64_t opset = ox::kMinOpset; opset <= ox::kMaxOpset; ++opset) {
+    INFO("opset " << opset);
+    ox::Options o;
+    o.opset = opset;
+    const std::string bytes = ox::export_onnx(cfg.model, *model, o);
+    const onnx::ModelProto proto = parse(bytes);
+    std::multiset<std::string> ops;
+    for (const auto& n : proto.graph().node()) ops.insert(n.op_type());
+    CHECK(ops.count("LayerNormalization") == (opset >= 17 ? 4u : 0u));  // written out below 17
+    TempDir d;
+    const std::string path = d.file("layer_norm.onnx", bytes);
+    CHECK(dl::test::python_onnx_check(path) == "");
+    for (int64_t n : {1, 7}) {
+      Tensor x = batch_of(sample, n, 100 + n);
+      check_close(dl::test::ort_run(path, x), forward(*model, x), "layer_norm batch " + std::to_string(n));
+    }
+  }
+}
+
 TEST_CASE("export: every supported opset passes the checker and runs", "[export][onnxruntime]") {
   DLTOOL_REQUIRE_ORT();
   for (int64_t opset = ox::kMinOpset; opset <= ox::kMaxOpset; ++opset) {

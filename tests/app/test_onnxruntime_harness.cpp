@@ -30,13 +30,14 @@ ONNX_NAMESPACE::ModelProto new_model(const std::string& graph_name) {
   return m;
 }
 
-// A float32 graph input/output; a dim < 0 is the symbolic batch dim "N".
+// A graph input/output (float32 unless `elem_type` says otherwise); a dim < 0 is the symbolic
+// batch dim "N".
 void add_value(google::protobuf::RepeatedPtrField<ONNX_NAMESPACE::ValueInfoProto>* list, const std::string& name,
-               const std::vector<int64_t>& dims) {
+               const std::vector<int64_t>& dims, int elem_type = ONNX_NAMESPACE::TensorProto::FLOAT) {
   auto* v = list->Add();
   v->set_name(name);
   auto* tt = v->mutable_type()->mutable_tensor_type();
-  tt->set_elem_type(ONNX_NAMESPACE::TensorProto::FLOAT);
+  tt->set_elem_type(elem_type);
   for (int64_t d : dims) {
     auto* dim = tt->mutable_shape()->add_dim();
     if (d < 0) {
@@ -184,6 +185,28 @@ TEST_CASE("onnxruntime harness: a 4-d Relu model keeps the shape and the values"
   CHECK(info.output_name == "out");
   CHECK(y.shape() == dl::Shape{3, 1, 2, 2});
   CHECK(y.to_vector<float>() == want);
+}
+
+TEST_CASE("onnxruntime harness: an int64 input (token indices) feeds a Gather", "[onnxruntime]") {
+  DLTOOL_REQUIRE_ORT();
+  TempDir d;
+  ONNX_NAMESPACE::ModelProto m = new_model("gather");
+  auto* g = m.mutable_graph();
+  add_value(g->mutable_input(), "tokens", {-1, 2}, ONNX_NAMESPACE::TensorProto::INT64);
+  add_value(g->mutable_output(), "vectors", {-1, 2, 3});
+  add_initializer(g, "table", {2, 3}, kW);
+  auto* gather = g->add_node();
+  gather->set_op_type("Gather");
+  gather->add_input("table");
+  gather->add_input("tokens");
+  gather->add_output("vectors");
+  const std::string model = save(m, d.file("gather.onnx"));
+  const dl::Tensor y = dl::test::ort_run(model, dl::from_vector<int64_t>({1, 0, 1, 1, 0, 0}, {3, 2}));
+  CHECK(y.shape() == dl::Shape{3, 2, 3});
+  std::vector<float> want;
+  for (int64_t row : {1, 0, 1, 1, 0, 0}) want.insert(want.end(), kW.begin() + row * 3, kW.begin() + row * 3 + 3);
+  CHECK(y.to_vector<float>() == want);
+  CHECK_THROWS_WITH(dl::test::ort_run(model, dl::zeros({3, 2}, dl::DType::U8)), Catch::Contains("float32 or int64"));
 }
 
 TEST_CASE("onnxruntime harness: a file that is not a model is an error naming it", "[onnxruntime]") {

@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-// Runs an ONNX model in ONNX Runtime (npm onnxruntime-node, CPU) on one float32 input.
+// Runs an ONNX model in ONNX Runtime (npm onnxruntime-node, CPU) on one float32 or int64 input.
 //
-//   ORT_NODE_MODULES=build/ort/node_modules node tests/onnx/ort_run.js MODEL.onnx INPUT.bin DIMS OUTPUT.bin
+//   ORT_NODE_MODULES=build/ort/node_modules node tests/onnx/ort_run.js MODEL.onnx INPUT.bin DIMS OUTPUT.bin [DTYPE]
 //
-// INPUT.bin: raw little-endian float32, row-major, DIMS elements (DIMS like 7,1,28,28; "" for
-// a scalar). The input is fed to the model's first input; its first output (float32) is written
+// INPUT.bin: raw little-endian DTYPE (float32, the default, or int64: token indices), row-major,
+// DIMS elements (DIMS like 7,1,28,28; "" for a scalar). The input is fed to the model's first
+// input; its first output (float32) is written
 // to OUTPUT.bin the same way, and one JSON line goes to stdout:
 //   {"input_name":"x","output_name":"y","dims":[7,10]}
 // Graph optimizations are disabled (exact numerics of the nodes as written). Errors: a message on
@@ -28,8 +29,12 @@ function parseDims(text) {
 
 async function main() {
   const args = process.argv.slice(2);
-  if (args.length !== 4) fail('usage: node ort_run.js MODEL.onnx INPUT.bin DIMS OUTPUT.bin (ORT_NODE_MODULES set)');
+  if (args.length !== 4 && args.length !== 5) {
+    fail('usage: node ort_run.js MODEL.onnx INPUT.bin DIMS OUTPUT.bin [float32|int64] (ORT_NODE_MODULES set)');
+  }
   const [modelPath, inputPath, dimsText, outputPath] = args;
+  const dtype = args.length === 5 ? args[4] : 'float32';
+  if (dtype !== 'float32' && dtype !== 'int64') fail(`bad DTYPE '${dtype}': expected float32 or int64`);
 
   const modules = process.env.ORT_NODE_MODULES;
   if (!modules) {
@@ -46,11 +51,12 @@ async function main() {
   const dims = parseDims(dimsText);
   const n = dims.reduce((a, b) => a * b, 1);
   const bytes = fs.readFileSync(inputPath);
-  if (bytes.length !== n * 4) {
-    fail(`'${inputPath}' has ${bytes.length} bytes; dims [${dims}] need ${n * 4} (float32)`);
+  const size = dtype === 'int64' ? 8 : 4;
+  if (bytes.length !== n * size) {
+    fail(`'${inputPath}' has ${bytes.length} bytes; dims [${dims}] need ${n * size} (${dtype})`);
   }
-  const data = new Float32Array(n);
-  for (let i = 0; i < n; ++i) data[i] = bytes.readFloatLE(i * 4);
+  const data = dtype === 'int64' ? new BigInt64Array(n) : new Float32Array(n);
+  for (let i = 0; i < n; ++i) data[i] = dtype === 'int64' ? bytes.readBigInt64LE(i * 8) : bytes.readFloatLE(i * 4);
 
   if (!fs.existsSync(modelPath)) fail(`model '${modelPath}' does not exist`);
   const session = await ort.InferenceSession.create(modelPath, {
@@ -62,7 +68,7 @@ async function main() {
   const inputName = session.inputNames[0];
   const outputName = session.outputNames[0];
 
-  const results = await session.run({[inputName]: new ort.Tensor('float32', data, dims)}, [outputName]);
+  const results = await session.run({[inputName]: new ort.Tensor(dtype, data, dims)}, [outputName]);
   const out = results[outputName];
   if (out.type !== 'float32') fail(`output '${outputName}' is ${out.type}, not float32`);
   const buf = Buffer.alloc(out.data.length * 4);

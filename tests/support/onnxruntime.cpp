@@ -31,7 +31,7 @@ namespace dl::test {
 
 namespace {
 
-static_assert(std::endian::native == std::endian::little, "ort_run.js exchanges little-endian float32");
+static_assert(std::endian::native == std::endian::little, "ort_run.js exchanges little-endian float32/int64");
 
 constexpr const char* kPython = "/usr/bin/python3";
 constexpr double kTimeoutS = 300;
@@ -137,7 +137,8 @@ bool ort_required() {
 
 dl::Tensor ort_run(const std::string& model_path, const dl::Tensor& input, OrtRunInfo* info) {
   if (!input.defined()) throw std::invalid_argument("ort_run: undefined input tensor");
-  if (input.dtype() != DType::F32) throw std::invalid_argument("ort_run: the input must be float32, got " + input.str());
+  if (input.dtype() != DType::F32 && input.dtype() != DType::I64)
+    throw std::invalid_argument("ort_run: the input must be float32 or int64, got " + input.str());
   std::string why;
   if (!ort_available(&why)) throw std::runtime_error("ort_run: " + ort_unavailable_message());
 
@@ -146,7 +147,7 @@ dl::Tensor ort_run(const std::string& model_path, const dl::Tensor& input, OrtRu
   const std::string in_path = dir.file("input.bin"), out_path = dir.file("output.bin");
   {
     std::ofstream f(in_path, std::ios::binary);
-    f.write(static_cast<const char*>(x.raw_data()), static_cast<std::streamsize>(x.numel() * sizeof(float)));
+    f.write(static_cast<const char*>(x.raw_data()), static_cast<std::streamsize>(x.numel() * x.element_size()));
     if (!f) throw std::runtime_error("ort_run: cannot write " + in_path);
   }
   std::string dims;
@@ -156,7 +157,9 @@ dl::Tensor ort_run(const std::string& model_path, const dl::Tensor& input, OrtRu
   opt.env["ORT_NODE_MODULES"] = ort_node_modules();
   opt.timeout_s = kTimeoutS;
   const ProcessResult r =
-      run_process({node_executable(), script_path(), model_path, in_path, dims, out_path}, opt);
+      run_process({node_executable(), script_path(), model_path, in_path, dims, out_path,
+                   x.dtype() == DType::I64 ? "int64" : "float32"},
+                  opt);
   if (r.exit_code != 0) {
     throw std::runtime_error("ONNX Runtime failed on '" + model_path + "' (input " + shape_str(x.shape()) + ", " +
                              r.status_text() + "):\n" + trim(r.err) + (r.out.empty() ? "" : "\n" + trim(r.out)));

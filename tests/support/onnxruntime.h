@@ -37,7 +37,8 @@ struct OrtRunInfo {
 };
 
 // Runs the model at `model_path` in ONNX Runtime (CPU, graph optimizations disabled) on `input`
-// (float32, any shape, any device: copied to the host) fed to the model's first input; returns
+// (float32, or int64 for token indices; any shape, any device: copied to the host) fed to the
+// model's first input; returns
 // its first output as a new float32 CPU tensor. Throws std::runtime_error with node's stderr
 // when the model does not load or run (or ORT is unavailable).
 dl::Tensor ort_run(const std::string& model_path, const dl::Tensor& input, OrtRunInfo* info = nullptr);
