@@ -68,3 +68,4 @@ TEST_CASE("golden: mlp recipe reproduces its first 20 losses", "[golden]") { gol
 TEST_CASE("golden: lenet recipe reproduces its first 20 losses", "[golden]") { golden_recipe("lenet"); }
 TEST_CASE("golden: cnn_bn recipe reproduces its first 20 losses", "[golden]") { golden_recipe("cnn_bn"); }
 TEST_CASE("golden: triplet recipe reproduces its first 20 losses", "[golden][triplet]") { golden_recipe("triplet"); }
+TEST_CASE("golden: stn recipe reproduces its first 20 losses", "[golden][grid_sample]") { golden_recipe("stn"); }
