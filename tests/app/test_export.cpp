@@ -705,3 +705,166 @@ TEST_CASE("export: grid_sample below opset 16 is refused by name", "[export][gri
   o.opset = 16;
   CHECK_NOTHROW(ox::export_onnx(cfg.model, *model, o));
 }
+
+TEST_CASE("export: conv_transpose2d and upsample (every mode) run in ONNX Runtime with dltool's numbers",
+          "[export][onnxruntime]") {
+  DLTOOL_REQUIRE_ORT();
+  // A decoder: transposed convolutions with stride, padding, output_padding, groups, dilation
+  // and no bias, on [4, 7, 7] -> [1, 28, 28].
+  check_model_in_ort("conv_transpose2d", config_of(R"(
+model:
+  layers:
+    - {type: conv_transpose2d, out_channels: 8, kernel_size: 3, stride: 2, padding: 1, output_padding: 1}
+    - relu
+    - {type: conv_transpose2d, out_channels: 4, kernel_size: [3, 2], stride: [1, 2], padding: [2, 0],
+       output_padding: [0, 1], groups: 2, dilation: [2, 1], bias: false}
+    - {type: conv_transpose2d, out_channels: 1, kernel_size: 4, stride: 2, padding: [3, 2]}
+data: {dataset: fashion_mnist}
+)"), {4, 7, 7});
+  // Every mode, align_corners both ways, size and scale_factor, up and down, output size 1,
+  // and the scale factors torch treats specially (out == in, out == 2 * in, inexact products).
+  const std::vector<std::string> layers = {
+      "{type: upsample, scale_factor: 2}",
+      "{type: upsample, size: [9, 13], mode: nearest}",
+      "{type: upsample, scale_factor: [0.7, 1.1], mode: nearest}",
+      "{type: upsample, scale_factor: [2.1, 1.5], mode: bilinear}",
+      "{type: upsample, size: [4, 3], mode: bilinear, align_corners: true}",
+      "{type: upsample, size: [1, 12], mode: bilinear}",
+      "{type: upsample, scale_factor: [1.1, 0.7], mode: bilinear, align_corners: false}",
+      "{type: upsample, size: [11, 4], mode: bicubic}",
+      "{type: upsample, scale_factor: [1.5, 0.5], mode: bicubic, align_corners: true}",
+      "{type: upsample, scale_factor: [1.1, 0.9], mode: bicubic}",
+      "{type: upsample, size: [1, 1], mode: bicubic}",
+  };
+  for (const std::string& layer : layers)
+    check_model_in_ort("upsample", config_of("model:\n  layers:\n    - " + layer + "\ndata: {dataset: fashion_mnist}\n"),
+                       {2, 5, 6});
+  // upsample inside a graph, at every opset from 14 (13 is refused, see below)
+  for (int64_t opset = 14; opset <= ox::kMaxOpset; ++opset)
+    check_model_in_ort("upsample_opset", config_of(R"(
+model:
+  layers:
+    - {type: upsample, scale_factor: 2, mode: bicubic}
+    - {type: conv_transpose2d, out_channels: 2, kernel_size: 3, stride: 2}
+data: {dataset: fashion_mnist}
+)"), {1, 4, 4}, opset);
+}
+
+TEST_CASE("export: lstm, gru and rnn (stacked, bidirectional, h_n/c_n as the output) run in ONNX Runtime "
+          "with dltool's numbers",
+          "[export][onnxruntime][rnn]") {
+  DLTOOL_REQUIRE_ORT();
+  // [N, T = 6, I = 5] sequences; PyTorch's gate orders are converted to ONNX's in the export.
+  const std::vector<std::string> models = {
+      "layers:\n    - {type: lstm, hidden_size: 8, num_layers: 2, bidirectional: true, batch_first: true}\n"
+      "    - last_step\n    - {type: linear, out_features: 3}",
+      "layers:\n    - {type: gru, hidden_size: 7, num_layers: 2, bidirectional: true, batch_first: true}\n"
+      "    - flatten",
+      "layers:\n    - {type: rnn, hidden_size: 6, nonlinearity: relu, num_layers: 2, bidirectional: true,"
+      " batch_first: true}",
+      "layers:\n    - {type: rnn, hidden_size: 4, bias: false, batch_first: true}\n    - last_step",
+      "layers:\n    - {type: lstm, hidden_size: 5, bias: false, batch_first: true, num_layers: 3}",
+      // h_n and c_n ([N, L*D, H]) as the values a recipe reads
+      "nodes:\n    - {name: rnn, type: lstm, hidden_size: 4, num_layers: 2, bidirectional: true, batch_first: true}\n"
+      "    - {name: h, type: flatten, inputs: [rnn.1]}\n"
+      "    - {name: c, type: flatten, inputs: [rnn.2]}\n"
+      "    - {name: out, type: concat, inputs: [h, c]}",
+      "nodes:\n    - {name: rnn, type: gru, hidden_size: 4, batch_first: true}\n"
+      "    - {name: out, type: flatten, inputs: [rnn.1]}",
+  };
+  for (const std::string& m : models)
+    check_model_in_ort("rnn", config_of("model:\n  " + m + "\ndata: {dataset: fashion_mnist}\n"), {6, 5});
+  for (int64_t opset = ox::kMinOpset; opset <= ox::kMaxOpset; ++opset)
+    check_model_in_ort("rnn_opset", config_of("model:\n  " + models[0] + "\ndata: {dataset: fashion_mnist}\n"), {6, 5},
+                       opset);
+}
+
+namespace {
+
+// A spatial transformer on [2, 9, 8]: pooled features -> affine_theta -> affine_grid (size from
+// the image) -> grid_sample, or (fixed_size) linear -> reshape [2, 3] -> affine_grid of a 5x7
+// output. `theta`'s weights are drawn at random: fresh ones are the identity transform, and
+// these move points off the pixel centres and outside the image.
+std::pair<Config, std::shared_ptr<GraphModel>> stn_model(const std::string& mode, const std::string& padding,
+                                                         bool align, bool fixed_size) {
+  const std::string ac = align ? "true" : "false";
+  const std::string theta = fixed_size ? "    - {name: fc6, type: linear, out_features: 6}\n"
+                                         "    - {name: theta, type: reshape, shape: [2, -1]}\n"
+                                         "    - {name: grid, type: affine_grid, size: [5, 7], align_corners: " + ac + "}\n"
+                                       : "    - {name: theta, type: affine_theta}\n"
+                                         "    - {name: grid, type: affine_grid, inputs: [theta, input], align_corners: " +
+                                             ac + "}\n";
+  Config cfg = config_of("model:\n  nodes:\n"
+                         "    - {name: pool, type: avg_pool2d, kernel_size: 3, inputs: [input]}\n"
+                         "    - {name: flat, type: flatten}\n"
+                         "    - {name: fc, type: linear, out_features: 8}\n"
+                         "    - {name: act, type: tanh}\n" + theta +
+                         "    - {name: warp, type: grid_sample, inputs: [input, grid], mode: " + mode +
+                         ", padding_mode: " + padding + ", align_corners: " + ac + "}\n"
+                         "data: {dataset: fashion_mnist}\n");
+  auto model = build(cfg, {2, 9, 8});
+  dl::Generator gen(21);
+  for (auto& [name, p] : model->named_parameters())
+    if (name == "theta.weight" || name == "fc6.weight") {
+      dl::NoGradGuard no_grad;
+      p.copy_(dl::randn(p.shape(), gen) * 0.6);
+    }
+  return {cfg, model};
+}
+
+}  // namespace
+
+TEST_CASE("export: affine_grid and grid_sample (every mode, padding, align_corners) run in ONNX Runtime "
+          "with dltool's numbers",
+          "[export][onnxruntime][grid_sample]") {
+  DLTOOL_REQUIRE_ORT();
+  for (const char* mode : {"bilinear", "nearest"})
+    for (const char* padding : {"zeros", "border", "reflection"})
+      for (bool align : {false, true})
+        for (bool fixed_size : {false, true}) {
+          const int64_t opset = fixed_size ? 16 : 17;  // GridSample came in opset 16
+          INFO(mode << " " << padding << (align ? " align_corners" : "") << (fixed_size ? " size 5x7" : "")
+                    << " opset " << opset);
+          auto [cfg, model] = stn_model(mode, padding, align, fixed_size);
+          ox::Options o;
+          o.opset = opset;
+          TempDir d;
+          const std::string path = d.file("stn.onnx", ox::export_onnx(cfg.model, *model, o));
+          CHECK(dl::test::python_onnx_check(path) == "");
+          for (int64_t n : {1, 7}) {
+            Tensor x = batch_of({2, 9, 8}, n, 40 + n);
+            check_close(dl::test::ort_run(path, x), forward(*model, x), "batch " + std::to_string(n));
+          }
+        }
+}
+
+TEST_CASE("export: grid_sample below opset 16 is refused by name", "[export][grid_sample]") {
+  auto [cfg, model] = stn_model("bilinear", "zeros", false, false);
+  ox::Options o;
+  o.opset = 15;
+  CHECK_THROWS_WITH(ox::export_onnx(cfg.model, *model, o),
+                    Catch::Contains("cannot export node 'warp' (type grid_sample) at ONNX opset 15") &&
+                        Catch::Contains("GridSample needs ONNX opset 16"));
+  o.opset = 16;
+  CHECK_NOTHROW(ox::export_onnx(cfg.model, *model, o));
+}
+
+TEST_CASE("export: upsample refuses opset 13 and a bicubic scale_factor that keeps the size, saying why",
+          "[export]") {
+  auto refused = [](const std::string& layer, int64_t opset) -> std::string {
+    Config cfg = config_of("model:\n  layers:\n    - " + layer + "\ndata: {dataset: fashion_mnist}\n");
+    auto model = build(cfg, {2, 5, 6});
+    ox::Options o;
+    o.opset = opset;
+    try {
+      ox::export_onnx(cfg.model, *model, o);
+    } catch (const ox::ExportError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  CHECK_THAT(refused("{type: upsample, scale_factor: 2}", 13), Catch::Contains("needs ONNX opset 14"));
+  CHECK_THAT(refused("{type: upsample, scale_factor: [1.1, 1], mode: bicubic}", 17),
+             Catch::Contains("ONNX Runtime copies the input"));
+  CHECK(refused("{type: upsample, scale_factor: [1.1, 1], mode: bilinear}", 17).empty());  // both copy
+}

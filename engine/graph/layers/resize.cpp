@@ -81,11 +81,18 @@ const RegisterLayer upsample({
     .onnx = [](OnnxGraph& g, const OnnxLayer& io) {
       const auto& s = io.spec;
       const Shape& x = io.in_shapes.at(0);
+      const Shape& y = io.out_shape;
+      // Opset 13's shape inference cannot carry the batch dim through the Reshape below.
+      if (io.opset < 14) io.refuse("upsample needs ONNX opset 14 or later (Resize drops the batch dim's name in "
+                                   "shape inference and opset 13 cannot restore it)");
+      const std::string& mode = s.get_string("mode");
+      if (mode == "bicubic" && s.has("scale_factor") && y == x)
+        io.refuse("bicubic with a scale_factor that keeps the size " + shape_str(x) + ": PyTorch interpolates by " +
+                  "1 / scale_factor there, ONNX Runtime copies the input; give size: or another scale_factor");
       const std::array<double, 2> f = s.has("scale_factor") ? scale_pair(s) : std::array<double, 2>{0.0, 0.0};
-      const float sh = onnx_scale(s, x[1], io.out_shape[1], f[0]), sw = onnx_scale(s, x[2], io.out_shape[2], f[1]);
+      const float sh = onnx_scale(s, x[1], y[1], f[0]), sw = onnx_scale(s, x[2], y[2], f[1]);
       const std::string roi = g.floats(io.sub("roi"), {}, {0});  // unused by these modes
       const std::string scales = g.floats(io.sub("scales"), {1.0f, 1.0f, sh, sw}, {4});
-      const std::string& mode = s.get_string("mode");
       const bool ac = s.has("align_corners") && s.get_bool("align_corners");
       // half_pixel is torch's (dst + 0.5) * in / out - 0.5 at every output size (pytorch_half_pixel
       // maps a size-1 output to 0, which torch 1.13 does not); linear clamps it at 0 like torch.
@@ -94,7 +101,13 @@ const RegisterLayer upsample({
                                      {"mode", mode == "nearest" ? "nearest" : mode == "bilinear" ? "linear" : "cubic"}};
       if (mode == "nearest") attrs.push_back({"nearest_mode", std::string("floor")});
       if (mode == "bicubic") attrs.push_back({"cubic_coeff_a", -0.75f});
-      g.node("Resize", {io.inputs[0], roi, scales}, io.output, s.name, attrs);
+      const std::string resized = io.sub("resize"), batch = io.sub("batch"), shape = io.sub("shape");
+      g.node("Resize", {io.inputs[0], roi, scales}, resized, resized, attrs);
+      // [batch, C, oh, ow]: the batch dim taken from the input, so shape inference keeps its name
+      g.node("Shape", {io.inputs[0]}, io.sub("input_shape"), io.sub("input_shape"));
+      g.node("Gather", {io.sub("input_shape"), g.ints(io.sub("dim0"), {0})}, batch, batch, {{"axis", int64_t{0}}});
+      g.node("Concat", {batch, g.ints(io.sub("chw"), {y[0], y[1], y[2]})}, shape, shape, {{"axis", int64_t{0}}});
+      g.node("Reshape", {resized, shape}, io.output, s.name);
     },
     .example = {{{2, 3, 4}}, {{"scale_factor", std::vector<double>{2.0, 1.5}}, {"mode", std::string("bilinear")}}},
 });
