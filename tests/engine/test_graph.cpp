@@ -81,6 +81,14 @@ TEST_CASE("graph: every layer type's shape rule agrees with its module", "[graph
       {layer("a", "add", {"input", "input"}), image},
       {layer("k", "concat", {"input", "input", "input"}, {{"dim", int64_t{2}}}), image},
       {layer("k", "concat", {"input", "input"}, {{"dim", int64_t{-1}}}), image},
+      {layer("r", "reshape", {"input"}, {{"shape", V{-1, 7}}}), image},
+      {layer("t", "affine_theta", {"input"}), vec},
+      {layer("g", "affine_grid", {"input"}, {{"size", V{4, 5}}, {"align_corners", true}}), dl::Shape{2, 3}},
+      {layer("g", "affine_grid", {"input", "input"}), dl::Shape{2, 3}},  // the size from the second: 2x3
+      {layer("s", "grid_sample", {"input", "input"}), dl::Shape{2, 3, 2}},  // input [2, 3, 2], grid [2, 3, 2]
+      {layer("s", "grid_sample", {"input", "input"},
+             {{"mode", std::string("nearest")}, {"padding_mode", std::string("reflection")}}),
+       dl::Shape{2, 3, 2}},
   };
   for (const char* t : {"relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softplus", "identity"})
     cases.push_back({layer("e", t, {"input"}), image});
