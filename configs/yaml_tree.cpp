@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -359,7 +360,47 @@ std::string read_text_file(const std::string& path, std::string& error) {
   return ss.str();
 }
 
+namespace {
+
+// Offset of the first byte that is not part of well-formed UTF-8 (no overlong forms, no
+// surrogates, nothing above U+10FFFF), or npos. YAML text is Unicode: yaml-cpp would take
+// such bytes into a string and write them back as something else.
+size_t invalid_utf8_offset(const std::string& text) {
+  const auto* s = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  for (size_t i = 0; i < n;) {
+    unsigned char c = s[i];
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (len == 0 || i + len > n) return i;
+    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+    if (s[i + 1] < lo || s[i + 1] > hi) return i;
+    for (size_t k = 2; k < len; ++k)
+      if (s[i + k] < 0x80 || s[i + k] > 0xBF) return i;
+    i += len;
+  }
+  return std::string::npos;
+}
+
+}  // namespace
+
 YNode parse_yaml(const std::string& text, const std::string& file, size_t* nodes) {
+  if (size_t bad = invalid_utf8_offset(text); bad != std::string::npos) {
+    int line = 1 + static_cast<int>(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(bad), '\n'));
+    size_t bol = text.rfind('\n', bad == 0 ? 0 : bad - 1);
+    int col = 1 + static_cast<int>(bad - (bol == std::string::npos || bad == 0 ? 0 : bol + 1));
+    char hex[8];
+    std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned char>(text[bad]));
+    throw ConfigError({{{file, line, col}, "", std::string("byte ") + hex + " is not valid UTF-8 text",
+                        "save the file as UTF-8 (YAML text is Unicode)"}});
+  }
   size_t local = 0;
   TreeBuilder builder(file, nodes ? *nodes : local);
   try {
