@@ -1,14 +1,14 @@
 #!/usr/bin/python3
 """PyTorch reference for the Fashion-MNIST recipes (the README's accuracy/time table).
 
-Trains the same models as recipes/fashion_mnist/{mlp,lenet,cnn_bn}.yaml with the same data
+Trains the same models as recipes/fashion_mnist/{mlp,lenet,cnn_bn,resnet20,lstm}.yaml with the same data
 (Debian's dataset-fashion-mnist, last 5000 training images held out), transforms, SGD
 (momentum 0.9), per-step cosine schedule and batch 64, and prints one JSON line per recipe:
 test accuracy, training wall time (excluding evaluation) and samples/s. The settings that
 differ per recipe (epochs, lr, Nesterov, weight decay, label smoothing) are in SETTINGS:
-mlp and lenet use base.yaml's (5 epochs, lr 0.01), cnn_bn those of cnn_bn.yaml.
+mlp and lenet use base.yaml's (5 epochs, lr 0.01), cnn_bn, resnet20 and lstm those of their recipes.
 
-    OPENBLAS_NUM_THREADS=1 bench/torch_recipes.py [mlp lenet cnn_bn] [--epochs N] [--threads T]
+    OPENBLAS_NUM_THREADS=1 bench/torch_recipes.py [mlp lenet cnn_bn resnet20 lstm] [--epochs N] [--threads T]
 """
 import argparse
 import gzip
@@ -42,6 +42,56 @@ def load(split):
     return torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y)
 
 
+class BasicBlock(nn.Module):
+    """torchvision.models.resnet.BasicBlock (recipes/fashion_mnist/resnet20.yaml's basic_block)."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                           if stride != 1 or cin != cout else None)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + (self.downsample(x) if self.downsample is not None else x))
+
+
+class ResNet20(nn.Module):
+    """He et al. 2016's CIFAR ResNet-20 (3 stages x 3 blocks, 16/32/64 channels), 1 input channel."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.layer1 = nn.Sequential(*[BasicBlock(16, 16, 1) for _ in range(3)])
+        self.layer2 = nn.Sequential(BasicBlock(16, 32, 2), BasicBlock(32, 32, 1), BasicBlock(32, 32, 1))
+        self.layer3 = nn.Sequential(BasicBlock(32, 64, 2), BasicBlock(64, 64, 1), BasicBlock(64, 64, 1))
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class RowLSTM(nn.Module):
+    """recipes/fashion_mnist/lstm.yaml: rows as a 28-step sequence, 2-layer LSTM, last step."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(28, 128, num_layers=2, batch_first=True)
+        self.fc = nn.Linear(128, 10)
+
+    def forward(self, x):
+        out, _ = self.lstm(x.view(x.shape[0], 28, 28))
+        return self.fc(out[:, -1])
+
+
 MODELS = {
     "mlp": lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
                                  nn.Linear(128, 10)),
@@ -52,6 +102,8 @@ MODELS = {
                                     nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1, bias=False), nn.BatchNorm2d(64),
                                     nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(3136, 256), nn.ReLU(),
                                     nn.Dropout(0.25), nn.Linear(256, 10)),
+    "resnet20": ResNet20,
+    "lstm": RowLSTM,
 }
 
 # base.yaml's settings, and each recipe's overrides of them (cnn_bn.yaml).
@@ -60,6 +112,8 @@ SETTINGS = {
     "mlp": BASE,
     "lenet": BASE,
     "cnn_bn": {**BASE, "epochs": 7, "lr": 0.05, "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.1},
+    "resnet20": {**BASE, "epochs": 10, "lr": 0.1, "weight_decay": 5e-4},
+    "lstm": {**BASE, "optimizer": "adam", "lr": 0.002},
 }
 
 
@@ -89,8 +143,11 @@ def main():
         epochs = args.epochs or cfg["epochs"]
         torch.manual_seed(0)
         model = MODELS[name]()
-        opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], nesterov=cfg["nesterov"],
-                              weight_decay=cfg["weight_decay"])
+        if cfg.get("optimizer") == "adam":
+            opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"])
+        else:
+            opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
+                                  nesterov=cfg["nesterov"], weight_decay=cfg["weight_decay"])
         steps_per_epoch = (len(xtr) + args.batch_size - 1) // args.batch_size
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps_per_epoch * epochs)
         train_time = 0.0

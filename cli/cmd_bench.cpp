@@ -59,7 +59,7 @@ std::function<int()> setup_bench(CLI::App& sub) {
     const int64_t classes = model->output_shape().empty() ? 1 : model->output_shape().back();
     std::vector<int64_t> yv(static_cast<size_t>(B));
     for (auto& v : yv) v = static_cast<int64_t>(gen.next_u64() % static_cast<uint64_t>(classes));
-    Tensor y = from_vector(yv, {B}).to(device);
+    Tensor y = cfg.loss.target == "input" ? x : from_vector(yv, {B}).to(device);
 
     auto sync = [&] { if (device.is_cuda()) allocator_for(DeviceType::CUDA).synchronize(); };
     auto time_it = [&](const std::function<void()>& fn) {
@@ -88,22 +88,26 @@ std::function<int()> setup_bench(CLI::App& sub) {
 
     // Per node: forward on the node's real inputs; backward of the node alone.
     std::vector<NodeTiming> nodes;
-    std::vector<Tensor> values(model->nodes().size());
+    std::vector<TensorList> values(model->nodes().size());
+    auto value = [&](ValueRef v) { return v.node < 0 ? x : values[v.node][v.index]; };
     {
       NoGradGuard ng;
       for (size_t i = 0; i < model->nodes().size(); ++i) {
         const auto& n = model->nodes()[i];
         TensorList in;
-        for (int j : n.inputs) in.push_back(j < 0 ? x : values[j]);
-        values[i] = in.size() == 1 ? n.module->forward(in[0]) : n.module->forward(in);
+        for (ValueRef v : n.inputs) in.push_back(value(v));
+        values[i] = n.module->forward_tuple(in);
       }
     }
     for (size_t i = 0; i < model->nodes().size(); ++i) {
       const auto& n = model->nodes()[i];
       TensorList in;
-      for (int j : n.inputs) in.push_back((j < 0 ? x : values[j]).detach().requires_grad_(true));
-      auto fwd = [&] { return in.size() == 1 ? n.module->forward(in[0]) : n.module->forward(in); };
-      NodeTiming t{n.name, n.type, values[i].shape(), 0, 0};
+      for (ValueRef v : n.inputs) {
+        Tensor t = value(v).detach();
+        in.push_back(is_floating(t.dtype()) ? t.requires_grad_(true) : t);
+      }
+      auto fwd = [&] { return n.module->forward_tuple(in).front(); };
+      NodeTiming t{n.name, n.type, values[i][0].shape(), 0, 0};
       t.forward_ms = time_it([&] { fwd(); }) * 1e3;
       Tensor out = fwd();
       if (out.requires_grad()) {

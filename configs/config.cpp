@@ -162,6 +162,7 @@ void emit_loss(YAML::Emitter& out, const LossSpec& l) {
   out << YAML::Key << "type" << YAML::Value << l.type;
   emit_attrs(out, attrs_of_type(loss_types(), l.type), l.attrs);
   if (!l.inputs.empty()) out << YAML::Key << "inputs" << YAML::Value << YAML::Flow << l.inputs;
+  if (l.target != "target") out << YAML::Key << "target" << YAML::Value << l.target;
   out << YAML::EndMap;
 }
 

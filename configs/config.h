@@ -115,6 +115,9 @@ struct LossSpec {  // torch.nn losses
   // Model nodes feeding the loss's non-target roles, in the registration's role order
   // (`loss.inputs: [anchor, positive, negative]`); empty = the model's output.
   std::vector<std::string> inputs;
+  // What fills the loss's target role: "target" (the batch's target) or "input" (the model's
+  // input, for autoencoders: `loss: {type: mse_loss, target: input}`).
+  std::string target = "target";
   bool operator==(const LossSpec&) const = default;
 };
 

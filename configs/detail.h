@@ -91,6 +91,16 @@ struct Ctx {
 // "<override N: text>"). Path problems are reported to ctx.
 void apply_override(Ctx& ctx, YNode& root, const std::string& text, int number);
 
+// How a node reads in an error message: -3, 'abc', a list, a map, nothing.
+std::string got(const YNode& n);
+
+// model.blocks (configs/blocks.cpp): when an item of `list` (model.layers or model.nodes) uses
+// a block, writes the model's nodes with every block expanded into `expanded` (maps with
+// name, inputs and the layer's keys, in order), sets `output` to the full name of the model's
+// output (in: the output: written, or "") and returns true. Problems go to ctx (still true).
+// False when no item uses a block.
+bool expand_blocks(Ctx& ctx, const YNode& model, const YEntry& list, YNode& expanded, std::string& output);
+
 // "did you mean 'x'?" or "valid keys: a, b" (what = "keys", "types", ...); "" when empty.
 std::string suggest(const std::string& word, const std::vector<std::string>& candidates,
                     const std::string& what);

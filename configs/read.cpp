@@ -18,6 +18,7 @@
 
 namespace dl::config_detail {
 
+
 namespace {
 
 const YNode& empty_map() {
@@ -62,6 +63,8 @@ bool parse_bool(const std::string& s, bool& out) {
   return false;
 }
 
+}  // namespace
+
 // How a node reads in an error message: -3, 'abc', a list, a map, nothing.
 std::string got(const YNode& n) {
   int64_t i;
@@ -87,6 +90,8 @@ std::string got(const YNode& n) {
   }
   return "";
 }
+
+namespace {
 
 // One scalar as a number/bool/string of the wanted element kind; nullopt on a mismatch.
 std::optional<AttrValue> scalar_as(const YNode& n, AttrKind k) {
@@ -294,11 +299,32 @@ SourceLoc loc_in(const YNode* map, const std::string& key, const SourceLoc& fall
 
 // ---- model ------------------------------------------------------------------------------------
 
+// Letters, digits and '_', in parts joined by '.' (the nodes of an expanded block:
+// "layer1.0.conv1"); not a model input's name.
 bool valid_node_name(const std::string& s) {
-  if (s.empty() || s == kModelInput) return false;
-  for (char c : s)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
-  return true;
+  if (s.empty() || s == kModelInput || s == kInputLengths) return false;
+  bool part_empty = true;
+  for (char c : s) {
+    if (c == '.') {
+      if (part_empty) return false;
+      part_empty = true;
+    } else if (std::isalnum(static_cast<unsigned char>(c)) || c == '_') {
+      part_empty = false;
+    } else {
+      return false;
+    }
+  }
+  return !part_empty;
+}
+
+// A value a node can read: an earlier node, element k of one ("lstm.1"), or a model input.
+bool names_value(const std::vector<std::string>& defined, const std::string& ref) {
+  if (ref == kInputLengths || std::find(defined.begin(), defined.end(), ref) != defined.end()) return true;
+  size_t dot = ref.rfind('.');
+  if (dot == std::string::npos || dot + 1 == ref.size() ||
+      ref.find_first_not_of("0123456789", dot + 1) != std::string::npos)
+    return false;
+  return std::find(defined.begin(), defined.end(), ref.substr(0, dot)) != defined.end();
 }
 
 struct NodeRead {
@@ -325,7 +351,7 @@ std::optional<NodeRead> read_node(Ctx& ctx, const YNode& item, const std::string
     if (!e->value.is_scalar() || !valid_node_name(e->value.text))
       ctx.error(
           e->value.loc, join(path, "name"),
-          "expected a node name of letters, digits and '_' (not 'input'), got " + got(e->value));
+          "expected a node name of letters, digits and '_' (not 'input' or 'input_lengths'), got " + got(e->value));
     else
       r.spec.name = e->value.text;
   } else if (!sequential) {
@@ -370,7 +396,7 @@ void read_model(Ctx& ctx, const YNode* node, const SourceLoc& root_loc, ModelSpe
     return;
   }
   AttrMap none;
-  read_attrs(ctx, *node, "model", {}, {"layers", "nodes", "output"}, "", none);
+  read_attrs(ctx, *node, "model", {}, {"layers", "nodes", "output", "blocks"}, "", none);
   const YEntry* layers = node->find("layers");
   const YEntry* nodes = node->find("nodes");
   if (layers && layers->value.is_null()) layers = nullptr;  // `layers: null` drops a base's list
@@ -386,15 +412,23 @@ void read_model(Ctx& ctx, const YNode* node, const SourceLoc& root_loc, ModelSpe
     return;
   }
   model.sequential = layers != nullptr;
-  const YEntry& list = layers ? *layers : *nodes;
-  const std::string path = "model." + list.key;
-  if (!list.value.is_seq() || list.value.items.empty()) {
-    ctx.error(list.value.loc, path, "expected a non-empty list of layers, got " + got(list.value));
+  const YEntry* written = layers ? layers : nodes;
+  const std::string path = "model." + written->key;
+  if (!written->value.is_seq() || written->value.items.empty()) {
+    ctx.error(written->value.loc, path, "expected a non-empty list of layers, got " + got(written->value));
     return;
   }
   const YEntry* output = node->find("output");
   if (output && model.sequential)
     ctx.error(output->key_loc, "model.output", "output: is only used with model.nodes");
+  // Blocks expand into nodes with names and inputs: the model is then a graph (nodes:).
+  YEntry expanded{"nodes", written->key_loc, {}};
+  std::string expanded_output = output && output->value.is_scalar() ? output->value.text : "";
+  const size_t errors_before = ctx.diags.size();
+  const bool blocks_used = expand_blocks(ctx, *node, *written, expanded.value, expanded_output);
+  if (ctx.diags.size() != errors_before) return;
+  if (blocks_used) model.sequential = false;
+  const YEntry& list = blocks_used ? expanded : *written;
 
   std::vector<NodeRead> read;
   for (size_t i = 0; i < list.value.items.size(); ++i) {
@@ -416,7 +450,7 @@ void read_model(Ctx& ctx, const YNode* node, const SourceLoc& root_loc, ModelSpe
     if (!r.explicit_inputs) r.spec.inputs = {names.back()};  // the previous node, or input
     for (size_t k = 0; k < r.input_locs.size(); ++k) {
       const std::string& in = r.spec.inputs[k];
-      if (std::find(names.begin(), names.end(), in) != names.end()) continue;
+      if (names_value(names, in)) continue;
       auto later = std::find_if(read.begin() + i, read.end(),
                                 [&](const NodeRead& x) { return x.spec.name == in; });
       if (later == read.begin() + i)
@@ -435,8 +469,11 @@ void read_model(Ctx& ctx, const YNode* node, const SourceLoc& root_loc, ModelSpe
     model.nodes.push_back(std::move(r.spec));
   }
   model.output = model.nodes.back().name;
-  if (output && !model.sequential) {
-    if (!output->value.is_scalar() || !model.find(output->value.text))
+  if (blocks_used) {
+    if (!expanded_output.empty()) model.output = expanded_output;
+  } else if (output && !model.sequential) {
+    if (!output->value.is_scalar() || !names_value({names.begin() + 1, names.end()}, output->value.text) ||
+        output->value.text == kInputLengths)
       ctx.error(output->value.loc, "model.output", "undefined node " + got(output->value),
                 suggest(output->value.text, {names.begin() + 1, names.end()}, "nodes"));
     else
@@ -605,7 +642,16 @@ void read_loss(Ctx& ctx, const YNode* node, const SourceLoc& where, LossSpec& l)
   const nn::LossDef& def = nn::loss_def(typed->type);
   l.type = def.name;
   const YNode* map = &typed->keys;
-  if (!read_attrs(ctx, *map, "loss", def.attrs, {"type", "inputs"}, "for loss '" + l.type + "'", l.attrs)) return;
+  if (!read_attrs(ctx, *map, "loss", def.attrs, {"type", "inputs", "target"}, "for loss '" + l.type + "'", l.attrs))
+    return;
+  if (const YNode* t = map->get("target"); t && !t->is_null()) {
+    if (!t->is_scalar() || (t->text != "target" && t->text != "input"))
+      ctx.error(t->loc, "loss.target", "expected target (the batch's target) or input (the model's input), got " + got(*t));
+    else if (std::find(def.inputs.begin(), def.inputs.end(), "target") == def.inputs.end())
+      ctx.error(t->loc, "loss.target", "'" + l.type + "' has no target role");
+    else
+      l.target = t->text;
+  }
   if (def.rule)
     if (std::string p = def.rule(l.attrs); !p.empty()) report_rule(ctx, p, map, "loss", where, def.attrs);
   if (auto r = l.attrs.find("reduction"); r != l.attrs.end() && std::get<std::string>(r->second) == "none")
@@ -695,7 +741,7 @@ void check_loss_inputs(Ctx& ctx, const YNode* node, const SourceLoc& where, cons
                 suggest(n, names, "nodes"));
     }
   const bool has_target = std::find(def->inputs.begin(), def->inputs.end(), "target") != def->inputs.end();
-  if (has_target && def->class_target == nn::ClassTarget::none)
+  if (has_target && def->class_target == nn::ClassTarget::none && c.loss.target != "input")
     ctx.error(loc_in(map, "type", where), "loss.type",
               "'" + c.loss.type + "' needs a target that class labels cannot give (e.g. +1/-1 per pair)",
               "use a loss without a target role (triplet_margin_loss) or a classification loss");

@@ -75,7 +75,19 @@ std::string config_reference_markdown() {
         "`input`; default: the previous node). `output:` (nodes only) names the node the model "
         "returns; default: the last node. A layer is a map with `type:` and its attributes, or "
         "just the type name (`- relu`). Pair attributes accept `5` or `[5, 3]` (height, width). "
-        "Input sizes (`in_features`, `in_channels`, `num_features`) are inferred.\n\n";
+        "Input sizes (`in_features`, `in_channels`, `num_features`) are inferred. Every value is "
+        "batch-first. A tuple-valued layer (lstm: output, h_n, c_n) is read as `lstm` (element 0) "
+        "or `lstm.1`, `lstm.2`; `input_lengths` (the lengths collate adds to padded sequences) is "
+        "a model input beside `input`.\n\n"
+        "`blocks:` defines reusable groups of layers: `NAME: {params: {P: DEFAULT, ...}, layers: "
+        "[...]}` (or `nodes:` and `output:`); a `null` default makes the parameter required. A node "
+        "of `type: NAME` is replaced by the block's layers, where `$P` (a whole value, also a "
+        "`type:`) is the node's value of P; inside, `input` is the node's input. `repeat: N` chains N "
+        "instances (`{count: N, then: {P: V}}`: the instances after the first take `then:`'s values). Nodes are "
+        "named `NODE.LOCAL` (`NODE.I.LOCAL` with repeat), so state_dict keys read like PyTorch's "
+        "submodules (`layer2.0.conv1.weight`); other nodes read the block by its node name. "
+        "recipes/fashion_mnist/resnet20.yaml is an example; the resolved YAML lists the expanded "
+        "nodes.\n\n";
   for (const auto& s : layer_schemas()) {
     std::string inputs = s.min_inputs == s.max_inputs ? std::to_string(s.min_inputs)
                                                       : std::to_string(s.min_inputs) + " or more";
@@ -128,7 +140,8 @@ std::string config_reference_markdown() {
         "(embeddings): for each sample, the positive is the next sample of its class in the batch "
         "(cyclically) and the negative the next sample of another class; samples without either are "
         "skipped, and a batch without any triplet is an error (raise the batch size). With class "
-        "labels, losses that compare with a float target get one-hot (or +1/-1) targets.\n\n";
+        "labels, losses that compare with a float target get one-hot (or +1/-1) targets. `target: input` "
+        "makes the model's input the target (autoencoders: `{type: mse_loss, target: input}`).\n\n";
   typed(md, "optimizer",
         std::string("Default type: `") + kDefaultOptimizer +
             "`. `param_groups:` is a list of `{params: GLOBS, KEY: VALUE...}`: parameters whose "

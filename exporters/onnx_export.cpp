@@ -89,10 +89,11 @@ class GraphBuilder final : public OnnxGraph {
 
 // ---- Value infos and the self-check ----------------------------------------------------------
 
-void set_type(onnx::ValueInfoProto& v, const std::string& name, const Shape& per_sample, const Options& o) {
+void set_type(onnx::ValueInfoProto& v, const std::string& name, const Shape& per_sample, const Options& o,
+              DType dtype = DType::F32) {
   v.set_name(name);
   auto* t = v.mutable_type()->mutable_tensor_type();
-  t->set_elem_type(onnx::TensorProto::FLOAT);
+  t->set_elem_type(is_floating(dtype) ? onnx::TensorProto::FLOAT : onnx::TensorProto::INT64);
   auto* shape = t->mutable_shape();
   auto* batch = shape->add_dim();
   if (o.dynamic_batch) {
@@ -182,28 +183,41 @@ std::string export_onnx(const ModelSpec& spec, const GraphModel& model, const Op
   g.set_name(o.graph_name);
   GraphBuilder b(g);
   b.claim(o.input_name);
-  set_type(*g.add_input(), o.input_name, model.sample_shape(), o);
+  set_type(*g.add_input(), o.input_name, model.sample_shape(), o, model.model_inputs().front().dtype);
 
-  const int out_index = model.output_index();
-  std::vector<std::string> value_names(nodes.size());
+  if (model.model_inputs().size() > 1)
+    throw ExportError("cannot export a model with several inputs (" + model.model_inputs()[1].name +
+                      "): dltool exports models of one input");
+  const ValueRef out_ref = model.output();
+  std::vector<std::vector<std::string>> value_names(nodes.size());  // per node, per tuple element
   std::map<std::string, Shape> expected;  // value name -> per-sample shape, for the self-check
   const auto& summary = model.summary();
   for (size_t i = 0; i < nodes.size(); ++i) {
     const LayerSpec& ls = spec.nodes[i];
     if (ls.name != nodes[i].name) throw std::logic_error("ONNX export: the model was not built from this spec");
-    OnnxLayer io{ls, *nodes[i].module, {}, {}, summary[i].output_shape,
-                 static_cast<int>(i) == out_index ? o.output_name : ls.name, o.opset};
-    for (int j : nodes[i].inputs) {
-      io.inputs.push_back(j < 0 ? o.input_name : value_names[j]);
-      io.in_shapes.push_back(j < 0 ? model.sample_shape() : summary[j].output_shape);
+    // The model's output value is named o.output_name, whichever tuple element it is.
+    auto element_name = [&](int k) {
+      if (static_cast<int>(i) == out_ref.node && k == out_ref.index) return o.output_name;
+      return k == 0 ? ls.name : ls.name + "." + std::to_string(k);
+    };
+    OnnxLayer io{ls, *nodes[i].module, {}, {}, summary[i].output_shape, element_name(0), o.opset};
+    for (size_t k = 0; k < summary[i].extra_outputs.size(); ++k)
+      io.extra_outputs.push_back(element_name(static_cast<int>(k) + 1));
+    for (ValueRef v : nodes[i].inputs) {
+      io.inputs.push_back(v.node < 0 ? o.input_name : value_names[v.node][v.index]);
+      io.in_shapes.push_back(model.value_shape(v));
     }
     try {
       find_layer_schema(ls.type)->onnx(b, io);
     } catch (const OnnxUnmappable& e) {
       throw ExportError(e.what());
     }
-    value_names[i] = io.output;
+    value_names[i] = {io.output};
     expected[io.output] = io.out_shape;
+    for (size_t k = 0; k < io.extra_outputs.size(); ++k) {
+      value_names[i].push_back(io.extra_outputs[k]);
+      expected[io.extra_outputs[k]] = summary[i].extra_outputs[k];
+    }
   }
   set_type(*g.add_output(), o.output_name, model.output_shape(), o);
   self_check(m, expected, o);

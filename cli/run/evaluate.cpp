@@ -21,6 +21,7 @@ EvalOptions eval_options(const Config& cfg, const std::string& split, int64_t nu
   }
   auto r = cfg.loss.attrs.find("reduction");
   o.loss_is_sum = r != cfg.loss.attrs.end() && std::get<std::string>(r->second) == "sum";
+  o.target_is_input = cfg.loss.target == "input";
   o.device = Device::parse(cfg.train.device);
   o.loader = loader_options(cfg, /*training=*/false);
   return o;
@@ -134,7 +135,7 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
   std::vector<int64_t> all_labels;
   RegressionSums reg;
   while (auto b = loader.next()) {
-    Tensor x = b->input().to(o.device), y = b->target().to(o.device);
+    Tensor x = b->input().to(o.device), y = (o.target_is_input ? b->input() : b->target()).to(o.device);
     const std::vector<Tensor> outs = model.forward_nodes(x, loss_nodes);
     const Tensor& logits = outs.front();
     const int64_t n = b->size();

@@ -52,6 +52,7 @@ struct EvalOptions {
   int top_k = 0;                 // > 1: also count top-k hits
   bool loss_is_sum = false;      // the loss's reduction is "sum" (else the mean per sample)
   bool knn = false;              // also compute knn_accuracy of the outputs as embeddings
+  bool target_is_input = false;  // loss.target: input (autoencoders): the labels are the inputs
   Device device;                 // where the model runs
   data::LoaderOptions loader;    // batches of the split (no shuffling)
 };

@@ -215,6 +215,10 @@ std::vector<std::string> loss_nodes(const LossSpec& spec) {
   return nodes;
 }
 
+const Tensor& loss_labels(const LossSpec& spec, const data::Batch& batch) {
+  return spec.target == "input" ? batch.input() : batch.target();
+}
+
 LossFn build_loss(const LossSpec& spec) {
   const nn::LossDef& def = nn::loss_def(spec.type);
   nn::LossFn fn = nn::make_loss(def.name, spec.attrs);

@@ -63,6 +63,8 @@ using LossFn = std::function<Tensor(const std::vector<Tensor>& outputs, const Te
 LossFn build_loss(const LossSpec& spec);
 // The nodes a batch's forward pass must return for the loss: "" (the output), then loss.inputs.
 std::vector<std::string> loss_nodes(const LossSpec& spec);
+// What a batch gives the loss as its labels: the batch's target, or its input (loss.target).
+const Tensor& loss_labels(const LossSpec& spec, const data::Batch& batch);
 
 // "In-batch triplets": for each sample i of a batch with class `labels`, the positive is the
 // next sample after i (cyclically) with i's label and the negative the next sample after i

@@ -323,9 +323,33 @@ void Trainer::update_best(const EvalResult& r) {
 
 Trainer::~Trainer() = default;
 
+void Trainer::log_reconstructions(const std::string& split, const std::shared_ptr<const data::Dataset>& ds) {
+  if (!tensorboard_ || cfg_.loss.target != "input") return;
+  data::LoaderOptions lo = loader_options(cfg_, /*training=*/false);
+  lo.workers = 0;
+  lo.batch_size = std::min<int64_t>(lo.batch_size, 16);
+  data::DataLoader loader(ds, std::move(lo));
+  loader.start_epoch(0);
+  std::optional<data::Batch> b = loader.next();
+  auto is_images = [](const Tensor& t) { return t.dim() == 4 && (t.size(1) == 1 || t.size(1) == 3); };
+  if (!b || !is_images(b->input())) return;
+  Tensor out;
+  {
+    NoGradGuard no_grad;
+    const bool was_training = model_->is_training();
+    model_->eval();
+    out = model_->forward(b->input().to(device_)).to(Device::cpu());
+    model_->train(was_training);
+  }
+  if (!is_images(out)) return;
+  tensorboard_->add_image_grid(split + "/inputs", b->input(), step_);
+  tensorboard_->add_image_grid(split + "/reconstructions", out, step_);
+}
+
 EvalResult Trainer::evaluate(const std::string& split) {
   auto ds = splits_.get(split);
   if (!ds) throw std::invalid_argument("the config has no " + split + " split");
+  log_reconstructions(split, ds);
   if (!ema_ || ema_->num_updates() == 0)
     return train::evaluate(*model_, loss_fn_, loss_nodes_, ds, eval_options(cfg_, split, ds->info().num_classes));
   // The averaged weights are what a run with train.ema_decay evaluates (and what best.h5 ranks).
@@ -468,7 +492,7 @@ RunResult Trainer::run() {
     while (!done) {
       auto batch = train_loader_->next();
       if (!batch) break;
-      Tensor x = batch->input().to(device_), y = batch->target().to(device_);
+      Tensor x = batch->input().to(device_), y = loss_labels(cfg_.loss, *batch).to(device_);
       StepResult r = step_fn_->run([&] { return loss_fn_(model_->forward_nodes(x, loss_nodes_), y); });
       const double lv = r.loss;
       if (!std::isfinite(lv)) {

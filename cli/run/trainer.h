@@ -81,6 +81,9 @@ class Trainer {
 
  private:
   void log_eval(const EvalResult& r, bool final);
+  // Autoencoders (loss.target: input): the split's first 16 images and the model's
+  // reconstructions of them as TensorBoard image grids (<split>/inputs, <split>/reconstructions).
+  void log_reconstructions(const std::string& split, const std::shared_ptr<const data::Dataset>& ds);
   void restore(const Checkpoint& c, const std::string& path);
   bool scheduler_per_step() const;  // stepped after every optimizer step (else once per epoch)
   int64_t steps_per_epoch() const;  // optimizer steps: ceil(batches / accumulate_steps)

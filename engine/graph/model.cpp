@@ -1,6 +1,8 @@
 #include "engine/graph/model.h"
 
 #include <algorithm>
+#include <cctype>
+#include <optional>
 #include <iomanip>
 #include <map>
 #include <sstream>
@@ -68,36 +70,73 @@ ModulePtr build_layer(const LayerSpec& spec, const std::vector<Shape>& input_sha
 
 namespace {
 
-// The model's nodes with their inputs resolved to value indices (-1 = the model input), their
-// shapes inferred, and the output node: everything but the modules, and nothing allocated.
+// The model's nodes with their inputs resolved to values, their shapes inferred, and the
+// output: everything but the modules, and nothing allocated.
 struct ModelPlan {
   std::vector<NodeSummary> nodes;
-  std::vector<std::vector<int>> inputs;
-  int output = -1;
+  std::vector<std::vector<ValueRef>> inputs;
+  ValueRef output;
+  std::vector<bool> input_used;  // per model input
 };
 
-ModelPlan plan_model(const ModelSpec& spec, const Shape& sample_shape) {
+// "lstm.1" -> ("lstm", 1); nullopt unless the text ends in '.' and digits.
+std::optional<std::pair<std::string, int>> split_element(const std::string& ref) {
+  size_t dot = ref.rfind('.');
+  if (dot == std::string::npos || dot == 0 || dot + 1 == ref.size() || ref.size() - dot > 4) return std::nullopt;
+  for (size_t i = dot + 1; i < ref.size(); ++i)
+    if (!std::isdigit(static_cast<unsigned char>(ref[i]))) return std::nullopt;
+  return std::make_pair(ref.substr(0, dot), std::stoi(ref.substr(dot + 1)));
+}
+
+ModelPlan plan_model(const ModelSpec& spec, const std::vector<ModelInput>& model_inputs) {
   if (spec.nodes.empty()) throw GraphError("model has no layers");
+  if (model_inputs.empty() || model_inputs[0].name != kModelInput)
+    throw std::logic_error("plan_model: the first model input must be 'input'");
   ModelPlan plan;
-  std::map<std::string, int> index;  // node name -> value index
+  plan.input_used.assign(model_inputs.size(), false);
+  std::map<std::string, int> node_index;  // node name -> index
+  // A value by name: a model input, a node (element 0) or "node.k" (element k of its tuple).
+  // nullopt when nothing has that name; the error text when the element does not exist.
+  auto resolve = [&](const std::string& ref, std::string& error) -> std::optional<ValueRef> {
+    for (size_t k = 0; k < model_inputs.size(); ++k)
+      if (model_inputs[k].name == ref) return ValueRef{-1, static_cast<int>(k)};
+    if (auto f = node_index.find(ref); f != node_index.end()) return ValueRef{f->second, 0};
+    if (auto el = split_element(ref)) {
+      if (auto f = node_index.find(el->first); f != node_index.end()) {
+        const NodeSummary& n = plan.nodes[f->second];
+        const int count = 1 + static_cast<int>(n.extra_outputs.size());
+        if (el->second < count) return ValueRef{f->second, el->second};
+        error = "'" + ref + "': node '" + el->first + "' (" + n.type + ") has " +
+                (count == 1 ? std::string("one value (") + el->first + ")"
+                            : std::to_string(count) + " values (" + el->first + ".0 to " + el->first + "." +
+                                  std::to_string(count - 1) + ")");
+      }
+    }
+    return std::nullopt;
+  };
+  auto shape_of = [&](ValueRef v) -> const Shape& {
+    return v.node < 0 ? model_inputs[v.index].shape : plan.nodes[v.node].element_shape(v.index);
+  };
   int64_t total_params = 0;
   for (const LayerSpec& ls : spec.nodes) {
     std::vector<Shape> in_shapes;
-    std::vector<int> inputs;
+    std::vector<ValueRef> inputs;
     for (const std::string& in : ls.inputs) {
-      auto f = index.find(in);
-      if (in == kModelInput) {
-        inputs.push_back(-1);
-        in_shapes.push_back(sample_shape);
-      } else if (f != index.end()) {
-        inputs.push_back(f->second);
-        in_shapes.push_back(plan.nodes[f->second].output_shape);
-      } else {
-        fail(ls, "input '" + in + "' is not an earlier node");
+      std::string error;
+      std::optional<ValueRef> v = resolve(in, error);
+      if (!v) {
+        if (!error.empty()) fail(ls, "input " + error);
+        std::string names;
+        for (const auto& mi : model_inputs) names += (names.empty() ? "" : ", ") + mi.name;
+        fail(ls, "input '" + in + "' is not an earlier node nor a model input (" + names + ")");
       }
+      if (v->node < 0) plan.input_used[v->index] = true;
+      inputs.push_back(*v);
+      in_shapes.push_back(shape_of(*v));
     }
     LayerShapes shapes = infer_layer_shapes(ls, in_shapes);
-    NodeSummary sum{ls.name, ls.type, ls.inputs, shapes.output, 0, shapes.params, shapes.buffers};
+    NodeSummary sum{ls.name, ls.type, ls.inputs, shapes.output, 0, shapes.params, shapes.buffers,
+                    shapes.extra_outputs};
     try {
       for (const auto& [name, shape] : shapes.params)
         sum.num_params = checked_add(sum.num_params, shape_numel(shape), "the layer's parameter count");
@@ -105,61 +144,100 @@ ModelPlan plan_model(const ModelSpec& spec, const Shape& sample_shape) {
     } catch (const ShapeOverflowError& e) {
       fail(ls, std::string(e.what()) + ": reduce the layer's sizes");
     }
-    index[ls.name] = static_cast<int>(plan.nodes.size());
+    node_index[ls.name] = static_cast<int>(plan.nodes.size());
     plan.nodes.push_back(std::move(sum));
     plan.inputs.push_back(std::move(inputs));
   }
   std::string out_name = spec.output.empty() ? spec.nodes.back().name : spec.output;
-  auto f = index.find(out_name);
-  if (f == index.end()) throw GraphError("model output '" + out_name + "' is not a node");
-  plan.output = f->second;
+  std::string error;
+  std::optional<ValueRef> out = resolve(out_name, error);
+  if (!out || out->node < 0)
+    throw GraphError("model output '" + out_name + "' is not a node" + (error.empty() ? "" : ": " + error));
+  plan.output = *out;
   return plan;
 }
 
 // A module that disagrees with its layer's shape rule is a bug in one of them: say which.
-void check_against_rule(const LayerSpec& ls, nn::Module& m, const NodeSummary& rule, const Shape& probed) {
+void check_against_rule(const LayerSpec& ls, nn::Module& m, const NodeSummary& rule, const TensorList& probed) {
   auto shapes_of = [](const nn::NamedTensors& ts) {
     NamedShapes out;
     for (const auto& [name, t] : ts) out.push_back({name, t.shape()});
     return out;
   };
+  bool outputs_agree = probed.size() == 1 + rule.extra_outputs.size();
+  for (size_t k = 0; outputs_agree && k < probed.size(); ++k)
+    outputs_agree = Shape(probed[k].shape().begin() + 1, probed[k].shape().end()) ==
+                    rule.element_shape(static_cast<int>(k));
   if (shapes_of(m.named_parameters(false)) != rule.params || shapes_of(m.named_buffers(false)) != rule.buffers ||
-      probed != rule.output_shape)
-    throw std::logic_error(layer_label(ls) + ": the module's parameters, buffers or output " +
-                           shape_str(probed) + " disagree with the layer type's shape rule (output " +
-                           shape_str(rule.output_shape) + ")");
+      !outputs_agree)
+    throw std::logic_error(layer_label(ls) + ": the module's parameters, buffers or " +
+                           std::to_string(probed.size()) + " output(s) (first " +
+                           shape_str(probed.empty() ? Shape{} : probed[0].shape()) +
+                           ") disagree with the layer type's shape rule (output " + shape_str(rule.output_shape) +
+                           ", " + std::to_string(rule.extra_outputs.size()) + " more)");
 }
+
+std::vector<ModelInput> sample_input(const Shape& sample_shape) { return {ModelInput{std::string(kModelInput), sample_shape}}; }
+
+// Holds the modules of dotted node names' prefixes ("layer1" and "layer1.0" for the node
+// "layer1.0.conv1"), like the nn.Module attributes of a PyTorch model class.
+class Block final : public nn::Module {
+ public:
+  std::string type_name() const override { return "Block"; }
+};
 
 }  // namespace
 
 std::vector<NodeSummary> infer_model_shapes(const ModelSpec& spec, const Shape& sample_shape) {
-  return plan_model(spec, sample_shape).nodes;
+  return plan_model(spec, sample_input(sample_shape)).nodes;
+}
+
+std::vector<NodeSummary> infer_model_shapes_of_inputs(const ModelSpec& spec, const std::vector<ModelInput>& inputs) {
+  return plan_model(spec, inputs).nodes;
 }
 
 GraphModel::GraphModel(const ModelSpec& spec, const Shape& sample_shape, Generator& gen)
-    : sample_shape_(sample_shape) {
-  ModelPlan plan = plan_model(spec, sample_shape);  // every shape check, before any allocation
+    : GraphModel(spec, gen, sample_input(sample_shape)) {}
+
+GraphModel::GraphModel(const ModelSpec& spec, Generator& gen, const std::vector<ModelInput>& inputs) {
+  ModelPlan plan = plan_model(spec, inputs);  // every shape check, before any allocation
   summary_ = plan.nodes;
-  output_index_ = plan.output;
+  output_ = plan.output;
+  // Keep the model inputs some node reads ("input" always); renumber the references.
+  std::vector<int> renumber(inputs.size(), -1);
+  for (size_t k = 0; k < inputs.size(); ++k)
+    if (k == 0 || plan.input_used[k]) {
+      renumber[k] = static_cast<int>(inputs_.size());
+      inputs_.push_back(inputs[k]);
+    }
+  for (auto& refs : plan.inputs)
+    for (ValueRef& v : refs)
+      if (v.node < 0) v.index = renumber[v.index];
   // Each module is built, then run once on a zero batch of 1 (eval mode, no grad) to check it
   // against its shape rule.
   NoGradGuard no_grad;
-  std::vector<Tensor> probe_values;
-  Tensor probe_input = zeros(layers::with_batch(sample_shape));
+  std::vector<TensorList> probe_values;
+  TensorList probe_inputs;
+  for (const ModelInput& mi : inputs_) {
+    // Token indices: 0 is in every table. Lengths: 1 is valid for any padded length.
+    const bool lengths = mi.name == kInputLengths;
+    probe_inputs.push_back(lengths ? ones(layers::with_batch(mi.shape), mi.dtype)
+                                   : zeros(layers::with_batch(mi.shape), mi.dtype));
+  }
   for (size_t i = 0; i < spec.nodes.size(); ++i) {
     const LayerSpec& ls = spec.nodes[i];
     NodeRef ref{ls.name, ls.type, nullptr, plan.inputs[i]};
     std::vector<Shape> in_shapes;
     TensorList in_values;
-    for (int j : ref.inputs) {
-      in_shapes.push_back(j < 0 ? sample_shape : summary_[j].output_shape);
-      in_values.push_back(j < 0 ? probe_input : probe_values[j]);
+    for (ValueRef v : ref.inputs) {
+      in_shapes.push_back(value_shape(v));
+      in_values.push_back(v.node < 0 ? probe_inputs[v.index] : probe_values[v.node][v.index]);
     }
-    Tensor out;
+    TensorList out;
     try {
       ref.module = schema_of(ls).build(ls, in_shapes, gen);
       ref.module->eval();
-      out = in_values.size() == 1 ? ref.module->forward(in_values[0]) : ref.module->forward(in_values);
+      out = ref.module->forward_tuple(in_values);
     } catch (const OutOfMemoryError& e) {
       throw e.with_context(layer_label(ls));
     } catch (const std::bad_alloc&) {
@@ -167,61 +245,102 @@ GraphModel::GraphModel(const ModelSpec& spec, const Shape& sample_shape, Generat
     } catch (const std::logic_error& e) {  // an op refused what the shape rule let through
       fail(ls, "cannot be applied to input shape(s)" + shapes_str(in_shapes) + ": " + e.what());
     }
-    check_against_rule(ls, *ref.module, summary_[i], Shape(out.shape().begin() + 1, out.shape().end()));
-    probe_values.push_back(out);
-    register_module(ls.name, ref.module);
+    check_against_rule(ls, *ref.module, summary_[i], out);
+    probe_values.push_back(std::move(out));
+    add_node_module(ls.name, ref.module);
     nodes_.push_back(ref);
   }
   last_use_.assign(nodes_.size(), -1);
   for (size_t i = 0; i < nodes_.size(); ++i)
-    for (int j : nodes_[i].inputs)
-      if (j >= 0) last_use_[j] = static_cast<int>(i);
+    for (ValueRef v : nodes_[i].inputs)
+      if (v.node >= 0) last_use_[v.node] = static_cast<int>(i);
   train(true);
 }
 
-Tensor GraphModel::forward(const Tensor& x) { return run(x, {output_index_}).front(); }
-
-std::vector<Tensor> GraphModel::forward_nodes(const Tensor& x, const std::vector<std::string>& names) {
-  std::vector<int> want;
-  for (const std::string& name : names) {
-    if (name.empty()) {
-      want.push_back(output_index_);
-      continue;
-    }
-    int found = -1;
-    for (size_t i = 0; i < nodes_.size(); ++i)
-      if (nodes_[i].name == name) found = static_cast<int>(i);
-    if (found < 0) throw std::invalid_argument("the model has no node '" + name + "'");
-    want.push_back(found);
+void GraphModel::add_node_module(const std::string& name, const nn::ModulePtr& m) {
+  size_t dot = name.find('.');
+  if (dot == std::string::npos) {
+    register_module(name, m);
+    return;
   }
-  return run(x, want);
+  // Walk (creating) the containers of the prefixes, then register under the last part.
+  nn::Module* parent = this;
+  size_t start = 0;
+  while (dot != std::string::npos) {
+    std::string part = name.substr(start, dot - start);
+    nn::ModulePtr c = parent->child(part);
+    if (!c) {
+      c = parent->register_module(part, std::make_shared<Block>());
+    }
+    auto* as_block = dynamic_cast<Block*>(c.get());
+    if (!as_block)
+      throw GraphError("node '" + name + "': '" + name.substr(0, dot) +
+                       "' is a layer, so no node can be named inside it; rename one of them");
+    parent = as_block;
+    start = dot + 1;
+    dot = name.find('.', start);
+  }
+  parent->register_module(name.substr(start), m);
 }
 
-std::vector<Tensor> GraphModel::run(const Tensor& x, const std::vector<int>& want) {
-  std::vector<Tensor> values(nodes_.size());
+const Shape& GraphModel::value_shape(ValueRef v) const {
+  return v.node < 0 ? inputs_.at(v.index).shape : summary_.at(v.node).element_shape(v.index);
+}
+
+Tensor GraphModel::forward(const Tensor& x) { return run({x}, {output_}).front(); }
+
+Tensor GraphModel::forward(const TensorList& inputs) { return run(inputs, {output_}).front(); }
+
+std::vector<Tensor> GraphModel::forward_nodes(const Tensor& x, const std::vector<std::string>& names) {
+  return forward_nodes(TensorList{x}, names);
+}
+
+std::vector<Tensor> GraphModel::forward_nodes(const TensorList& inputs, const std::vector<std::string>& names) {
+  std::vector<ValueRef> want;
+  for (const std::string& name : names) {
+    if (name.empty()) {
+      want.push_back(output_);
+      continue;
+    }
+    std::optional<ValueRef> found;
+    for (size_t i = 0; i < nodes_.size() && !found; ++i)
+      if (nodes_[i].name == name) found = ValueRef{static_cast<int>(i), 0};
+    if (auto el = split_element(name); el && !found)
+      for (size_t i = 0; i < nodes_.size() && !found; ++i)
+        if (nodes_[i].name == el->first && el->second <= static_cast<int>(summary_[i].extra_outputs.size()))
+          found = ValueRef{static_cast<int>(i), el->second};
+    if (!found) throw std::invalid_argument("the model has no node '" + name + "'");
+    want.push_back(*found);
+  }
+  return run(inputs, want);
+}
+
+std::vector<Tensor> GraphModel::run(const TensorList& inputs, const std::vector<ValueRef>& want) {
+  if (inputs.size() != inputs_.size()) {
+    std::string names;
+    for (const auto& mi : inputs_) names += (names.empty() ? "" : ", ") + mi.name;
+    throw std::invalid_argument("the model takes " + std::to_string(inputs_.size()) + " input(s) (" + names +
+                                "), got " + std::to_string(inputs.size()));
+  }
+  std::vector<TensorList> values(nodes_.size());
   std::vector<bool> keep(nodes_.size(), false);
   int last = 0;
-  for (int w : want) {
-    keep[w] = true;
-    last = std::max(last, w);
+  for (ValueRef w : want) {
+    keep[w.node] = true;
+    last = std::max(last, w.node);
   }
   TensorList args;
   for (size_t i = 0; i <= static_cast<size_t>(last); ++i) {
     const NodeRef& n = nodes_[i];
-    if (n.inputs.size() == 1) {
-      const Tensor& in = n.inputs[0] < 0 ? x : values[n.inputs[0]];
-      values[i] = n.module->forward(in);
-    } else {
-      args.clear();
-      for (int j : n.inputs) args.push_back(j < 0 ? x : values[j]);
-      values[i] = n.module->forward(args);
-    }
+    args.clear();
+    for (ValueRef v : n.inputs) args.push_back(v.node < 0 ? inputs[v.index] : values[v.node][v.index]);
+    values[i] = n.module->forward_tuple(args);
     // Drop values no later node reads (autograd keeps what backward needs).
-    for (int j : n.inputs)
-      if (j >= 0 && last_use_[j] == static_cast<int>(i) && !keep[j]) values[j] = Tensor();
+    for (ValueRef v : n.inputs)
+      if (v.node >= 0 && last_use_[v.node] == static_cast<int>(i) && !keep[v.node]) values[v.node].clear();
   }
   std::vector<Tensor> out;
-  for (int w : want) out.push_back(values[w]);
+  for (ValueRef w : want) out.push_back(values[w.node][w.index]);
   return out;
 }
 

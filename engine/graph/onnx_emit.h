@@ -48,6 +48,9 @@ struct OnnxLayer {
   Shape out_shape;                  // per sample
   std::string output;               // the value name this layer must produce
   int64_t opset;
+  // Tuple-valued layers (LayerShapes::extra_outputs): the value names of elements 1.., which
+  // the mapping must produce too ("lstm.1", "lstm.2").
+  std::vector<std::string> extra_outputs = {};
 
   // "<layer>/<step>": the name of a helper node, its value or a constant.
   std::string sub(const std::string& step) const { return spec.name + "/" + step; }

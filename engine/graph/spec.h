@@ -46,6 +46,9 @@ using AttrMap = std::map<std::string, AttrValue>;
 
 // Name of the model's input in `inputs:` lists: the batch the data loader yields.
 inline constexpr std::string_view kModelInput = "input";
+// The lengths of padded sequences in the input (collate adds it to a batch of ragged samples):
+// a second model input, e.g. for an LSTM's packed sequences (`inputs: [input, input_lengths]`).
+inline constexpr std::string_view kInputLengths = "input_lengths";
 
 // One node of the model DAG: PyTorch's module name, its layer type and attributes.
 struct LayerSpec {

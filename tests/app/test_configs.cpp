@@ -868,3 +868,16 @@ TEST_CASE("configs: registry-backed sections report bad values at file:line:col"
   check_inline_error("scheduler: {type: reduce_on_plateau, metric: train/loss}\n", "scheduler.metric",
                      "inline.yaml:4:46", "val/loss or val/accuracy");
 }
+
+TEST_CASE("configs: bytes that are not UTF-8 are refused at their line and column", "[configs][fuzz]") {
+  // Found by fuzz_config: yaml-cpp read "*.\xff" into a string and its emitter wrote something
+  // else back, so the resolved YAML no longer loaded to the same config.
+  check_error(errors_of([] { load(kModelAndData + "optimizer: {type: sgd, lr: 0.1, param_groups: "
+                                                  "[{params: [\"*.\xff" "bias\"], lr: 0.2}]}\n"); }),
+              "", "inline.yaml:4:61", "byte 0xff is not valid UTF-8 text", "save the file as UTF-8");
+  // Truncated, overlong and surrogate sequences too; well-formed multi-byte text is fine.
+  for (const std::string bad : {"\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"})
+    check_error(errors_of([&] { load(kModelAndData + "name: x" + bad + "\n"); }), "", "inline.yaml:4:8",
+                "is not valid UTF-8 text");
+  CHECK(load(kModelAndData + "# caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\ntrain: {epochs: 3}\n").train.epochs == 3);
+}

@@ -35,9 +35,10 @@ Config config_of(const std::string& yaml) { return dl::load_config_string(yaml, 
 
 // A model with its weights, in eval mode. BatchNorm running statistics get random values (fresh
 // ones are 0 and 1, which would hide a mean/var mix-up).
-std::shared_ptr<GraphModel> build(const Config& cfg, const Shape& sample, uint64_t seed = 7) {
+std::shared_ptr<GraphModel> build(const Config& cfg, const Shape& sample, uint64_t seed = 7,
+                                  dl::DType input_dtype = dl::DType::F32) {
   dl::Generator gen(seed);
-  auto m = std::make_shared<GraphModel>(cfg.model, sample, gen);
+  auto m = std::make_shared<GraphModel>(cfg.model, gen, std::vector<dl::ModelInput>{{"input", sample, input_dtype}});
   for (auto& [name, t] : m->named_buffers()) {
     if (t.dtype() != dl::DType::F32) continue;
     float* p = t.data<float>();
@@ -218,6 +219,7 @@ struct LayerExampleModel {
   std::string type;
   Config cfg;
   Shape sample;
+  dl::DType dtype;  // the example's input dtype (embedding: int64 indices)
 };
 std::vector<LayerExampleModel> layer_example_models() {
   std::vector<LayerExampleModel> r;
@@ -228,7 +230,7 @@ std::vector<LayerExampleModel> layer_example_models() {
     REQUIRE(dl::resolve_layer_attrs(spec).empty());
     Config cfg;
     cfg.model.nodes.push_back(spec);
-    r.push_back({s.type, cfg, s.example.inputs.at(0)});
+    r.push_back({s.type, cfg, s.example.inputs.at(0), s.example.input_dtype});
   }
   return r;
 }
@@ -238,7 +240,7 @@ std::vector<LayerExampleModel> layer_example_models() {
 TEST_CASE("export: every registered layer type's example passes the checker and shape inference at every opset",
           "[export][registry]") {
   for (const auto& m : layer_example_models()) {
-    auto model = build(m.cfg, m.sample);
+    auto model = build(m.cfg, m.sample, 7, m.dtype);
     for (int64_t opset = ox::kMinOpset; opset <= ox::kMaxOpset; ++opset) {
       INFO(m.type << " at opset " << opset);
       ox::Options o;
@@ -261,10 +263,16 @@ TEST_CASE("export: every registered layer type's example passes the checker and 
 TEST_CASE("export: every registered layer type's example matches ONNX Runtime", "[export][onnxruntime][registry]") {
   DLTOOL_REQUIRE_ORT();
   for (const auto& m : layer_example_models()) {
-    auto model = build(m.cfg, m.sample);
+    auto model = build(m.cfg, m.sample, 7, m.dtype);
     TempDir d;
     const std::string path = d.file(m.type + ".onnx", ox::export_onnx(m.cfg.model, *model, {}));
+    // Indices: 0..2 (every example table has at least 3 rows).
     Tensor x = batch_of(m.sample, 3, 5);
+    if (!is_floating(m.dtype)) {
+      std::vector<int64_t> idx(static_cast<size_t>(x.numel()));
+      for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>((i * 7) % 3);
+      x = dl::from_vector(idx, x.shape());
+    }
     check_close(dl::test::ort_run(path, x), forward(*model, x), m.type);
   }
 }
@@ -607,6 +615,50 @@ TEST_CASE("export: bad input gets a clear error", "[export]") {
   CHECK_FALSE(std::filesystem::exists(d.file("m.onnx")));
 }
 
+TEST_CASE("export: conv_transpose2d and upsample (every mode) run in ONNX Runtime with dltool's numbers",
+          "[export][onnxruntime]") {
+  DLTOOL_REQUIRE_ORT();
+  // A decoder: transposed convolutions with stride, padding, output_padding, groups, dilation
+  // and no bias, on [4, 7, 7] -> [1, 28, 28].
+  check_model_in_ort("conv_transpose2d", config_of(R"(
+model:
+  layers:
+    - {type: conv_transpose2d, out_channels: 8, kernel_size: 3, stride: 2, padding: 1, output_padding: 1}
+    - relu
+    - {type: conv_transpose2d, out_channels: 4, kernel_size: [3, 2], stride: [1, 2], padding: [2, 0],
+       output_padding: [0, 1], groups: 2, dilation: [2, 1], bias: false}
+    - {type: conv_transpose2d, out_channels: 1, kernel_size: 4, stride: 2, padding: [3, 2]}
+data: {dataset: fashion_mnist}
+)"), {4, 7, 7});
+  // Every mode, align_corners both ways, size and scale_factor, up and down, output size 1,
+  // and the scale factors torch treats specially (out == in, out == 2 * in, inexact products).
+  const std::vector<std::string> layers = {
+      "{type: upsample, scale_factor: 2}",
+      "{type: upsample, size: [9, 13], mode: nearest}",
+      "{type: upsample, scale_factor: [0.7, 1.1], mode: nearest}",
+      "{type: upsample, scale_factor: [2.1, 1.5], mode: bilinear}",
+      "{type: upsample, size: [4, 3], mode: bilinear, align_corners: true}",
+      "{type: upsample, size: [1, 12], mode: bilinear}",
+      "{type: upsample, scale_factor: [1.1, 0.7], mode: bilinear, align_corners: false}",
+      "{type: upsample, size: [11, 4], mode: bicubic}",
+      "{type: upsample, scale_factor: [1.5, 0.5], mode: bicubic, align_corners: true}",
+      "{type: upsample, scale_factor: [1.1, 0.9], mode: bicubic}",
+      "{type: upsample, size: [1, 1], mode: bicubic}",
+  };
+  for (const std::string& layer : layers)
+    check_model_in_ort("upsample", config_of("model:\n  layers:\n    - " + layer + "\ndata: {dataset: fashion_mnist}\n"),
+                       {2, 5, 6});
+  // upsample inside a graph, at every opset from 14 (13 is refused, see below)
+  for (int64_t opset = 14; opset <= ox::kMaxOpset; ++opset)
+    check_model_in_ort("upsample_opset", config_of(R"(
+model:
+  layers:
+    - {type: upsample, scale_factor: 2, mode: bicubic}
+    - {type: conv_transpose2d, out_channels: 2, kernel_size: 3, stride: 2}
+data: {dataset: fashion_mnist}
+)"), {1, 4, 4}, opset);
+}
+
 TEST_CASE("export: lstm, gru and rnn (stacked, bidirectional, h_n/c_n as the output) run in ONNX Runtime "
           "with dltool's numbers",
           "[export][onnxruntime][rnn]") {
@@ -704,50 +756,6 @@ TEST_CASE("export: grid_sample below opset 16 is refused by name", "[export][gri
                         Catch::Contains("GridSample needs ONNX opset 16"));
   o.opset = 16;
   CHECK_NOTHROW(ox::export_onnx(cfg.model, *model, o));
-}
-
-TEST_CASE("export: conv_transpose2d and upsample (every mode) run in ONNX Runtime with dltool's numbers",
-          "[export][onnxruntime]") {
-  DLTOOL_REQUIRE_ORT();
-  // A decoder: transposed convolutions with stride, padding, output_padding, groups, dilation
-  // and no bias, on [4, 7, 7] -> [1, 28, 28].
-  check_model_in_ort("conv_transpose2d", config_of(R"(
-model:
-  layers:
-    - {type: conv_transpose2d, out_channels: 8, kernel_size: 3, stride: 2, padding: 1, output_padding: 1}
-    - relu
-    - {type: conv_transpose2d, out_channels: 4, kernel_size: [3, 2], stride: [1, 2], padding: [2, 0],
-       output_padding: [0, 1], groups: 2, dilation: [2, 1], bias: false}
-    - {type: conv_transpose2d, out_channels: 1, kernel_size: 4, stride: 2, padding: [3, 2]}
-data: {dataset: fashion_mnist}
-)"), {4, 7, 7});
-  // Every mode, align_corners both ways, size and scale_factor, up and down, output size 1,
-  // and the scale factors torch treats specially (out == in, out == 2 * in, inexact products).
-  const std::vector<std::string> layers = {
-      "{type: upsample, scale_factor: 2}",
-      "{type: upsample, size: [9, 13], mode: nearest}",
-      "{type: upsample, scale_factor: [0.7, 1.1], mode: nearest}",
-      "{type: upsample, scale_factor: [2.1, 1.5], mode: bilinear}",
-      "{type: upsample, size: [4, 3], mode: bilinear, align_corners: true}",
-      "{type: upsample, size: [1, 12], mode: bilinear}",
-      "{type: upsample, scale_factor: [1.1, 0.7], mode: bilinear, align_corners: false}",
-      "{type: upsample, size: [11, 4], mode: bicubic}",
-      "{type: upsample, scale_factor: [1.5, 0.5], mode: bicubic, align_corners: true}",
-      "{type: upsample, scale_factor: [1.1, 0.9], mode: bicubic}",
-      "{type: upsample, size: [1, 1], mode: bicubic}",
-  };
-  for (const std::string& layer : layers)
-    check_model_in_ort("upsample", config_of("model:\n  layers:\n    - " + layer + "\ndata: {dataset: fashion_mnist}\n"),
-                       {2, 5, 6});
-  // upsample inside a graph, at every opset from 14 (13 is refused, see below)
-  for (int64_t opset = 14; opset <= ox::kMaxOpset; ++opset)
-    check_model_in_ort("upsample_opset", config_of(R"(
-model:
-  layers:
-    - {type: upsample, scale_factor: 2, mode: bicubic}
-    - {type: conv_transpose2d, out_channels: 2, kernel_size: 3, stride: 2}
-data: {dataset: fashion_mnist}
-)"), {1, 4, 4}, opset);
 }
 
 TEST_CASE("export: upsample refuses opset 13 and a bicubic scale_factor that keeps the size, saying why",

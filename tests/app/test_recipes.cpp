@@ -69,3 +69,5 @@ TEST_CASE("golden: lenet recipe reproduces its first 20 losses", "[golden]") { g
 TEST_CASE("golden: cnn_bn recipe reproduces its first 20 losses", "[golden]") { golden_recipe("cnn_bn"); }
 TEST_CASE("golden: triplet recipe reproduces its first 20 losses", "[golden][triplet]") { golden_recipe("triplet"); }
 TEST_CASE("golden: stn recipe reproduces its first 20 losses", "[golden][grid_sample]") { golden_recipe("stn"); }
+TEST_CASE("golden: resnet20 recipe (model.blocks) reproduces its first 20 losses", "[golden][blocks]") { golden_recipe("resnet20"); }
+TEST_CASE("golden: lstm recipe reproduces its first 20 losses", "[golden][rnn]") { golden_recipe("lstm"); }

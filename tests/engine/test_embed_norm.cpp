@@ -228,7 +228,7 @@ TEST_CASE("layer_norm: f64 gradient checks", "[layer_norm]") {
   REQUIRE_GRADCHECK([](const TensorList& in) { return layer_norm(in[0], {5}, in[1]); }, (TensorList{x, w5}));
 }
 
-TEST_CASE("layer_norm: bit-identical at 1 and 2 threads; non-contiguous and empty inputs", "[layer_norm]") {
+TEST_CASE("layer_norm: bit-identical at 1 and 2 threads, non-contiguous and empty inputs", "[layer_norm]") {
   ThreadRestore restore;
   Generator gen(8);
   Tensor x0 = randn({300, 600}, gen), gy = randn({300, 600}, gen);

@@ -54,6 +54,7 @@ TEST_CASE("graph: every layer type's shape rule agrees with its module", "[graph
   struct Case {
     dl::LayerSpec spec;
     dl::Shape input;
+    dl::DType dtype = dl::DType::F32;  // the model input's (token indices: I64)
   };
   std::vector<Case> cases = {
       {layer("l", "linear", {"input"}, {{"out_features", int64_t{5}}}), seq},
@@ -99,6 +100,20 @@ TEST_CASE("graph: every layer type's shape rule agrees with its module", "[graph
              {{"mode", std::string("nearest")}, {"padding_mode", std::string("reflection")}}),
        dl::Shape{2, 3, 2}},
   };
+  cases.push_back({layer("n", "layer_norm", {"input"}), image});
+  cases.push_back({layer("n", "layer_norm", {"input"}, {{"normalized_shape", V{9, 7}}, {"elementwise_affine", false}}), image});
+  cases.push_back({layer("d", "dropout2d", {"input"}), image});
+  cases.push_back({layer("m", "embedding", {"input"}, {{"num_embeddings", int64_t{11}}, {"embedding_dim", int64_t{4}},
+                                                       {"padding_idx", int64_t{0}}}),
+                   seq, dl::DType::I64});
+  for (const char* t : {"lstm", "gru", "rnn"}) {
+    cases.push_back({layer("r", t, {"input"}, {{"hidden_size", int64_t{4}}, {"batch_first", true}}), seq});
+    cases.push_back({layer("r", t, {"input"},
+                           {{"hidden_size", int64_t{3}}, {"num_layers", int64_t{2}}, {"bidirectional", true},
+                            {"batch_first", true}}),
+                     seq});
+  }
+  cases.push_back({layer("l", "last_step", {"input"}), seq});
   for (const char* t : {"relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softplus", "identity"})
     cases.push_back({layer("e", t, {"input"}), image});
   std::vector<std::string> covered;
@@ -106,8 +121,9 @@ TEST_CASE("graph: every layer type's shape rule agrees with its module", "[graph
     INFO(c.spec.type << " on " << dl::shape_str(c.input));
     dl::Generator gen(0);
     dl::ModelSpec m = one_node(c.spec);
-    std::vector<dl::NodeSummary> inferred = dl::infer_model_shapes(m, c.input);
-    dl::GraphModel model(m, c.input, gen);  // throws when a module disagrees with its rule
+    const std::vector<dl::ModelInput> inputs = {{"input", c.input, c.dtype}};
+    std::vector<dl::NodeSummary> inferred = dl::infer_model_shapes_of_inputs(m, inputs);
+    dl::GraphModel model(m, gen, inputs);  // throws when a module disagrees with its rule
     REQUIRE(model.summary().size() == 1);
     CHECK(model.summary()[0].output_shape == inferred[0].output_shape);
     CHECK(model.summary()[0].num_params == model.num_parameters());
@@ -237,4 +253,107 @@ TEST_CASE("graph: forward_nodes returns named intermediate values from one pass"
   CHECK(v[1].to_vector<float>() == model.forward(x).to_vector<float>());
   CHECK(v[2].to_vector<float>() == dl::relu(v[0]).to_vector<float>());
   CHECK_THROWS_WITH(model.forward_nodes(x, {"nope"}), Catch::Contains("no node 'nope'"));
+}
+
+namespace {
+
+// A tuple-valued test layer: {x, -x, sum of x over its last dim}.
+class SplitSigns final : public dl::nn::Module {
+ public:
+  dl::Tensor forward(const dl::Tensor& x) override { return x; }
+  dl::TensorList forward_tuple(const dl::TensorList& xs) override {
+    return {xs[0], dl::neg(xs[0]), dl::sum(xs[0], std::vector<int64_t>{-1})};
+  }
+  std::string type_name() const override { return "SplitSigns"; }
+};
+
+// Registers "test_split_signs" for one test case.
+struct SplitSignsLayer {
+  SplitSignsLayer() {
+    dl::LayerSchema s;
+    s.type = "test_split_signs";
+    s.doc = "test: {x, -x, x.sum(-1)}";
+    s.shapes = [](const dl::LayerSpec&, const std::vector<dl::Shape>& in) {
+      dl::LayerShapes r{in[0], {}, {}};
+      r.extra_outputs = {in[0], dl::Shape(in[0].begin(), in[0].end() - 1)};
+      return r;
+    };
+    s.build = [](const dl::LayerSpec&, const std::vector<dl::Shape>&, dl::Generator&) {
+      return std::make_shared<SplitSigns>();
+    };
+    dl::register_layer_schema(s);
+  }
+  ~SplitSignsLayer() { dl::unregister_layer_schema("test_split_signs"); }
+};
+
+}  // namespace
+
+TEST_CASE("graph: tuple-valued nodes, node.k reads element k, forward and backward", "[graph]") {
+  SplitSignsLayer registered;
+  dl::ModelSpec m;
+  m.sequential = false;
+  m.nodes = {layer("fc", "linear", {"input"}, {{"out_features", int64_t{3}}}), layer("split", "test_split_signs", {"fc"}),
+             layer("neg", "relu", {"split.1"}), layer("both", "add", {"split", "neg"})};
+  m.output = "both";
+  dl::Generator gen(3);
+  dl::GraphModel model(m, {4}, gen);
+  REQUIRE(model.summary()[1].extra_outputs.size() == 2);
+  CHECK(model.summary()[1].extra_outputs[1] == dl::Shape{});
+  dl::Tensor x = dl::randn({5, 4}, gen);
+  std::vector<dl::Tensor> v = model.forward_nodes(x, {"fc", "split.1", "split.2", ""});
+  CHECK(v[1].to_vector<float>() == dl::neg(v[0]).to_vector<float>());
+  CHECK(v[2].shape() == dl::Shape{5});
+  // both = fc + relu(-fc) = relu(fc): fc where fc > 0, else fc + (-fc) = 0.
+  CHECK(v[3].to_vector<float>() == dl::relu(v[0]).to_vector<float>());
+  // Gradients flow through both elements: d/dfc (fc + relu(-fc)) = 1 - [fc < 0].
+  model.forward(x).sum().backward();
+  const dl::Tensor* bias = dl::nn::find_tensor(model.named_parameters(), "fc.bias");
+  REQUIRE(bias);
+  std::vector<float> g = bias->grad().to_vector<float>(), fc = v[0].to_vector<float>();
+  for (int j = 0; j < 3; ++j) {
+    float expect = 0;
+    for (int n = 0; n < 5; ++n) expect += fc[n * 3 + j] > 0 ? 1.f : 0.f;
+    CHECK(g[j] == expect);
+  }
+  // The model's output may be a tuple element too.
+  m.output = "split.2";
+  dl::GraphModel summed(m, {4}, gen);
+  CHECK(summed.output_shape() == dl::Shape{});
+  // An element the node does not have is a GraphError naming the range.
+  m.nodes[2].inputs = {"split.3"};
+  CHECK_THROWS_WITH(dl::GraphModel(m, {4}, gen), Catch::Contains("'split.3': node 'split' (test_split_signs) has 3 values (split.0 to split.2)"));
+  m.nodes[2].inputs = {"fc.1"};
+  CHECK_THROWS_WITH(dl::GraphModel(m, {4}, gen), Catch::Contains("node 'fc' (linear) has one value (fc)"));
+}
+
+TEST_CASE("graph: dotted node names nest modules as PyTorch submodules", "[graph]") {
+  dl::ModelSpec m;
+  m.sequential = false;
+  m.nodes = {layer("flat", "flatten", {"input"}), layer("layer1.0.fc", "linear", {"flat"}, {{"out_features", int64_t{3}}}),
+             layer("layer1.1.fc", "linear", {"layer1.0.fc"}, {{"out_features", int64_t{2}}})};
+  dl::Generator gen(1);
+  dl::GraphModel model(m, {2, 2}, gen);
+  std::vector<std::string> keys;
+  for (const auto& [k, t] : model.state_dict()) keys.push_back(k);
+  CHECK(keys == std::vector<std::string>{"layer1.0.fc.weight", "layer1.0.fc.bias", "layer1.1.fc.weight", "layer1.1.fc.bias"});
+  REQUIRE(model.named_children().size() == 2);  // flat, layer1
+  CHECK(model.child("layer1")->child("1")->child("fc")->type_name() == "Linear");
+  // A layer cannot also hold nodes.
+  m.nodes.push_back(layer("flat.x", "relu", {"layer1.1.fc"}));
+  CHECK_THROWS_WITH(dl::GraphModel(m, {2, 2}, gen), Catch::Contains("'flat' is a layer"));
+}
+
+TEST_CASE("graph: model inputs by name, the ones no node reads are dropped", "[graph]") {
+  dl::ModelSpec m;
+  m.sequential = false;
+  m.nodes = {layer("fc", "linear", {"input"}, {{"out_features", int64_t{2}}})};
+  dl::Generator gen(1);
+  std::vector<dl::ModelInput> inputs = {{"input", {3}, dl::DType::F32}, {"input_lengths", {}, dl::DType::I64}};
+  dl::GraphModel model(m, gen, inputs);
+  REQUIRE(model.model_inputs().size() == 1);
+  CHECK_THROWS_WITH(model.forward(dl::TensorList{dl::zeros({2, 3}), dl::ones({2}, dl::DType::I64)}),
+                    Catch::Contains("takes 1 input(s) (input), got 2"));
+  m.nodes[0].inputs = {"lengths"};
+  CHECK_THROWS_WITH(dl::GraphModel(m, gen, inputs),
+                    Catch::Contains("input 'lengths' is not an earlier node nor a model input (input, input_lengths)"));
 }

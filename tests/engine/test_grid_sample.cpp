@@ -100,7 +100,7 @@ TEST_CASE("affine_grid gradcheck in f64, alone and into grid_sample", "[grid_sam
   }
 }
 
-TEST_CASE("grid_sample: the identity transform reproduces the input; nearest picks pixels", "[grid_sample]") {
+TEST_CASE("grid_sample: the identity transform reproduces the input, nearest picks pixels", "[grid_sample]") {
   Generator gen(7);
   Tensor x = randn({2, 3, 5, 6}, gen);
   Tensor theta = from_vector<float>({1, 0, 0, 0, 1, 0, 1, 0, 0, 0, 1, 0}, {2, 2, 3});
