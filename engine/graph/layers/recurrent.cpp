@@ -174,50 +174,34 @@ void rnn_onnx(OnnxGraph& g, const OnnxLayer& io) {
   g.node("Reshape", {io.sub("Y_ntd"), flat}, io.output, s.name);
 }
 
-const RegisterLayer lstm({
-    .type = "lstm",
-    .doc = "torch.nn.LSTM over [N, T, I] (+ optional lengths [N]); value (output [N, T, D*H], h_n, c_n [N, L*D, H])",
-    .attrs = rnn_attrs(false),
-    .min_inputs = 1,
-    .max_inputs = 2,
-    .rule = batch_first_rule,
-    .family = LayerFamily::Recurrent,
-    .shapes = rnn_shapes,
-    .build = build_rnn,
-    .onnx = rnn_onnx,
-    .saved_copies = 2,
-    .example = {{{5, 3}}, {{"hidden_size", int64_t{4}}, {"batch_first", true}}},
-});
+// lstm, gru and rnn differ only in their name, doc, the nonlinearity attribute (rnn), the
+// activations kept for backward and the registry walk's example.
+LayerSchema recurrent_schema(std::string type, std::string doc, bool nonlinearity, int saved_copies, AttrMap example) {
+  return {.type = std::move(type),
+          .doc = std::move(doc),
+          .attrs = rnn_attrs(nonlinearity),
+          .min_inputs = 1,
+          .max_inputs = 2,
+          .rule = batch_first_rule,
+          .family = LayerFamily::Recurrent,
+          .shapes = rnn_shapes,
+          .build = build_rnn,
+          .onnx = rnn_onnx,
+          .saved_copies = saved_copies,
+          .example = {{{5, 3}}, std::move(example)}};
+}
 
-const RegisterLayer gru({
-    .type = "gru",
-    .doc = "torch.nn.GRU over [N, T, I] (+ optional lengths [N]); value (output [N, T, D*H], h_n [N, L*D, H])",
-    .attrs = rnn_attrs(false),
-    .min_inputs = 1,
-    .max_inputs = 2,
-    .rule = batch_first_rule,
-    .family = LayerFamily::Recurrent,
-    .shapes = rnn_shapes,
-    .build = build_rnn,
-    .onnx = rnn_onnx,
-    .saved_copies = 2,
-    .example = {{{5, 3}}, {{"hidden_size", int64_t{4}}, {"batch_first", true}, {"bidirectional", true}}},
-});
+const RegisterLayer lstm(recurrent_schema(
+    "lstm", "torch.nn.LSTM over [N, T, I] (+ optional lengths [N]); value (output [N, T, D*H], h_n, c_n [N, L*D, H])",
+    false, 2, {{"hidden_size", int64_t{4}}, {"batch_first", true}}));
 
-const RegisterLayer rnn({
-    .type = "rnn",
-    .doc = "torch.nn.RNN (tanh or relu) over [N, T, I] (+ optional lengths [N]); value (output, h_n [N, L*D, H])",
-    .attrs = rnn_attrs(true),
-    .min_inputs = 1,
-    .max_inputs = 2,
-    .rule = batch_first_rule,
-    .family = LayerFamily::Recurrent,
-    .shapes = rnn_shapes,
-    .build = build_rnn,
-    .onnx = rnn_onnx,
-    .saved_copies = 1,
-    .example = {{{5, 3}}, {{"hidden_size", int64_t{4}}, {"batch_first", true}, {"num_layers", int64_t{2}}}},
-});
+const RegisterLayer gru(recurrent_schema(
+    "gru", "torch.nn.GRU over [N, T, I] (+ optional lengths [N]); value (output [N, T, D*H], h_n [N, L*D, H])", false,
+    2, {{"hidden_size", int64_t{4}}, {"batch_first", true}, {"bidirectional", true}}));
+
+const RegisterLayer rnn(recurrent_schema(
+    "rnn", "torch.nn.RNN (tanh or relu) over [N, T, I] (+ optional lengths [N]); value (output, h_n [N, L*D, H])",
+    true, 1, {{"hidden_size", int64_t{4}}, {"batch_first", true}, {"num_layers", int64_t{2}}}));
 
 const RegisterLayer last_step({
     .type = "last_step",
