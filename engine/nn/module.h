@@ -37,6 +37,8 @@ using NamedTensors = StateDict;
 
 // Finds `key` in a StateDict; returns nullptr when absent.
 const Tensor* find_tensor(const StateDict& sd, const std::string& key);
+// The result points into `sd`: a temporary list would leave it dangling.
+const Tensor* find_tensor(StateDict&& sd, const std::string& key) = delete;
 
 struct LoadResult {
   std::vector<std::string> missing_keys;     // in the model, not in the state_dict

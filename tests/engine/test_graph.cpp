@@ -307,7 +307,8 @@ TEST_CASE("graph: tuple-valued nodes, node.k reads element k, forward and backwa
   CHECK(v[3].to_vector<float>() == dl::relu(v[0]).to_vector<float>());
   // Gradients flow through both elements: d/dfc (fc + relu(-fc)) = 1 - [fc < 0].
   model.forward(x).sum().backward();
-  const dl::Tensor* bias = dl::nn::find_tensor(model.named_parameters(), "fc.bias");
+  const auto params = model.named_parameters();  // find_tensor points into this list
+  const dl::Tensor* bias = dl::nn::find_tensor(params, "fc.bias");
   REQUIRE(bias);
   std::vector<float> g = bias->grad().to_vector<float>(), fc = v[0].to_vector<float>();
   for (int j = 0; j < 3; ++j) {
