@@ -1,4 +1,4 @@
-// Linear, Identity, Flatten, Reshape.
+// Linear, Identity, Flatten, Reshape, Permute.
 #pragma once
 #include "engine/nn/module.h"
 
@@ -53,6 +53,18 @@ class Reshape : public Module {
   std::string extra_repr() const override { return "shape=" + shape_str(shape); }
 
   std::vector<int64_t> shape;
+};
+
+// torch.Tensor.permute: reorders the dims of x (batch dim included, so dims[0] is 0); a view.
+class Permute : public Module {
+ public:
+  explicit Permute(std::vector<int64_t> dims) : dims(std::move(dims)) {}
+  using Module::forward;
+  Tensor forward(const Tensor& x) override { return x.permute(dims); }
+  std::string type_name() const override { return "Permute"; }
+  std::string extra_repr() const override { return "dims=" + shape_str(dims); }
+
+  std::vector<int64_t> dims;
 };
 
 }  // namespace dl::nn

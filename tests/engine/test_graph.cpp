@@ -114,6 +114,7 @@ TEST_CASE("graph: every layer type's shape rule agrees with its module", "[graph
                      seq});
   }
   cases.push_back({layer("l", "last_step", {"input"}), seq});
+  cases.push_back({layer("p", "permute", {"input"}, {{"dims", V{0, 3, 1, 2}}}), image});
   for (const char* t : {"relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softplus", "identity"})
     cases.push_back({layer("e", t, {"input"}), image});
   std::vector<std::string> covered;

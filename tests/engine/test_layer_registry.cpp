@@ -173,7 +173,7 @@ TEST_CASE("layer registry: types are listed by family, then in registration orde
   CHECK(names == std::vector<std::string>{"linear", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
                                           "adaptive_avg_pool2d", "upsample",
                                           "batch_norm1d", "batch_norm2d", "layer_norm", "dropout", "dropout2d",
-                                          "embedding", "flatten", "reshape", "relu",
+                                          "embedding", "flatten", "reshape", "permute", "relu",
                                           "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softplus", "softmax",
                                           "log_softmax", "identity", "add", "concat", "lstm", "gru", "rnn",
                                           "last_step", "affine_theta", "affine_grid", "grid_sample"});

@@ -1,4 +1,4 @@
-// torch.nn.Flatten and a per-sample reshape (torch.Tensor.view).
+// torch.nn.Flatten, a per-sample reshape (torch.Tensor.view) and torch.Tensor.permute.
 #include "engine/graph/layers/common.h"
 #include "engine/nn/linear.h"
 
@@ -95,6 +95,56 @@ const RegisterLayer reshape({
     },
     .saved_copies = 0,  // a view
     .example = {{{2, 3, 4}}, {{"shape", std::vector<int64_t>{4, -1}}}},
+});
+
+// `dims` of a permute layer on per-sample input `x`, checked to be a permutation of the batched
+// input's dims that keeps the batch dim first, made non-negative.
+std::vector<int64_t> resolve_permute(const LayerSpec& s, const Shape& x) {
+  const std::vector<int64_t> given = s.attr<std::vector<int64_t>>("dims");
+  const int64_t n = static_cast<int64_t>(x.size()) + 1;
+  const std::string input = " (the input per sample is " + shape_str(x) + ", " + std::to_string(n) +
+                            " dims with the batch dim)";
+  if (static_cast<int64_t>(given.size()) != n)
+    fail(s, "dims " + shape_str(given) + " has " + std::to_string(given.size()) + " entries, expected " +
+                std::to_string(n) + input);
+  std::vector<int64_t> dims(given.size());
+  std::vector<bool> seen(given.size(), false);
+  for (size_t i = 0; i < given.size(); ++i) {
+    if (given[i] < -n || given[i] >= n)
+      fail(s, "dims " + shape_str(given) + ": dim " + std::to_string(given[i]) + " is out of range [" +
+                  std::to_string(-n) + ", " + std::to_string(n - 1) + "]" + input);
+    dims[i] = given[i] < 0 ? given[i] + n : given[i];
+    if (seen[static_cast<size_t>(dims[i])])
+      fail(s, "dims " + shape_str(given) + " is not a permutation: dim " + std::to_string(dims[i]) + " repeats");
+    seen[static_cast<size_t>(dims[i])] = true;
+  }
+  if (dims[0] != 0)
+    fail(s, "dims " + shape_str(given) + " moves the batch dim: dims[0] must be 0 (dims count the batch dim, "
+                "as torch.Tensor.permute does)");
+  return dims;
+}
+
+const RegisterLayer permute({
+    .type = "permute",
+    .doc = "torch.Tensor.permute: reorder the dims, the batch dim included and kept first (dims[0] = 0)",
+    .attrs = {A::int_list("dims").describe("a permutation of the input's dims counting the batch dim, e.g. "
+                                           "[0, 3, 1, 2] turns [N, C, H, W] into [N, W, C, H]")},
+    .family = LayerFamily::Reshape,
+    .shapes = [](const LayerSpec& s, const std::vector<Shape>& in) {
+      const Shape& x = single(s, in);
+      const std::vector<int64_t> dims = resolve_permute(s, x);
+      Shape out;
+      for (size_t i = 1; i < dims.size(); ++i) out.push_back(x[static_cast<size_t>(dims[i] - 1)]);
+      return LayerShapes{out, {}, {}};
+    },
+    .build = [](const LayerSpec& s, const std::vector<Shape>& in, Generator&) {
+      return make<nn::Permute>(resolve_permute(s, in[0]));
+    },
+    .onnx = [](OnnxGraph& g, const OnnxLayer& io) {
+      g.op(io, "Transpose", {{"perm", resolve_permute(io.spec, io.in_shapes[0])}});
+    },
+    .saved_copies = 0,  // a view
+    .example = {{{2, 3, 4}}, {{"dims", std::vector<int64_t>{0, 3, 1, 2}}}},
 });
 
 }  // namespace
