@@ -1,14 +1,14 @@
 #!/usr/bin/python3
 """PyTorch reference for the Fashion-MNIST recipes (the README's accuracy/time table).
 
-Trains the same models as recipes/fashion_mnist/{mlp,lenet,cnn_bn,resnet20,lstm}.yaml with the same data
+Trains the same models as recipes/fashion_mnist/{mlp,lenet,cnn_bn,resnet20,lstm,stn}.yaml with the same data
 (Debian's dataset-fashion-mnist, last 5000 training images held out), transforms, SGD
 (momentum 0.9), per-step cosine schedule and batch 64, and prints one JSON line per recipe:
 test accuracy, training wall time (excluding evaluation) and samples/s. The settings that
 differ per recipe (epochs, lr, Nesterov, weight decay, label smoothing) are in SETTINGS:
-mlp and lenet use base.yaml's (5 epochs, lr 0.01), cnn_bn, resnet20 and lstm those of their recipes.
+mlp, lenet and stn use base.yaml's (5 epochs, lr 0.01), cnn_bn, resnet20 and lstm those of their recipes.
 
-    OPENBLAS_NUM_THREADS=1 bench/torch_recipes.py [mlp lenet cnn_bn resnet20 lstm] [--epochs N] [--threads T]
+    OPENBLAS_NUM_THREADS=1 bench/torch_recipes.py [mlp lenet cnn_bn resnet20 lstm stn] [--epochs N] [--threads T]
 """
 import argparse
 import gzip
@@ -92,6 +92,35 @@ class RowLSTM(nn.Module):
         return self.fc(out[:, -1])
 
 
+class STN(nn.Module):
+    """recipes/fashion_mnist/stn.yaml: PyTorch's spatial transformer tutorial's Net (dltool's recipe names localization[N] locN and fc_loc[N] fc_locN)."""
+
+    def __init__(self):
+        super().__init__()
+        self.localization = nn.Sequential(nn.Conv2d(1, 8, kernel_size=7), nn.MaxPool2d(2, stride=2), nn.ReLU(True),
+                                          nn.Conv2d(8, 10, kernel_size=5), nn.MaxPool2d(2, stride=2), nn.ReLU(True))
+        self.fc_loc = nn.Sequential(nn.Linear(10 * 3 * 3, 32), nn.ReLU(True), nn.Linear(32, 3 * 2))
+        self.fc_loc[2].weight.data.zero_()
+        self.fc_loc[2].bias.data.copy_(torch.tensor([1, 0, 0, 0, 1, 0], dtype=torch.float))
+        self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
+        self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
+        self.conv2_drop = nn.Dropout2d()
+        self.fc1 = nn.Linear(320, 50)
+        self.fc2 = nn.Linear(50, 10)
+
+    def stn(self, x):
+        theta = self.fc_loc(self.localization(x).flatten(1)).view(-1, 2, 3)
+        grid = F.affine_grid(theta, x.size(), align_corners=False)
+        return F.grid_sample(x, grid, align_corners=False)
+
+    def forward(self, x):
+        x = self.stn(x)
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
+        x = F.relu(self.fc1(x.flatten(1)))
+        return self.fc2(F.dropout(x, training=self.training))
+
+
 MODELS = {
     "mlp": lambda: nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
                                  nn.Linear(128, 10)),
@@ -104,6 +133,7 @@ MODELS = {
                                     nn.Dropout(0.25), nn.Linear(256, 10)),
     "resnet20": ResNet20,
     "lstm": RowLSTM,
+    "stn": STN,
 }
 
 # base.yaml's settings, and each recipe's overrides of them (cnn_bn.yaml).
@@ -114,6 +144,7 @@ SETTINGS = {
     "cnn_bn": {**BASE, "epochs": 7, "lr": 0.05, "nesterov": True, "weight_decay": 5e-4, "label_smoothing": 0.1},
     "resnet20": {**BASE, "epochs": 10, "lr": 0.1, "weight_decay": 5e-4},
     "lstm": {**BASE, "optimizer": "adam", "lr": 0.002},
+    "stn": BASE,
 }
 
 
