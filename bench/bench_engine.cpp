@@ -1,15 +1,20 @@
 // Engine benchmark: the same workloads as bench/torch_engine_bench.py, timed in dltool's
 // engine. bench/run_engine_bench.sh runs both and prints the ratios (README "Performance").
 //
-//   build/bench_engine [--threads N] [--device cpu|cuda]    -> one JSON object on stdout
+//   build/bench_engine [--threads N] [--device cpu|cuda] [--only WORKLOAD] [--iters N]
+//   -> one JSON object on stdout. WORKLOAD: sgemm_1024, conv2d, batch_norm2d, mlp, lenet, lstm,
+//   cnn_bn, resnet20. --iters N: one warm-up and exactly N timed calls per workload (for
+//   valgrind --tool=callgrind, whose instruction counts do not depend on the machine's load).
 #include <omp.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <stdexcept>
 #include <string>
 
+#include "engine/graph/model.h"
 #include "engine/nn/nn.h"
 #include "engine/ops.h"
 #include "engine/optim/optimizer.h"
@@ -29,8 +34,11 @@ void sync() {
   if (g_device.is_cuda()) allocator_for(DeviceType::CUDA).synchronize();
 }
 
+int g_iters = 0;  // --iters: exactly this many timed calls (callgrind runs), else by time
+
 // Seconds per call: warm-up, then repeat until at least min_time seconds and 5 calls.
 double timeit(const std::function<void()>& fn, double min_time = 1.0, int warmup = 3) {
+  if (g_iters > 0) warmup = 1;
   for (int i = 0; i < warmup; ++i) fn();
   sync();
   int n = 0;
@@ -40,7 +48,7 @@ double timeit(const std::function<void()>& fn, double min_time = 1.0, int warmup
     ++n;
     sync();
     double el = now_s() - t0;
-    if (el >= min_time && n >= 5) return el / n;
+    if (g_iters > 0 ? n >= g_iters : el >= min_time && n >= 5) return el / n;
   }
 }
 
@@ -72,7 +80,80 @@ std::shared_ptr<nn::Sequential> lenet(Generator& g) {
   return m;
 }
 
-double train_step_time(const std::shared_ptr<nn::Sequential>& model, int64_t batch, Generator& g) {
+// Graph models, as GraphModel builds them from a recipe (so the graph's fusions apply).
+LayerSpec node(const std::string& name, const std::string& type, std::vector<std::string> inputs,
+               AttrMap attrs = {}) {
+  LayerSpec s{name, type, std::move(inputs), std::move(attrs), {}};
+  if (auto problems = resolve_layer_attrs(s); !problems.empty())
+    throw std::runtime_error("bench_engine: bad node " + name);
+  return s;
+}
+
+AttrMap conv_attrs(int64_t out, int64_t k, int64_t stride, int64_t pad) {
+  return {{"out_channels", out}, {"kernel_size", k}, {"stride", stride}, {"padding", pad}, {"bias", false}};
+}
+
+// recipes/fashion_mnist/cnn_bn.yaml's model (bench/torch_recipes.py "cnn_bn").
+std::shared_ptr<nn::Module> cnn_bn(Generator& g) {
+  ModelSpec m;
+  std::string prev = "input";
+  auto add = [&](const std::string& name, const std::string& type, AttrMap attrs = {}) {
+    m.nodes.push_back(node(name, type, {prev}, std::move(attrs)));
+    prev = name;
+  };
+  add("conv1", "conv2d", conv_attrs(32, 3, 1, 1));
+  add("bn1", "batch_norm2d");
+  add("relu1", "relu");
+  add("pool1", "max_pool2d", {{"kernel_size", int64_t{2}}});
+  add("conv2", "conv2d", conv_attrs(64, 3, 1, 1));
+  add("bn2", "batch_norm2d");
+  add("relu2", "relu");
+  add("pool2", "max_pool2d", {{"kernel_size", int64_t{2}}});
+  add("flatten", "flatten");
+  add("fc1", "linear", {{"out_features", int64_t{256}}});
+  add("relu3", "relu");
+  add("dropout", "dropout", {{"p", 0.25}});
+  add("fc2", "linear", {{"out_features", int64_t{10}}});
+  return std::make_shared<GraphModel>(m, Shape{1, 28, 28}, g);
+}
+
+// recipes/fashion_mnist/resnet20.yaml's nodes, as its blocks expand (torchvision's BasicBlock).
+std::shared_ptr<nn::Module> resnet20(Generator& g) {
+  ModelSpec m;
+  m.nodes.push_back(node("conv1", "conv2d", {"input"}, conv_attrs(16, 3, 1, 1)));
+  m.nodes.push_back(node("bn1", "batch_norm2d", {"conv1"}));
+  m.nodes.push_back(node("relu", "relu", {"bn1"}));
+  std::string prev = "relu";
+  int64_t cin = 16;
+  for (int64_t stage = 1; stage <= 3; ++stage) {
+    const int64_t cout = 16 << (stage - 1);
+    for (int i = 0; i < 3; ++i) {
+      const int64_t stride = i == 0 && stage > 1 ? 2 : 1;
+      const std::string p = "layer" + std::to_string(stage) + "." + std::to_string(i) + ".";
+      m.nodes.push_back(node(p + "conv1", "conv2d", {prev}, conv_attrs(cout, 3, stride, 1)));
+      m.nodes.push_back(node(p + "bn1", "batch_norm2d", {p + "conv1"}));
+      m.nodes.push_back(node(p + "relu1", "relu", {p + "bn1"}));
+      m.nodes.push_back(node(p + "conv2", "conv2d", {p + "relu1"}, conv_attrs(cout, 3, 1, 1)));
+      m.nodes.push_back(node(p + "bn2", "batch_norm2d", {p + "conv2"}));
+      std::string shortcut = prev;
+      if (stride != 1 || cin != cout) {
+        m.nodes.push_back(node(p + "downsample.0", "conv2d", {prev}, conv_attrs(cout, 1, stride, 0)));
+        m.nodes.push_back(node(p + "downsample.1", "batch_norm2d", {p + "downsample.0"}));
+        shortcut = p + "downsample.1";
+      }
+      m.nodes.push_back(node(p + "add", "add", {p + "bn2", shortcut}));
+      m.nodes.push_back(node(p + "relu2", "relu", {p + "add"}));
+      prev = p + "relu2";
+      cin = cout;
+    }
+  }
+  m.nodes.push_back(node("avgpool", "adaptive_avg_pool2d", {prev}, {{"output_size", int64_t{1}}}));
+  m.nodes.push_back(node("flatten", "flatten", {"avgpool"}));
+  m.nodes.push_back(node("fc", "linear", {"flatten"}, {{"out_features", int64_t{10}}}));
+  return std::make_shared<GraphModel>(m, Shape{1, 28, 28}, g);
+}
+
+double train_step_time(const std::shared_ptr<nn::Module>& model, int64_t batch, Generator& g) {
   model->to(g_device);
   auto opt = optim::make_optimizer("SGD", model->named_parameters(), {{"lr", 0.01}, {"momentum", 0.9}});
   Tensor x = randn({batch, 1, 28, 28}, g).to(g_device);
@@ -114,35 +195,56 @@ double lstm_step_time(int64_t batch, Generator& g) {
 
 int main(int argc, char** argv) {
   int threads = omp_get_num_procs();
+  std::string only;  // a workload's name: time only that one (A/B runs)
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (!std::strcmp(argv[i], "--device") && i + 1 < argc) g_device = Device::parse(argv[++i]);
+    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+    else if (!std::strcmp(argv[i], "--iters") && i + 1 < argc) g_iters = std::atoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: bench_engine [--threads N] [--device cpu|cuda:N]\n");
+      std::fprintf(stderr, "usage: bench_engine [--threads N] [--device cpu|cuda:N] [--only WORKLOAD] [--iters N]\n");
       return 2;
     }
   }
   omp_set_num_threads(threads);
   Generator g(0);
-  const int64_t n = 1024;
-  Tensor a = randn({n, n}, g).to(g_device), b = randn({n, n}, g).to(g_device);
-  double t = timeit([&] { mm(a, b); });
-  double gflops = 2.0 * n * n * n / t / 1e9;
-
-  Tensor x = randn({32, 16, 28, 28}, g).to(g_device).requires_grad_(true);
-  auto conv = std::make_shared<nn::Conv2d>(16, 32, 3, 1, 1, 1, 1, true, g);
-  conv->to(g_device);
-  double conv_ms = timeit([&] {
-    Tensor out = conv->forward(x);
-    sum(out).backward();
-  }) * 1e3;
-  double mlp_s = train_step_time(mlp(g), 128, g);
-  double lenet_s = train_step_time(lenet(g), 64, g);
-  double lstm_s = lstm_step_time(64, g);
-  std::printf("{\"device\": \"%s\", \"threads\": %d, \"sgemm_1024_gflops\": %.2f, \"conv2d_fwd_bwd_ms\": %.3f, "
-              "\"mlp_step_ms\": %.3f, \"mlp_samples_per_s\": %.1f, \"lenet_step_ms\": %.3f, "
-              "\"lenet_samples_per_s\": %.1f, \"lstm_step_ms\": %.3f, \"lstm_samples_per_s\": %.1f}\n",
-              g_device.str().c_str(), threads, gflops, conv_ms, mlp_s * 1e3, 128 / mlp_s, lenet_s * 1e3, 64 / lenet_s,
-              lstm_s * 1e3, 64 / lstm_s);
+  // Each workload prints "<name>_<unit>" keys: a step time in ms and, for training steps, samples/s.
+  std::string json = "{\"device\": \"" + g_device.str() + "\", \"threads\": " + std::to_string(threads);
+  auto put = [&](const std::string& key, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.3f", v);
+    json += ", \"" + key + "\": " + buf;
+  };
+  auto step = [&](const std::string& name, int64_t batch, const std::function<double()>& seconds) {
+    if (!only.empty() && only != name) return;
+    double s = seconds();
+    put(name + "_step_ms", s * 1e3);
+    put(name + "_samples_per_s", static_cast<double>(batch) / s);
+  };
+  if (only.empty() || only == "sgemm_1024") {
+    const int64_t n = 1024;
+    Tensor a = randn({n, n}, g).to(g_device), b = randn({n, n}, g).to(g_device);
+    double t = timeit([&] { mm(a, b); });
+    put("sgemm_1024_gflops", 2.0 * n * n * n / t / 1e9);
+  }
+  if (only.empty() || only == "conv2d") {
+    Tensor x = randn({32, 16, 28, 28}, g).to(g_device).requires_grad_(true);
+    auto conv = std::make_shared<nn::Conv2d>(16, 32, 3, 1, 1, 1, 1, true, g);
+    conv->to(g_device);
+    put("conv2d_fwd_bwd_ms", timeit([&] { sum(conv->forward(x)).backward(); }) * 1e3);
+  }
+  if (only.empty() || only == "batch_norm2d") {  // ResNet-20's first stage, training mode
+    Tensor x = randn({128, 16, 28, 28}, g).to(g_device).requires_grad_(true);
+    Tensor gy = randn({128, 16, 28, 28}, g).to(g_device);
+    auto bn = std::make_shared<nn::BatchNorm2d>(16);
+    bn->to(g_device);
+    put("batch_norm2d_fwd_bwd_ms", timeit([&] { bn->forward(x).backward(gy); }) * 1e3);
+  }
+  step("mlp", 128, [&] { return train_step_time(mlp(g), 128, g); });
+  step("lenet", 64, [&] { return train_step_time(lenet(g), 64, g); });
+  step("lstm", 64, [&] { return lstm_step_time(64, g); });
+  step("cnn_bn", 64, [&] { return train_step_time(cnn_bn(g), 64, g); });
+  step("resnet20", 128, [&] { return train_step_time(resnet20(g), 128, g); });
+  std::printf("%s}\n", json.c_str());
   return 0;
 }

@@ -16,7 +16,10 @@ rows = [("sgemm 1024^3 GFLOP/s", "sgemm_1024_gflops", True),
         ("conv2d 32x16x28x28 3x3 fwd+bwd ms", "conv2d_fwd_bwd_ms", False),
         ("MLP 784-512-256-10 b128 step ms", "mlp_step_ms", False),
         ("LeNet-5 b64 step ms", "lenet_step_ms", False),
-        ("row LSTM 28x28 h128 2 layers b64 step ms", "lstm_step_ms", False)]
+        ("batch_norm2d 128x16x28x28 fwd+bwd ms", "batch_norm2d_fwd_bwd_ms", False),
+        ("row LSTM 28x28 h128 2 layers b64 step ms", "lstm_step_ms", False),
+        ("cnn_bn b64 step ms", "cnn_bn_step_ms", False),
+        ("ResNet-20 28x28 b128 step ms", "resnet20_step_ms", False)]
 print(f"{'workload':40s} {'dltool':>10s} {'pytorch':>10s} {'speedup':>8s}")
 for name, key, higher in rows:
     a, b = ours[key], theirs[key]

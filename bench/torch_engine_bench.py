@@ -15,6 +15,9 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_recipes import MODELS  # noqa: E402  (the recipes' cnn_bn and resnet20, as in PyTorch)
+
 
 def timeit(fn, min_time=1.0, warmup=3):
     for _ in range(warmup):
@@ -92,6 +95,10 @@ def run(threads):
         out = conv(x)
         out.sum().backward()
     res["conv2d_fwd_bwd_ms"] = timeit(conv_fb) * 1e3
+    xb = torch.randn(128, 16, 28, 28, requires_grad=True)
+    gyb = torch.randn(128, 16, 28, 28)
+    bn = nn.BatchNorm2d(16)
+    res["batch_norm2d_fwd_bwd_ms"] = timeit(lambda: bn(xb).backward(gyb)) * 1e3
     t = train_step_time(mlp(), 128)
     res["mlp_step_ms"] = t * 1e3
     res["mlp_samples_per_s"] = 128 / t
@@ -101,6 +108,10 @@ def run(threads):
     t = lstm_step_time(64)
     res["lstm_step_ms"] = t * 1e3
     res["lstm_samples_per_s"] = 64 / t
+    for name, batch in (("cnn_bn", 64), ("resnet20", 128)):
+        t = train_step_time(MODELS[name](), batch)
+        res[f"{name}_step_ms"] = t * 1e3
+        res[f"{name}_samples_per_s"] = batch / t
     return res
 
 

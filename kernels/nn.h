@@ -98,14 +98,17 @@ DL_DECLARE_STUB(adaptive_avg_pool2d_bwd_stub, adaptive_avg_pool2d_bwd_fn);
 // (population) variance.
 //   training: the kernel computes mean/var of the batch into `mean`/`var`;
 //   eval:     `mean`/`var` are inputs (running statistics).
-// y = (x - mean) / sqrt(var + eps) * weight + bias.
+// y = (x - mean) / sqrt(var + eps) * weight + bias; with relu, y = max(that, 0) (batch norm
+// followed by ReLU in one pass, bit-identical to the two ops).
 using batch_norm_fwd_fn = void (*)(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                                   Tensor& mean, Tensor& var, bool training, double eps, Tensor& y);
+                                   Tensor& mean, Tensor& var, bool training, double eps, bool relu,
+                                   Tensor& y);
 // Gradients of the forward above with the same mean/var. In training mode gx includes the
-// terms through the batch statistics. gx/gw/gb are skipped where undefined.
-using batch_norm_bwd_fn = void (*)(const Tensor& x, const Tensor& gy, const Tensor& weight,
-                                   const Tensor& mean, const Tensor& var, bool training,
-                                   double eps, Tensor& gx, Tensor& gw, Tensor& gb);
+// terms through the batch statistics. gx/gw/gb are skipped where undefined. relu_y: undefined,
+// or the fused forward's output: gy then counts only where relu_y > 0 (ReLU's backward).
+using batch_norm_bwd_fn = void (*)(const Tensor& x, const Tensor& gy, const Tensor& relu_y,
+                                   const Tensor& weight, const Tensor& mean, const Tensor& var,
+                                   bool training, double eps, Tensor& gx, Tensor& gw, Tensor& gb);
 
 DL_DECLARE_STUB(batch_norm_fwd_stub, batch_norm_fwd_fn);
 DL_DECLARE_STUB(batch_norm_bwd_stub, batch_norm_bwd_fn);

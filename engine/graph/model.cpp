@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "engine/graph/fuse.h"
 #include "engine/graph/layer_schema.h"
 #include "engine/graph/layers/common.h"
 #include "engine/ops.h"
@@ -254,6 +255,7 @@ GraphModel::GraphModel(const ModelSpec& spec, Generator& gen, const std::vector<
   for (size_t i = 0; i < nodes_.size(); ++i)
     for (ValueRef v : nodes_[i].inputs)
       if (v.node >= 0) last_use_[v.node] = static_cast<int>(i);
+  fuse_relu_ = plan_bn_relu_fusion(nodes_, output_);
   train(true);
 }
 
@@ -332,9 +334,13 @@ std::vector<Tensor> GraphModel::run(const TensorList& inputs, const std::vector<
   TensorList args;
   for (size_t i = 0; i <= static_cast<size_t>(last); ++i) {
     const NodeRef& n = nodes_[i];
+    if (!values[i].empty()) continue;  // a ReLU already run fused with its batch norm
     args.clear();
     for (ValueRef v : n.inputs) args.push_back(v.node < 0 ? inputs[v.index] : values[v.node][v.index]);
-    values[i] = n.module->forward_tuple(args);
+    if (const int j = fuse_relu_[i]; j >= 0 && !keep[i])
+      values[j] = {run_bn_relu(n, args.front())};  // node i's own value is never needed
+    else
+      values[i] = n.module->forward_tuple(args);
     // Drop values no later node reads (autograd keeps what backward needs).
     for (ValueRef v : n.inputs)
       if (v.node >= 0 && last_use_[v.node] == static_cast<int>(i) && !keep[v.node]) values[v.node].clear();

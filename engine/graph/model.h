@@ -101,6 +101,7 @@ class GraphModel final : public nn::Module {
   std::vector<ModelInput> inputs_;
   ValueRef output_;
   std::vector<int> last_use_;  // per node: index of the last node reading its value
+  std::vector<int> fuse_relu_;  // per node: the ReLU node it runs fused with, or -1 (fuse.h)
 };
 
 class GraphError : public std::runtime_error {

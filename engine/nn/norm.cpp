@@ -39,7 +39,11 @@ void BatchNormBase::reset_parameters() {
   }
 }
 
-Tensor BatchNormBase::forward(const Tensor& x) {
+Tensor BatchNormBase::forward(const Tensor& x) { return run(x, false); }
+
+Tensor BatchNormBase::forward_relu(const Tensor& x) { return run(x, true); }
+
+Tensor BatchNormBase::run(const Tensor& x, bool relu) {
   check_input_dim(x);
   // torch.nn.modules.batchnorm._BatchNorm.forward
   double factor = momentum.value_or(0.0);
@@ -50,8 +54,8 @@ Tensor BatchNormBase::forward(const Tensor& x) {
   }
   bool use_batch_stats = training_ || (!running_mean.defined() && !running_var.defined());
   bool pass_running = !training_ || track_running_stats;
-  return batch_norm(x, weight, bias, pass_running ? running_mean : Tensor(),
-                    pass_running ? running_var : Tensor(), use_batch_stats, factor, eps);
+  return (relu ? batch_norm_relu : batch_norm)(x, weight, bias, pass_running ? running_mean : Tensor(),
+                                               pass_running ? running_var : Tensor(), use_batch_stats, factor, eps);
 }
 
 std::string BatchNormBase::extra_repr() const {

@@ -19,6 +19,8 @@ class BatchNormBase : public Module {
                 bool track_running_stats);
   using Module::forward;
   Tensor forward(const Tensor& x) override;
+  // relu(forward(x)) as one op (ops batch_norm_relu), for the graph's batch norm + ReLU fusion.
+  Tensor forward_relu(const Tensor& x);
   std::string extra_repr() const override;
   void reset_running_stats();
   void reset_parameters();
@@ -32,6 +34,9 @@ class BatchNormBase : public Module {
 
  protected:
   virtual void check_input_dim(const Tensor& x) const = 0;
+
+ private:
+  Tensor run(const Tensor& x, bool relu);
 };
 
 // Input [N, C] or [N, C, L].

@@ -228,8 +228,12 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size) {
 }
 
 // ---- batch norm ----------------------------------------------------------------------------
-Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
-                  Tensor running_var, bool training, double momentum, double eps) {
+namespace {
+
+// batch_norm, and with relu batch_norm followed by relu as one op (one output, one backward
+// node that saves x and the output, whose > 0 mask is relu's backward).
+Tensor batch_norm_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                       Tensor running_var, bool training, double momentum, double eps, bool relu) {
   const char* op = "batch_norm";
   check_float(x, op, "input");
   check_match(x, weight, op, "weight");
@@ -264,7 +268,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Ten
     mean = running_mean.detach().to(x.dtype()).contiguous();
     var = running_var.detach().to(x.dtype()).contiguous();
   }
-  if (x.numel() > 0) batch_norm_fwd_stub(x.device())(xc, wc, bc, mean, var, training, eps, y);
+  if (x.numel() > 0) batch_norm_fwd_stub(x.device())(xc, wc, bc, mean, var, training, eps, relu, y);
 
   if (training) {  // running = (1 - momentum) * running + momentum * batch (unbiased var)
     NoGradGuard ng;
@@ -282,15 +286,16 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Ten
   if (any_requires_grad({x, weight, bias})) {
     const bool gx_needed = x.requires_grad(), gw_needed = weight.defined() && weight.requires_grad();
     const bool gb_needed = bias.defined() && bias.requires_grad();
-    record("NativeBatchNormBackward", y, {x, weight, bias},
-           [xc, wc, mean, var, training, eps, gx_needed, gw_needed, gb_needed](const Tensor& g_in) -> TensorList {
+    Tensor relu_y = relu ? y.detach() : Tensor();
+    record(relu ? "BatchNormReluBackward" : "NativeBatchNormBackward", y, {x, weight, bias},
+           [xc, wc, mean, var, relu_y, training, eps, gx_needed, gw_needed, gb_needed](const Tensor& g_in) -> TensorList {
              Tensor g = g_in.contiguous();
              const int64_t C = xc.size(1);
              Tensor gx = gx_needed ? empty(xc.shape(), xc.options()) : Tensor();
              Tensor gw = gw_needed ? empty({C}, xc.options()) : Tensor();
              Tensor gb = gb_needed ? empty({C}, xc.options()) : Tensor();
              if (xc.numel() > 0) {
-               batch_norm_bwd_stub(g.device())(xc, g, wc, mean, var, training, eps, gx, gw, gb);
+               batch_norm_bwd_stub(g.device())(xc, g, relu_y, wc, mean, var, training, eps, gx, gw, gb);
              } else {
                if (gw.defined()) fill_(gw, 0.0);
                if (gb.defined()) fill_(gb, 0.0);
@@ -299,6 +304,18 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Ten
            });
   }
   return y;
+}
+
+}  // namespace
+
+Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                  Tensor running_var, bool training, double momentum, double eps) {
+  return batch_norm_impl(x, weight, bias, running_mean, running_var, training, momentum, eps, false);
+}
+
+Tensor batch_norm_relu(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+                       Tensor running_var, bool training, double momentum, double eps) {
+  return batch_norm_impl(x, weight, bias, running_mean, running_var, training, momentum, eps, true);
 }
 
 // ---- dropout -------------------------------------------------------------------------------

@@ -33,6 +33,11 @@ int64_t pool_out_size(int64_t in, int64_t k, int64_t pad, int64_t stride, bool c
 Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
                   Tensor running_mean, Tensor running_var, bool training, double momentum,
                   double eps);
+// relu(batch_norm(...)) in one pass forward and backward, bit-identical to the two ops (the
+// graph runs a batch_norm2d node whose value only a relu node reads this way, engine/graph/fuse.h).
+Tensor batch_norm_relu(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                       Tensor running_mean, Tensor running_var, bool training, double momentum,
+                       double eps);
 // Inverted dropout: zeroes with probability p and scales by 1/(1-p) in training; identity in eval.
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen);
 // torch.nn.functional.dropout2d: zeroes whole channels of [N, C, H, W] (or unbatched [C, H, W])
