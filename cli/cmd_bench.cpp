@@ -1,5 +1,6 @@
 // dltool bench CONFIG: time forward and backward of every node and the whole training step on
 // synthetic batches of the recipe's shapes (like `caffe time`). No data is loaded.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iomanip>
@@ -46,20 +47,33 @@ std::function<int()> setup_bench(CLI::App& sub) {
     Config cfg = load_config(a->config, a->overrides);
     train::set_num_threads(cfg.train.threads);
     Device device = Device::parse(cfg.train.device);
-    Shape sample = train::peek_input_shape(cfg);
-    auto model = train::build_model(cfg, sample, static_cast<uint64_t>(cfg.train.seed));
+    const data::DatasetInfo info = train::peek_data(cfg);
+    const train::ModelData data = train::model_data(cfg, info);
+    const Shape& sample = data.input.shape;
+    auto model = train::build_model(cfg, data, static_cast<uint64_t>(cfg.train.seed));
     model->to(device);
     auto loss_fn = train::build_loss(cfg.loss);
     auto opt = train::build_optimizer(cfg, *model);
     const int64_t B = cfg.data.loader.batch_size;
     Generator gen(static_cast<uint64_t>(cfg.train.seed));
+    // Random class indices of `shape` below `classes`.
+    auto indices = [&](Shape shape, int64_t classes) {
+      std::vector<int64_t> v(static_cast<size_t>(shape_numel(shape)));
+      for (auto& e : v) e = static_cast<int64_t>(gen.next_u64() % static_cast<uint64_t>(std::max<int64_t>(classes, 1)));
+      return from_vector(v, shape).to(device);
+    };
     Shape xs{B};
     xs.insert(xs.end(), sample.begin(), sample.end());
-    Tensor x = randn(xs, gen).to(device);
-    const int64_t classes = model->output_shape().empty() ? 1 : model->output_shape().back();
-    std::vector<int64_t> yv(static_cast<size_t>(B));
-    for (auto& v : yv) v = static_cast<int64_t>(gen.next_u64() % static_cast<uint64_t>(classes));
-    Tensor y = cfg.loss.target == "input" ? x : from_vector(yv, {B}).to(device);
+    // Token ids index the vocabulary (num_classes); other inputs are standard normal.
+    Tensor x = data.input.dtype == DType::I64 ? indices(xs, data.num_classes) : randn(xs, gen).to(device);
+    const int64_t classes = data.num_classes > 0 ? data.num_classes
+                            : model->output_shape().empty() ? 1 : model->output_shape().back();
+    // One class index per sample, or per position for next-token targets (i64 [B, T]).
+    Shape ys{B};
+    const Shape& ts = info.target_shape;
+    if (info.target_kind == data::TargetKind::sequence && std::all_of(ts.begin(), ts.end(), [](int64_t d) { return d > 0; }))
+      ys.insert(ys.end(), info.target_shape.begin(), info.target_shape.end());
+    Tensor y = cfg.loss.target == "input" ? x : indices(ys, classes);
 
     auto sync = [&] { if (device.is_cuda()) allocator_for(DeviceType::CUDA).synchronize(); };
     auto time_it = [&](const std::function<void()>& fn) {

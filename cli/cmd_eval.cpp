@@ -49,6 +49,7 @@ std::string eval_json(const std::string& path, const std::string& split, const t
       .add("macro_f1", r.macro_f1).add("confusion_matrix", confusion);
   if (r.top_k_accuracy) o.add("top" + std::to_string(r.top_k) + "_accuracy", *r.top_k_accuracy);
   if (r.knn_accuracy) o.add("knn_accuracy", *r.knn_accuracy);
+  if (r.bits_per_token) o.add("bits_per_token", *r.bits_per_token);
   return o.str();
 }
 
@@ -63,6 +64,7 @@ void print_eval(std::ostream& os, const std::string& path, const std::string& sp
   os << "accuracy  " << r.accuracy << "\n";
   if (r.top_k_accuracy) os << "top" << r.top_k << "      " << *r.top_k_accuracy << "\n";
   if (r.knn_accuracy) os << "knn       " << *r.knn_accuracy << "  (leave-one-out 1-nearest-neighbour of the outputs)\n";
+  if (r.bits_per_token) os << "bits/token " << *r.bits_per_token << "  (mean cross-entropy in bits per predicted token)\n";
   const size_t C = names.size();
   int w = 12;
   std::vector<std::string> shown;  // escaped: a vocabulary's "\n" must not break the table

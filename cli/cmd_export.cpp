@@ -34,6 +34,7 @@ struct ExportArgs {
   std::vector<std::string> input_names{"input"}, output_names{"output"};
   std::string config;
   std::vector<int64_t> input_shape;
+  std::string input_dtype;  // "" = the data's (float32 with --input-shape)
   bool verify = false;
   int64_t verify_samples = 8;
   double rtol = 1e-4, atol = 1e-5;
@@ -59,10 +60,11 @@ std::string one_name(const std::vector<std::string>& names, const char* flag, co
 }
 
 // A verification batch: the first `n` test images (train images when the config has no test
-// split) through the config's transforms, or a seeded standard-normal batch when the data files
-// cannot be read, or hold fewer than `n` samples and `exact` asks for n (a static batch); the
-// source is said either way.
-Tensor sample_batch(const Config& cfg, const Shape& sample, int64_t n, bool exact, std::string& source) {
+// split) through the config's transforms, or a seeded standard-normal batch (token 0 for an
+// int64 input) when the data files cannot be read, or hold fewer than `n` samples and `exact`
+// asks for n (a static batch); the source is said either way.
+Tensor sample_batch(const Config& cfg, const ModelInput& input, int64_t n, bool exact, std::string& source) {
+  const Shape& sample = input.shape;
   try {
     data::Splits splits = train::open_data(cfg);
     const bool test = splits.test != nullptr;
@@ -88,7 +90,7 @@ Tensor sample_batch(const Config& cfg, const Shape& sample, int64_t n, bool exac
   Generator gen(0);
   Shape shape{n};
   shape.insert(shape.end(), sample.begin(), sample.end());
-  return randn(shape, gen);
+  return input.dtype == DType::I64 ? zeros(shape, DType::I64) : randn(shape, gen);
 }
 
 std::string join_dims(const std::vector<std::string>& dims) {
@@ -113,6 +115,9 @@ std::function<int()> setup_export(CLI::App& sub) {
   sub.add_option("--input-shape", a->input_shape,
                  "per-sample input shape C,H,W (default: read from the config's training images)")
       ->delimiter(',')->check(CLI::PositiveNumber);
+  sub.add_option("--input-dtype", a->input_dtype,
+                 "dtype of the input: float32, or int64 for token ids (default: the data's; float32 with --input-shape)")
+      ->check(CLI::IsMember({"float32", "int64"}));
   sub.add_flag("--verify", a->verify, "run the written file in OpenCV's DNN module and compare with dltool's output");
   sub.add_option("--verify-samples", a->verify_samples, "batch size of the --verify run")->check(CLI::PositiveNumber);
   sub.add_option("--rtol", a->rtol, "--verify: relative tolerance")->check(CLI::NonNegativeNumber);
@@ -122,18 +127,21 @@ std::function<int()> setup_export(CLI::App& sub) {
     Checkpoint ckpt = load_checkpoint(path, /*weights_only=*/true);
     Config cfg = checkpoint_config(ckpt, path, a->config, a->overrides);
 
-    Shape sample;
+    train::ModelData data;
     if (!a->input_shape.empty()) {
-      sample.assign(a->input_shape.begin(), a->input_shape.end());
+      data.input.shape.assign(a->input_shape.begin(), a->input_shape.end());
     } else {
       try {
-        sample = train::peek_input_shape(cfg);
+        data = train::peek_model_data(cfg);
       } catch (const std::exception& e) {
         throw DataError(std::string(e.what()) + "\n(the input shape comes from the training images' header; "
                                                 "without the data pass it, e.g. --input-shape 1,28,28)");
       }
     }
-    std::shared_ptr<GraphModel> model = train::build_model(cfg, sample, static_cast<uint64_t>(cfg.train.seed));
+    if (!a->input_dtype.empty()) data.input.dtype = a->input_dtype == "int64" ? DType::I64 : DType::F32;
+    // `num_classes` in the model's attributes: the classes the weights were trained for.
+    if (!ckpt.class_names.empty()) data.num_classes = static_cast<int64_t>(ckpt.class_names.size());
+    std::shared_ptr<GraphModel> model = train::build_model(cfg, data, static_cast<uint64_t>(cfg.train.seed));
     try {
       model->load_state_dict(ckpt.model, /*strict=*/true);
     } catch (const std::exception& e) {
@@ -154,7 +162,7 @@ std::function<int()> setup_export(CLI::App& sub) {
     if (!ckpt.class_names.empty())  // newline-joined class names, index order
       o.metadata.emplace_back("dltool.classes", std::accumulate(std::next(ckpt.class_names.begin()), ckpt.class_names.end(),
                                                                 ckpt.class_names.front(), [](std::string a, const std::string& b) { return a + "\n" + b; }));
-    const std::string bytes = onnx_export::export_onnx(cfg.model, *model, o);
+    const std::string bytes = onnx_export::export_onnx(train::resolve_model_spec(cfg, data.num_classes), *model, o);
     write_file_atomic(a->output, bytes);
 
     const onnx_export::ModelInfo info = onnx_export::describe(bytes);
@@ -176,7 +184,7 @@ std::function<int()> setup_export(CLI::App& sub) {
         n = 1;
       }
     }
-    Tensor x = sample_batch(cfg, sample, n, /*exact=*/a->static_batch, source);
+    Tensor x = sample_batch(cfg, data.input, n, /*exact=*/a->static_batch, source);
     Tensor ref;
     {
       NoGradGuard no_grad;

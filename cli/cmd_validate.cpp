@@ -53,8 +53,10 @@ std::function<int()> setup_validate(CLI::App& sub) {
       std::cout << cfg.resolved_yaml;
       return kExitOk;
     }
-    Shape sample = train::peek_input_shape(cfg);
-    std::vector<NodeSummary> nodes = infer_model_shapes(cfg.model, sample);
+    const train::ModelData data = train::peek_model_data(cfg);
+    const Shape& sample = data.input.shape;
+    std::vector<NodeSummary> nodes =
+        infer_model_shapes_of_inputs(train::resolve_model_spec(cfg, data.num_classes), {data.input});
     MemoryEstimate e = train::estimate_memory(cfg, nodes, sample);
     std::optional<AvailableMemory> avail = available_memory(Device::parse(cfg.train.device));
     if (args->json) {

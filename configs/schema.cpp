@@ -193,6 +193,9 @@ const std::vector<TypeEntry<MetricSpec>>& metric_types() {
       {"knn_accuracy", "leave-one-out 1-nearest-neighbour accuracy of the model outputs as embeddings "
                        "(Euclidean distance; for metric learning such as triplet_margin_loss)",
        {}},
+      {"bits_per_token", "class-index targets: mean cross-entropy of the softmax of the outputs in bits "
+                         "(nats / ln 2), over every position of [N, C, T] outputs: bits per character of a "
+                         "character language model (lower is better)", {}},
       {"mae", "regression targets: mean absolute error over every target value", {}},
       {"rmse", "regression targets: root mean squared error over every target value", {}},
       {"r2", "regression targets: coefficient of determination R^2 (sklearn r2_score, averaged over the "
@@ -221,7 +224,7 @@ const std::vector<Field<BestCheckpointSpec>>& best_fields() {
       field(&B::metric, A::string("metric", "")
                             .describe("split/metric that selects best.h5 (\"\" = no best.h5)")),
       field(&B::mode, A::choice("mode", {"auto", "min", "max"}, "auto")
-                          .describe("auto: min for loss, max otherwise")),
+                          .describe("auto: min for loss, bits_per_token, mae and rmse, max otherwise")),
   };
   return t;
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "cli/run/trainer.h"
@@ -18,6 +19,7 @@ EvalOptions eval_options(const Config& cfg, const std::string& split, int64_t nu
   for (const MetricSpec& m : cfg.metrics) {
     if (m.top_k > 1) o.top_k = static_cast<int>(m.top_k);
     if (m.type == "knn_accuracy") o.knn = true;
+    if (m.type == "bits_per_token") o.bits = true;
   }
   auto r = cfg.loss.attrs.find("reduction");
   o.loss_is_sum = r != cfg.loss.attrs.end() && std::get<std::string>(r->second) == "sum";
@@ -34,8 +36,13 @@ std::optional<double> metric_value(const EvalResult& r, const std::string& name)
   if (name == "rmse") return r.rmse;
   if (name == "r2") return r.r2;
   if (name == "knn_accuracy") return r.knn_accuracy;
+  if (name == "bits_per_token") return r.bits_per_token;
   if (r.top_k_accuracy && name == "top" + std::to_string(r.top_k)) return r.top_k_accuracy;
   return std::nullopt;
+}
+
+bool lower_is_better(const std::string& metric) {
+  return metric == "loss" || metric == "bits_per_token" || metric == "mae" || metric == "rmse";
 }
 
 double knn_accuracy(const Tensor& embeddings, const std::vector<int64_t>& labels) {
@@ -75,6 +82,15 @@ double knn_accuracy(const Tensor& embeddings, const std::vector<int64_t>& labels
 }
 
 namespace {
+
+// Class-index labels per position: outputs [n, C, d1, ...] and labels [n, d1, ...] (the
+// K-dimensional form of cross_entropy), not one label per sample.
+bool per_position_labels(const Tensor& logits, const Tensor& labels) {
+  if (labels.dim() < 1 || logits.dim() != labels.dim() + 1 || logits.size(0) != labels.size(0)) return false;
+  for (int64_t d = 1; d < labels.dim(); ++d)
+    if (logits.size(d + 1) != labels.size(d)) return false;
+  return labels.dim() > 1;
+}
 
 // Running sums for the regression metrics, per target column.
 struct RegressionSums {
@@ -129,8 +145,8 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
   const std::vector<std::string> loader_classes = ds->info().class_names;
   data::DataLoader loader(std::move(ds), o.loader);
   loader.start_epoch(0);
-  double loss_sum = 0;
-  int64_t correct = 0, topk_hits = 0;
+  double loss_sum = 0, nats_sum = 0;
+  int64_t correct = 0, topk_hits = 0, positions = 0;  // positions: labels counted (samples x positions)
   std::vector<Tensor> embeddings;  // o.knn: every batch's output [n, D]
   std::vector<int64_t> all_labels;
   RegressionSums reg;
@@ -145,21 +161,37 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
       reg.add(logits, y);
       continue;
     }
+    // Outputs [n, C] for labels [n], or [n, C, d1, ...] for labels [n, d1, ...] (one class per
+    // position, as cross_entropy takes them: a next-token model's [N, V, T]): logit c of
+    // position p of sample i is lg[(i * C + c) * P + p], and every position counts as a sample
+    // for accuracy, top-k, the confusion matrix and bits_per_token.
+    const int64_t P = per_position_labels(logits, y) ? y.numel() / std::max<int64_t>(n, 1) : 1;
     std::vector<int64_t> pred = argmax(logits, 1).to_vector<int64_t>();
     std::vector<int64_t> lab = y.to_vector<int64_t>();
-    for (int64_t i = 0; i < n; ++i) {
+    const int64_t labels = P > 1 ? n * P : n;
+    for (int64_t i = 0; i < labels; ++i) {
       correct += pred[i] == lab[i];
       if (lab[i] >= 0 && lab[i] < C && pred[i] >= 0 && pred[i] < C) ++r.confusion[lab[i]][pred[i]];
     }
-    if (o.top_k > 1) {
+    positions += labels;
+    if (o.top_k > 1 || o.bits) {
       std::vector<float> lg = logits.to_vector<float>();
       const int64_t classes = logits.size(1);
-      for (int64_t i = 0; i < n; ++i) {
-        if (lab[i] < 0 || lab[i] >= classes) continue;  // a label the output has no logit for: a miss
-        float target = lg[i * classes + lab[i]];
+      for (int64_t k = 0; k < labels; ++k) {
+        const int64_t i = k / P, p = k % P;
+        const float* row = lg.data() + i * classes * P + p;  // logit c at row[c * P]
+        if (lab[k] < 0 || lab[k] >= classes) {  // a label the output has no logit for: a miss
+          nats_sum = std::numeric_limits<double>::infinity();
+          continue;
+        }
+        const float target = row[lab[k] * P];
         int64_t higher = 0;
-        for (int64_t c = 0; c < classes; ++c) higher += lg[i * classes + c] > target;
+        double top = row[0], sum_exp = 0;
+        for (int64_t c = 0; c < classes; ++c) higher += row[c * P] > target, top = std::max<double>(top, row[c * P]);
         topk_hits += higher < o.top_k;
+        if (!o.bits) continue;
+        for (int64_t c = 0; c < classes; ++c) sum_exp += std::exp(static_cast<double>(row[c * P]) - top);
+        nats_sum += top + std::log(sum_exp) - static_cast<double>(target);  // -log softmax(row)[label]
       }
     }
     if (o.knn) {
@@ -171,9 +203,10 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
   if (o.knn && !embeddings.empty()) r.knn_accuracy = knn_accuracy(cat(embeddings, 0), all_labels);
   if (was_training) model.train();
   r.loss = r.samples ? loss_sum / static_cast<double>(r.samples) : 0.0;
-  r.accuracy = r.samples ? static_cast<double>(correct) / static_cast<double>(r.samples) : 0.0;
+  r.accuracy = positions ? static_cast<double>(correct) / static_cast<double>(positions) : 0.0;
   if (o.top_k > 1)
-    r.top_k_accuracy = static_cast<double>(topk_hits) / std::max<double>(1.0, static_cast<double>(r.samples));
+    r.top_k_accuracy = static_cast<double>(topk_hits) / std::max<double>(1.0, static_cast<double>(positions));
+  if (o.bits && positions) r.bits_per_token = nats_sum / static_cast<double>(positions) / std::log(2.0);
   for (int64_t c = 0; c < C; ++c) {
     int64_t total = 0;
     for (int64_t p = 0; p < C; ++p) total += r.confusion[c][p];
@@ -209,8 +242,8 @@ EvalResult evaluate_weights(const Config& cfg, const StateDict& weights, const s
   data::Splits splits = open_data(cfg);
   data::DatasetPtr ds = splits.get(split);
   if (!ds) throw std::invalid_argument("the config has no " + split + " split");
-  std::shared_ptr<GraphModel> model = build_model(cfg, model_input_shape(cfg, splits.train->info().input_shape),
-                                                  static_cast<uint64_t>(cfg.train.seed));
+  std::shared_ptr<GraphModel> model =
+      build_model(cfg, model_data(cfg, splits.train->info()), static_cast<uint64_t>(cfg.train.seed));
   model->to(device);
   apply_weights(*model, weights, /*strict=*/true, path, cfg.source_path);
   return evaluate(*model, build_loss(cfg.loss), loss_nodes(cfg.loss), ds, eval_options(cfg, split, ds->info().num_classes));

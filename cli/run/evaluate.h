@@ -32,6 +32,10 @@ struct EvalResult {
   double macro_precision = 0, macro_recall = 0, macro_f1 = 0;  // unweighted means over the C classes
   std::vector<std::string> class_names;  // the split's info().class_names (index order; may be empty)
   std::optional<double> knn_accuracy;  // metrics: [knn_accuracy]
+  // metrics: [bits_per_token]: the mean cross-entropy of the class-index targets under the
+  // softmax of the outputs, in bits (nats / ln 2); for a character language model, bits per
+  // character. Lower is better.
+  std::optional<double> bits_per_token;
   // Regression targets (float): mean absolute error, root mean squared error and R^2 over every
   // target value (R^2 averaged over the target's columns, as sklearn's r2_score). Class-index
   // targets have accuracy instead, and no regression metrics.
@@ -45,6 +49,9 @@ void add_class_metrics(EvalResult& r);
 // The value of metric `name` ("loss", "accuracy", "top5", "knn_accuracy") in `r`; nullopt
 // when `r` does not have it.
 std::optional<double> metric_value(const EvalResult& r, const std::string& name);
+// True for the metrics where lower is better (loss, bits_per_token, mae, rmse): what
+// checkpoint.best's mode `auto` minimises.
+bool lower_is_better(const std::string& metric);
 
 struct EvalOptions {
   std::string split;             // "val" or "test": the name in the result
@@ -52,6 +59,7 @@ struct EvalOptions {
   int top_k = 0;                 // > 1: also count top-k hits
   bool loss_is_sum = false;      // the loss's reduction is "sum" (else the mean per sample)
   bool knn = false;              // also compute knn_accuracy of the outputs as embeddings
+  bool bits = false;             // also compute bits_per_token
   bool target_is_input = false;  // loss.target: input (autoencoders): the labels are the inputs
   Device device;                 // where the model runs
   data::LoaderOptions loader;    // batches of the split (no shuffling)

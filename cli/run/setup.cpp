@@ -108,10 +108,53 @@ Shape model_input_shape(const Config& cfg, const Shape& raw) {
   return train;
 }
 
-std::shared_ptr<GraphModel> build_model(const Config& cfg, const Shape& sample_shape, uint64_t seed) {
-  check_memory_fits(cfg, estimate_memory(cfg, infer_model_shapes(cfg.model, sample_shape), sample_shape));
+ModelData model_data(const Config& cfg, const data::DatasetInfo& info) {
+  ModelData d;
+  d.input.shape = model_input_shape(cfg, info.input_shape);
+  // Token ids stay i64 (no transform makes floats of them); images and features reach the
+  // model as f32 (the transforms' to_float).
+  if (info.input_dtype == DType::I64 && build_transforms(cfg.data, false).out_dtype(DType::I64) == DType::I64)
+    d.input.dtype = DType::I64;
+  d.num_classes = info.num_classes;
+  return d;
+}
+
+ModelData peek_model_data(const Config& cfg) { return model_data(cfg, peek_data(cfg)); }
+
+ModelSpec resolve_model_spec(const Config& cfg, int64_t num_classes) {
+  ModelSpec spec = cfg.model;
+  for (LayerSpec& node : spec.nodes) {
+    bool changed = false;
+    for (auto& [key, value] : node.attrs) {
+      int64_t* v = std::get_if<int64_t>(&value);
+      if (!v || *v != kNumClassesAttr) continue;
+      if (num_classes <= 0)
+        throw config_error(cfg, "model", "node '" + node.name + "' (" + node.type + ", " + node.loc.str() + "): " + key +
+                                             ": num_classes, but the data does not say how many classes it has",
+                           "write the number");
+      *v = num_classes;
+      changed = true;
+    }
+    const LayerSchema* schema = changed ? find_layer_schema(node.type) : nullptr;
+    if (schema && schema->rule)
+      if (std::string problem = schema->rule(node.attrs); !problem.empty())
+        throw config_error(cfg, "model", "node '" + node.name + "' (" + node.type + ") with num_classes = " +
+                                             std::to_string(num_classes) + ": " + problem);
+  }
+  return spec;
+}
+
+std::shared_ptr<GraphModel> build_model(const Config& cfg, const ModelData& data, uint64_t seed) {
+  const ModelSpec spec = resolve_model_spec(cfg, data.num_classes);
+  check_memory_fits(cfg, estimate_memory(cfg, infer_model_shapes_of_inputs(spec, {data.input}), data.input.shape));
   Generator gen(seed);
-  return std::make_shared<GraphModel>(cfg.model, sample_shape, gen);
+  return std::make_shared<GraphModel>(spec, gen, std::vector<ModelInput>{data.input});
+}
+
+std::shared_ptr<GraphModel> build_model(const Config& cfg, const Shape& sample_shape, uint64_t seed) {
+  ModelData d;
+  d.input.shape = sample_shape;
+  return build_model(cfg, d, seed);
 }
 
 MemoryEstimate estimate_memory(const Config& cfg, const std::vector<NodeSummary>& nodes, const Shape& sample_shape) {

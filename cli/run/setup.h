@@ -41,8 +41,27 @@ data::TransformPipeline build_transforms(const DataSpec& data, bool training);
 // (the model sees one shape). Shapes that are not images ([F], [T]) pass unchanged.
 Shape model_input_shape(const Config& cfg, const Shape& raw);
 
-// Builds the model for `sample_shape`, initialised from `seed` (PyTorch-style default init),
-// after its shape pass and check_memory_fits: nothing is allocated for a model that cannot fit.
+// What a model is built for, from the data: its input "input" (the per-sample shape after the
+// transforms, model_input_shape; I64 for token ids, else F32 as the transforms make images and
+// features) and the data's number of classes, which `num_classes` in a layer's attributes
+// stands for (a text corpus's vocabulary size; 0 = unknown).
+struct ModelData {
+  ModelInput input;
+  int64_t num_classes = 0;
+};
+ModelData model_data(const Config& cfg, const data::DatasetInfo& info);
+// The same from peek_data (no full load where the format can peek).
+ModelData peek_model_data(const Config& cfg);
+
+// The config's model with every `num_classes` attribute (out_features: num_classes) replaced
+// by `num_classes`; a ConfigError naming the node and key when the model uses it and
+// num_classes is 0 (the data does not say how many classes it has).
+ModelSpec resolve_model_spec(const Config& cfg, int64_t num_classes);
+
+// Builds the model for `data`, initialised from `seed` (PyTorch-style default init), after its
+// shape pass and check_memory_fits: nothing is allocated for a model that cannot fit.
+std::shared_ptr<GraphModel> build_model(const Config& cfg, const ModelData& data, uint64_t seed);
+// A float input of `sample_shape` and no known number of classes.
 std::shared_ptr<GraphModel> build_model(const Config& cfg, const Shape& sample_shape, uint64_t seed);
 
 // The training memory estimate of the config's model (memory_estimate.h) at the config's batch

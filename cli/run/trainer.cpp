@@ -66,10 +66,11 @@ void check_epochs_have_batches(const Config& cfg, const data::Splits& splits, in
 }
 
 // Class indices the model has no output for would make the loss read out of bounds (or train a
-// class that can never be predicted): refused before the first step.
+// class that can never be predicted): refused before the first step. A loss whose target is the
+// input (an autoencoder) reads no labels.
 void check_classes_fit(const Config& cfg, const data::DatasetInfo& info, const Shape& output) {
   const nn::LossDef& loss = nn::loss_def(cfg.loss.type);
-  const bool reads_classes = loss.class_target != nn::ClassTarget::none &&
+  const bool reads_classes = cfg.loss.target != "input" && loss.class_target != nn::ClassTarget::none &&
                              std::count(loss.inputs.begin(), loss.inputs.end(), "target") == 1;
   if (!reads_classes || info.target_kind != data::TargetKind::class_index || output.empty() ||
       info.num_classes <= output[0])

@@ -34,6 +34,7 @@
 
 #include "datasets/dataset.h"
 #include "datasets/format.h"
+#include "datasets/formats/text.h"
 
 namespace dl::data {
 namespace {
@@ -335,4 +336,10 @@ const RegisterFormat reg({
 });
 
 }  // namespace
+
+std::string text_token_name(uint32_t symbol, bool bytes) { return symbol_name(symbol, bytes); }
+void decode_text_utf8(const std::string& bytes, const std::string& what, std::vector<uint32_t>& out) {
+  decode_utf8(bytes, what, out);
+}
+
 }  // namespace dl::data

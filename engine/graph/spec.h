@@ -49,6 +49,12 @@ inline constexpr std::string_view kModelInput = "input";
 // The lengths of padded sequences in the input (collate adds it to a batch of ragged samples):
 // a second model input, e.g. for an LSTM's packed sequences (`inputs: [input, input_lengths]`).
 inline constexpr std::string_view kInputLengths = "input_lengths";
+// What an integer layer attribute holds when a recipe writes `num_classes` for it (linear's
+// out_features, embedding's num_embeddings; an AttrSchema keyword): the data's number of
+// classes (a text corpus's vocabulary size), which the app fills in before the model's shapes
+// are inferred. No shape rule sees it.
+inline constexpr std::string_view kNumClassesWord = "num_classes";
+inline constexpr int64_t kNumClassesAttr = -(int64_t{1} << 40);
 
 // One node of the model DAG: PyTorch's module name, its layer type and attributes.
 struct LayerSpec {

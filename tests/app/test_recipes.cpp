@@ -71,3 +71,6 @@ TEST_CASE("golden: triplet recipe reproduces its first 20 losses", "[golden][tri
 TEST_CASE("golden: stn recipe reproduces its first 20 losses", "[golden][grid_sample]") { golden_recipe("stn"); }
 TEST_CASE("golden: resnet20 recipe (model.blocks) reproduces its first 20 losses", "[golden][blocks]") { golden_recipe("resnet20"); }
 TEST_CASE("golden: lstm recipe reproduces its first 20 losses", "[golden][rnn]") { golden_recipe("lstm"); }
+TEST_CASE("golden: autoencoder recipe (conv_transpose2d, loss.target: input) reproduces its first 20 losses", "[golden][conv_transpose]") {
+  golden_recipe("autoencoder");
+}

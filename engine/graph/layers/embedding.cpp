@@ -48,7 +48,8 @@ void embedding_onnx(OnnxGraph& g, const OnnxLayer& io) {
 const RegisterLayer embedding({
     .type = "embedding",
     .doc = "torch.nn.Embedding: int64 token indices [*] per sample -> their vectors [*, embedding_dim]",
-    .attrs = {A::integer("num_embeddings").at_least(1).describe("size of the table (the vocabulary size)"),
+    .attrs = {A::integer("num_embeddings").at_least(1).keyword(std::string(kNumClassesWord), kNumClassesAttr)
+                  .describe("size of the table (the vocabulary size; num_classes: the data's, e.g. a text corpus's)"),
               A::integer("embedding_dim").at_least(1).describe("size of each vector"),
               A::integer("padding_idx").optional().describe(
                   "row that gets no gradient and starts at zero (negative counts from the end); default: none"),
@@ -57,7 +58,7 @@ const RegisterLayer embedding({
               A::floating("norm_type", 2.0).above(0).describe("p of the p-norm for max_norm")},
     .rule = [](const AttrMap& m) -> std::string {
       const int64_t v = attr_int(m, "num_embeddings");
-      if (!m.count("padding_idx")) return "";
+      if (!m.count("padding_idx") || v == kNumClassesAttr) return "";  // num_classes: checked when built
       const int64_t p = attr_int(m, "padding_idx");
       if (p < -v || p >= v)
         return "padding_idx (" + std::to_string(p) + ") must be within num_embeddings (in [" + std::to_string(-v) +

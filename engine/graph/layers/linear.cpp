@@ -10,7 +10,8 @@ using A = AttrSchema;
 const RegisterLayer linear({
     .type = "linear",
     .doc = "torch.nn.Linear: y = x W^T + b over the last dim",
-    .attrs = {A::integer("out_features").at_least(1).describe("size of each output sample"),
+    .attrs = {A::integer("out_features").at_least(1).keyword(std::string(kNumClassesWord), kNumClassesAttr)
+                  .describe("size of each output sample (num_classes: the data's number of classes)"),
               A::boolean("bias", true).describe("learn an additive bias")},
     .family = LayerFamily::Linear,
     .shapes = [](const LayerSpec& s, const std::vector<Shape>& in) {
