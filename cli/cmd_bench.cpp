@@ -73,7 +73,9 @@ std::function<int()> setup_bench(CLI::App& sub) {
     const Shape& ts = info.target_shape;
     if (info.target_kind == data::TargetKind::sequence && std::all_of(ts.begin(), ts.end(), [](int64_t d) { return d > 0; }))
       ys.insert(ys.end(), info.target_shape.begin(), info.target_shape.end());
-    Tensor y = cfg.loss.target == "input" ? x : indices(ys, classes);
+    train::LossLabels y = cfg.loss.target == "input" ? x : indices(ys, classes);
+    if (nn::loss_def(cfg.loss.type).sequence_target)  // ctc_loss: label sequences for outputs [T, C]
+      y = train::random_sequence_labels(cfg.loss, model->output_shape(), B, gen).to(device);
 
     auto sync = [&] { if (device.is_cuda()) allocator_for(DeviceType::CUDA).synchronize(); };
     auto time_it = [&](const std::function<void()>& fn) {

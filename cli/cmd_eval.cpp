@@ -41,6 +41,7 @@ std::string eval_json(const std::string& path, const std::string& split, const t
     o.add("mae", r.mae).add("rmse", r.rmse).add("r2", r.r2);
     return o.str();
   }
+  if (r.sequence) return o.add("sequence_accuracy", r.sequence_accuracy.value_or(0)).str();
   json::Array confusion;
   for (const auto& row : r.confusion) confusion.push(json::Array::of(row));
   o.add("accuracy", r.accuracy).add("classes", json::Array::of(names)).add("per_class_accuracy", json::Array::of(r.per_class_accuracy))
@@ -59,6 +60,10 @@ void print_eval(std::ostream& os, const std::string& path, const std::string& sp
      << "loss      " << r.loss << "\n";
   if (r.regression) {
     os << "mae       " << r.mae.value_or(0) << "\nrmse      " << r.rmse.value_or(0) << "\nr2        " << r.r2.value_or(0) << "\n";
+    return;
+  }
+  if (r.sequence) {  // CTC: whole sequences, no per-class table
+    os << "sequence_accuracy  " << r.sequence_accuracy.value_or(0) << "  (greedy CTC decoding == the labels)\n";
     return;
   }
   os << "accuracy  " << r.accuracy << "\n";

@@ -669,6 +669,10 @@ void read_loss(Ctx& ctx, const YNode* node, const SourceLoc& where, LossSpec& l)
     std::string role_list;
     for (const std::string& r : def.inputs)
       if (r != "target") role_list += (role_list.empty() ? "" : ", ") + r;
+    if (def.sequence_target) {  // ctc_loss: one node's log-probabilities; the batch gives the rest
+      roles = 1;
+      role_list = def.inputs.front();
+    }
     if (!ok || names.size() != roles) {
       ctx.error(in->loc, "loss.inputs",
                 "expected " + std::to_string(roles) + " model node name(s) for " + l.type + "'s " + role_list +

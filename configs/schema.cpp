@@ -196,6 +196,8 @@ const std::vector<TypeEntry<MetricSpec>>& metric_types() {
       {"bits_per_token", "class-index targets: mean cross-entropy of the softmax of the outputs in bits "
                          "(nats / ln 2), over every position of [N, C, T] outputs: bits per character of a "
                          "character language model (lower is better)", {}},
+      {"sequence_accuracy", "sequence targets with a CTC loss: fraction of samples whose greedy decoding of the "
+                            "output (ctc_greedy_decode, blank from the loss) equals their label sequence", {}},
       {"mae", "regression targets: mean absolute error over every target value", {}},
       {"rmse", "regression targets: root mean squared error over every target value", {}},
       {"r2", "regression targets: coefficient of determination R^2 (sklearn r2_score, averaged over the "

@@ -24,6 +24,7 @@ EvalOptions eval_options(const Config& cfg, const std::string& split, int64_t nu
   auto r = cfg.loss.attrs.find("reduction");
   o.loss_is_sum = r != cfg.loss.attrs.end() && std::get<std::string>(r->second) == "sum";
   o.target_is_input = cfg.loss.target == "input";
+  if (nn::loss_def(cfg.loss.type).sequence_target) o.ctc_blank = attr_int(cfg.loss.attrs, "blank");
   o.device = Device::parse(cfg.train.device);
   o.loader = loader_options(cfg, /*training=*/false);
   return o;
@@ -31,7 +32,8 @@ EvalOptions eval_options(const Config& cfg, const std::string& split, int64_t nu
 
 std::optional<double> metric_value(const EvalResult& r, const std::string& name) {
   if (name == "loss") return r.loss;
-  if (name == "accuracy") return r.regression ? std::nullopt : std::optional<double>(r.accuracy);
+  if (name == "accuracy") return r.regression || r.sequence ? std::nullopt : std::optional<double>(r.accuracy);
+  if (name == "sequence_accuracy") return r.sequence_accuracy;
   if (name == "mae") return r.mae;
   if (name == "rmse") return r.rmse;
   if (name == "r2") return r.r2;
@@ -43,6 +45,25 @@ std::optional<double> metric_value(const EvalResult& r, const std::string& name)
 
 bool lower_is_better(const std::string& metric) {
   return metric == "loss" || metric == "bits_per_token" || metric == "mae" || metric == "rmse";
+}
+
+int64_t count_sequences_right(const Tensor& output, const Tensor& targets, const Tensor& lengths, int64_t blank) {
+  if (output.dim() != 3 || targets.dim() != 2 || targets.size(0) != output.size(0))
+    throw std::invalid_argument("sequence_accuracy: expected outputs [N, T, C] and padded targets [N, S], got " +
+                                shape_str(output.shape()) + " and " + shape_str(targets.shape()));
+  const int64_t n = output.size(0), s = targets.size(1);
+  const Tensor input_lengths = full({n}, static_cast<double>(output.size(1)), TensorOptions{}.with_dtype(DType::I64));
+  const auto decoded = ctc_greedy_decode(output.transpose(0, 1), input_lengths.to(output.device()), blank);
+  const std::vector<int64_t> tg = targets.to(Device::cpu()).contiguous().to_vector<int64_t>();
+  const std::vector<int64_t> len = lengths.defined() ? lengths.to(Device::cpu()).contiguous().to_vector<int64_t>()
+                                                     : std::vector<int64_t>(static_cast<size_t>(n), s);
+  int64_t right = 0;
+  for (int64_t b = 0; b < n; ++b) {
+    const auto& d = decoded[static_cast<size_t>(b)];
+    const auto first = tg.begin() + b * s;
+    right += std::equal(d.begin(), d.end(), first, first + std::clamp<int64_t>(len[static_cast<size_t>(b)], 0, s));
+  }
+  return right;
 }
 
 double knn_accuracy(const Tensor& embeddings, const std::vector<int64_t>& labels) {
@@ -146,7 +167,7 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
   data::DataLoader loader(std::move(ds), o.loader);
   loader.start_epoch(0);
   double loss_sum = 0, nats_sum = 0;
-  int64_t correct = 0, topk_hits = 0, positions = 0;  // positions: labels counted (samples x positions)
+  int64_t correct = 0, topk_hits = 0, positions = 0, sequences_right = 0;  // positions: labels counted (samples x positions)
   std::vector<Tensor> embeddings;  // o.knn: every batch's output [n, D]
   std::vector<int64_t> all_labels;
   RegressionSums reg;
@@ -155,8 +176,14 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
     const std::vector<Tensor> outs = model.forward_nodes(x, loss_nodes);
     const Tensor& logits = outs.front();
     const int64_t n = b->size();
-    loss_sum += loss_fn(outs, y).item() * (o.loss_is_sum ? 1.0 : static_cast<double>(n));
+    const Tensor* lengths = o.target_is_input ? nullptr : b->tensors.find(std::string(data::kTarget) + "_lengths");
+    const LossLabels loss_y(y, lengths ? lengths->to(o.device) : Tensor());
+    loss_sum += loss_fn(outs, loss_y).item() * (o.loss_is_sum ? 1.0 : static_cast<double>(n));
     r.samples += n;
+    if (o.ctc_blank) {
+      sequences_right += count_sequences_right(logits, loss_y.labels, loss_y.lengths, *o.ctc_blank);
+      continue;
+    }
     if (is_floating(y.dtype())) {
       reg.add(logits, y);
       continue;
@@ -200,6 +227,10 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
     }
   }
   if (reg.count > 0) reg.finish(r);
+  if (o.ctc_blank) {
+    r.sequence = true;
+    r.sequence_accuracy = r.samples ? static_cast<double>(sequences_right) / static_cast<double>(r.samples) : 0.0;
+  }
   if (o.knn && !embeddings.empty()) r.knn_accuracy = knn_accuracy(cat(embeddings, 0), all_labels);
   if (was_training) model.train();
   r.loss = r.samples ? loss_sum / static_cast<double>(r.samples) : 0.0;

@@ -41,12 +41,17 @@ struct EvalResult {
   // targets have accuracy instead, and no regression metrics.
   bool regression = false;
   std::optional<double> mae, rmse, r2;
+  // Sequence targets (a CTC loss): the fraction of samples whose greedy CTC decoding
+  // (ctc_greedy_decode of the output [N, T, C] over all T steps) equals their label sequence.
+  // No accuracy, confusion or per-class metrics then.
+  bool sequence = false;
+  std::optional<double> sequence_accuracy;
 };
 
 // Fills precision, recall, f1, support and the macro averages of `r` from r.confusion.
 void add_class_metrics(EvalResult& r);
 
-// The value of metric `name` ("loss", "accuracy", "top5", "knn_accuracy") in `r`; nullopt
+// The value of metric `name` ("loss", "accuracy", "top5", "knn_accuracy", "sequence_accuracy") in `r`; nullopt
 // when `r` does not have it.
 std::optional<double> metric_value(const EvalResult& r, const std::string& name);
 // True for the metrics where lower is better (loss, bits_per_token, mae, rmse): what
@@ -61,6 +66,9 @@ struct EvalOptions {
   bool knn = false;              // also compute knn_accuracy of the outputs as embeddings
   bool bits = false;             // also compute bits_per_token
   bool target_is_input = false;  // loss.target: input (autoencoders): the labels are the inputs
+  // A sequence loss (ctc_loss): the batches' padded targets with target_lengths feed the loss,
+  // and sequence_accuracy decodes with this blank label.
+  std::optional<int64_t> ctc_blank;
   Device device;                 // where the model runs
   data::LoaderOptions loader;    // batches of the split (no shuffling)
 };
@@ -75,6 +83,11 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss, const std::vector<std
 // same label. Distances are computed in row chunks of at most ~4M entries (16 MB), never as
 // one N x N matrix. NaN when N < 2.
 double knn_accuracy(const Tensor& embeddings, const std::vector<int64_t>& labels);
+
+// How many of the N sequences of `output` [N, T, C] (log-probabilities, batch first) decode
+// greedily (ctc_greedy_decode, every input length T, `blank`) to exactly their labels:
+// targets[b, :lengths[b]] of the padded i64 `targets` [N, S] (lengths undefined: all S).
+int64_t count_sequences_right(const Tensor& output, const Tensor& targets, const Tensor& lengths, int64_t blank);
 
 // The options a config asks for on `split` ("val"/"test").
 EvalOptions eval_options(const Config& cfg, const std::string& split, int64_t num_classes);

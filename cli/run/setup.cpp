@@ -64,7 +64,9 @@ data::SplitOptions split_options(const DataSpec& d) {
 
 data::Splits open_data(const Config& cfg) {
   try {
-    return data::open_splits(data::format_def(cfg.data.format), format_args(cfg), split_options(cfg.data));
+    data::Splits splits = data::open_splits(data::format_def(cfg.data.format), format_args(cfg), split_options(cfg.data));
+    check_loss_data(cfg, splits.train->info());
+    return splits;
   } catch (const std::invalid_argument& e) {
     // An option the schema could not check (a column that is not in the file, a split asked
     // for twice): a config problem, exit code 2.
@@ -74,8 +76,9 @@ data::Splits open_data(const Config& cfg) {
 
 data::DatasetInfo peek_data(const Config& cfg) {
   const data::FormatDef& f = data::format_def(cfg.data.format);
-  if (f.peek) return f.peek(format_args(cfg));
-  return f.open(format_args(cfg)).train->info();
+  data::DatasetInfo info = f.peek ? f.peek(format_args(cfg)) : f.open(format_args(cfg)).train->info();
+  check_loss_data(cfg, info);
+  return info;
 }
 
 Shape peek_input_shape(const Config& cfg) { return model_input_shape(cfg, peek_data(cfg).input_shape); }
@@ -231,8 +234,9 @@ namespace {
 
 // The loss on in-batch triplets of the output rows (flattened to embeddings [N, D]).
 LossFn triplet_loss_fn(nn::LossFn fn, const std::string& name) {
-  return [fn, name](const std::vector<Tensor>& outs, const Tensor& labels) {
+  return [fn, name](const std::vector<Tensor>& outs, const LossLabels& y) {
     const Tensor& out = outs.front();
+    const Tensor& labels = y.labels;
     const Triplets t = mine_triplets(labels.to(Device::cpu()).to_vector<int64_t>());
     // Evaluation's last batch may be too small to hold a triplet: it adds nothing to the loss.
     if (t.anchor.empty() && !grad_mode_enabled()) return zeros({}, out.options());
@@ -250,7 +254,54 @@ LossFn triplet_loss_fn(nn::LossFn fn, const std::string& name) {
   };
 }
 
+// A sequence loss (ctc_loss) on the model's output [N, T, C] and the batch's padded targets.
+LossFn sequence_loss_fn(nn::LossFn fn, const std::string& name) {
+  return [fn, name](const std::vector<Tensor>& outs, const LossLabels& y) {
+    const Tensor& out = outs.front();
+    if (out.dim() != 3)
+      throw std::invalid_argument(name + ": the model's output must be [N, T, C] log-probabilities (batch, time, "
+                                  "classes; end the model with log_softmax over dim -1), got " +
+                                  shape_str(out.shape()));
+    const Tensor& targets = y.labels;
+    if (targets.dtype() != DType::I64 || targets.dim() != 2 || targets.size(0) != out.size(0))
+      throw std::invalid_argument(name + ": the batch's target must be padded label sequences i64 [N, S] with N = " +
+                                  std::to_string(out.size(0)) + ", got " + dtype_name(targets.dtype()) + " " +
+                                  shape_str(targets.shape()) + " (use data whose targets are sequences, e.g. "
+                                  "data.format: fashion_strips)");
+    const TensorOptions lengths_opt = TensorOptions{}.with_dtype(DType::I64).with_device(out.device());
+    // collate adds target_lengths only when a batch's sequences differ in length.
+    const Tensor target_lengths =
+        y.lengths.defined() ? y.lengths : full({out.size(0)}, static_cast<double>(targets.size(1)), lengths_opt);
+    const Tensor input_lengths = full({out.size(0)}, static_cast<double>(out.size(1)), lengths_opt);
+    return fn({out.transpose(0, 1), targets, input_lengths, target_lengths});
+  };
+}
+
 }  // namespace
+
+LossLabels random_sequence_labels(const LossSpec& spec, const Shape& output, int64_t batch, Generator& gen) {
+  const int64_t steps = output.size() == 2 ? output[0] : 1, classes = output.empty() ? 1 : output.back();
+  const int64_t blank = attr_int(spec.attrs, "blank"), len = std::max<int64_t>(1, steps / 2);
+  if (classes < 2)
+    throw std::invalid_argument("loss '" + spec.type + "' needs outputs of at least 2 classes (blank + labels), got " +
+                                shape_str(output));
+  std::vector<int64_t> v(static_cast<size_t>(batch * len));
+  for (auto& l : v) {
+    l = static_cast<int64_t>(gen.next_u64() % static_cast<uint64_t>(classes - 1));
+    l += l >= blank ? 1 : 0;  // skip the blank
+  }
+  return from_vector(v, {batch, len});
+}
+
+void check_loss_data(const Config& cfg, const data::DatasetInfo& info) {
+  const nn::LossDef* def = nn::find_loss_def(cfg.loss.type);
+  if (!def || !def->sequence_target || info.target_kind == data::TargetKind::sequence) return;
+  throw config_error(cfg, "loss.type",
+                     "loss '" + def->name + "' needs label sequences with their target_lengths, but data.format '" +
+                         cfg.data.format + "' gives " + data::target_kind_name(info.target_kind) + " targets",
+                     "use a data format with sequence targets (data.format: fashion_strips), or a classification "
+                     "loss (cross_entropy)");
+}
 
 std::vector<std::string> loss_nodes(const LossSpec& spec) {
   std::vector<std::string> nodes = {""};
@@ -258,8 +309,10 @@ std::vector<std::string> loss_nodes(const LossSpec& spec) {
   return nodes;
 }
 
-const Tensor& loss_labels(const LossSpec& spec, const data::Batch& batch) {
-  return spec.target == "input" ? batch.input() : batch.target();
+LossLabels loss_labels(const LossSpec& spec, const data::Batch& batch) {
+  if (spec.target == "input") return batch.input();
+  const auto lengths = batch.tensors.find(std::string(data::kTarget) + "_lengths");
+  return {batch.target(), lengths ? *lengths : Tensor()};
 }
 
 LossFn build_loss(const LossSpec& spec) {
@@ -267,6 +320,14 @@ LossFn build_loss(const LossSpec& spec) {
   nn::LossFn fn = nn::make_loss(def.name, spec.attrs);
   if (spec.inputs.empty() && def.inputs == std::vector<std::string>{"anchor", "positive", "negative"})
     return triplet_loss_fn(std::move(fn), def.name);
+  if (def.sequence_target) {
+    if (spec.inputs.size() > 1)
+      throw std::invalid_argument("loss '" + def.name + "' takes 1 model output (log-probabilities [N, T, C]), "
+                                  "loss.inputs names " + std::to_string(spec.inputs.size()));
+    LossFn seq = sequence_loss_fn(std::move(fn), def.name);
+    if (spec.inputs.empty()) return seq;
+    return [seq](const std::vector<Tensor>& outs, const LossLabels& y) { return seq({outs.at(1)}, y); };
+  }
   std::vector<bool> is_target;
   for (const std::string& r : def.inputs) is_target.push_back(r == "target");
   const size_t roles = static_cast<size_t>(std::count(is_target.begin(), is_target.end(), false));
@@ -278,10 +339,10 @@ LossFn build_loss(const LossSpec& spec) {
                                 std::to_string(spec.inputs.size()));
   const nn::ClassTarget kind = def.class_target;
   const size_t first = spec.inputs.empty() ? 0 : 1;  // outputs[0] is the model's output
-  return [fn, is_target, kind, first](const std::vector<Tensor>& outs, const Tensor& labels) {
+  return [fn, is_target, kind, first](const std::vector<Tensor>& outs, const LossLabels& y) {
     std::vector<Tensor> args;
     size_t next = first;
-    for (bool t : is_target) args.push_back(t ? class_target(kind, outs[first], labels) : outs.at(next++));
+    for (bool t : is_target) args.push_back(t ? class_target(kind, outs[first], y.labels) : outs.at(next++));
     return fn(args);
   };
 }

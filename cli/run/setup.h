@@ -78,12 +78,29 @@ void check_memory_fits(const Config& cfg, const MemoryEstimate& estimate);
 // triplets (mine_triplets) of the output rows, the output being embeddings [N, D].
 // `outputs` are the values of loss_nodes(spec) from one forward pass: [0] the model's output,
 // then the nodes `loss.inputs` names, which feed the loss's non-target roles in order.
-using LossFn = std::function<Tensor(const std::vector<Tensor>& outputs, const Tensor& labels)>;
+// A sequence loss (LossDef::sequence_target, ctc_loss) takes the output [N, T, C] batch first
+// as the model makes it, time-major [T, N, C] as log_probs, the padded targets [N, S] with
+// their `lengths` and input lengths T for every sample.
+struct LossLabels {
+  Tensor labels;   // the batch's target, or its input (loss.target: input)
+  Tensor lengths;  // i64 [N] of a padded sequence target (collate's target_lengths); else undefined
+  LossLabels(Tensor labels, Tensor lengths = Tensor())  // NOLINT: implicit, a plain target converts
+      : labels(std::move(labels)), lengths(std::move(lengths)) {}
+  LossLabels to(Device d) const { return {labels.to(d), lengths.defined() ? lengths.to(d) : lengths}; }
+};
+using LossFn = std::function<Tensor(const std::vector<Tensor>& outputs, const LossLabels& labels)>;
 LossFn build_loss(const LossSpec& spec);
 // The nodes a batch's forward pass must return for the loss: "" (the output), then loss.inputs.
 std::vector<std::string> loss_nodes(const LossSpec& spec);
-// What a batch gives the loss as its labels: the batch's target, or its input (loss.target).
-const Tensor& loss_labels(const LossSpec& spec, const data::Batch& batch);
+// What a batch gives the loss as its labels: the batch's target (with its target_lengths when
+// collate padded it), or its input (loss.target).
+LossLabels loss_labels(const LossSpec& spec, const data::Batch& batch);
+// Random padded label sequences for a sequence loss on outputs [T, C] per sample (dltool bench):
+// `batch` sequences of T / 2 (at least 1) labels in [0, C), none the loss's blank; no lengths.
+LossLabels random_sequence_labels(const LossSpec& spec, const Shape& output, int64_t batch, Generator& gen);
+// A sequence loss needs data whose targets are sequences (TargetKind::sequence): ConfigError
+// naming the loss, the data format and the fix otherwise.
+void check_loss_data(const Config& cfg, const data::DatasetInfo& info);
 
 // "In-batch triplets": for each sample i of a batch with class `labels`, the positive is the
 // next sample after i (cyclically) with i's label and the negative the next sample after i

@@ -371,7 +371,8 @@ void Trainer::log_eval(const EvalResult& r, bool final) {
   e.step = step_;
   e.epoch = std::min<int64_t>(epoch_ + 1, cfg_.train.epochs);
   e.loss = r.loss;
-  if (!r.regression) e.accuracy = r.accuracy;
+  if (!r.regression && !r.sequence) e.accuracy = r.accuracy;
+  if (r.sequence_accuracy) e.extra.emplace_back("sequence_accuracy", *r.sequence_accuracy);
   for (const auto& [name, v] : {std::pair{"mae", r.mae}, {"rmse", r.rmse}, {"r2", r.r2}})
     if (v) e.extra.emplace_back(name, *v);
   if (r.top_k_accuracy) {
@@ -385,7 +386,7 @@ void Trainer::log_eval(const EvalResult& r, bool final) {
   if (metrics_) metrics_->write(e);
   if (tensorboard_) {
     tensorboard_->add_scalar(r.split + "/loss", r.loss, step_);
-    if (!r.regression) tensorboard_->add_scalar(r.split + "/accuracy", r.accuracy, step_);
+    if (!r.regression && !r.sequence) tensorboard_->add_scalar(r.split + "/accuracy", r.accuracy, step_);
     for (const auto& [name, v] : e.extra) tensorboard_->add_scalar(r.split + "/" + name, v, step_);
     if (r.top_k_accuracy) tensorboard_->add_scalar(r.split + "/top" + std::to_string(r.top_k) + "_accuracy", *r.top_k_accuracy, step_);
   }
@@ -493,7 +494,8 @@ RunResult Trainer::run() {
     while (!done) {
       auto batch = train_loader_->next();
       if (!batch) break;
-      Tensor x = batch->input().to(device_), y = loss_labels(cfg_.loss, *batch).to(device_);
+      Tensor x = batch->input().to(device_);
+      const LossLabels y = loss_labels(cfg_.loss, *batch).to(device_);
       StepResult r = step_fn_->run([&] { return loss_fn_(model_->forward_nodes(x, loss_nodes_), y); });
       const double lv = r.loss;
       if (!std::isfinite(lv)) {
@@ -549,6 +551,8 @@ RunResult Trainer::run() {
       << fmt(result.samples_per_s, 0) << " samples/s)";
   if (result.test && result.test->regression)
     bye << ", test mae " << fmt(*result.test->mae) << " r2 " << fmt(*result.test->r2);
+  else if (result.test && result.test->sequence_accuracy)
+    bye << ", test sequence_accuracy " << fmt(*result.test->sequence_accuracy);
   else if (result.test)
     bye << ", test accuracy " << fmt(result.test->accuracy);
   progress_->message(bye.str());
@@ -579,6 +583,8 @@ void Trainer::log_hparams(const RunResult& r) {
       m.emplace_back((*e)->split + "/loss", (*e)->loss);
       if ((*e)->regression)
         m.emplace_back((*e)->split + "/r2", *(*e)->r2);
+      else if ((*e)->sequence_accuracy)
+        m.emplace_back((*e)->split + "/sequence_accuracy", *(*e)->sequence_accuracy);
       else
         m.emplace_back((*e)->split + "/accuracy", (*e)->accuracy);
     }

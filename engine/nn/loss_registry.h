@@ -54,6 +54,10 @@ struct LossDef {
   std::vector<std::string> inputs = {"input", "target"};
   ClassTarget class_target = ClassTarget::index;
   std::function<LossFn(const AttrMap& attrs)> make;  // attrs resolved (defaults filled)
+  // A sequence loss with torch.nn.CTCLoss's roles (log_probs, targets, input_lengths,
+  // target_lengths): the trainer feeds it the model's output [N, T, C] transposed to [T, N, C],
+  // the batch's padded targets [N, S] and their target_lengths, and T as every input length.
+  bool sequence_target = false;
 };
 
 struct RegisterLoss {

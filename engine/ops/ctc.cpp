@@ -193,7 +193,8 @@ const RegisterLoss kCtc({
       const Reduction r = parse_reduction(attr_string(attrs, "reduction"));
       const bool zero_inf = attr_bool(attrs, "zero_infinity");
       return [=](const std::vector<Tensor>& x) { return ctc_loss(x[0], x[1], x[2], x[3], blank, r, zero_inf); };
-    }});
+    },
+    /*sequence_target=*/true});
 
 }  // namespace
 }  // namespace nn
