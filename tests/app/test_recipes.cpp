@@ -74,3 +74,6 @@ TEST_CASE("golden: lstm recipe reproduces its first 20 losses", "[golden][rnn]")
 TEST_CASE("golden: autoencoder recipe (conv_transpose2d, loss.target: input) reproduces its first 20 losses", "[golden][conv_transpose]") {
   golden_recipe("autoencoder");
 }
+TEST_CASE("golden: crnn recipe (permute, ctc_loss on fashion_strips) reproduces its first 20 losses", "[golden][ctc]") {
+  golden_recipe("crnn");
+}
