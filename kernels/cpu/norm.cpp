@@ -174,7 +174,11 @@ template <class T>
 const T* masked_row(const T* gr, const T* yr, int64_t s, std::vector<T>& buf) {
   if (!yr) return gr;
   buf.resize(static_cast<size_t>(s));
-  for (int64_t i = 0; i < s; ++i) buf[i] = yr[i] > T(0) ? gr[i] : T(0);
+  T* out = buf.data();
+  for (int64_t i = 0; i < s; ++i) {
+    const T g = gr[i];  // loaded unconditionally: a select, vectorised, not a branch per element
+    out[i] = yr[i] > T(0) ? g : T(0);
+  }
   return buf.data();
 }
 
