@@ -1,7 +1,7 @@
 // CPU batch norm (our own loops for f32 and f64) and dropout.
 //
-// Batch statistics are deterministic at any thread count: each (n, c) row of x [n, c, s] is
-// reduced by one thread in double, then the rows of a channel are combined over n in order.
+// Batch statistics are deterministic at any thread count: each channel of x [n, c, s] is done
+// by one thread, its (n, c) rows reduced in double and combined over n in order.
 // The row sums are vectorised over 8 fixed lanes (see Lanes below). Variance never cancels
 // catastrophically for large means: each row is two-pass (its mean, then the sum of squared
 // deviations from it, while the row is still in cache) and the rows of a channel are combined
@@ -29,8 +29,6 @@ NCS ncs_of(const Tensor& x) {
   for (int64_t i = 2; i < x.dim(); ++i) d.s *= x.size(i);
   return d;
 }
-
-int64_t row_grain(int64_t s) { return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(s, 1)); }
 
 // Row sums in double over 8 fixed lanes: element i (of the first n - n % 8) goes to lane i % 8,
 // the lanes are added in a fixed tree, then the tail in order. The order depends only on the
@@ -87,12 +85,10 @@ void row_grad_sums(const T* g, const T* x, int64_t n, double mu, double& a_out, 
   b_out = sb;
 }
 
-// out[c] = sum over n of part[n * c_count + c], in order of n.
-void combine_rows(const std::vector<double>& part, const NCS& d, std::vector<double>& out) {
-  out.assign(static_cast<size_t>(d.c), 0.0);
-  for (int64_t n = 0; n < d.n; ++n)
-    for (int64_t c = 0; c < d.c; ++c) out[c] += part[n * d.c + c];
-}
+// Threads split the channels; each channel is done start to finish by one thread (its
+// statistics, then its output), so its rows, read once from memory for the statistics, are
+// still in cache (L2: 128 x 28 x 28 floats = 400 KB) for the second pass.
+int64_t channel_grain(const NCS& d) { return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(d.n * d.s, 1)); }
 
 template <class T>
 void bn_fwd(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& mean_t, Tensor& var_t,
@@ -100,69 +96,59 @@ void bn_fwd(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& m
   const NCS d = ncs_of(x);
   const T* xp = x.data<T>();
   T* yp = y.data<T>();
-  std::vector<double> mean(d.c), invstd(d.c);
-  if (training) {
-    const double m = static_cast<double>(d.n * d.s), s = static_cast<double>(d.s);
-    // Per row: its sum and the sum of squared deviations from its mean.
-    std::vector<double> row_sums(static_cast<size_t>(d.n * d.c)), row_m2(row_sums.size()), tot;
-    parallel_for(d.n * d.c, row_grain(d.s), [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) {
-        const T* row = xp + r * d.s;
-        const double acc = row_sum(row, d.s, [](auto v) { return v; });
-        const double mu = acc / s;
-        row_sums[r] = acc;
-        row_m2[r] = row_sum(row, d.s, [mu](auto v) {
-          const auto dv = v - mu;
-          return dv * dv;
-        });
-      }
-    });
-    // Channel mean from the row sums in order of n, then the channel's M2 (Chan et al.).
-    combine_rows(row_sums, d, tot);
-    for (int64_t c = 0; c < d.c; ++c) mean[c] = tot[c] / m;
-    std::fill(tot.begin(), tot.end(), 0.0);
-    for (int64_t n = 0; n < d.n; ++n)
-      for (int64_t c = 0; c < d.c; ++c) {
-        const double dm = row_sums[n * d.c + c] / s - mean[c];
-        tot[c] += row_m2[n * d.c + c] + s * dm * dm;
-      }
-    T* mo = mean_t.data<T>();
-    T* vo = var_t.data<T>();
-    for (int64_t c = 0; c < d.c; ++c) {
-      double var = tot[c] / m;
-      mo[c] = static_cast<T>(mean[c]);
-      vo[c] = static_cast<T>(var);
-      invstd[c] = 1.0 / std::sqrt(var + eps);
-    }
-  } else {
-    const T* mi = mean_t.data<T>();
-    const T* vi = var_t.data<T>();
-    for (int64_t c = 0; c < d.c; ++c) {
-      mean[c] = static_cast<double>(mi[c]);
-      invstd[c] = 1.0 / std::sqrt(static_cast<double>(vi[c]) + eps);
-    }
-  }
-  // y = x * scale + shift per channel; with relu, max(y, 0) as relu's kernel writes it.
-  std::vector<T> scale(d.c), shift(d.c);
   const T* w = weight.defined() ? weight.data<T>() : nullptr;
   const T* b = bias.defined() ? bias.data<T>() : nullptr;
-  for (int64_t c = 0; c < d.c; ++c) {
-    double sc = invstd[c] * (w ? static_cast<double>(w[c]) : 1.0);
-    scale[c] = static_cast<T>(sc);
-    shift[c] = static_cast<T>((b ? static_cast<double>(b[c]) : 0.0) - mean[c] * sc);
-  }
-  parallel_for(d.n * d.c, row_grain(d.s), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const T sc = scale[r % d.c], sh = shift[r % d.c];
-      const T* row = xp + r * d.s;
-      T* out = yp + r * d.s;
-      if (relu) {
-        for (int64_t i = 0; i < d.s; ++i) {
-          const T v = row[i] * sc + sh;
-          out[i] = v > T(0) ? v : T(0);
+  T* mo = mean_t.data<T>();
+  T* vo = var_t.data<T>();
+  const double m = static_cast<double>(d.n * d.s), s = static_cast<double>(d.s);
+  parallel_for(d.c, channel_grain(d), [&](int64_t c0, int64_t c1) {
+    std::vector<double> row_sums(static_cast<size_t>(d.n)), row_m2(row_sums.size());
+    for (int64_t c = c0; c < c1; ++c) {
+      double mean, invstd;
+      if (training) {
+        // Per row: its sum and the sum of squared deviations from its mean; then the channel's
+        // mean from the row sums in order of n, and its M2 (Chan et al.).
+        for (int64_t n = 0; n < d.n; ++n) {
+          const T* row = xp + (n * d.c + c) * d.s;
+          const double acc = row_sum(row, d.s, [](auto v) { return v; });
+          const double mu = acc / s;
+          row_sums[n] = acc;
+          row_m2[n] = row_sum(row, d.s, [mu](auto v) {
+            const auto dv = v - mu;
+            return dv * dv;
+          });
         }
+        double tot = 0.0;
+        for (int64_t n = 0; n < d.n; ++n) tot += row_sums[n];
+        mean = tot / m;
+        double m2 = 0.0;
+        for (int64_t n = 0; n < d.n; ++n) {
+          const double dm = row_sums[n] / s - mean;
+          m2 += row_m2[n] + s * dm * dm;
+        }
+        const double var = m2 / m;
+        mo[c] = static_cast<T>(mean);
+        vo[c] = static_cast<T>(var);
+        invstd = 1.0 / std::sqrt(var + eps);
       } else {
-        for (int64_t i = 0; i < d.s; ++i) out[i] = row[i] * sc + sh;
+        mean = static_cast<double>(mo[c]);
+        invstd = 1.0 / std::sqrt(static_cast<double>(vo[c]) + eps);
+      }
+      // y = x * scale + shift; with relu, max(y, 0) as relu's kernel writes it.
+      const double scale_d = invstd * (w ? static_cast<double>(w[c]) : 1.0);
+      const T sc = static_cast<T>(scale_d);
+      const T sh = static_cast<T>((b ? static_cast<double>(b[c]) : 0.0) - mean * scale_d);
+      for (int64_t n = 0; n < d.n; ++n) {
+        const T* row = xp + (n * d.c + c) * d.s;
+        T* out = yp + (n * d.c + c) * d.s;
+        if (relu) {
+          for (int64_t i = 0; i < d.s; ++i) {
+            const T v = row[i] * sc + sh;
+            out[i] = v > T(0) ? v : T(0);
+          }
+        } else {
+          for (int64_t i = 0; i < d.s; ++i) out[i] = row[i] * sc + sh;
+        }
       }
     }
   });
@@ -190,63 +176,45 @@ void bn_bwd(const Tensor& x, const Tensor& gy, const Tensor& relu_y, const Tenso
   const T* gp = gy.data<T>();
   const T* ry = relu_y.defined() ? relu_y.data<T>() : nullptr;
   const T* w = weight.defined() ? weight.data<T>() : nullptr;
-  std::vector<double> mean(d.c), invstd(d.c);
-  for (int64_t c = 0; c < d.c; ++c) {
-    mean[c] = static_cast<double>(mean_t.data<T>()[c]);
-    invstd[c] = 1.0 / std::sqrt(static_cast<double>(var_t.data<T>()[c]) + eps);
-  }
-  // Per channel: sum_g = sum(gy), sum_gxc = sum(gy * (x - mean)).
-  std::vector<double> sum_g, sum_gxc;
-  const bool need_sums = gw.defined() || gb.defined() || (gx.defined() && training);
-  if (need_sums) {
-    std::vector<double> pg(static_cast<size_t>(d.n * d.c)), pgx(static_cast<size_t>(d.n * d.c));
-    parallel_for(d.n * d.c, row_grain(d.s), [&](int64_t r0, int64_t r1) {
-      std::vector<T> buf;
-      for (int64_t r = r0; r < r1; ++r) {
+  T* gwp = gw.defined() ? gw.data<T>() : nullptr;
+  T* gbp = gb.defined() ? gb.data<T>() : nullptr;
+  T* gxp = gx.defined() ? gx.data<T>() : nullptr;
+  const bool need_sums = gwp || gbp || (gxp && training);
+  const double m = static_cast<double>(d.n * d.s);
+  parallel_for(d.c, channel_grain(d), [&](int64_t c0, int64_t c1) {
+    std::vector<T> buf;
+    for (int64_t c = c0; c < c1; ++c) {
+      const double mean = static_cast<double>(mean_t.data<T>()[c]);
+      const double invstd = 1.0 / std::sqrt(static_cast<double>(var_t.data<T>()[c]) + eps);
+      // sum_g = sum(gy), sum_gxc = sum(gy * (x - mean)): per row, then over n in order.
+      double sum_g = 0.0, sum_gxc = 0.0;
+      if (need_sums)
+        for (int64_t n = 0; n < d.n; ++n) {
+          const int64_t r = n * d.c + c;
+          const T* gr = masked_row(gp + r * d.s, ry ? ry + r * d.s : nullptr, d.s, buf);
+          double a, b;
+          row_grad_sums(gr, xp + r * d.s, d.s, mean, a, b);
+          sum_g += a;
+          sum_gxc += b;
+        }
+      if (gwp) gwp[c] = static_cast<T>(sum_gxc * invstd);
+      if (gbp) gbp[c] = static_cast<T>(sum_g);
+      if (!gxp) continue;
+      // gx = a * gy + b * (x - mean) + k, with
+      //   eval:     a = w * invstd, b = k = 0
+      //   training: a = w * invstd, b = -a * invstd^2 * sum_gxc / m, k = -a * sum_g / m
+      const double a_d = (w ? static_cast<double>(w[c]) : 1.0) * invstd;
+      const double b_d = training ? -a_d * invstd * invstd * sum_gxc / m : 0.0;
+      const double k_d = training ? -a_d * sum_g / m : 0.0;
+      const T a = static_cast<T>(a_d), b = static_cast<T>(b_d), k = static_cast<T>(k_d);
+      const T mu = static_cast<T>(mean);
+      for (int64_t n = 0; n < d.n; ++n) {
+        const int64_t r = n * d.c + c;
         const T* xr = xp + r * d.s;
         const T* gr = masked_row(gp + r * d.s, ry ? ry + r * d.s : nullptr, d.s, buf);
-        row_grad_sums(gr, xr, d.s, mean[r % d.c], pg[r], pgx[r]);
+        T* o = gxp + r * d.s;
+        for (int64_t i = 0; i < d.s; ++i) o[i] = a * gr[i] + b * (xr[i] - mu) + k;
       }
-    });
-    combine_rows(pg, d, sum_g);
-    combine_rows(pgx, d, sum_gxc);
-  }
-  if (gw.defined()) {
-    T* o = gw.data<T>();
-    for (int64_t c = 0; c < d.c; ++c) o[c] = static_cast<T>(sum_gxc[c] * invstd[c]);
-  }
-  if (gb.defined()) {
-    T* o = gb.data<T>();
-    for (int64_t c = 0; c < d.c; ++c) o[c] = static_cast<T>(sum_g[c]);
-  }
-  if (!gx.defined()) return;
-  // gx = a * gy + b * (x - mean) + k per channel, with
-  //   eval:     a = w * invstd, b = k = 0
-  //   training: a = w * invstd, b = -a * invstd^2 * sum_gxc / m, k = -a * sum_g / m
-  std::vector<T> ca(d.c), cb(d.c), ck(d.c), cm(d.c);
-  const double m = static_cast<double>(d.n * d.s);
-  for (int64_t c = 0; c < d.c; ++c) {
-    double a = (w ? static_cast<double>(w[c]) : 1.0) * invstd[c];
-    double b = 0.0, k = 0.0;
-    if (training) {
-      b = -a * invstd[c] * invstd[c] * sum_gxc[c] / m;
-      k = -a * sum_g[c] / m;
-    }
-    ca[c] = static_cast<T>(a);
-    cb[c] = static_cast<T>(b);
-    ck[c] = static_cast<T>(k);
-    cm[c] = static_cast<T>(mean[c]);
-  }
-  T* gxp = gx.data<T>();
-  parallel_for(d.n * d.c, row_grain(d.s), [&](int64_t r0, int64_t r1) {
-    std::vector<T> buf;
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t c = r % d.c;
-      const T a = ca[c], b = cb[c], k = ck[c], mu = cm[c];
-      const T* xr = xp + r * d.s;
-      const T* gr = masked_row(gp + r * d.s, ry ? ry + r * d.s : nullptr, d.s, buf);
-      T* o = gxp + r * d.s;
-      for (int64_t i = 0; i < d.s; ++i) o[i] = a * gr[i] + b * (xr[i] - mu) + k;
     }
   });
 }
