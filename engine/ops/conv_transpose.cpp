@@ -70,15 +70,7 @@ Conv2dShape adjoint_shape(const Tensor& x4, const Tensor& weight, const Tensor& 
   s.oh = x4.size(2);
   s.ow = x4.size(3);
   s.c = weight.size(1) * groups;
-  s.kh = weight.size(2);
-  s.kw = weight.size(3);
-  s.sh = stride[0];
-  s.sw = stride[1];
-  s.ph = padding[0];
-  s.pw = padding[1];
-  s.dh = dilation[0];
-  s.dw = dilation[1];
-  s.groups = groups;
+  set_conv_window(s, weight, stride, padding, dilation, groups);
   if (bias.defined() && (bias.dim() != 1 || bias.size(0) != s.c))
     throw std::invalid_argument("conv_transpose2d: weight of size " + shape_str(weight.shape()) +
                                 ", expected bias to be 1-dimensional with " + std::to_string(s.c) +

@@ -125,15 +125,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair st
   s.h = x4.size(2);
   s.w = x4.size(3);
   s.o = weight.size(0);
-  s.kh = weight.size(2);
-  s.kw = weight.size(3);
-  s.sh = stride[0];
-  s.sw = stride[1];
-  s.ph = padding[0];
-  s.pw = padding[1];
-  s.dh = dilation[0];
-  s.dw = dilation[1];
-  s.groups = groups;
+  set_conv_window(s, weight, stride, padding, dilation, groups);
   if (s.c != weight.size(1) * groups || s.o % groups != 0)
     throw std::invalid_argument("conv2d: input " + shape_str(x.shape()) + " does not match weight " +
                                 shape_str(weight.shape()) + " with groups=" + std::to_string(groups) +

@@ -6,11 +6,27 @@
 
 #include "engine/ops/nn.h"
 #include "engine/tensor/tensor.h"
+#include "kernels/nn.h"
 
 namespace dl::nn_checks {
 
 // "(3, 2)"
 inline std::string pair_str(Pair p) { return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")"; }
+
+// The window of a convolution geometry both conv2d and conv_transpose2d fill the same way: kernel
+// (weight's last two dims), stride, padding, dilation, groups. The image sides are the caller's.
+inline void set_conv_window(Conv2dShape& s, const Tensor& weight, Pair stride, Pair padding, Pair dilation,
+                            int64_t groups) {
+  s.kh = weight.size(2);
+  s.kw = weight.size(3);
+  s.sh = stride[0];
+  s.sw = stride[1];
+  s.ph = padding[0];
+  s.pw = padding[1];
+  s.dh = dilation[0];
+  s.dw = dilation[1];
+  s.groups = groups;
+}
 
 inline void check_float(const Tensor& t, const char* op, const char* what) {
   if (!is_floating(t.dtype()))

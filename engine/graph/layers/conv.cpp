@@ -17,6 +17,31 @@ std::string out_channels_rule(const AttrMap& m) {
   return "";
 }
 
+// Both convolutions' input [C, H, W], with C divisible by groups.
+const Shape& grouped_input(const LayerSpec& s, const std::vector<Shape>& in) {
+  const Shape& x = image_input(s, in);
+  const int64_t groups = s.get_int("groups");
+  if (x[0] % groups != 0)
+    fail(s, "input channels (" + std::to_string(x[0]) + ") must be divisible by groups (" + std::to_string(groups) + ")");
+  return x;
+}
+
+// ONNX Conv / ConvTranspose: inputs (x, W[, B]) and the window attributes both share; `extra`
+// adds the op's own (ConvTranspose's output_padding).
+void emit_conv(OnnxGraph& g, const OnnxLayer& io, const char* op_type, std::vector<OnnxAttr> extra = {}) {
+  const auto& s = io.spec;
+  std::vector<std::string> in = {io.inputs[0], g.weight(io, "weight")};
+  if (s.get_bool("bias")) in.push_back(g.weight(io, "bias"));
+  auto k = s.get_pair("kernel_size"), st = s.get_pair("stride"), p = s.get_pair("padding"), d = s.get_pair("dilation");
+  std::vector<OnnxAttr> attrs = {{"kernel_shape", std::vector<int64_t>{k[0], k[1]}},
+                     {"strides", std::vector<int64_t>{st[0], st[1]}},
+                     {"pads", std::vector<int64_t>{p[0], p[1], p[0], p[1]}},
+                     {"dilations", std::vector<int64_t>{d[0], d[1]}},
+                     {"group", s.get_int("groups")}};
+  attrs.insert(attrs.end(), extra.begin(), extra.end());
+  g.node(op_type, in, io.output, s.name, attrs);
+}
+
 const RegisterLayer conv2d({
     .type = "conv2d",
     .doc = "torch.nn.Conv2d over [N, C, H, W]",
@@ -30,11 +55,8 @@ const RegisterLayer conv2d({
     .rule = out_channels_rule,
     .family = LayerFamily::Conv,
     .shapes = [](const LayerSpec& s, const std::vector<Shape>& in) {
-      const Shape& x = image_input(s, in);
+      const Shape& x = grouped_input(s, in);
       const int64_t groups = s.get_int("groups"), out_channels = s.get_int("out_channels");
-      if (x[0] % groups != 0)
-        fail(s, "input channels (" + std::to_string(x[0]) + ") must be divisible by groups (" +
-                    std::to_string(groups) + ")");
       auto k = s.get_pair("kernel_size"), st = s.get_pair("stride"), p = s.get_pair("padding"),
            d = s.get_pair("dilation");
       Shape out = window_output(s, x, out_channels, [&](int64_t size, int i) {
@@ -46,19 +68,7 @@ const RegisterLayer conv2d({
       return make<nn::Conv2d>(in[0][0], s.get_int("out_channels"), size2(s, "kernel_size"), size2(s, "stride"),
                               size2(s, "padding"), size2(s, "dilation"), s.get_int("groups"), s.get_bool("bias"), g);
     },
-    .onnx = [](OnnxGraph& g, const OnnxLayer& io) {
-      const auto& s = io.spec;
-      std::vector<std::string> in = {io.inputs[0], g.weight(io, "weight")};
-      if (s.get_bool("bias")) in.push_back(g.weight(io, "bias"));
-      auto k = s.get_pair("kernel_size"), st = s.get_pair("stride"), p = s.get_pair("padding"),
-           d = s.get_pair("dilation");
-      g.node("Conv", in, io.output, s.name,
-             {{"kernel_shape", std::vector<int64_t>{k[0], k[1]}},
-              {"strides", std::vector<int64_t>{st[0], st[1]}},
-              {"pads", std::vector<int64_t>{p[0], p[1], p[0], p[1]}},
-              {"dilations", std::vector<int64_t>{d[0], d[1]}},
-              {"group", s.get_int("groups")}});
-    },
+    .onnx = [](OnnxGraph& g, const OnnxLayer& io) { emit_conv(g, io, "Conv"); },
     .example = {{{2, 5, 5}}, {{"out_channels", int64_t{4}}, {"kernel_size", int64_t{3}}}},
 });
 
@@ -89,11 +99,8 @@ const RegisterLayer conv_transpose2d({
     },
     .family = LayerFamily::Conv,
     .shapes = [](const LayerSpec& s, const std::vector<Shape>& in) {
-      const Shape& x = image_input(s, in);
+      const Shape& x = grouped_input(s, in);
       const int64_t groups = s.get_int("groups"), out_channels = s.get_int("out_channels");
-      if (x[0] % groups != 0)
-        fail(s, "input channels (" + std::to_string(x[0]) + ") must be divisible by groups (" +
-                    std::to_string(groups) + ")");
       auto k = s.get_pair("kernel_size"), st = s.get_pair("stride"), p = s.get_pair("padding"),
            op = s.get_pair("output_padding"), d = s.get_pair("dilation");
       Shape out = window_output(s, x, out_channels, [&](int64_t size, int i) {
@@ -109,18 +116,8 @@ const RegisterLayer conv_transpose2d({
                                        s.get_int("groups"), s.get_bool("bias"), size2(s, "dilation"), g);
     },
     .onnx = [](OnnxGraph& g, const OnnxLayer& io) {
-      const auto& s = io.spec;
-      std::vector<std::string> in = {io.inputs[0], g.weight(io, "weight")};
-      if (s.get_bool("bias")) in.push_back(g.weight(io, "bias"));
-      auto k = s.get_pair("kernel_size"), st = s.get_pair("stride"), p = s.get_pair("padding"),
-           op = s.get_pair("output_padding"), d = s.get_pair("dilation");
-      g.node("ConvTranspose", in, io.output, s.name,
-             {{"kernel_shape", std::vector<int64_t>{k[0], k[1]}},
-              {"strides", std::vector<int64_t>{st[0], st[1]}},
-              {"pads", std::vector<int64_t>{p[0], p[1], p[0], p[1]}},
-              {"output_padding", std::vector<int64_t>{op[0], op[1]}},
-              {"dilations", std::vector<int64_t>{d[0], d[1]}},
-              {"group", s.get_int("groups")}});
+      auto op = io.spec.get_pair("output_padding");
+      emit_conv(g, io, "ConvTranspose", {{"output_padding", std::vector<int64_t>{op[0], op[1]}}});
     },
     .example = {{{4, 3, 4}},
                 {{"out_channels", int64_t{6}}, {"kernel_size", int64_t{3}}, {"stride", int64_t{2}},
