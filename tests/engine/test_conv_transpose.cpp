@@ -8,28 +8,19 @@
 #include "engine/nn/nn.h"
 #include "engine/ops.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/op_fixture.h"
 #include "tests/support/gradcheck.h"
 
 using namespace dl;
 using dl::test::FixtureCase;
+using dl::test::leaf;
+using dl::test::pair_attr;
 
 namespace {
 
 constexpr double kRtol = 1e-5, kAtol = 1e-6;
 
-// f32 sums carry rounding error proportional to the summands: scale atol by the reference's range.
-double scaled_atol(const Tensor& ref) { return kAtol * std::max(1.0, 2.0 * max(abs(ref)).item()); }
-
-Pair pair_attr(const FixtureCase& c, const std::string& key) {
-  auto v = c.attr_ints(key);
-  REQUIRE(v.size() == 2);
-  return {v[0], v[1]};
-}
-
-Tensor leaf(const Tensor& t, DType dtype = DType::F32) {
-  if (!t.defined()) return Tensor();
-  return t.to(dtype).clone().detach().requires_grad_();
-}
+double scaled_atol(const Tensor& ref) { return dl::test::scaled_atol(ref, kAtol); }
 
 Tensor convt_of(const FixtureCase& c, const Tensor& x, const Tensor& w, const Tensor& b) {
   return conv_transpose2d(x, w, b, pair_attr(c, "stride"), pair_attr(c, "padding"), pair_attr(c, "output_padding"),
@@ -41,19 +32,9 @@ Tensor convt_of(const FixtureCase& c, const Tensor& x, const Tensor& w, const Te
 TEST_CASE("conv_transpose2d forward and backward match PyTorch", "[nn][conv_transpose]") {
   auto cases = dl::test::load_fixtures("conv_transpose.txt");
   REQUIRE(cases.size() >= 9);
-  for (const FixtureCase& c : cases) {
-    for (DType dtype : {DType::F32, DType::F64}) {  // f64 runs the reference loops
-      INFO("case " << c.name << " dtype " << dtype_name(dtype));
-      Tensor x = leaf(c.t("x"), dtype), w = leaf(c.t("w"), dtype);
-      Tensor b = c.has("b") ? leaf(c.t("b"), dtype) : Tensor();
-      Tensor y = convt_of(c, x, w, b);
-      CHECK_CLOSE(y.to(DType::F32), c.t("y"), kRtol, scaled_atol(c.t("y")));
-      y.backward(c.t("gy").to(dtype));
-      CHECK_CLOSE(x.grad().to(DType::F32), c.t("gx"), kRtol, scaled_atol(c.t("gx")));
-      CHECK_CLOSE(w.grad().to(DType::F32), c.t("gw"), kRtol, scaled_atol(c.t("gw")));
-      if (b.defined()) CHECK_CLOSE(b.grad().to(DType::F32), c.t("gb"), kRtol, scaled_atol(c.t("gb")));
-    }
-  }
+  for (const FixtureCase& c : cases)
+    dl::test::check_xwb_case(
+        c, [&](const Tensor& x, const Tensor& w, const Tensor& b) { return convt_of(c, x, w, b); }, kRtol, kAtol);
 }
 
 TEST_CASE("conv_transpose2d takes unbatched and non-contiguous input", "[nn][conv_transpose]") {

@@ -13,6 +13,7 @@
 #include "engine/nn/nn.h"
 #include "engine/ops.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/op_fixture.h"
 #include "tests/support/gradcheck.h"
 
 using namespace dl;
@@ -25,7 +26,7 @@ struct ThreadRestore {
   ~ThreadRestore() { omp_set_num_threads(prev); }
 };
 
-Tensor leaf(const Tensor& t, DType dtype = DType::F32) { return t.to(dtype).clone().detach().requires_grad_(); }
+using dl::test::leaf;
 
 bool bit_equal(const Tensor& a, const Tensor& b) { return dl::test::allclose(a, b, 0, 0); }
 

@@ -10,6 +10,7 @@
 
 #include "engine/ops.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/op_fixture.h"
 #include "tests/support/gradcheck.h"
 
 using namespace dl;
@@ -19,7 +20,7 @@ namespace {
 
 constexpr double kRtol = 1e-5, kAtol = 1e-5;
 
-Tensor leaf(const Tensor& t, DType dtype = DType::F32) { return t.to(dtype).clone().detach().requires_grad_(); }
+using dl::test::leaf;
 
 Tensor sample_of(const FixtureCase& c, const Tensor& x, const Tensor& grid) {
   return grid_sample(x, grid, c.attr("mode"), c.attr("padding_mode"), c.attr_i("align_corners") != 0);

@@ -8,35 +8,22 @@
 
 #include "engine/ops.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/op_fixture.h"
 #include "tests/support/gradcheck.h"
 
 using namespace dl;
 using dl::test::FixtureCase;
+using dl::test::leaf;
+using dl::test::pair_attr;
 
 namespace {
 
 constexpr double kRtol = 1e-5, kAtol = 1e-6;
 
-// f32 reductions (conv, batch-norm gradients) carry rounding error proportional to the size of
-// the summands, not of the (possibly cancelled) result: scale atol by the reference's range.
-double scaled_atol(const Tensor& ref) {
-  double m = ref.numel() > 0 ? max(abs(ref)).item() : 0.0;
-  return kAtol * std::max(1.0, 2.0 * m);
-}
-
-Pair pair_attr(const FixtureCase& c, const std::string& key) {
-  auto v = c.attr_ints(key);
-  REQUIRE(v.size() == 2);
-  return {v[0], v[1]};
-}
+double scaled_atol(const Tensor& ref) { return dl::test::scaled_atol(ref, kAtol); }
 
 Tensor opt(const FixtureCase& c, const std::string& key) { return c.has(key) ? c.t(key) : Tensor(); }
 
-// Fresh leaf copy that requires grad (fixture tensors are shared between sections).
-Tensor leaf(const Tensor& t, DType dtype = DType::F32) {
-  if (!t.defined()) return Tensor();
-  return t.to(dtype).clone().detach().requires_grad_();
-}
 
 // Runs `f` with `n` OpenMP threads and restores the previous count.
 template <class F>
@@ -78,18 +65,9 @@ Tensor pool_of(const FixtureCase& c, const Tensor& x) {
 TEST_CASE("conv2d forward and backward match PyTorch", "[nn][conv]") {
   auto cases = dl::test::load_fixtures("nn_conv.txt");
   REQUIRE(cases.size() >= 8);
-  for (const FixtureCase& c : cases) {
-    for (DType dtype : {DType::F32, DType::F64}) {  // f64 runs the reference kernels
-      INFO("case " << c.name << " dtype " << dtype_name(dtype));
-      Tensor x = leaf(c.t("x"), dtype), w = leaf(c.t("w"), dtype), b = leaf(opt(c, "b"), dtype);
-      Tensor y = conv_of(c, x, w, b);
-      CHECK_CLOSE(y.to(DType::F32), c.t("y"), kRtol, scaled_atol(c.t("y")));
-      y.backward(c.t("gy").to(dtype));
-      CHECK_CLOSE(x.grad().to(DType::F32), c.t("gx"), kRtol, scaled_atol(c.t("gx")));
-      CHECK_CLOSE(w.grad().to(DType::F32), c.t("gw"), kRtol, scaled_atol(c.t("gw")));
-      if (b.defined()) CHECK_CLOSE(b.grad().to(DType::F32), c.t("gb"), kRtol, scaled_atol(c.t("gb")));
-    }
-  }
+  for (const FixtureCase& c : cases)
+    dl::test::check_xwb_case(
+        c, [&](const Tensor& x, const Tensor& w, const Tensor& b) { return conv_of(c, x, w, b); }, kRtol, kAtol);
 }
 
 TEST_CASE("conv2d takes non-contiguous inputs and unbatched [C, H, W] input", "[nn][conv]") {

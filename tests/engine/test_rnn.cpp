@@ -8,6 +8,7 @@
 #include "engine/nn/rnn.h"
 #include "engine/ops.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/op_fixture.h"
 #include "tests/support/gradcheck.h"
 
 using namespace dl;
@@ -23,9 +24,7 @@ double scaled_atol(const Tensor& ref) {
 }
 
 Tensor opt(const FixtureCase& c, const std::string& key) { return c.has(key) ? c.t(key) : Tensor(); }
-Tensor leaf(const Tensor& t, DType dtype = DType::F32) {
-  return t.defined() ? t.to(dtype).clone().detach().requires_grad_() : Tensor();
-}
+using dl::test::leaf;
 
 std::shared_ptr<nn::RNNBase> module_of(const FixtureCase& c, int64_t input_size, double dropout = 0.0) {
   const std::string mode = c.attr("mode");
