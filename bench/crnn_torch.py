@@ -4,8 +4,8 @@ tests/fixtures/gen_strips.py's plan_strips, which dltool's loader is pinned to),
 CRNN (conv 32/64/128 + pools -> permute + flatten -> bidirectional LSTM 128 -> linear 11 ->
 log_softmax), CTC loss (blank 10, mean, zero_infinity), Adam lr 1e-3 and per-step cosine
 schedule, batch 64. The validation split is the tail of the training strips (data.val_size), as
-dltool carves it. Prints one JSON line: test sequence accuracy (greedy CTC decoding equal to
-the strip's classes), training time.
+dltool carves it. Prints one JSON line: test CTC loss and sequence accuracy (greedy CTC decoding
+equal to the strip's classes), training time.
 
     OPENBLAS_NUM_THREADS=1 bench/crnn_torch.py [--epochs 10] [--train-strips 60000]
         [--val-size 5000] [--test-strips 10000] [--threads 2]
@@ -72,12 +72,15 @@ def ctc(out, y, lengths):
                       reduction="mean", zero_infinity=True)
 
 
-def sequence_accuracy(model, x, y, lengths):
+def evaluate(model, x, y, lengths):
+    """(mean CTC loss per strip, sequence accuracy) over x."""
     model.eval()
-    right = 0
+    right, loss = 0, 0.0
     with torch.no_grad():
         for i in range(0, len(x), 500):
-            best = model(x[i:i + 500]).argmax(2)
+            out = model(x[i:i + 500])
+            loss += ctc(out, y[i:i + 500], lengths[i:i + 500]).item() * len(out)
+            best = out.argmax(2)
             for b, path in enumerate(best.tolist()):
                 seq, prev = [], BLANK
                 for p in path:
@@ -86,7 +89,7 @@ def sequence_accuracy(model, x, y, lengths):
                     prev = p
                 right += seq == y[i + b, :lengths[i + b]].tolist()
     model.train()
-    return right / len(x)
+    return loss / len(x), right / len(x)
 
 
 def main():
@@ -120,9 +123,10 @@ def main():
             opt.step()
             sched.step()
         train_time += time.perf_counter() - t0
+    test_loss, test_accuracy = evaluate(model, xte, yte, lte)
     print(json.dumps({"recipe": "crnn", "epochs": args.epochs, "train_strips": len(xtr),
-                      "test_strips": len(xte),
-                      "test_sequence_accuracy": round(sequence_accuracy(model, xte, yte, lte), 4),
+                      "test_strips": len(xte), "test_loss": round(test_loss, 4),
+                      "test_sequence_accuracy": round(test_accuracy, 4),
                       "train_seconds": round(train_time, 2),
                       "samples_per_s": round(len(xtr) * args.epochs / train_time, 1),
                       "torch": torch.__version__, "threads": args.threads}), flush=True)
