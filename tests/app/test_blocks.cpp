@@ -108,7 +108,7 @@ TEST_CASE("blocks: mistakes name the block, the parameter and the fix", "[config
              Catch::Contains("'relu' is a layer type"));
   // A parameter value of the wrong kind is reported where the node gives it.
   CHECK_THAT(errors_of(kBlocks + nodes + "    - {name: b, type: mlp_block, width: wide}\n"),
-             Catch::Contains("blocks.yaml:10:41: error: model.nodes[1].out_features: expected an integer >= 1, got 'wide'"));
+             Catch::Contains("blocks.yaml:10:41: error: model.nodes[1].out_features: expected 'num_classes' or an integer >= 1, got 'wide'"));
   // Other problems of a block's layer are reported where the block writes it.
   CHECK_THAT(errors_of("model:\n  blocks:\n    b: {layers: [{type: linear, out_features: 2, bogus: 1}]}\n  layers: [b]\n"),
              Catch::Contains("blocks.yaml:3:"));

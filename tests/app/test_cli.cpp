@@ -143,7 +143,7 @@ TEST_CASE("cli: bad configs exit 2 naming file:line:col", "[cli]") {
   std::vector<Case> cases = {
       {"unknown_key", std::string(kTinyMlp) + "trian: {}\n", "unknown key"},
       {"typo_in_section", "model:\n  layers: [flatten, {type: linear, out_features: 10}]\noptimizer: {type: sgd, lr: 0.1, momentun: 0.9}\n", "did you mean 'momentum'"},
-      {"wrong_type", "model:\n  layers: [flatten, {type: linear, out_features: ten}]\n", "expected an integer"},
+      {"wrong_type", "model:\n  layers: [flatten, {type: linear, out_features: ten}]\n", "expected 'num_classes' or an integer"},
       {"out_of_range", "model:\n  layers: [flatten, {type: linear, out_features: -3}]\n", ">= 1"},
       {"missing_required", "model:\n  layers: [flatten, {type: linear}]\n", "out_features"},
       {"undefined_node", "model:\n  nodes:\n    - {name: a, type: flatten}\n    - {name: b, type: linear, out_features: 10, inputs: [nope]}\n", "nope"},

@@ -583,7 +583,7 @@ TEST_CASE("configs: layer schema registry serves specs built in code") {
   auto problems = resolve_layer_attrs(bad);
   REQUIRE(problems.size() == 3);
   CHECK_THAT(problems[0], Catch::Contains("bogus"));
-  CHECK_THAT(problems[1], Catch::Contains("out_features: expected an integer >= 1, got 0.5"));
+  CHECK_THAT(problems[1], Catch::Contains("out_features: expected 'num_classes' or an integer >= 1, got 0.5"));
   CHECK_THAT(problems[2], Catch::Contains("inputs: linear takes exactly 1 input, got 2"));
 
   // A new layer type is one registry entry, and the YAML side knows it at once.
