@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "datasets/format.h"
+#include "tests/support/open_format.h"
 #include "tests/support/skip.h"
 #include "tests/support/tempdir.h"
 
@@ -18,15 +19,8 @@ using Strings = std::vector<std::string>;
 
 namespace {
 
-// Opens the csv format the way the config does: defaults filled, then open_splits.
 Splits open_csv(AttrMap options, std::map<std::string, AttrMap> splits, const SplitOptions& carve = {}) {
-  const FormatDef& def = format_def("csv");
-  FormatArgs args;
-  args.options = std::move(options);
-  fill_attr_defaults(def.attrs, args.options);
-  for (auto& [name, keys] : splits) fill_attr_defaults(def.split_attrs, keys);
-  args.splits = std::move(splits);
-  return open_splits(def, args, carve);
+  return dl::test::open_format("csv", "", std::move(options), std::move(splits), carve);
 }
 
 Splits open_file(const std::string& path, AttrMap options) {

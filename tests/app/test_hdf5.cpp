@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "datasets/format.h"
+#include "tests/support/open_format.h"
 #include "tests/support/tempdir.h"
 
 using namespace dl;
@@ -54,14 +55,7 @@ void write_h5(const std::string& path, const std::vector<H5Data>& sets) {
 }
 
 Splits open_h5(AttrMap options, std::map<std::string, AttrMap> splits, bool in_memory = false) {
-  const FormatDef& def = format_def("hdf5");
-  FormatArgs args;
-  args.options = std::move(options);
-  args.in_memory = in_memory;
-  fill_attr_defaults(def.attrs, args.options);
-  for (auto& [name, keys] : splits) fill_attr_defaults(def.split_attrs, keys);
-  args.splits = std::move(splits);
-  return open_splits(def, args, {});
+  return dl::test::open_format("hdf5", "", std::move(options), std::move(splits), {}, in_memory);
 }
 
 Splits open_train(const std::string& file, AttrMap options = {}, AttrMap keys = {}, bool in_memory = false) {

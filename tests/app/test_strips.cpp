@@ -14,6 +14,7 @@
 #include "datasets/formats/strips.h"
 #include "datasets/idx.h"
 #include "tests/support/fixtures.h"
+#include "tests/support/open_format.h"
 #include "tests/support/skip.h"
 #include "tests/support/tempdir.h"
 
@@ -26,17 +27,9 @@ namespace {
 
 Ids ids(const Tensor& t) { return t.to_vector<int64_t>(); }
 
-// Opens data.format fashion_strips as a recipe would: defaults filled, then open_splits.
 Splits open_strips(const std::string& root, AttrMap options, std::map<std::string, AttrMap> splits,
                    SplitOptions split_options = {}) {
-  const FormatDef& def = format_def("fashion_strips");
-  fill_attr_defaults(def.attrs, options);
-  for (auto& [name, keys] : splits) fill_attr_defaults(def.split_attrs, keys);
-  FormatArgs args;
-  args.root = root;
-  args.options = std::move(options);
-  args.splits = std::move(splits);
-  return open_splits(def, args, split_options);
+  return dl::test::open_format("fashion_strips", root, std::move(options), std::move(splits), split_options);
 }
 
 // M tiny images [H = 2, W = 3] whose pixels encode the image index (10 i + position + 1) and

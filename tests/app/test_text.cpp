@@ -18,6 +18,7 @@
 #include "datasets/dataset.h"
 #include "datasets/format.h"
 #include "datasets/sampler.h"
+#include "tests/support/open_format.h"
 #include "tests/support/tempdir.h"
 
 using namespace dl;
@@ -28,17 +29,9 @@ using Ids = std::vector<int64_t>;
 
 namespace {
 
-// Opens data.format text as a recipe would: defaults filled, then the generic open_splits.
 Splits open_corpus(const std::string& root, AttrMap options, std::map<std::string, AttrMap> splits,
                    SplitOptions split_options = {}) {
-  const FormatDef& def = format_def("text");
-  fill_attr_defaults(def.attrs, options);
-  for (auto& [name, keys] : splits) fill_attr_defaults(def.split_attrs, keys);
-  FormatArgs args;
-  args.root = root;
-  args.options = std::move(options);
-  args.splits = std::move(splits);
-  return open_splits(def, args, split_options);
+  return dl::test::open_format("text", root, std::move(options), std::move(splits), split_options);
 }
 
 AttrMap one_file(const std::string& path) { return {{"file", path}}; }
