@@ -155,8 +155,7 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
                              "' but no CUDA device is available (set train.device=cpu)");
   manual_seed(static_cast<uint64_t>(cfg_.train.seed));
   splits_ = open_data(cfg_);
-  model_ = build_model(cfg_, model_input_shape(cfg_, splits_.train->info().input_shape),
-                       static_cast<uint64_t>(cfg_.train.seed));
+  model_ = build_model(cfg_, model_data(cfg_, splits_.train->info()), static_cast<uint64_t>(cfg_.train.seed));
   check_classes_fit(cfg_, splits_.train->info(), model_->output_shape());
   model_->to(device_);
   loss_fn_ = build_loss(cfg_.loss);
@@ -314,7 +313,7 @@ void Trainer::update_best(const EvalResult& r) {
   const double v = *value;
   if (std::isnan(v)) return;  // never "best" (and a resume refuses a NaN best_value)
   std::string mode = cfg_.checkpoint.best.mode;
-  if (mode == "auto") mode = name == "loss" ? "min" : "max";
+  if (mode == "auto") mode = lower_is_better(name) ? "min" : "max";
   bool better = !pos_.best_value || (mode == "min" ? v < *pos_.best_value : v > *pos_.best_value);
   if (!better) return;
   pos_.best_value = v;
@@ -380,6 +379,7 @@ void Trainer::log_eval(const EvalResult& r, bool final) {
     e.top_k_accuracy = r.top_k_accuracy;
   }
   if (r.knn_accuracy) e.extra.emplace_back("knn_accuracy", *r.knn_accuracy);
+  if (r.bits_per_token) e.extra.emplace_back("bits_per_token", *r.bits_per_token);
   e.elapsed_s = now_s() - start_time_;
   e.final = final;
   progress_->log_eval(e);

@@ -30,12 +30,15 @@ std::vector<double> read_golden(const std::string& path) {
   return v;
 }
 
-void golden_recipe(const std::string& name) {
-  if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
-    WARN("Fashion-MNIST not installed (scripts/setup.sh installs dataset-fashion-mnist): skipped");
+// `recipe`: the recipe's path under the source tree (default recipes/fashion_mnist/<name>.yaml),
+// `data`: a file it reads, whose absence skips the test.
+void golden_recipe(const std::string& name, const std::string& recipe = "",
+                   const std::string& data = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") {
+  if (!std::filesystem::exists(data)) {
+    WARN(data << " is not installed (scripts/setup.sh installs the datasets): skipped");
     return;
   }
-  Config cfg = load_config(test::source_path("recipes/fashion_mnist/" + name + ".yaml"),
+  Config cfg = load_config(test::source_path(recipe.empty() ? "recipes/fashion_mnist/" + name + ".yaml" : recipe),
                            {"data.loader.shuffle=false", "train.max_steps=20", "train.log_every=100",
                             "train.seed=0", "data.loader.prefetch=0"});
   train::RunOptions opt;
@@ -73,6 +76,10 @@ TEST_CASE("golden: resnet20 recipe (model.blocks) reproduces its first 20 losses
 TEST_CASE("golden: lstm recipe reproduces its first 20 losses", "[golden][rnn]") { golden_recipe("lstm"); }
 TEST_CASE("golden: autoencoder recipe (conv_transpose2d, loss.target: input) reproduces its first 20 losses", "[golden][conv_transpose]") {
   golden_recipe("autoencoder");
+}
+TEST_CASE("golden: char_lstm recipe (text corpus, embedding, lstm, num_classes) reproduces its first 20 losses",
+          "[golden][text]") {
+  golden_recipe("char_lstm", "recipes/text/char_lstm.yaml", "/usr/share/games/fortunes/fortunes");
 }
 TEST_CASE("golden: crnn recipe (permute, ctc_loss on fashion_strips) reproduces its first 20 losses", "[golden][ctc]") {
   golden_recipe("crnn");
