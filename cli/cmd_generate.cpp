@@ -6,6 +6,7 @@
 #include "cli/command.h"
 #include "cli/run/checkpointing.h"
 #include "cli/run/generate.h"
+#include "cli/run/trainer.h"
 #include "cli/training.h"
 #include "exporters/checkpoint.h"
 
@@ -16,6 +17,7 @@ struct GenerateArgs {
   std::string checkpoint;
   std::string prompt = "\n";
   train::GenerateOptions options;
+  int threads = 1;
 };
 
 std::function<int()> setup_generate(CLI::App& sub) {
@@ -36,10 +38,14 @@ std::function<int()> setup_generate(CLI::App& sub) {
   sub.add_option("--top-k", a->options.top_k, "sample among the k most likely tokens only (0 = all)")
       ->check(CLI::NonNegativeNumber);
   sub.add_option("--seed", a->options.seed, "seed of the sampling");
+  sub.add_option("--threads", a->threads,
+                 "CPU threads (default 1: a batch of one sequence gains nothing from more, and waits on them)")
+      ->check(CLI::Range(1, 256));
   return [a]() -> int {
     const std::string path = train::resolve_checkpoint_path(a->checkpoint);
     const Checkpoint ckpt = load_checkpoint(path, /*weights_only=*/true);
     const Config cfg = checkpoint_config(ckpt, path, "", {});
+    train::set_num_threads(a->threads);
     try {
       train::TextGenerator gen = train::load_text_generator(cfg, ckpt.model, ckpt.class_names, path);
       std::vector<std::string> unknown;
