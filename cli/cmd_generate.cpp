@@ -1,6 +1,7 @@
 // dltool generate CHECKPOINT [--prompt TEXT] [--length N] [--temperature T] [--top-k K] [--seed S]:
 // text sampled from a character- or byte-level language model trained on data.format text
 // (cli/run/generate.h), printed after its prompt.
+#include <cmath>
 #include <iostream>
 
 #include "cli/command.h"
@@ -31,16 +32,24 @@ std::function<int()> setup_generate(CLI::App& sub) {
   sub.add_option("checkpoint", a->checkpoint, "checkpoint (.h5) or run directory")->required();
   sub.add_option("--prompt", a->prompt, "text the sample continues (default: a newline)");
   sub.add_option("--length", a->options.length, "tokens (characters or bytes) to sample")
-      ->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   sub.add_option("--temperature", a->options.temperature,
                  "divides the logits before the softmax: < 1 sharper, > 1 more random; 0 = greedy (argmax)")
-      ->check(CLI::NonNegativeNumber);
+      ->capture_default_str()
+      ->check([](const std::string& v) -> std::string {
+        double t = -1;
+        try {
+          t = std::stod(v);
+        } catch (const std::exception&) {
+        }
+        return t >= 0 && std::isfinite(t) ? "" : "--temperature must be a number >= 0 (0 = greedy), got " + v;
+      });
   sub.add_option("--top-k", a->options.top_k, "sample among the k most likely tokens only (0 = all)")
-      ->check(CLI::NonNegativeNumber);
-  sub.add_option("--seed", a->options.seed, "seed of the sampling");
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub.add_option("--seed", a->options.seed, "seed of the sampling")->capture_default_str();
   sub.add_option("--threads", a->threads,
                  "CPU threads (default 1: a batch of one sequence gains nothing from more, and waits on them)")
-      ->check(CLI::Range(1, 256));
+      ->capture_default_str()->check(CLI::Range(1, 256));
   return [a]() -> int {
     const std::string path = train::resolve_checkpoint_path(a->checkpoint);
     const Checkpoint ckpt = load_checkpoint(path, /*weights_only=*/true);
