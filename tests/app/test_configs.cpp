@@ -390,7 +390,7 @@ TEST_CASE("configs: all errors are collected in file order in one ConfigError") 
     std::string what = e.what();
     CHECK(std::count(what.begin(), what.end(), '\n') == 3);  // one line per diagnostic
     CHECK_THAT(what, Catch::StartsWith("inline.yaml:2:41: error: model.layers[0].out_features: "
-                                       "expected an integer >= 1, got 0"));
+                                       "expected 'num_classes' or an integer >= 1, got 0"));
     CHECK_THAT(what, Catch::Contains("inline.yaml:4:21: error: train.seeed: unknown key "
                                      "(did you mean 'seed'?)"));
   }
@@ -421,7 +421,7 @@ TEST_CASE("configs: extends merges deeply and replaces lists and detects cycles"
   // An error in a base file names the base file and its line.
   check_error(errors_of([] { load_config(kDir + "bad_child.yaml"); }),
               "model.layers[0].out_features", kDir + "bad_base.yaml:4:36",
-              "expected an integer >= 1, got 0");
+              "expected 'num_classes' or an integer >= 1, got 0");
   check_error(errors_of([] { load_config(kDir + "cycle_a.yaml"); }), "extends",
               kDir + "cycle_b.yaml:1:10", "cycle: cycle_a.yaml -> cycle_b.yaml -> cycle_a.yaml");
   check_error(errors_of([] { load_config(kDir + "missing_base.yaml"); }), "extends",

@@ -30,7 +30,7 @@ dl::test::ProcessResult dltool(std::vector<std::string> args) {
 
 }  // namespace
 
-TEST_CASE("text model: an int64 input and num_classes from the corpus; trains, evaluates bits_per_token",
+TEST_CASE("text model: an int64 input and num_classes from the corpus, trains, evaluates bits_per_token",
           "[text][generate]") {
   TempDir dir;
   const Config cfg = load_config(dir.file("lm.yaml", test::tiny_char_lm(dir)));
@@ -97,7 +97,7 @@ TEST_CASE("text model: an int64 input and num_classes from the corpus; trains, e
   CHECK(b.exit_code == 0);
 }
 
-TEST_CASE("text model: dltool export declares an int64 input; ONNX Runtime matches dltool at batch 1 and 7",
+TEST_CASE("text model: dltool export declares an int64 input, ONNX Runtime matches dltool at batch 1 and 7",
           "[text][generate][onnxruntime]") {
   DLTOOL_REQUIRE_ORT();
   TempDir dir;
