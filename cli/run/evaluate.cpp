@@ -172,12 +172,12 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
   std::vector<int64_t> all_labels;
   RegressionSums reg;
   while (auto b = loader.next()) {
-    Tensor x = b->input().to(o.device), y = (o.target_is_input ? b->input() : b->target()).to(o.device);
+    Tensor x = b->input().to(o.device);
+    const LossLabels loss_y = loss_labels(*b, o.target_is_input).to(o.device);
+    const Tensor& y = loss_y.labels;
     const std::vector<Tensor> outs = model.forward_nodes(x, loss_nodes);
     const Tensor& logits = outs.front();
     const int64_t n = b->size();
-    const Tensor* lengths = o.target_is_input ? nullptr : b->tensors.find(std::string(data::kTarget) + "_lengths");
-    const LossLabels loss_y(y, lengths ? lengths->to(o.device) : Tensor());
     loss_sum += loss_fn(outs, loss_y).item() * (o.loss_is_sum ? 1.0 : static_cast<double>(n));
     r.samples += n;
     if (o.ctc_blank) {

@@ -81,8 +81,6 @@ data::DatasetInfo peek_data(const Config& cfg) {
   return info;
 }
 
-Shape peek_input_shape(const Config& cfg) { return model_input_shape(cfg, peek_data(cfg).input_shape); }
-
 data::TransformPipeline build_transforms(const DataSpec& d, bool training) {
   data::TransformPipeline t;
   if (training)
@@ -309,10 +307,14 @@ std::vector<std::string> loss_nodes(const LossSpec& spec) {
   return nodes;
 }
 
-LossLabels loss_labels(const LossSpec& spec, const data::Batch& batch) {
-  if (spec.target == "input") return batch.input();
+LossLabels loss_labels(const data::Batch& batch, bool target_is_input) {
+  if (target_is_input) return batch.input();
   const auto lengths = batch.tensors.find(std::string(data::kTarget) + "_lengths");
   return {batch.target(), lengths ? *lengths : Tensor()};
+}
+
+LossLabels loss_labels(const LossSpec& spec, const data::Batch& batch) {
+  return loss_labels(batch, spec.target == "input");
 }
 
 LossFn build_loss(const LossSpec& spec) {

@@ -31,9 +31,6 @@ data::Splits open_data(const Config& cfg);
 // `dltool validate`, `export` and `bench` use it without loading the data).
 data::DatasetInfo peek_data(const Config& cfg);
 
-// The model's per-sample input shape from peek_data and the transforms (model_input_shape).
-Shape peek_input_shape(const Config& cfg);
-
 // The pipeline a split's samples go through: data.augment (training only) + data.transforms.
 data::TransformPipeline build_transforms(const DataSpec& data, bool training);
 // The model's per-sample input shape: `raw` (a dataset's input_shape) through the transforms.
@@ -93,7 +90,8 @@ LossFn build_loss(const LossSpec& spec);
 // The nodes a batch's forward pass must return for the loss: "" (the output), then loss.inputs.
 std::vector<std::string> loss_nodes(const LossSpec& spec);
 // What a batch gives the loss as its labels: the batch's target (with its target_lengths when
-// collate padded it), or its input (loss.target).
+// collate padded it), or its input (loss.target: input).
+LossLabels loss_labels(const data::Batch& batch, bool target_is_input);
 LossLabels loss_labels(const LossSpec& spec, const data::Batch& batch);
 // Random padded label sequences for a sequence loss on outputs [T, C] per sample (dltool bench):
 // `batch` sequences of T / 2 (at least 1) labels in [0, C), none the loss's blank; no lengths.
