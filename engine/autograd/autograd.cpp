@@ -34,7 +34,9 @@ class MultiLambdaNode final : public Node {
   MultiBackwardFn fn_;
 };
 
-// Sink of a leaf: adds incoming gradients into the leaf's .grad().
+// Sink of a leaf: adds incoming gradients into the leaf's .grad(), then runs the leaf's
+// post-accumulate-grad hooks. The engine runs it once per backward with the sum of every
+// path's gradient, so the hooks see the complete .grad().
 class AccumulateGrad final : public Node {
  public:
   explicit AccumulateGrad(const std::shared_ptr<TensorImpl>& leaf)
@@ -50,11 +52,20 @@ class AccumulateGrad final : public Node {
       Tensor acc(leaf->grad);
       add_(acc, g);
     }
+    // By index: a hook may register or remove hooks of this leaf.
+    const Tensor t(leaf);
+    for (size_t i = 0; i < hooks.size(); ++i) {
+      PostAccumulateGradHook h = hooks[i].second;
+      h(t);
+    }
     return {};
   }
+  std::vector<std::pair<uint64_t, PostAccumulateGradHook>> hooks;  // (id, hook), registration order
  private:
   std::weak_ptr<TensorImpl> leaf_;
 };
+
+std::atomic<uint64_t> g_hook_id{1};
 
 }  // namespace
 
@@ -87,6 +98,24 @@ Edge gradient_edge(const Tensor& t) {
   if (!impl->grad_accumulator)
     impl->grad_accumulator = std::make_shared<AccumulateGrad>(t.impl_ptr());
   return {impl->grad_accumulator, 0};
+}
+
+GradHookHandle register_post_accumulate_grad_hook(const Tensor& leaf, PostAccumulateGradHook hook) {
+  if (!leaf.defined() || !leaf.requires_grad() || !leaf.is_leaf())
+    throw std::invalid_argument("register_post_accumulate_grad_hook: expected a leaf tensor that requires grad" +
+                                std::string(leaf.defined() && !leaf.is_leaf() ? " (got a non-leaf tensor)" : ""));
+  if (!hook) throw std::invalid_argument("register_post_accumulate_grad_hook: empty hook");
+  auto node = std::static_pointer_cast<AccumulateGrad>(gradient_edge(leaf).node);
+  const uint64_t id = g_hook_id++;
+  node->hooks.emplace_back(id, std::move(hook));
+  return GradHookHandle(node, id);
+}
+
+void GradHookHandle::remove() {
+  auto node = std::static_pointer_cast<AccumulateGrad>(node_.lock());
+  if (!node) return;
+  std::erase_if(node->hooks, [&](const auto& h) { return h.first == id_; });
+  node_.reset();
 }
 
 static void attach(const std::shared_ptr<Node>& node, TensorList& outs, const TensorList& inputs) {

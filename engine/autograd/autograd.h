@@ -90,6 +90,27 @@ Edge gradient_edge(const Tensor& t);
 // Runs backward from `roots` with `grads` (same shapes). Accumulates into leaves' .grad().
 void run_backward(const TensorList& roots, const TensorList& grads);
 
+// Post-accumulate-grad hooks (torch's Tensor.register_post_accumulate_grad_hook): `hook(leaf)`
+// runs once per backward for every leaf that received a gradient in it, right after that
+// gradient was accumulated into leaf.grad() (so .grad() is complete: every path through the
+// graph has contributed), in backward order. Leaves that got no gradient in a backward are not
+// called. This is where data-parallel training starts a gradient's all-reduce during backward.
+// Hooks run with grad mode off, in registration order; the hook gets the leaf as its argument,
+// so it must not capture the leaf (a captured leaf owns its hook: a cycle that never frees).
+// Throws std::invalid_argument for a tensor that is not a leaf requiring grad.
+class GradHookHandle {
+ public:
+  GradHookHandle() = default;
+  GradHookHandle(std::weak_ptr<Node> node, uint64_t id) : node_(std::move(node)), id_(id) {}
+  // Unregisters the hook (no-op when already removed or the leaf is gone).
+  void remove();
+ private:
+  std::weak_ptr<Node> node_;
+  uint64_t id_ = 0;
+};
+using PostAccumulateGradHook = std::function<void(const Tensor& leaf)>;
+GradHookHandle register_post_accumulate_grad_hook(const Tensor& leaf, PostAccumulateGradHook hook);
+
 // Reduces a broadcast gradient back to `shape` (sums over broadcast dims).
 Tensor sum_to(const Tensor& grad, const Shape& shape);
 

@@ -53,6 +53,7 @@ StepResult TrainStep::run(const LossClosure& loss) {
     r.loss = opt_.step([&] {
       opt_.zero_grad();
       Tensor l = loss();
+      for (const BackwardHook& h : before_backward_) h(true);
       l.backward();
       for (const Hook& h : before_update_) h();
       if (options_.clip_grad_value > 0) optim::clip_grad_value_(ps, options_.clip_grad_value);
@@ -69,6 +70,7 @@ StepResult TrainStep::run(const LossClosure& loss) {
   r.loss = l.item();
   if (!std::isfinite(r.loss)) return r;  // the caller decides; no gradients were accumulated
   if (options_.accumulate_steps > 1) l = mul(l, 1.0 / static_cast<double>(options_.accumulate_steps));
+  for (const BackwardHook& h : before_backward_) h(pending_ + 1 >= options_.accumulate_steps);
   l.backward();
   if (++pending_ >= options_.accumulate_steps) {
     r.grad_norm = update();

@@ -8,12 +8,15 @@
 //   }
 //   step.flush();  // the epoch ended inside an accumulation window: update with what is there
 //
-// run(): forward + loss (the closure), backward of loss / accumulate_steps, and once
+// run(): forward + loss (the closure), the before_backward hooks (told whether this micro-batch
+// completes the accumulation window: data-parallel training synchronises gradients only
+// then, like DDP's no_sync), backward of loss / accumulate_steps, and once
 // accumulate_steps micro-batches have contributed (or flush()): the before_update hooks (where
 // gradients are complete: data-parallel all-reduce, gradient statistics), clipping
 // (clip_grad_value_, then clip_grad_norm_), optimizer.step(), zero_grad, the after_update hooks
 // (EMA). Optimizers that need a closure (LBFGS) get one that re-runs forward + backward on the
-// same batch; they cannot accumulate. Semantics are PyTorch's usual loop:
+// same batch (each evaluation runs the before_backward hooks with true and the before_update
+// hooks); they cannot accumulate. Semantics are PyTorch's usual loop:
 //   loss = loss_fn(model(x), y) / accumulate; loss.backward()
 //   if (i + 1) % accumulate == 0 or last batch: clip; opt.step(); opt.zero_grad()
 // With mean-reduced losses and equal micro-batches, accumulate_steps = k equals one batch k
@@ -45,6 +48,7 @@ class TrainStep {
  public:
   using LossClosure = std::function<Tensor()>;  // forward + loss of the current batch
   using Hook = std::function<void()>;
+  using BackwardHook = std::function<void(bool will_update)>;
 
   // Throws std::invalid_argument for bad options (accumulate_steps < 1, negative clips, an
   // optimizer that needs a closure with accumulate_steps > 1).
@@ -55,7 +59,11 @@ class TrainStep {
   // Returns whether it updated.
   bool flush(std::optional<double>* grad_norm = nullptr);
 
-  // Hooks, in registration order. before_update: gradients complete, not yet clipped.
+  // Hooks, in registration order. before_backward(will_update): the loss is finite and its
+  // backward is next; will_update says whether the optimizer steps after it (false inside an
+  // accumulation window; a window that flush() ends early is updated without one being true).
+  // before_update: gradients complete, not yet clipped.
+  void add_before_backward(BackwardHook h) { before_backward_.push_back(std::move(h)); }
   void add_before_update(Hook h) { before_update_.push_back(std::move(h)); }
   void add_after_update(Hook h) { after_update_.push_back(std::move(h)); }
 
@@ -72,6 +80,7 @@ class TrainStep {
   bool closure_;
   int64_t pending_ = 0;
   std::vector<Hook> before_update_, after_update_;
+  std::vector<BackwardHook> before_backward_;
 };
 
 }  // namespace dl::train
