@@ -29,12 +29,12 @@ std::string tensor_op_text(const char* op, const Tensor& t);
 void wait_until(const std::function<bool()>& done, double timeout_s, const std::function<std::string()>& what,
                 int rank, int world_size);
 
-#ifdef DLTOOL_WITH_MPI
+// The backends. A build without the library gets a stub that throws DistError saying so
+// (single.cpp), so callers need no #ifdef.
 ProcessGroupPtr make_mpi_group(const DistEnv& env, const GroupOptions& options);
-#endif
-#ifdef DLTOOL_WITH_NCCL
 // One process per GPU: the device is env.local_rank; the unique id goes over an MPI group.
+// Unlike init_process_group(), a world of one gets a real NCCL communicator (no MPI needed):
+// the [cuda] tests run the NCCL code on one GPU that way.
 ProcessGroupPtr make_nccl_group(const DistEnv& env, const GroupOptions& options);
-#endif
 
 }  // namespace dl::dist::detail

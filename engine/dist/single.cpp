@@ -78,19 +78,21 @@ ProcessGroupPtr init_process_group(const std::string& backend, const DistEnv& en
   if (!env.distributed()) return single_process_group();
   // "auto" cannot see the training device: NCCL whenever it is built in and a GPU is usable.
   const std::string chosen = backend == "auto" ? (nccl_usable() ? "nccl" : "mpi") : backend;
-  if (chosen == "mpi") {
-#ifdef DLTOOL_WITH_MPI
-    return detail::make_mpi_group(env, options);
-#else
-    throw DistError("this dltool was built without MPI (install libopenmpi-dev and rebuild)");
-#endif
-  }
-#ifdef DLTOOL_WITH_NCCL
-  return detail::make_nccl_group(env, options);
-#else
-  throw DistError("this dltool was built without NCCL (it needs a CUDA build with nccl.h and libnccl: "
-                  "DLTOOL_CUDA=ON and NCCL in the CUDA toolkit or the system)");
-#endif
+  return chosen == "mpi" ? detail::make_mpi_group(env, options) : detail::make_nccl_group(env, options);
 }
 
 }  // namespace dl::dist
+
+namespace dl::dist::detail {
+#ifndef DLTOOL_WITH_MPI
+ProcessGroupPtr make_mpi_group(const DistEnv&, const GroupOptions&) {
+  throw DistError("this dltool was built without MPI (install libopenmpi-dev and rebuild)");
+}
+#endif
+#ifndef DLTOOL_WITH_NCCL
+ProcessGroupPtr make_nccl_group(const DistEnv&, const GroupOptions&) {
+  throw DistError("this dltool was built without NCCL (it needs a CUDA build with nccl.h and libnccl: "
+                  "DLTOOL_CUDA=ON and NCCL in the CUDA toolkit or the system)");
+}
+#endif
+}  // namespace dl::dist::detail
