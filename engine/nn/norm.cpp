@@ -2,9 +2,11 @@
 
 #include <stdexcept>
 
+#include "engine/dist/process_group.h"
 #include "engine/nn/init.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/nn.h"
+#include "engine/ops/sync_batch_norm.h"
 
 namespace dl::nn {
 
@@ -54,6 +56,9 @@ Tensor BatchNormBase::run(const Tensor& x, bool relu) {
   }
   bool use_batch_stats = training_ || (!running_mean.defined() && !running_var.defined());
   bool pass_running = !training_ || track_running_stats;
+  if (training_ && process_group && process_group->world_size() > 1)
+    return sync_batch_norm(x, weight, bias, pass_running ? running_mean : Tensor(),
+                           pass_running ? running_var : Tensor(), factor, eps, process_group, relu);
   return (relu ? batch_norm_relu : batch_norm)(x, weight, bias, pass_running ? running_mean : Tensor(),
                                                pass_running ? running_var : Tensor(), use_batch_stats, factor, eps);
 }
@@ -74,6 +79,16 @@ void BatchNorm2d::check_input_dim(const Tensor& x) const {
   if (x.dim() != 4)
     throw std::invalid_argument("BatchNorm2d: expected 4D input (got " + std::to_string(x.dim()) +
                                 "D input)");
+}
+
+int convert_sync_batchnorm(Module& root, std::shared_ptr<dist::ProcessGroup> group) {
+  int n = 0;
+  for (auto& [name, m] : root.named_modules())
+    if (auto* bn = dynamic_cast<BatchNormBase*>(m.get())) {
+      bn->process_group = group;
+      ++n;
+    }
+  return n;
 }
 
 }  // namespace dl::nn

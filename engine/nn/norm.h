@@ -1,8 +1,11 @@
 // BatchNorm1d, BatchNorm2d.
 #pragma once
+#include <memory>
 #include <optional>
 
 #include "engine/nn/module.h"
+
+namespace dl::dist { class ProcessGroup; }
 
 namespace dl::nn {
 
@@ -13,6 +16,9 @@ namespace dl::nn {
 // momentum = nullopt means a cumulative moving average (factor 1 / num_batches_tracked).
 // In eval mode the running statistics are used; without track_running_stats batch
 // statistics are used in both modes.
+// With a process_group of more than one rank (convert_sync_batchnorm), training-mode
+// statistics are over every rank's batch (torch.nn.SyncBatchNorm, ops sync_batch_norm); eval
+// mode and a world of one are plain batch norm. Names, state_dict and export do not change.
 class BatchNormBase : public Module {
  public:
   BatchNormBase(int64_t num_features, double eps, std::optional<double> momentum, bool affine,
@@ -31,6 +37,7 @@ class BatchNormBase : public Module {
   bool affine, track_running_stats;
   Tensor weight, bias;                                     // [C] or undefined
   Tensor running_mean, running_var, num_batches_tracked;  // [C], [C], [] i64, or undefined
+  std::shared_ptr<dist::ProcessGroup> process_group;      // null: not synchronised
 
  protected:
   virtual void check_input_dim(const Tensor& x) const = 0;
@@ -64,5 +71,11 @@ class BatchNorm2d : public BatchNormBase {
  protected:
   void check_input_dim(const Tensor& x) const override;
 };
+
+// torch.nn.SyncBatchNorm.convert_sync_batchnorm: every BatchNorm1d/2d in `root` (itself
+// included) synchronises its training-mode statistics over `group` (null: back to plain batch
+// norm). Returns how many modules it switched. Every rank must run the same model: each such
+// layer all-reduces in forward and backward.
+int convert_sync_batchnorm(Module& root, std::shared_ptr<dist::ProcessGroup> group);
 
 }  // namespace dl::nn

@@ -226,23 +226,7 @@ namespace {
 // node that saves x and the output, whose > 0 mask is relu's backward).
 Tensor batch_norm_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
                        Tensor running_var, bool training, double momentum, double eps, bool relu) {
-  const char* op = "batch_norm";
-  check_float(x, op, "input");
-  check_match(x, weight, op, "weight");
-  check_match(x, bias, op, "bias");
-  if (x.dim() < 2)
-    throw std::invalid_argument("batch_norm: expected input [N, C] or [N, C, *], got " + shape_str(x.shape()));
-  const int64_t C = x.size(1);
-  auto check_c = [&](const Tensor& t, const char* what) {
-    if (t.defined() && (t.dim() != 1 || t.size(0) != C))
-      throw std::invalid_argument(std::string("batch_norm: ") + what + " " + shape_str(t.shape()) +
-                                  " does not match " + std::to_string(C) + " channels of input " +
-                                  shape_str(x.shape()));
-  };
-  check_c(weight, "weight");
-  check_c(bias, "bias");
-  check_c(running_mean, "running_mean");
-  check_c(running_var, "running_var");
+  const int64_t C = check_batch_norm_args("batch_norm", x, weight, bias, running_mean, running_var);
   const int64_t per_channel = C > 0 ? x.numel() / C : 0;
   if (training && per_channel <= 1)
     throw std::invalid_argument("batch_norm: expected more than 1 value per channel when training, got input " +
@@ -262,18 +246,7 @@ Tensor batch_norm_impl(const Tensor& x, const Tensor& weight, const Tensor& bias
   }
   if (x.numel() > 0) batch_norm_fwd_stub(x.device())(xc, wc, bc, mean, var, training, eps, relu, y);
 
-  if (training) {  // running = (1 - momentum) * running + momentum * batch (unbiased var)
-    NoGradGuard ng;
-    const double unbias = static_cast<double>(per_channel) / static_cast<double>(per_channel - 1);
-    if (running_mean.defined()) {
-      mul_(running_mean, 1.0 - momentum);
-      add_(running_mean, mean.to(running_mean.dtype()), momentum);
-    }
-    if (running_var.defined()) {
-      mul_(running_var, 1.0 - momentum);
-      add_(running_var, var.to(running_var.dtype()), momentum * unbias);
-    }
-  }
+  if (training) update_running_stats(running_mean, running_var, mean, var, momentum, per_channel);
 
   if (any_requires_grad({x, weight, bias})) {
     const bool gx_needed = x.requires_grad(), gw_needed = weight.defined() && weight.requires_grad();

@@ -1,9 +1,11 @@
-// Argument checks and small helpers shared by the NCHW ops (nn.cpp, conv_transpose.cpp,
+// Argument checks and small helpers shared by the NCHW ops (nn.cpp, sync_batch_norm.cpp, conv_transpose.cpp,
 // interpolate.cpp). Internal to engine/ops: messages name the op and what was wrong.
 #pragma once
 #include <stdexcept>
 #include <string>
 
+#include "engine/autograd/autograd.h"
+#include "engine/ops/elementwise.h"
 #include "engine/ops/nn.h"
 #include "engine/tensor/tensor.h"
 #include "kernels/nn.h"
@@ -54,6 +56,44 @@ inline Tensor as_batched(const Tensor& x, const char* op) {
 }
 // The op's 4-d result `y` as 3-d again when the input `x` was unbatched.
 inline Tensor unbatch_like(const Tensor& y, const Tensor& x) { return x.dim() == 3 ? y.squeeze(0) : y; }
+
+// batch_norm's and sync_batch_norm's arguments: x [N, C] or [N, C, *] floating; weight, bias,
+// running_mean, running_var [C] or undefined, weight and bias of x's dtype and device. Returns C.
+inline int64_t check_batch_norm_args(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                     const Tensor& running_mean, const Tensor& running_var) {
+  check_float(x, op, "input");
+  check_match(x, weight, op, "weight");
+  check_match(x, bias, op, "bias");
+  if (x.dim() < 2)
+    throw std::invalid_argument(std::string(op) + ": expected input [N, C] or [N, C, *], got " + shape_str(x.shape()));
+  const int64_t C = x.size(1);
+  auto check_c = [&](const Tensor& t, const char* what) {
+    if (t.defined() && (t.dim() != 1 || t.size(0) != C))
+      throw std::invalid_argument(std::string(op) + ": " + what + " " + shape_str(t.shape()) + " does not match " +
+                                  std::to_string(C) + " channels of input " + shape_str(x.shape()));
+  };
+  check_c(weight, "weight");
+  check_c(bias, "bias");
+  check_c(running_mean, "running_mean");
+  check_c(running_var, "running_var");
+  return C;
+}
+
+// running = (1 - momentum) * running + momentum * batch statistic, for each one defined; `var`
+// is the biased variance over `count` values per channel, the running one unbiased (PyTorch).
+inline void update_running_stats(Tensor& running_mean, Tensor& running_var, const Tensor& mean, const Tensor& var,
+                                 double momentum, int64_t count) {
+  NoGradGuard ng;
+  const double unbias = static_cast<double>(count) / static_cast<double>(count - 1);
+  if (running_mean.defined()) {
+    mul_(running_mean, 1.0 - momentum);
+    add_(running_mean, mean.to(running_mean.dtype()), momentum);
+  }
+  if (running_var.defined()) {
+    mul_(running_var, 1.0 - momentum);
+    add_(running_var, var.to(running_var.dtype()), momentum * unbias);
+  }
+}
 
 // A contiguous tensor outside the autograd graph (undefined stays undefined): what kernels get.
 inline Tensor contig(const Tensor& t) { return t.defined() ? t.detach().contiguous() : Tensor(); }

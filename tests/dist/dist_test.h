@@ -16,5 +16,7 @@ namespace dl::test {
 
 dist::ProcessGroup& test_group();
 const dist::DistEnv& test_env();
+// The same group as a non-owning ProcessGroupPtr, for what keeps one (Reducer, SyncBatchNorm).
+inline dist::ProcessGroupPtr test_group_ptr() { return {std::shared_ptr<void>(), &test_group()}; }
 
 }  // namespace dl::test
