@@ -43,7 +43,7 @@ void wait_until(const std::function<bool()>& done, double timeout_s, const std::
                 int rank, int world_size) {
   using clock = std::chrono::steady_clock;
   const clock::time_point start = clock::now();
-  const auto spin = std::chrono::milliseconds(50);
+  const auto spin = std::chrono::seconds(1);
   const auto limit = std::chrono::duration<double>(timeout_s);
   while (!done()) {
     const clock::duration elapsed = clock::now() - start;

@@ -23,9 +23,11 @@ std::string timeout_message(int rank, int world_size, const std::string& what, d
 std::string tensor_op_text(const char* op, const Tensor& t);
 
 // Calls `done` until it returns true; after `timeout_s` throws DistError(timeout_message()).
-// Polls back-to-back (yielding the core) for the first 50 ms, since MPI moves a large message
-// forward only inside these calls, then every 100 us, so a rank waiting for a dead peer does not
-// keep a core busy for the whole timeout.
+// Polls back-to-back (yielding the core) for the first second, since MPI moves a message
+// forward only inside these calls (a 64 MiB allreduce through shared memory is thousands of
+// fragments; in allreduce_bench on the loaded 2-core machine it took 1.5-3x longer when polled
+// every 100 us after the first 50 ms), then every 100 us, so a rank waiting for a dead peer does
+// not keep a core busy for the whole timeout.
 void wait_until(const std::function<bool()>& done, double timeout_s, const std::function<std::string()>& what,
                 int rank, int world_size);
 
