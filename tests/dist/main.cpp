@@ -3,13 +3,15 @@
 //
 // DLTOOL_DIST_TEST_HANG=1 (ctest's dist:hung_rank_aborts) runs no tests: rank 1 sleeps past the
 // 3 s timeout of rank 0's allreduce, which must throw DistError; rank 0 prints it and aborts the
-// job, the way the trainer handles a dead or hung rank.
+// job, the way the trainer handles a dead or hung rank. DLTOOL_DIST_TEST_HANG=die: rank 1 exits
+// instead (mpirun then ends the job, whether or not rank 0's allreduce has timed out yet).
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <thread>
 
 #include "tests/dist/dist_test.h"
@@ -24,8 +26,12 @@ double timeout_from_env(double fallback) {
   return v && *v ? std::atof(v) : fallback;
 }
 
-int hang_mode(dl::dist::ProcessGroup& pg) {
-  if (pg.rank() == 1) std::this_thread::sleep_for(std::chrono::seconds(120));
+// `die`: rank 1 exits at once instead of sleeping (a crashed rank).
+int hang_mode(dl::dist::ProcessGroup& pg, bool die) {
+  if (pg.rank() == 1) {
+    if (die) std::_Exit(9);
+    std::this_thread::sleep_for(std::chrono::seconds(120));
+  }
   try {
     pg.allreduce(dl::ones({1234}));
   } catch (const dl::dist::DistError& e) {
@@ -53,7 +59,7 @@ int main(int argc, char* argv[]) {
     std::fprintf(stderr, "dist_tests: %s\n", e.what());
     return 2;
   }
-  if (hang) return hang_mode(*g_group);
+  if (hang) return hang_mode(*g_group, std::string(std::getenv("DLTOOL_DIST_TEST_HANG")) == "die");
 
   const int failed = Catch::Session().run(argc, argv);
   // Every rank's result, so mpirun's exit code does not depend on which rank failed.
