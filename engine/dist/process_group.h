@@ -80,8 +80,8 @@ using ProcessGroupPtr = std::shared_ptr<ProcessGroup>;
 //   OpenMPI:       OMPI_COMM_WORLD_RANK, OMPI_COMM_WORLD_SIZE, OMPI_COMM_WORLD_LOCAL_RANK/_LOCAL_SIZE
 //   torchrun-like: RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT
 // None of them: rank 0 of 1. Under mpirun inside an sbatch allocation both SLURM_* (of the
-// batch step, 1 task) and OMPI_* are set: OMPI_* wins when SLURM_NTASKS says 1 task but
-// OMPI_COMM_WORLD_SIZE more (mpirun launched the ranks itself).
+// batch step: SLURM_PROCID=0 on every rank, SLURM_NTASKS the allocation's) and OMPI_* are set:
+// OMPI_* wins whenever the two disagree on rank or size (mpirun launched the ranks itself).
 struct DistEnv {
   int rank = 0;
   int world_size = 1;
