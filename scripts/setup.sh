@@ -11,7 +11,8 @@ PKGS=(cmake g++ make libcli11-dev libyaml-cpp-dev libhdf5-dev hdf5-tools libprot
       dataset-fashion-mnist python3-onnx nodejs
       python3-sklearn fortunes python3-h5py  # real data of the tabular/text recipes; h5py writes recipes/hdf5's file
       clang libclang-rt-14-dev libomp-dev  # the libFuzzer targets (scripts/fuzz.sh)
-      libopenmpi-dev openmpi-bin)  # the MPI process-group backend, dist_tests (mpirun)
+      libopenmpi-dev openmpi-bin  # the MPI process-group backend, dist_tests (mpirun)
+      munge slurmctld slurmd slurm-client)  # the one-node SLURM cluster of the tests (scripts/slurm_cluster.sh)
 if [ "${1:-}" = "--oracle" ]; then PKGS+=(python3-torch python3-torchvision libopenblas0-pthread); fi
 missing=()
 for p in "${PKGS[@]}"; do

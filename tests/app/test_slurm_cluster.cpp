@@ -1,0 +1,290 @@
+// The SLURM examples on a real SLURM cluster: munged, slurmctld and slurmd on this machine
+// (scripts/slurm_cluster.sh, one node, its own state directory and ports), real sbatch, a
+// real `scancel --signal=USR1`, dltool's real `scontrol requeue`.
+//
+// recipes/slurm/train.sbatch (one process): sbatch -> the job runs some steps -> scancel
+// --signal=USR1 <job> (SLURM signals the job's steps, so dltool under srun gets it; the batch
+// shell does not) -> dltool writes last.h5, runs `scontrol requeue <job>` and exits 75 -> the job
+// is PENDING again with Restarts=1 and a begin time ~2 minutes away, which `scontrol update
+// JobId=<job> StartTime=now` skips -> the script runs again, `--resume auto` resumes from last.h5
+// -> COMPLETED. The final checkpoint must be bit-identical to that of the same training run
+// directly, uninterrupted (in parallel with the job: it has one CPU, the run the other).
+//
+// Tagged [slurm_cluster]: ctest gives these the label `slurm` and RESOURCE_LOCK slurm (one
+// cluster at a time). Skipped (tests/support/skip.h) when not root or the daemons are missing.
+// Every wait is bounded; the cluster is stopped (jobs cancelled, daemons killed, state removed)
+// when the test ends, also after a failure.
+#include <catch2/catch.hpp>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/process.h"
+#include "tests/support/same_run.h"
+#include "tests/support/skip.h"
+#include "tests/support/tempdir.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+using dl::test::ProcessOptions;
+using dl::test::ProcessResult;
+using dl::test::read_file;
+using dl::test::TempDir;
+
+constexpr const char* kData = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+// Not slurm_cluster.sh's default 6817, so a cluster someone started by hand does not collide.
+constexpr const char* kPort = "6917";
+constexpr double kJobTimeoutS = 300;  // a whole training attempt on a loaded machine
+
+std::string tail(const std::string& text, size_t n = 4000) {
+  return text.size() > n ? "..." + text.substr(text.size() - n) : text;
+}
+
+// PATH with the sbin directories, where Debian puts munged, slurmctld and slurmd.
+std::string path_with_sbin() {
+  const char* p = std::getenv("PATH");
+  return (p ? std::string(p) + ":" : std::string()) + "/usr/sbin:/sbin";
+}
+
+bool on_path(const std::string& name) {
+  std::stringstream dirs(path_with_sbin());
+  std::string d;
+  while (std::getline(dirs, d, ':'))
+    if (!d.empty() && ::access((d + "/" + name).c_str(), X_OK) == 0) return true;
+  return false;
+}
+
+// "" when the cluster tests can run here, else why not.
+std::string why_no_cluster() {
+  if (::geteuid() != 0) return "not root: scripts/slurm_cluster.sh runs the SLURM daemons as root";
+  for (const char* tool : {"munged", "munge", "slurmctld", "slurmd", "sbatch", "srun", "scontrol", "squeue", "scancel"})
+    if (!on_path(tool))
+      return std::string(tool) + " not found: scripts/setup.sh installs munge, slurmctld, slurmd and slurm-client";
+  if (!fs::exists(kData)) return "Fashion-MNIST not installed (scripts/setup.sh installs dataset-fashion-mnist)";
+  return "";
+}
+
+// A one-node cluster in a temporary directory, stopped and removed at scope exit.
+class Cluster {
+ public:
+  Cluster() : state_(dir_.file("cluster")), conf_(state_ + "/slurm.conf") {
+    // munged wants every directory above its socket searchable by all (mkdtemp made it 0700).
+    fs::permissions(dir_.path, fs::perms::group_exec | fs::perms::others_exec, fs::perm_options::add);
+  }
+  ~Cluster() {
+    // `stop` cancels the jobs, kills the daemons (bounded waits) and removes the state.
+    const ProcessResult r = run({kScript, "stop", state_}, 120);
+    if (r.exit_code != 0) WARN("slurm_cluster.sh stop: " << r.status_text() << "\n" << r.out);
+  }
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
+  void start() {
+    const ProcessResult r = run({kScript, "start", state_}, 180);
+    INFO("scripts/slurm_cluster.sh start " << state_ << ": " << r.status_text() << "\n" << r.out);
+    REQUIRE(r.exit_code == 0);
+  }
+
+  // A SLURM client command (sbatch, squeue, scontrol, scancel) against this cluster; `env` is
+  // added to the environment, which the job of an sbatch inherits.
+  ProcessResult client(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env = {}) const {
+    return run(argv, 60, env);
+  }
+  // Same, and it must succeed; returns its output.
+  std::string require_client(const std::vector<std::string>& argv,
+                             const std::map<std::string, std::string>& env = {}) const {
+    const ProcessResult r = client(argv, env);
+    INFO(argv[0] << " " << (argv.size() > 1 ? argv[1] : "") << ": " << r.status_text() << "\n" << r.out);
+    REQUIRE(r.exit_code == 0);
+    return r.out;
+  }
+  std::string log_tails() const {
+    return "slurmctld.log:\n" + tail(read_file(state_ + "/slurmctld.log"), 2000) + "\nslurmd.log:\n" +
+           tail(read_file(state_ + "/slurmd.log"), 2000);
+  }
+
+ private:
+  static constexpr const char* kScript = DLTOOL_SOURCE_DIR "/scripts/slurm_cluster.sh";
+
+  // Without our own SLURM_* (a test run inside a SLURM job must not talk to that cluster).
+  ProcessResult run(const std::vector<std::string>& argv, double timeout_s,
+                    const std::map<std::string, std::string>& env = {}) const {
+    ProcessOptions opt;
+    opt.unset_env = {"SLURM_*"};
+    opt.env = env;
+    opt.env["SLURM_CONF"] = conf_;
+    opt.env["DLTOOL_SLURM_PORT"] = kPort;
+    opt.env["PATH"] = path_with_sbin();
+    opt.merge_stderr = true;
+    opt.timeout_s = timeout_s;
+    return dl::test::run_process(argv, opt);
+  }
+
+  TempDir dir_;
+  std::string state_, conf_;
+};
+
+// One line of `scontrol -o show job <id>`: "JobId=3 JobName=lenet ... JobState=PENDING ...".
+struct JobInfo {
+  std::string line;
+  std::string field(const std::string& key) const {
+    const std::string k = " " + key + "=";
+    const size_t at = line.find(k);
+    if (at == std::string::npos) return "";
+    const size_t from = at + k.size();
+    return line.substr(from, line.find(' ', from) - from);
+  }
+  std::string state() const { return field("JobState"); }
+  int restarts() const { return std::atoi(field("Restarts").c_str()); }
+};
+
+JobInfo job_info(const Cluster& c, const std::string& id) {
+  return {" " + c.client({"scontrol", "-o", "show", "job", id}).out};
+}
+
+bool finished_badly(const std::string& state) {
+  for (const char* s : {"FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"})
+    if (state == s) return true;
+  return false;
+}
+
+double elapsed_s(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+int64_t count_lines(const std::string& p) {
+  int64_t n = 0;
+  for (char ch : read_file(p)) n += ch == '\n';
+  return n;
+}
+
+// A preemptible training job of recipes/slurm/, and the same training run uninterrupted.
+struct JobSpec {
+  std::string script;                          // relative to the repository root
+  std::vector<std::string> sbatch_options;     // resources that fit this machine
+  std::vector<std::string> overrides;          // config overrides (the script's arguments)
+  int64_t max_steps = 0;                       // train.max_steps in `overrides`
+  std::vector<std::string> uninterrupted;      // argv of the uninterrupted run, minus --run-dir DIR
+};
+
+struct JobRun {
+  const Cluster& cluster;
+  std::string id, output;  // the job id; its output file (appended to by every attempt)
+
+  std::string diagnosis() const {
+    return "job " + id + ": " + job_info(cluster, id).line + "\njob output:\n" + tail(read_file(output)) + "\n" +
+           cluster.log_tails();
+  }
+  // Polls every 0.25 s until done() is true, at most `timeout_s`; fails when the job ended badly.
+  void wait_until(const std::function<bool(const JobInfo&)>& done, double timeout_s, const std::string& what) const {
+    const auto t0 = std::chrono::steady_clock::now();
+    while (true) {
+      const JobInfo j = job_info(cluster, id);
+      if (done(j)) return;
+      if (finished_badly(j.state())) FAIL("job ended " << j.state() << " while waiting for " << what << "\n" << diagnosis());
+      if (elapsed_s(t0) > timeout_s) FAIL("no " << what << " within " << timeout_s << " s\n" << diagnosis());
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    }
+  }
+};
+
+// sbatch -> `signal_after_lines` metrics lines -> scancel --signal=USR1 -> requeued -> started at
+// once -> resumed -> COMPLETED; then run B's checkpoint must equal the uninterrupted run A's.
+void preempted_job_matches_uninterrupted_run(const JobSpec& spec, int64_t signal_after_lines) {
+  const std::string why = why_no_cluster();
+  DLTOOL_SKIP_IF(!why.empty(), why);
+
+  TempDir dir;
+  const std::string a_dir = dir.file("A"), b_dir = dir.file("B"), a_log = dir.file("A.log");
+  Cluster cluster;
+  cluster.start();
+
+  // Run A, uninterrupted, beside the job.
+  std::vector<std::string> a_argv = spec.uninterrupted;
+  a_argv.insert(a_argv.end(), {"--run-dir", a_dir});
+  dl::test::Process a = dl::test::spawn_process(a_argv, a_log, {.unset_env = {"SLURM_*"}, .cwd = DLTOOL_SOURCE_DIR});
+
+  // Run B: the job. The script finds the binary and the run directory in DLTOOL and RUN_DIR.
+  JobRun job{cluster, "", dir.file("job.out")};
+  std::vector<std::string> sbatch = {"sbatch", "--parsable", "--chdir=" DLTOOL_SOURCE_DIR, "--output=" + job.output,
+                                     "--job-name=dltool-test"};
+  sbatch.insert(sbatch.end(), spec.sbatch_options.begin(), spec.sbatch_options.end());
+  sbatch.push_back(spec.script);
+  sbatch.insert(sbatch.end(), spec.overrides.begin(), spec.overrides.end());
+  job.id = cluster.require_client(sbatch, {{"DLTOOL", DLTOOL_BINARY}, {"RUN_DIR", b_dir}});
+  while (!job.id.empty() && (job.id.back() == '\n' || job.id.back() == ' ')) job.id.pop_back();
+  INFO("job " << job.id);
+
+  const std::string metrics = b_dir + "/metrics.jsonl";
+  job.wait_until([&](const JobInfo& j) { return j.state() == "RUNNING" && count_lines(metrics) >= signal_after_lines; },
+                 kJobTimeoutS, std::to_string(signal_after_lines) + " logged steps of the running job");
+  // Without --batch or --full scancel signals the job's steps, not the batch shell: dltool under srun.
+  cluster.require_client({"scancel", "--signal=USR1", job.id});
+
+  // dltool requeues the job itself; SLURM holds a requeued job for ~2 minutes (its begin time).
+  // (PENDING, or already RUNNING/COMPLETED again: the update below is then not needed.)
+  job.wait_until(
+      [](const JobInfo& j) {
+        return j.restarts() >= 1 && (j.state() == "PENDING" || j.state() == "RUNNING" || j.state() == "COMPLETED");
+      },
+      kJobTimeoutS, "requeue after SIGUSR1");
+  if (job_info(cluster, job.id).state() == "PENDING")
+    cluster.require_client({"scontrol", "update", "JobId=" + job.id, "StartTime=now"});
+  job.wait_until([](const JobInfo& j) { return j.state() == "COMPLETED"; }, kJobTimeoutS, "COMPLETED after the requeue");
+
+  const JobInfo done = job_info(cluster, job.id);
+  const std::string out = read_file(job.output);
+  INFO(job.diagnosis());
+  CHECK(done.restarts() == 1);  // requeued once: the resumed attempt did not requeue again
+  CHECK(done.field("ExitCode") == "0:0");
+  CHECK_THAT(out, Catch::Contains("SIGUSR1 received at step"));
+  CHECK_THAT(out, Catch::Contains("requeued SLURM job " + job.id));
+  CHECK_THAT(out, Catch::Contains("restart 1"));  // the script's banner of the second attempt
+  CHECK_THAT(out, Catch::Contains("resumed from " + b_dir + "/checkpoints/last.h5 at step"));
+  CHECK_THAT(out, Catch::Contains("training complete"));
+
+  if (!a.wait(kJobTimeoutS)) {
+    a.kill_and_wait();
+    FAIL("the uninterrupted run did not finish within " << kJobTimeoutS << " s:\n" << tail(read_file(a_log)));
+  }
+  INFO("uninterrupted run: " << a.status_text() << "\n" << tail(read_file(a_log)));
+  REQUIRE(a.exit_code() == 0);
+  dl::test::require_same_run(a_dir, b_dir, spec.max_steps);
+}
+
+// A small run of the LeNet recipe: 1000 training samples (data.val_size 59000), batch 64 = 16
+// steps per epoch, every step logged, no validation, no periodic checkpoints; long enough
+// (seconds) that the signal lands mid-run.
+std::vector<std::string> lenet_overrides(int64_t max_steps) {
+  return {"data.val_size=59000", "train.epochs=1000", "train.max_steps=" + std::to_string(max_steps),
+          "train.log_every=1",   "train.eval_every=1000000", "checkpoint.every_steps=0",
+          "checkpoint.every_epoch=false"};
+}
+
+}  // namespace
+
+TEST_CASE("slurm cluster: train.sbatch preempted by scancel --signal=USR1 requeues itself, resumes and ends "
+          "bit-identical to an uninterrupted run",
+          "[slurm_cluster]") {
+  constexpr int64_t kMaxSteps = 800;
+  JobSpec spec;
+  spec.script = "recipes/slurm/train.sbatch";
+  // The script asks for 8 CPUs and 8 GB; one CPU (train.threads = SLURM_CPUS_PER_TASK = 1) fits here.
+  spec.sbatch_options = {"--cpus-per-task=1", "--mem=1G"};
+  spec.overrides = lenet_overrides(kMaxSteps);
+  spec.max_steps = kMaxSteps;
+  spec.uninterrupted = {DLTOOL_BINARY, "train", "recipes/fashion_mnist/lenet.yaml"};
+  spec.uninterrupted.insert(spec.uninterrupted.end(), spec.overrides.begin(), spec.overrides.end());
+  spec.uninterrupted.insert(spec.uninterrupted.end(), {"train.threads=1", "--log-format", "plain"});
+  preempted_job_matches_uninterrupted_run(spec, 20);
+}
