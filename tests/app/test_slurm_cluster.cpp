@@ -198,6 +198,21 @@ struct JobRun {
   }
 };
 
+// sbatch [options] SCRIPT [args] from the repository root, the job's output in `output`; the
+// job inherits `env` (the sbatch scripts take DLTOOL and RUN_DIR from it).
+JobRun submit(const Cluster& cluster, const std::string& script, const std::vector<std::string>& options,
+              const std::vector<std::string>& args, const std::string& output,
+              const std::map<std::string, std::string>& env) {
+  std::vector<std::string> argv = {"sbatch", "--parsable", "--chdir=" DLTOOL_SOURCE_DIR, "--output=" + output,
+                                   "--job-name=dltool-test"};
+  argv.insert(argv.end(), options.begin(), options.end());
+  argv.push_back(script);
+  argv.insert(argv.end(), args.begin(), args.end());
+  JobRun job{cluster, cluster.require_client(argv, env), output};
+  while (!job.id.empty() && (job.id.back() == '\n' || job.id.back() == ' ')) job.id.pop_back();
+  return job;
+}
+
 // sbatch -> `signal_after_lines` metrics lines -> scancel --signal=USR1 -> requeued -> started at
 // once -> resumed -> COMPLETED; then run B's checkpoint must equal the uninterrupted run A's.
 void preempted_job_matches_uninterrupted_run(const JobSpec& spec, int64_t signal_after_lines) {
@@ -215,14 +230,8 @@ void preempted_job_matches_uninterrupted_run(const JobSpec& spec, int64_t signal
   dl::test::Process a = dl::test::spawn_process(a_argv, a_log, {.unset_env = {"SLURM_*"}, .cwd = DLTOOL_SOURCE_DIR});
 
   // Run B: the job. The script finds the binary and the run directory in DLTOOL and RUN_DIR.
-  JobRun job{cluster, "", dir.file("job.out")};
-  std::vector<std::string> sbatch = {"sbatch", "--parsable", "--chdir=" DLTOOL_SOURCE_DIR, "--output=" + job.output,
-                                     "--job-name=dltool-test"};
-  sbatch.insert(sbatch.end(), spec.sbatch_options.begin(), spec.sbatch_options.end());
-  sbatch.push_back(spec.script);
-  sbatch.insert(sbatch.end(), spec.overrides.begin(), spec.overrides.end());
-  job.id = cluster.require_client(sbatch, {{"DLTOOL", DLTOOL_BINARY}, {"RUN_DIR", b_dir}});
-  while (!job.id.empty() && (job.id.back() == '\n' || job.id.back() == ' ')) job.id.pop_back();
+  const JobRun job = submit(cluster, spec.script, spec.sbatch_options, spec.overrides, dir.file("job.out"),
+                            {{"DLTOOL", DLTOOL_BINARY}, {"RUN_DIR", b_dir}});
   INFO("job " << job.id);
 
   const std::string metrics = b_dir + "/metrics.jsonl";
@@ -287,4 +296,73 @@ TEST_CASE("slurm cluster: train.sbatch preempted by scancel --signal=USR1 requeu
   spec.uninterrupted.insert(spec.uninterrupted.end(), spec.overrides.begin(), spec.overrides.end());
   spec.uninterrupted.insert(spec.uninterrupted.end(), {"train.threads=1", "--log-format", "plain"});
   preempted_job_matches_uninterrupted_run(spec, 20);
+}
+
+// The launch path of recipes/slurm/train_ddp.sbatch with a 20-line MPI program in dltool's place
+// (DLTOOL=hello): `srun --mpi=pmix` inside `sbatch -n 2` must start two ranks of one MPI world,
+// rank r with SLURM_PROCID=r, and `scancel --signal=USR1 <job>` must reach both. Each rank says
+// "ready", waits (at most 60 s) for SIGUSR1, allreduces whether it got it, and exits 75 like a
+// pre-empted dltool when every rank did; the script turns 75 into exit 0 (COMPLETED).
+TEST_CASE("slurm cluster: train_ddp.sbatch runs 2 MPI ranks under srun --mpi=pmix and SIGUSR1 reaches both",
+          "[slurm_cluster]") {
+  std::string why = why_no_cluster();
+  if (why.empty() && !on_path("mpicc")) why = "mpicc not found: scripts/setup.sh installs libopenmpi-dev";
+  DLTOOL_SKIP_IF(!why.empty(), why);
+
+  TempDir dir;
+  const std::string hello = dir.file("hello");
+  const std::string src = dir.file("hello.c", R"(#include <mpi.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+static volatile sig_atomic_t got;
+static void on_usr1(int sig) { got = sig; }
+static const char* env(const char* name) { return getenv(name) ? getenv(name) : "-"; }
+int main(int argc, char** argv) {
+  signal(SIGUSR1, on_usr1);
+  MPI_Init(&argc, &argv);
+  int rank = 0, size = 0, mine = 0, all = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  printf("rank %d of %d: SLURM_PROCID=%s SLURM_NTASKS=%s SLURM_LOCALID=%s SLURM_CPUS_PER_TASK=%s ready\n", rank, size,
+         env("SLURM_PROCID"), env("SLURM_NTASKS"), env("SLURM_LOCALID"), env("SLURM_CPUS_PER_TASK"));
+  fflush(stdout);
+  for (int i = 0; i < 600 && !got; ++i) usleep(100000);
+  mine = got == SIGUSR1;
+  MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+  printf("rank %d: %d of %d ranks got SIGUSR1\n", rank, all, size);
+  fflush(stdout);
+  MPI_Finalize();
+  return all == size ? 75 : 1;
+}
+)");
+  const ProcessResult cc = dl::test::run_process({"mpicc", "-O1", "-o", hello, src}, {.merge_stderr = true, .timeout_s = 120});
+  INFO("mpicc: " << cc.status_text() << "\n" << cc.out);
+  REQUIRE(cc.exit_code == 0);
+
+  Cluster cluster;
+  cluster.start();
+  const JobRun job = submit(cluster, "recipes/slurm/train_ddp.sbatch", {"--ntasks=2", "--cpus-per-task=1", "--mem=1G"},
+                            {}, dir.file("job.out"), {{"DLTOOL", hello}, {"RUN_DIR", dir.file("run")}});
+  INFO("job " << job.id);
+  auto count = [](const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  job.wait_until([&](const JobInfo&) { return count(read_file(job.output), " ready\n") == 2; }, kJobTimeoutS,
+                 "both ranks ready");
+  cluster.require_client({"scancel", "--signal=USR1", job.id});
+  job.wait_until([](const JobInfo& j) { return j.state() == "COMPLETED"; }, kJobTimeoutS, "COMPLETED");
+
+  const std::string out = read_file(job.output);
+  INFO(job.diagnosis());
+  CHECK_THAT(out, Catch::Contains(", 2 ranks,"));  // the script's banner (SLURM_NTASKS)
+  CHECK_THAT(out, Catch::Contains("rank 0 of 2: SLURM_PROCID=0 SLURM_NTASKS=2 SLURM_LOCALID=0 SLURM_CPUS_PER_TASK=1 ready"));
+  CHECK_THAT(out, Catch::Contains("rank 1 of 2: SLURM_PROCID=1 SLURM_NTASKS=2 SLURM_LOCALID=1 SLURM_CPUS_PER_TASK=1 ready"));
+  CHECK(count(out, " of 2 ranks got SIGUSR1") == 2);
+  CHECK(count(out, "2 of 2 ranks got SIGUSR1") == 2);
+  CHECK_THAT(out, Catch::Contains("stopped with a checkpoint (exit 75)"));
+  CHECK(job_info(cluster, job.id).field("ExitCode") == "0:0");
 }
