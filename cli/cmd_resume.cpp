@@ -13,6 +13,7 @@ struct ResumeArgs {
   std::vector<std::string> overrides;
   std::string run_dir;
   bool requeue = false;
+  bool allow_world_size_change = false;
   bool quiet = false;
   std::string log_format = "auto";
 };
@@ -23,6 +24,8 @@ std::function<int()> setup_resume(CLI::App& sub) {
   sub.add_option("overrides", a->overrides, "key=value overrides of schedule keys, e.g. train.epochs=10");
   sub.add_option("--run-dir", a->run_dir, "output directory (default: the checkpoint's run directory)");
   sub.add_flag("--requeue", a->requeue, "on SIGUSR1 under SLURM: checkpoint, then `scontrol requeue` the job");
+  sub.add_flag("--allow-world-size-change", a->allow_world_size_change,
+               "data-parallel: resume a checkpoint written by another number of ranks (not bit-exact)");
   sub.add_flag("--quiet", a->quiet, "print only errors and the final result");
   sub.add_option("--log-format", a->log_format, "auto, plain or json")->check(CLI::IsMember({"auto", "plain", "json"}));
   return [a]() -> int {
@@ -45,6 +48,7 @@ std::function<int()> setup_resume(CLI::App& sub) {
     opt.mode = a->quiet ? Mode::quiet : a->log_format == "json" ? Mode::json : Mode::human;
     opt.tty = a->log_format == "auto" && exporters::ProgressReporter::stdout_is_tty();
     opt.requeue = a->requeue;
+    opt.allow_world_size_change = a->allow_world_size_change;
     prepare_resume(cfg, path, opt);
     return run_training(std::move(cfg), std::move(opt));
   };

@@ -17,6 +17,7 @@ struct TrainArgs {
   std::string init_from;
   bool no_strict = false;
   bool requeue = false;
+  bool allow_world_size_change = false;
   bool quiet = false;
   std::string log_format = "auto";
 };
@@ -32,6 +33,8 @@ std::function<int()> setup_train(CLI::App& sub) {
   sub.add_option("--init-from", a->init_from, "load initial weights (/model) from an .h5 checkpoint or weights file");
   sub.add_flag("--no-strict", a->no_strict, "with --init-from: allow missing/unexpected keys (load_state_dict(strict=False))");
   sub.add_flag("--requeue", a->requeue, "on SIGUSR1 under SLURM: checkpoint, then `scontrol requeue` the job");
+  sub.add_flag("--allow-world-size-change", a->allow_world_size_change,
+               "data-parallel: resume a checkpoint written by another number of ranks (not bit-exact)");
   sub.add_flag("--quiet", a->quiet, "print only errors and the final result");
   sub.add_option("--log-format", a->log_format, "auto (progress bar on a TTY, plain lines otherwise), plain or json")
       ->check(CLI::IsMember({"auto", "plain", "json"}));
@@ -43,6 +46,7 @@ std::function<int()> setup_train(CLI::App& sub) {
     opt.mode = a->quiet ? Mode::quiet : a->log_format == "json" ? Mode::json : Mode::human;
     opt.tty = a->log_format == "auto" && exporters::ProgressReporter::stdout_is_tty();
     opt.requeue = a->requeue;
+    opt.allow_world_size_change = a->allow_world_size_change;
     opt.strict = !a->no_strict;
     if (!a->resume.empty() && !a->init_from.empty()) {
       std::cerr << "error: --resume and --init-from cannot be combined (a resume restores the weights)\n";

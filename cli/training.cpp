@@ -3,6 +3,8 @@
 #include <iostream>
 
 #include "cli/command.h"
+#include "cli/errors.h"
+#include "cli/run/data_parallel.h"
 #include "cli/run/signals.h"
 
 namespace dl::cli {
@@ -39,7 +41,9 @@ void prepare_resume(const Config& cfg, const std::string& path, train::RunOption
   opt.resume_path = path;
 }
 
-int run_training(Config cfg, train::RunOptions opt) {
+namespace {
+
+int train_here(Config cfg, train::RunOptions opt) {
   try {
     train::Trainer trainer(std::move(cfg), std::move(opt));
     train::RunResult r = trainer.run();
@@ -51,6 +55,24 @@ int run_training(Config cfg, train::RunOptions opt) {
     std::cerr << "error: " << e.what() << "\n";
     return kExitFailure;
   }
+}
+
+}  // namespace
+
+int run_training(Config cfg, train::RunOptions opt) {
+  opt.dist_env = dist::detect_env();
+  opt.group = train::init_data_parallel(cfg, opt.dist_env);
+  if (!opt.group) return train_here(std::move(cfg), std::move(opt));
+  // Data-parallel: a rank that fails reports why and ends every rank of the job (MPI_Abort), so
+  // none is left waiting in a collective for it.
+  dist::ProcessGroupPtr group = opt.group;
+  const int code = run_guarded([&] { return train_here(std::move(cfg), std::move(opt)); });
+  if (code != 0 && code != kExitTempFail) {
+    std::cerr << "error: rank " << group->rank() << " of " << group->world_size() << " failed (exit " << code
+              << "): ending every rank of the job\n";
+    group->abort(code);
+  }
+  return code;
 }
 
 }  // namespace dl::cli

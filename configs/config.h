@@ -74,6 +74,10 @@ struct LoaderSpec {  // torch.utils.data.DataLoader
   int64_t prefetch = 0;    // ready batches queued per worker (0 = synchronous, no worker thread)
   int64_t workers = 0;     // threads preparing batches (num_workers)
   SamplerSpec sampler;     // training split only
+  // Data-parallel runs: batch_size is per rank (PyTorch's DistributedSampler convention); a
+  // global_batch_size > 0 sets the batch over all ranks instead (per rank = global / ranks,
+  // whatever the world size: Caffe's and Darknet's convention). 0 = unset.
+  int64_t global_batch_size = 0;
   bool operator==(const LoaderSpec&) const = default;
 };
 
@@ -166,6 +170,11 @@ struct TrainSpec {
   double clip_grad_value = 0;    // clamp gradient elements to [-v, v] (0 = off)
   double ema_decay = 0;          // exponential moving average of the weights (0 = off)
   int64_t histogram_every = 0;   // TensorBoard weight + gradient histograms every N steps (0 = off)
+  // Data-parallel training (several processes under mpirun / srun; engine/dist).
+  std::string dist_backend;      // "auto" | "mpi" | "nccl"
+  double dist_timeout = 0;       // seconds a collective may wait for the other ranks
+  double bucket_cap_mb = 0;      // gradient allreduce bucket size (PyTorch DDP's bucket_cap_mb)
+  bool sync_batch_norm = false;  // batch norm statistics over every rank's batch (SyncBatchNorm)
   bool operator==(const TrainSpec&) const = default;
 };
 

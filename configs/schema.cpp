@@ -91,6 +91,10 @@ const std::vector<Field<LoaderSpec>>& loader_fields() {
                                        .describe("ready batches per worker (0 = synchronous)")),
       field(&LoaderSpec::workers, A::integer("workers", 1).at_least(0).at_most(64)
                                       .describe("threads decoding and transforming (num_workers)")),
+      field(&LoaderSpec::global_batch_size,
+            A::integer("global_batch_size", 0).at_least(0)
+                .describe("data-parallel: the batch over all ranks (per rank = global / ranks); 0 = batch_size "
+                          "is per rank")),
   };
   return t;
 }
@@ -180,6 +184,14 @@ const std::vector<Field<TrainSpec>>& train_fields() {
       field(&T::histogram_every, A::integer("histogram_every", 0).at_least(0)
                                      .describe("TensorBoard histograms of every weight and gradient every N "
                                                "steps (0 = off)")),
+      field(&T::dist_backend, A::choice("dist_backend", {"auto", "mpi", "nccl"}, "auto")
+                                  .describe("data-parallel collectives: mpi (CPU), nccl (CUDA), auto = by device")),
+      field(&T::dist_timeout, A::floating("dist_timeout", 300.0).above(0)
+                                  .describe("seconds a rank waits for the others before the job is aborted")),
+      field(&T::bucket_cap_mb, A::floating("bucket_cap_mb", 25.0).above(0)
+                                   .describe("data-parallel gradient allreduce bucket size in MiB")),
+      field(&T::sync_batch_norm, A::boolean("sync_batch_norm", false)
+                                     .describe("data-parallel: batch norm statistics over every rank's batch")),
   };
   return t;
 }

@@ -32,7 +32,26 @@ std::map<std::string, AttrScalar> position_to_attrs(const TrainerPosition& p) {
   if (p.best_value) a["best_value"] = *p.best_value;
   a["finished"] = static_cast<int64_t>(p.finished);
   if (p.ema_updates) a["ema_updates"] = *p.ema_updates;
+  if (p.world_size > 1) {
+    a["world_size"] = p.world_size;
+    for (size_t i = 0; i < p.other_ranks.size(); ++i) {
+      const std::string r = "rank" + std::to_string(i + 1) + ".";
+      a[r + "batch_in_epoch"] = p.other_ranks[i].batch_in_epoch;
+      a[r + "loader_seed"] = static_cast<int64_t>(p.other_ranks[i].loader_seed);
+    }
+  }
   return a;
+}
+
+std::map<std::string, std::vector<uint8_t>> rank_rng(const std::map<std::string, std::vector<uint8_t>>& rng, int rank) {
+  std::map<std::string, std::vector<uint8_t>> out;
+  const std::string prefix = "rank" + std::to_string(rank) + ".";
+  for (const auto& [name, bytes] : rng) {
+    const bool ranked = name.rfind("rank", 0) == 0;
+    if (rank == 0 && !ranked) out[name] = bytes;
+    if (rank > 0 && name.rfind(prefix, 0) == 0) out[name.substr(prefix.size())] = bytes;
+  }
+  return out;
 }
 
 nn::LoadResult apply_weights(nn::Module& model, const StateDict& weights, bool strict, const std::string& path,
@@ -84,7 +103,8 @@ void flatten(const YAML::Node& n, const std::string& prefix, std::map<std::strin
 
 bool applied_on_resume(const std::string& key) {
   static const char* kApplied[] = {"name", "train.epochs", "train.max_steps", "train.log_every", "train.eval_every",
-                                   "train.threads", "train.device", "train.requeue", "checkpoint", "metrics",
+                                   "train.threads", "train.device", "train.requeue", "train.dist_backend", "train.dist_timeout",
+                                   "train.bucket_cap_mb", "checkpoint", "metrics",
                                    "data.loader.prefetch", "data.loader.workers", "data.in_memory"};
   for (const char* p : kApplied) {
     std::string s(p);

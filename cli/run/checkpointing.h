@@ -30,6 +30,16 @@ struct TrainerPosition {
   std::optional<double> best_value;
   bool finished = false;        // the run reached its end
   std::optional<int64_t> ema_updates;  // updates of the weights' EMA (/ema), when the run keeps one
+  // Data-parallel runs: the number of ranks (attribute world_size, absent = 1) and the loader
+  // position of every rank but rank 0 (attributes rank<r>.batch_in_epoch, rank<r>.loader_seed;
+  // rank 0's are the plain ones). Their RNG streams are /rng/rank<r>.<device>.
+  struct RankPosition {
+    int64_t batch_in_epoch = 0;
+    uint64_t loader_seed = 0;
+    bool operator==(const RankPosition&) const = default;
+  };
+  int64_t world_size = 1;
+  std::vector<RankPosition> other_ranks;  // ranks 1 .. world_size - 1
 };
 
 // Read back (and validated) by check_restored_state (cli/run/restore_check.h).
@@ -43,6 +53,9 @@ nn::LoadResult apply_weights(nn::Module& model, const StateDict& weights, bool s
 
 // Saves every default generator (cpu, cuda:N) as /rng/<device>.
 std::map<std::string, std::vector<uint8_t>> capture_rng();
+// Rank r's streams of a checkpoint's /rng (rank 0: the plain <device> names; rank r > 0:
+// rank<r>.<device>, returned under the plain names).
+std::map<std::string, std::vector<uint8_t>> rank_rng(const std::map<std::string, std::vector<uint8_t>>& rng, int rank);
 void restore_rng(const std::map<std::string, std::vector<uint8_t>>& rng);
 
 // Keys whose change between a checkpoint's config and the resuming config is refused: they

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 
@@ -150,6 +151,67 @@ struct RegressionSums {
   }
 };
 
+// Samples rank, rank + world, ... of a split in order: one rank's share of a sharded evaluation.
+class StridedSampler final : public data::Sampler {
+ public:
+  StridedSampler(int64_t n, int64_t rank, int64_t world) : n_(n), rank_(rank), world_(world) {}
+  std::vector<int64_t> epoch_indices(uint64_t, int64_t) const override {
+    std::vector<int64_t> v;
+    for (int64_t i = rank_; i < n_; i += world_) v.push_back(i);
+    return v;
+  }
+  int64_t length() const override { return n_ > rank_ ? (n_ - rank_ + world_ - 1) / world_ : 0; }
+
+ private:
+  int64_t n_, rank_, world_;
+};
+
+std::string pack_doubles(const std::vector<double>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
+}
+std::vector<double> unpack_doubles(const std::string& s) {
+  std::vector<double> v(s.size() / sizeof(double));
+  std::memcpy(v.data(), s.data(), v.size() * sizeof(double));
+  return v;
+}
+
+// Every rank's `mine` added elementwise (a shorter vector counts as zeros past its end: a rank
+// whose shard had no regression rows has no per-column sums).
+std::vector<double> sum_over_ranks(dist::ProcessGroup& g, const std::vector<double>& mine) {
+  std::vector<double> total;
+  for (const std::string& bytes : g.allgather_bytes(pack_doubles(mine))) {
+    const std::vector<double> v = unpack_doubles(bytes);
+    if (v.size() > total.size()) total.resize(v.size(), 0.0);
+    for (size_t i = 0; i < v.size(); ++i) total[i] += v[i];
+  }
+  return total;
+}
+
+// knn_accuracy needs every sample's embedding: the shards' rows, concatenated in rank order.
+void gather_embeddings(dist::ProcessGroup& g, Tensor& emb, std::vector<int64_t>& labels) {
+  const int64_t d = emb.defined() && emb.dim() == 2 ? emb.size(1) : 0;
+  std::vector<double> mine{static_cast<double>(d)};
+  if (d > 0) {
+    const std::vector<float> e = emb.to(Device::cpu()).contiguous().to_vector<float>();
+    mine.insert(mine.end(), e.begin(), e.end());
+  }
+  mine.insert(mine.end(), labels.begin(), labels.end());
+  std::vector<float> rows;
+  std::vector<int64_t> all_labels;
+  int64_t dim = 0;
+  for (const std::string& bytes : g.allgather_bytes(pack_doubles(mine))) {
+    const std::vector<double> v = unpack_doubles(bytes);
+    const int64_t rd = static_cast<int64_t>(v.at(0));
+    if (rd == 0) continue;  // an empty shard
+    dim = rd;
+    const size_t n = (v.size() - 1) / static_cast<size_t>(rd + 1);
+    rows.insert(rows.end(), v.begin() + 1, v.begin() + 1 + static_cast<std::ptrdiff_t>(n * static_cast<size_t>(rd)));
+    for (size_t i = 1 + n * static_cast<size_t>(rd); i < v.size(); ++i) all_labels.push_back(static_cast<int64_t>(v[i]));
+  }
+  labels = std::move(all_labels);
+  emb = dim > 0 ? from_vector(rows, {static_cast<int64_t>(labels.size()), dim}) : Tensor();
+}
+
 }  // namespace
 
 EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<std::string>& loss_nodes,
@@ -164,7 +226,10 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
   const bool was_training = model.is_training();
   model.eval();
   const std::vector<std::string> loader_classes = ds->info().class_names;
-  data::DataLoader loader(std::move(ds), o.loader);
+  const bool sharded = o.group && o.group->world_size() > 1;
+  data::LoaderOptions lo = o.loader;
+  if (sharded) lo.sampler = std::make_shared<const StridedSampler>(ds->size(), o.group->rank(), o.group->world_size());
+  data::DataLoader loader(std::move(ds), std::move(lo));
   loader.start_epoch(0);
   double loss_sum = 0, nats_sum = 0;
   int64_t correct = 0, topk_hits = 0, positions = 0, sequences_right = 0;  // positions: labels counted (samples x positions)
@@ -224,6 +289,29 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
     if (o.knn) {
       embeddings.push_back(logits.reshape({n, -1}));
       all_labels.insert(all_labels.end(), lab.begin(), lab.end());
+    }
+  }
+  if (sharded) {
+    // One exchange of every sum the metrics are computed from.
+    std::vector<double> v{loss_sum, nats_sum, double(r.samples), double(correct), double(topk_hits), double(positions),
+                          double(sequences_right), double(reg.count)};
+    for (const auto& row : r.confusion) v.insert(v.end(), row.begin(), row.end());
+    for (const auto* col : {&reg.abs_err, &reg.sq_err, &reg.sum_y, &reg.sum_y2}) v.insert(v.end(), col->begin(), col->end());
+    const size_t fixed = 8 + static_cast<size_t>(C * C);
+    v = sum_over_ranks(*o.group, v);
+    auto i64 = [](double x) { return static_cast<int64_t>(std::llround(x)); };
+    loss_sum = v[0], nats_sum = v[1], r.samples = i64(v[2]), correct = i64(v[3]), topk_hits = i64(v[4]);
+    positions = i64(v[5]), sequences_right = i64(v[6]), reg.count = i64(v[7]);
+    for (int64_t t = 0; t < C; ++t)
+      for (int64_t p = 0; p < C; ++p) r.confusion[t][p] = i64(v[8 + static_cast<size_t>(t * C + p)]);
+    const size_t k = (v.size() - fixed) / 4;
+    std::vector<double>* cols[] = {&reg.abs_err, &reg.sq_err, &reg.sum_y, &reg.sum_y2};
+    for (size_t c = 0; c < 4; ++c) cols[c]->assign(v.begin() + static_cast<std::ptrdiff_t>(fixed + c * k),
+                                                  v.begin() + static_cast<std::ptrdiff_t>(fixed + (c + 1) * k));
+    if (o.knn) {
+      Tensor emb = embeddings.empty() ? Tensor() : cat(embeddings, 0);
+      gather_embeddings(*o.group, emb, all_labels);
+      embeddings.assign(emb.defined() ? 1 : 0, emb);
     }
   }
   if (reg.count > 0) reg.finish(r);

@@ -11,6 +11,7 @@
 #include "cli/run/setup.h"
 #include "datasets/dataloader.h"
 #include "exporters/checkpoint.h"
+#include "engine/dist/process_group.h"
 #include "engine/tensor/device.h"
 
 namespace dl::train {
@@ -71,6 +72,10 @@ struct EvalOptions {
   std::optional<int64_t> ctc_blank;
   Device device;                 // where the model runs
   data::LoaderOptions loader;    // batches of the split (no shuffling)
+  // Data-parallel: every rank evaluates samples rank, rank + world, ... (no padding, so nothing is
+  // counted twice) and the sums behind every metric are added over the ranks: each rank returns
+  // the result of the whole split. Null or a world of one: the whole split here.
+  dist::ProcessGroup* group = nullptr;
 };
 
 // Runs `model` in eval mode without grad over `data`, restoring its training mode after.

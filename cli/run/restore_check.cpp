@@ -131,16 +131,50 @@ AttrSchema scheduler_rule(const std::string& cfg_type, const std::string& key) {
 }
 
 // ---- /trainer --------------------------------------------------------------------------------
+// world_size and every other rank's loader position: ranks step in lockstep, so each rank<r>
+// sits at rank 0's batch_in_epoch; nothing else of that form is accepted.
+void check_ranks(const Checker& ck, const std::map<std::string, AttrScalar>& a, TrainerPosition& p) {
+  const std::string g = "/trainer";
+  auto it = a.find("world_size");
+  p.world_size = it == a.end() ? 1 : ck.integer(attr_where("world_size", g), it->second, 1, 1 << 20);
+  std::set<std::string> want;
+  for (int64_t r = 1; r < p.world_size; ++r)
+    for (const char* k : {"batch_in_epoch", "loader_seed"}) want.insert("rank" + std::to_string(r) + "." + k);
+  for (const auto& [k, v] : a)
+    if (k.rfind("rank", 0) == 0 && !want.count(k))
+      ck.fail(attr_where(k, g), "is unknown here (a checkpoint of " + std::to_string(p.world_size) +
+                                    " rank(s) has rank<r>.batch_in_epoch and rank<r>.loader_seed for r in 1.." +
+                                    std::to_string(p.world_size - 1) + ")");
+  for (int64_t r = 1; r < p.world_size; ++r) {
+    const std::string pre = "rank" + std::to_string(r) + ".";
+    for (const char* k : {"batch_in_epoch", "loader_seed"})
+      if (!a.count(pre + k)) ck.fail(attr_where(pre + k, g), "is missing (every rank's loader position is stored)");
+    TrainerPosition::RankPosition rp;
+    rp.batch_in_epoch = ck.integer(attr_where(pre + "batch_in_epoch", g), a.at(pre + "batch_in_epoch"), 0, kMaxI64);
+    if (rp.batch_in_epoch != p.batch_in_epoch)
+      ck.fail(attr_where(pre + "batch_in_epoch", g), "is " + std::to_string(rp.batch_in_epoch) + " but rank 0's is " +
+                                                         std::to_string(p.batch_in_epoch) + " (ranks step together)");
+    rp.loader_seed = static_cast<uint64_t>(ck.integer(attr_where(pre + "loader_seed", g), a.at(pre + "loader_seed"),
+                                                      std::numeric_limits<int64_t>::min(), kMaxI64));
+    p.other_ranks.push_back(rp);
+  }
+}
+
 TrainerPosition check_trainer(const Checker& ck, const std::map<std::string, AttrScalar>& a, const RestoreTarget& t) {
   const std::string g = "/trainer";
   TrainerPosition sample;
   sample.best_value = 0.0;
   sample.ema_updates = 0;
-  ck.same_keys(g, keys_of(a), keys_of(position_to_attrs(sample)), {"best_metric", "best_value", "ema_updates"});
+  // A data-parallel run's attributes (world_size, rank<r>.*) are checked by check_ranks.
+  std::map<std::string, AttrScalar> plain;
+  for (const auto& [k, v] : a)
+    if (k != "world_size" && k.rfind("rank", 0) != 0) plain.emplace(k, v);
+  ck.same_keys(g, keys_of(plain), keys_of(position_to_attrs(sample)), {"best_metric", "best_value", "ema_updates"});
   auto at = [&](const char* k) -> const AttrScalar& { return a.at(k); };
   auto where = [&](const char* k) { return attr_where(k, g); };
   TrainerPosition p;
-  const int64_t per_epoch = t.batches_per_epoch;
+  // After a change of the number of ranks the epoch had another number of batches.
+  const int64_t per_epoch = t.world_size_changed ? kMaxI64 : t.batches_per_epoch;
   p.epoch = ck.integer(where("epoch"), at("epoch"), 0, kMaxI64);
   p.batch_in_epoch = ck.integer(where("batch_in_epoch"), at("batch_in_epoch"), 0, per_epoch);
   p.global_step = ck.integer(where("global_step"), at("global_step"), 0, kMaxI64);
@@ -152,7 +186,7 @@ TrainerPosition check_trainer(const Checker& ck, const std::map<std::string, Att
                                          std::to_string(acc) + " batches (train.accumulate_steps); checkpoints are "
                                          "written after optimizer steps only");
   const __int128 expect = static_cast<__int128>(p.epoch) * steps_per_epoch + steps_in_epoch;
-  if (expect != p.global_step)
+  if (expect != p.global_step && !t.world_size_changed)
     ck.fail(where("global_step"),
             "is " + std::to_string(p.global_step) + ", but epoch " + std::to_string(p.epoch) + " and batch_in_epoch " +
                 std::to_string(p.batch_in_epoch) + " at " + std::to_string(per_epoch) + " batches per epoch" +
@@ -177,6 +211,7 @@ TrainerPosition check_trainer(const Checker& ck, const std::map<std::string, Att
   if (auto it = a.find("best_value"); it != a.end()) p.best_value = ck.number(where("best_value"), it->second, true);
   if (auto it = a.find("ema_updates"); it != a.end())
     p.ema_updates = ck.integer(where("ema_updates"), it->second, 0, p.global_step);
+  check_ranks(ck, a, p);
   return p;
 }
 
@@ -319,10 +354,13 @@ void check_rng(const Checker& ck, const std::map<std::string, std::vector<uint8_
   const size_t state_bytes = default_generator(Device::cpu()).get_state().size();
   for (const auto& [name, bytes] : rng) {
     const std::string w = "/rng/" + name;
+    // rank<r>.<device>: rank r's stream of a data-parallel run.
+    std::string device = name;
+    if (name.rfind("rank", 0) == 0 && name.find('.') != std::string::npos) device = name.substr(name.find('.') + 1);
     try {
-      Device::parse(name);
+      Device::parse(device);
     } catch (const std::exception&) {
-      ck.fail(w, "is not named after a device (expected cpu or cuda:N)");
+      ck.fail(w, "is not named after a device (expected cpu, cuda:N or rank<r>.cpu)");
     }
     if (bytes.size() != state_bytes)
       ck.fail(w, "holds " + std::to_string(bytes.size()) + " bytes, expected " + std::to_string(state_bytes) +

@@ -13,6 +13,7 @@
 
 #include "datasets/data_error.h"
 #include "engine/ops.h"
+#include "cli/run/data_parallel.h"
 #include "cli/run/restore_check.h"
 #include "cli/run/signals.h"
 #include "exporters/atomic_file.h"
@@ -124,6 +125,12 @@ void set_num_threads(int64_t threads) {
   });
 }
 
+int64_t threads_per_rank(int64_t threads, const dist::DistEnv& env) {
+  if (threads > 0 || !env.distributed()) return threads;
+  if (env.cpus_per_task > 0) return std::min<int64_t>(env.cpus_per_task, TrainSpec::kMaxThreads);
+  return std::max(1, omp_get_num_procs() / std::max(1, env.local_world_size));
+}
+
 data::LoaderOptions loader_options(const Config& cfg, bool training) {
   data::LoaderOptions o;
   const LoaderSpec& l = cfg.data.loader;
@@ -148,7 +155,10 @@ data::SamplerPtr build_sampler(const Config& cfg, const data::Dataset& train) {
 }
 
 Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(std::move(options)) {
-  set_num_threads(cfg_.train.threads);
+  group_ = opt_.group ? opt_.group : dist::single_process_group();
+  rank_ = group_->rank();
+  world_ = group_->world_size();
+  set_num_threads(threads_per_rank(cfg_.train.threads, opt_.dist_env));
   device_ = Device::parse(cfg_.train.device);
   if (device_.is_cuda() && !cuda_available())
     throw std::runtime_error("train.device is '" + cfg_.train.device +
@@ -158,11 +168,20 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
   model_ = build_model(cfg_, model_data(cfg_, splits_.train->info()), static_cast<uint64_t>(cfg_.train.seed));
   check_classes_fit(cfg_, splits_.train->info(), model_->output_shape());
   model_->to(device_);
+  progress_ = std::make_unique<exporters::ProgressReporter>(main_rank() ? opt_.mode : exporters::ProgressReporter::Mode::quiet,
+                                                            opt_.tty && main_rank(), main_rank() ? std::cout : null_stream());
+  if (world_ > 1) setup_data_parallel_model();
   loss_fn_ = build_loss(cfg_.loss);
   loss_nodes_ = loss_nodes(cfg_.loss);
   optimizer_ = build_optimizer(cfg_, *model_);
   data::LoaderOptions lo = loader_options(cfg_, true);
   lo.sampler = build_sampler(cfg_, *splits_.train);
+  if (world_ > 1) {
+    // DistributedSampler: this rank's share of the epoch order the sampler (or shuffle) gives.
+    const int64_t n = splits_.train->size();
+    if (!lo.sampler) lo.sampler = lo.shuffle ? data::random_sampler(n) : data::sequential_sampler(n);
+    lo.sampler = data::shard_sampler(lo.sampler, {rank_, world_});
+  }
   train_loader_ = std::make_unique<data::DataLoader>(splits_.train, std::move(lo));
   check_epochs_have_batches(cfg_, splits_, train_loader_->batches_per_epoch());
   const TrainSpec& ts = cfg_.train;
@@ -172,6 +191,8 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
   } catch (const std::invalid_argument& e) {
     throw config_error(cfg_, "train", e.what());
   }
+  if (world_ > 1)  // first: the later before_update hooks see the averaged gradients
+    ddp_ = attach_ddp(group_, *model_, *step_fn_, cfg_.train.bucket_cap_mb);
   if (ts.histogram_every > 0) {
     // Gradients are complete (accumulated, not yet clipped) just before the update.
     step_fn_->add_before_update([this] {
@@ -189,9 +210,9 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
   int64_t sched_total =  // epochs, rounded up without overflowing at the int64 maximum
       cfg_.scheduler.interval == "step" ? total : total / per_epoch + (total % per_epoch != 0);
   scheduler_ = build_scheduler(cfg_, *optimizer_, sched_total);
-  progress_ = std::make_unique<exporters::ProgressReporter>(opt_.mode, opt_.tty, std::cout);
-  if (opt_.write_outputs) {
-    run_dir_ = opt_.run_dir.empty() ? "runs/" + cfg_.name : opt_.run_dir;
+  saves_ = opt_.write_outputs;
+  if (opt_.write_outputs) run_dir_ = opt_.run_dir.empty() ? "runs/" + cfg_.name : opt_.run_dir;
+  if (opt_.write_outputs && main_rank()) {
     std::filesystem::create_directories(run_dir_);
     write_file_atomic(run_dir_ + "/config.yaml", cfg_.resolved_yaml);
     checkpoints_ = std::make_unique<CheckpointManager>(run_dir_, cfg_.checkpoint);
@@ -218,7 +239,7 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
     progress_->message(os.str());
   }
   if (opt_.resume_from) restore(*opt_.resume_from, opt_.resume_path);
-  if (opt_.write_outputs) {
+  if (opt_.write_outputs && main_rank()) {
     const std::string mpath = run_dir_ + "/" + exporters::MetricsWriter::kFileName;
     if (resumed_) truncate_metrics(mpath, step_);
     metrics_ = std::make_unique<exporters::MetricsWriter>(mpath);
@@ -238,12 +259,16 @@ bool Trainer::scheduler_per_step() const {
 }
 
 void Trainer::restore(const Checkpoint& c, const std::string& path) {
+  check_world_size(c, path);
   // Everything is checked before anything is applied; what the engine still refuses (and does
   // not know the file of) is reported as a problem of this file.
-  RestoredState checked = check_restored_state(
-      c, path,
-      {cfg_, *optimizer_, scheduler_.get(), scheduler_per_step(), train_loader_->batches_per_epoch(), cfg_.train.accumulate_steps});
-  for (const std::string& w : checked.warnings) std::cerr << "warning: " << w << "\n";
+  RestoreTarget target{cfg_, *optimizer_, scheduler_.get(), scheduler_per_step(), train_loader_->batches_per_epoch(),
+                       cfg_.train.accumulate_steps};
+  target.world_size = world_;
+  target.world_size_changed = resume_world_ != world_;
+  RestoredState checked = check_restored_state(c, path, target);
+  if (main_rank())
+    for (const std::string& w : checked.warnings) std::cerr << "warning: " << w << "\n";
   apply_weights(*model_, c.model, /*strict=*/true, path, cfg_.source_path);
   try {
     optimizer_->load_state_dict(*c.optimizer);
@@ -254,7 +279,8 @@ void Trainer::restore(const Checkpoint& c, const std::string& path) {
       ema_->load_state_dict(c.ema, *checked.position.ema_updates);
     }
     if (scheduler_) scheduler_->load_state_dict(*c.scheduler);
-    restore_rng(c.rng);
+    // Each rank continues its own stream; ranks a smaller run did not have continue rank 0's.
+    restore_rng(rank_rng(c.rng, rank_ < resume_world_ ? rank_ : 0));
   } catch (const std::exception& e) {
     throw CheckpointError(path, "cannot resume from '" + path + "': " + e.what());
   }
@@ -262,6 +288,17 @@ void Trainer::restore(const Checkpoint& c, const std::string& path) {
   if (pos_.best_metric != cfg_.checkpoint.best.metric) {
     pos_.best_metric = cfg_.checkpoint.best.metric;
     pos_.best_value.reset();
+  }
+  if (resume_world_ != world_) {
+    // Other shards and another global batch: continue at the same point of the epoch's order,
+    // rounded up to a whole optimizer step.
+    const LoaderSpec& l = cfg_.data.loader;
+    const int64_t old_rank_batch = l.global_batch_size > 0 ? l.global_batch_size / resume_world_ : l.batch_size;
+    const double seen = static_cast<double>(pos_.batch_in_epoch) * static_cast<double>(old_rank_batch * resume_world_);
+    const int64_t acc = cfg_.train.accumulate_steps;
+    int64_t b = static_cast<int64_t>(std::ceil(seen / static_cast<double>(l.batch_size * world_)));
+    b = (b + acc - 1) / acc * acc;
+    pos_.batch_in_epoch = std::min(b, train_loader_->batches_per_epoch());
   }
   step_ = pos_.global_step;
   epoch_ = pos_.epoch;
@@ -273,7 +310,7 @@ void Trainer::restore(const Checkpoint& c, const std::string& path) {
                      std::to_string(epoch_ + 1) + ", batch " + std::to_string(pos_.batch_in_epoch) + ")");
 }
 
-Checkpoint Trainer::make_checkpoint(bool finished) const {
+Checkpoint Trainer::make_checkpoint(bool finished) {
   Checkpoint c;
   c.config_yaml = cfg_.resolved_yaml;
   c.model = model_->state_dict();
@@ -292,19 +329,32 @@ Checkpoint Trainer::make_checkpoint(bool finished) const {
   p.window_samples = window_samples_;
   p.finished = finished;
   if (ema_) p.ema_updates = ema_->num_updates();
-  c.trainer = position_to_attrs(p);
   c.rng = capture_rng();
+  if (world_ > 1) {
+    // Every rank's loader position and RNG streams (rank 0's are the plain ones above).
+    p.world_size = world_;
+    const std::vector<RankState> all = gather_rank_states(*group_, {ls, c.rng});
+    for (int r = 1; r < world_; ++r) {
+      const RankState& st = all[static_cast<size_t>(r)];
+      p.other_ranks.push_back({st.loader.epoch == epoch_ ? st.loader.batch_in_epoch : 0, st.loader.seed});
+      for (const auto& [stream, bytes] : st.rng) c.rng["rank" + std::to_string(r) + "." + stream] = bytes;
+    }
+  }
+  c.trainer = position_to_attrs(p);
   return c;
 }
 
 void Trainer::save_checkpoint_now(bool numbered, bool finished) {
-  if (!checkpoints_) return;
-  std::string path = checkpoints_->save(make_checkpoint(finished), step_, numbered);
+  if (!saves_) return;
+  Checkpoint c = make_checkpoint(finished);  // every rank: a collective when data-parallel
+  std::string path;
+  rank0_then_share(*group_, [&] { path = checkpoints_->save(c, step_, numbered); });
   progress_->message("checkpoint " + path + " (step " + std::to_string(step_) + ")");
 }
 
 void Trainer::update_best(const EvalResult& r) {
-  if (!checkpoints_ || pos_.best_metric.empty()) return;
+  // Every rank decides the same (the evaluation is reduced over the ranks).
+  if (!saves_ || pos_.best_metric.empty()) return;
   const std::string& m = pos_.best_metric;
   if (m.rfind(r.split + "/", 0) != 0) return;
   std::string name = m.substr(r.split.size() + 1);
@@ -317,8 +367,9 @@ void Trainer::update_best(const EvalResult& r) {
   bool better = !pos_.best_value || (mode == "min" ? v < *pos_.best_value : v > *pos_.best_value);
   if (!better) return;
   pos_.best_value = v;
-  checkpoints_->save_best(make_checkpoint(false));
-  progress_->message("best " + m + " " + fmt(v) + ": " + checkpoints_->best_path());
+  Checkpoint c = make_checkpoint(false);
+  rank0_then_share(*group_, [&] { checkpoints_->save_best(c); });
+  progress_->message("best " + m + " " + fmt(v) + ": " + run_dir_ + "/checkpoints/best.h5");
 }
 
 Trainer::~Trainer() = default;
@@ -349,13 +400,14 @@ void Trainer::log_reconstructions(const std::string& split, const std::shared_pt
 EvalResult Trainer::evaluate(const std::string& split) {
   auto ds = splits_.get(split);
   if (!ds) throw std::invalid_argument("the config has no " + split + " split");
-  log_reconstructions(split, ds);
-  if (!ema_ || ema_->num_updates() == 0)
-    return train::evaluate(*model_, loss_fn_, loss_nodes_, ds, eval_options(cfg_, split, ds->info().num_classes));
+  if (main_rank()) log_reconstructions(split, ds);
+  EvalOptions eo = eval_options(cfg_, split, ds->info().num_classes);
+  eo.group = group_.get();  // sharded over the ranks, reduced
+  if (!ema_ || ema_->num_updates() == 0) return train::evaluate(*model_, loss_fn_, loss_nodes_, ds, eo);
   // The averaged weights are what a run with train.ema_decay evaluates (and what best.h5 ranks).
   ema_->apply_to(*model_);
   try {
-    EvalResult r = train::evaluate(*model_, loss_fn_, loss_nodes_, ds, eval_options(cfg_, split, ds->info().num_classes));
+    EvalResult r = train::evaluate(*model_, loss_fn_, loss_nodes_, ds, eo);
     ema_->restore(*model_);
     return r;
   } catch (...) {
@@ -408,7 +460,7 @@ RunResult Trainer::run() {
   hello << "training " << cfg_.name << ": " << model_->num_parameters() << " parameters, "
         << splits_.train->size() << " training samples, " << per_epoch << " steps/epoch";
   if (ts.accumulate_steps > 1) hello << " (" << ts.accumulate_steps << " batches each)";
-  hello << ", " << omp_get_max_threads() << " thread(s), " << device_.str();
+  hello << ", " << omp_get_max_threads() << " thread(s)" << (world_ > 1 ? " per rank" : "") << ", " << device_.str();
   if (!run_dir_.empty()) hello << ", run dir " << run_dir_;
   progress_->message(hello.str());
 
@@ -428,9 +480,10 @@ RunResult Trainer::run() {
       exporters::StepInfo s;
       s.step = step_;
       s.epoch = epoch_ + 1;
-      s.loss = window_steps_ > 0 ? window_loss_ / static_cast<double>(window_steps_) : 0.0;
+      // The mean over every rank's batches (each rank's window has the same number of batches).
+      s.loss = window_steps_ > 0 ? mean_over_ranks(*group_, window_loss_) / static_cast<double>(window_steps_) : 0.0;
       s.lr = optimizer_->param_groups()[0].get("lr");
-      s.samples_per_s = window_time > 0 ? static_cast<double>(window_samples_) / window_time : 0;
+      s.samples_per_s = window_time > 0 ? static_cast<double>(window_samples_ * world_) / window_time : 0;
       s.elapsed_s = now_s() - start_time_;
       progress_->log_step(s);
       if (metrics_) metrics_->write(s);
@@ -460,11 +513,12 @@ RunResult Trainer::run() {
       t_last = now_s();
     }
     if (opt_.on_step) opt_.on_step(step_);
-    if (int sig = SignalGuard::pending(); sig != 0 && !done) {
+    // Ranks stop after the same step: the first signal any rank received (max over ranks).
+    if (int sig = agreed_signal(*group_, SignalGuard::pending()); sig != 0 && !done) {
       // Finish here: the step is complete, write last.h5 and tell the scheduler to requeue.
       progress_->message(signal_name(sig) + " received at step " + std::to_string(step_));
       save_checkpoint_now(false, false);
-      if (sig == SIGUSR1 && (opt_.requeue || cfg_.train.requeue)) {
+      if (sig == SIGUSR1 && (opt_.requeue || cfg_.train.requeue) && main_rank()) {
         std::string id = slurm_requeue_id();
         if (id.empty()) {
           progress_->message("requeue requested but SLURM_JOB_ID is not set: not requeued");
@@ -539,13 +593,13 @@ RunResult Trainer::run() {
     }
   }
   result.steps = step_;
-  result.samples_per_s = result.train_seconds > 0 ? static_cast<double>(total_samples) / result.train_seconds : 0;
+  result.samples_per_s = result.train_seconds > 0 ? static_cast<double>(total_samples * world_) / result.train_seconds : 0;
   save_checkpoint_now(false, /*finished=*/true);
   if (splits_.test && opt_.final_test) {
     result.test = evaluate("test");
     log_eval(*result.test, true);
   }
-  if (tensorboard_) log_hparams(result);
+  if (tensorboard_) log_hparams(result);  // rank 0's writers only
   std::ostringstream bye;
   bye << "done: " << step_ << " steps in " << fmt(result.train_seconds, 1) << " s ("
       << fmt(result.samples_per_s, 0) << " samples/s)";

@@ -19,6 +19,7 @@
 #include "cli/run/checkpointing.h"
 #include "cli/run/evaluate.h"
 #include "cli/run/setup.h"
+#include "engine/dist/process_group.h"
 #include "engine/optim/ema.h"
 #include "engine/train/step.h"
 #include "exporters/metrics.h"
@@ -44,6 +45,13 @@ struct RunOptions {
   bool handle_signals = true;
   // Called after every optimizer step with the global step (tests use it to send signals).
   std::function<void(int64_t)> on_step;
+  // Data-parallel training: this process's group (null = a world of one) and the launcher's
+  // environment it came from (threads per rank). Every rank runs a Trainer with the same config;
+  // see "Data-parallel training" below.
+  dist::ProcessGroupPtr group;
+  dist::DistEnv dist_env;
+  // Resume a checkpoint written by a different number of ranks (not bit-exact; said once).
+  bool allow_world_size_change = false;
 };
 
 struct RunResult {
@@ -63,6 +71,13 @@ class NonFiniteLossError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Data-parallel training (RunOptions::group of world size > 1; PyTorch's DistributedDataParallel
+// with DistributedSampler): rank 0's initial weights are broadcast; every rank reads its shard of
+// the same epoch permutation (padded to equal shards) in batches of data.loader.batch_size (or
+// global_batch_size / ranks); gradients are averaged by bucketed allreduce during backward;
+// evaluation is sharded and reduced. Rank 0 alone writes the run directory (logs, metrics,
+// TensorBoard, checkpoints holding every rank's loader and RNG state); all ranks resume from it.
+// A stop signal on any rank stops every rank after the same step (they agree by allreduce).
 class Trainer {
  public:
   Trainer(Config cfg, RunOptions options);
@@ -74,7 +89,8 @@ class Trainer {
 
   GraphModel& model() { return *model_; }
   // The complete state as a checkpoint (tensors alias the live ones: save it before stepping).
-  Checkpoint make_checkpoint(bool finished) const;
+  // A collective in data-parallel runs (every rank's loader and RNG state is gathered).
+  Checkpoint make_checkpoint(bool finished);
   optim::Optimizer& optimizer() { return *optimizer_; }
   const Config& config() const { return cfg_; }
   const std::string& run_dir() const { return run_dir_; }
@@ -91,9 +107,18 @@ class Trainer {
   void update_best(const EvalResult& r);
   void step_metric_scheduler(const EvalResult& val);
   void log_hparams(const RunResult& r);
+  // Data-parallel setup: the per-rank batch size (data.loader.global_batch_size), SyncBatchNorm,
+  // rank 0's weights everywhere, per-rank RNG streams; a line saying what runs where.
+  void setup_data_parallel_model();
+  void check_world_size(const Checkpoint& c, const std::string& path);
+  bool main_rank() const { return rank_ == 0; }
 
   Config cfg_;
   RunOptions opt_;
+  dist::ProcessGroupPtr group_;  // a world of one when not data-parallel
+  int rank_ = 0, world_ = 1;
+  bool saves_ = false;           // checkpoints are made (rank 0 writes them)
+  int64_t resume_world_ = 1;     // ranks of the run a resume continues
   std::string run_dir_;
   Device device_;
   data::Splits splits_;
@@ -103,6 +128,7 @@ class Trainer {
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::unique_ptr<sched::LRScheduler> scheduler_;
   std::unique_ptr<TrainStep> step_fn_;  // forward, loss, backward, accumulate, clip, update
+  std::shared_ptr<void> ddp_;           // data-parallel gradient reducer attached to step_fn_
   std::unique_ptr<optim::ExponentialMovingAverage> ema_;  // train.ema_decay > 0: evaluated weights
   std::unique_ptr<data::DataLoader> train_loader_;
   std::unique_ptr<exporters::ProgressReporter> progress_;
@@ -122,6 +148,9 @@ class Trainer {
 // Configures the CPU thread count for the engine (OpenMP + oneDNN): 0 = all cores, at most
 // TrainSpec::kMaxThreads; beyond that std::invalid_argument (the config refuses it first).
 void set_num_threads(int64_t threads);
+// train.threads for this rank: `threads` when set; else SLURM_CPUS_PER_TASK (env.cpus_per_task),
+// else the cores divided among the ranks of this node; 0 (all cores) without data parallelism.
+int64_t threads_per_rank(int64_t threads, const dist::DistEnv& env);
 
 // The loader options a config asks for on the training split or an evaluation split: the
 // split's transforms (augment only when training), workers, batch size. No sampler (below).
