@@ -2,9 +2,10 @@
 //   algbw = bytes / time                      (what one rank's tensor sees)
 //   busbw = algbw * 2 (n - 1) / n             (what each link carries in a ring allreduce, so the
 //                                              number compares with the hardware's bandwidth)
-// time = the slowest rank's mean over the timed iterations (after warm-up). The last column
-// times a plain blocking MPI_Allreduce on the same buffer: the cost of our non-blocking call
-// plus timeout loop (engine/dist/backend.h) is the difference.
+// time = the slowest rank's mean over the timed iterations (after warm-up). Two reference
+// columns time the same buffer with MPI alone: the blocking MPI_Allreduce (Open MPI's tuned
+// algorithms) and MPI_Iallreduce + MPI_Wait (the non-blocking algorithm we use, without our
+// timeout loop of engine/dist/backend.h).
 //
 //   mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 build/<dir>/allreduce_bench [max_MiB]
 #define OMPI_SKIP_MPICXX 1
@@ -41,8 +42,8 @@ int main(int argc, char** argv) {
   const int n = pg->world_size();
   if (pg->rank() == 0) {
     std::printf("allreduce (sum, float32) over %d rank(s), backend %s\n", n, pg->backend().c_str());
-    std::printf("%12s %10s %8s %12s %12s %12s %16s\n", "bytes", "floats", "iters", "time_us", "algbw_GB/s",
-                "busbw_GB/s", "MPI_Allreduce_us");
+    std::printf("%12s %10s %8s %12s %12s %12s %16s %16s\n", "bytes", "floats", "iters", "time_us", "algbw_GB/s",
+                "busbw_GB/s", "MPI_Allreduce_us", "Iallreduce+Wait");
   }
   for (int64_t bytes = 4 << 10; bytes <= max_bytes; bytes *= 4) {
     dl::Tensor t = dl::zeros({bytes / 4});  // stays finite over any number of sums
@@ -52,11 +53,18 @@ int main(int argc, char** argv) {
     const double mpi_sec = n > 1 ? time_per_call(*pg, iters, [&] {
       MPI_Allreduce(MPI_IN_PLACE, t.raw_data(), static_cast<int>(t.numel()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     }) : 0.0;
+    const double nbc_sec = n > 1 ? time_per_call(*pg, iters, [&] {
+      MPI_Request request;
+      MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), static_cast<int>(t.numel()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                     &request);
+      MPI_Wait(&request, MPI_STATUS_IGNORE);
+    }) : 0.0;
     const double algbw = static_cast<double>(bytes) / sec / 1e9;
     const double busbw = n > 1 ? algbw * 2.0 * (n - 1) / n : 0.0;
     if (pg->rank() == 0)
-      std::printf("%12lld %10lld %8d %12.1f %12.3f %12.3f %16.1f\n", static_cast<long long>(bytes),
-                  static_cast<long long>(bytes / 4), iters, sec * 1e6, algbw, busbw, mpi_sec * 1e6);
+      std::printf("%12lld %10lld %8d %12.1f %12.3f %12.3f %16.1f %16.1f\n", static_cast<long long>(bytes),
+                  static_cast<long long>(bytes / 4), iters, sec * 1e6, algbw, busbw, mpi_sec * 1e6,
+                  nbc_sec * 1e6);
   }
   return 0;
 }

@@ -89,6 +89,30 @@ TEST_CASE("process group: two allreduces in flight, waited in reverse order", "[
   CHECK(b.to_vector<double>() == std::vector<double>(10, static_cast<double>(2 * (W() - 1) + 1)));
 }
 
+TEST_CASE("process group: many allreduces in flight, polled with test() and waited in any order", "[dist]") {
+  // What the DDP reducer does during backward: buckets of different sizes launched one after the
+  // other, test() between launches, every wait at the end.
+  dl::dist::ProcessGroup& pg = dl::test::test_group();
+  const std::vector<int64_t> sizes = {1, 3, 1000, 70000, 5, 300000, 2, 65536};
+  std::vector<Tensor> buckets;
+  std::vector<dl::dist::WorkPtr> works;
+  for (size_t b = 0; b < sizes.size(); ++b) {
+    std::vector<float> v(static_cast<size_t>(sizes[b]));
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((R() + 1) * static_cast<int64_t>(b + 1) + i % 7);
+    buckets.push_back(dl::from_vector<float>(v, {sizes[b]}));
+    works.push_back(pg.allreduce_async(buckets.back()));
+    for (const dl::dist::WorkPtr& w : works) w->test();
+  }
+  for (size_t k = 0; k < works.size(); ++k) works[(k * 5) % works.size()]->wait();  // 0 5 2 7 4 1 6 3
+  for (size_t b = 0; b < sizes.size(); ++b) {
+    const std::vector<float> v = buckets[b].to_vector<float>();
+    int64_t wrong = 0;
+    for (size_t i = 0; i < v.size(); ++i)
+      wrong += v[i] != static_cast<float>(W() * (W() + 1) / 2 * static_cast<int64_t>(b + 1) + W() * (i % 7));
+    CHECK(wrong == 0);
+  }
+}
+
 TEST_CASE("process group: a Work dropped without wait() still completes before it is gone", "[dist]") {
   dl::dist::ProcessGroup& pg = dl::test::test_group();
   Tensor t = dl::full({4096}, 1.0);
