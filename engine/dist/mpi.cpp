@@ -268,6 +268,14 @@ class MpiGroup : public ProcessGroup {
 }  // namespace
 
 ProcessGroupPtr make_mpi_group(const DistEnv& env, const GroupOptions& options) {
+  // SLURM's ranks reach each other through a PMI that srun provides only when asked; without
+  // one, Open MPI's MPI_Init aborts the process with a page about building SLURM --with-pmix.
+  if (env.launcher == "slurm" && !std::getenv("PMIX_RANK") && !std::getenv("PMI_RANK") && !std::getenv("PMI_FD"))
+    throw DistError("SLURM says rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) +
+                    " but started this process without a PMI, which MPI needs: launch the ranks with srun "
+                    "--mpi=pmix -n " + std::to_string(env.world_size) +
+                    " (plain srun has none unless slurm.conf sets MpiDefault=pmix), or with mpirun inside the "
+                    "allocation");
   ensure_initialized();
   int mpi_size = 0, mpi_rank = 0;
   check_mpi(MPI_Comm_size(MPI_COMM_WORLD, &mpi_size), "MPI_Comm_size");
