@@ -2,7 +2,9 @@
 // only in CUDA builds that find nccl.h and libnccl (DLTOOL_WITH_NCCL).
 //
 // The unique id goes from rank 0 to the others over an MPI group, which also carries what NCCL
-// does not do: barrier() and the byte collectives (host strings). A world of one needs no MPI.
+// does not do: barrier(), the byte collectives, and collectives on CPU tensors (a training loop
+// on GPUs still allreduces host values, e.g. the ranks' stop flags; PyTorch's
+// "cpu:gloo,cuda:nccl"). A world of one needs no MPI.
 //
 // Streams: collectives run on a stream of the group's own, after the work already queued on the
 // backend's compute stream (an event), so a bucket's allreduce overlaps the rest of backward.
@@ -136,6 +138,7 @@ class NcclGroup : public ProcessGroup {
   std::string backend() const override { return "nccl"; }
 
   WorkPtr allreduce_async(Tensor t, ReduceOp op) override {
+    if (on_host(t)) return s_->host->allreduce_async(std::move(t), op);
     check(t, "allreduce", true);
     const ncclDataType_t dtype = nccl_dtype(t.dtype());
     return launch(tensor_op_text("allreduce", t), {t}, t.numel(), [&](cudaStream_t stream) {
@@ -145,6 +148,7 @@ class NcclGroup : public ProcessGroup {
   }
 
   void broadcast(Tensor t, int root) override {
+    if (on_host(t)) return s_->host->broadcast(std::move(t), root);
     check(t, "broadcast", false);
     check_root(root, s_->world_size, "broadcast");
     const size_t nbytes = static_cast<size_t>(t.numel()) * t.element_size();
@@ -156,6 +160,7 @@ class NcclGroup : public ProcessGroup {
   }
 
   Tensor allgather(const Tensor& t) override {
+    if (on_host(t)) return s_->host->allgather(t);
     check(t, "allgather", false);
     Shape shape = t.shape();
     shape.insert(shape.begin(), s_->world_size);
@@ -178,6 +183,8 @@ class NcclGroup : public ProcessGroup {
   }
 
  private:
+  static bool on_host(const Tensor& t) { return t.defined() && t.device().is_cpu(); }
+
   void check(const Tensor& t, const char* op, bool reduce) {
     check_tensor(t, op, "nccl", DeviceType::CUDA, reduce);
     if (t.device().index != s_->device)

@@ -58,9 +58,12 @@ TEST_CASE("nccl: a communicator of one runs allreduce, broadcast and allgather o
   CHECK(pg->allgather_bytes("abc") == std::vector<std::string>{"abc"});
 }
 
-TEST_CASE("nccl: cpu, non-contiguous and wrong-dtype tensors are invalid_argument", "[cuda][nccl]") {
+TEST_CASE("nccl: cpu tensors go to the host group; bad cuda tensors are invalid_argument", "[cuda][nccl]") {
   dist::ProcessGroupPtr pg = nccl_group_of_one();
-  CHECK_THROWS_WITH(pg->allreduce(ones({2})), Catch::Contains("the nccl backend works on cuda tensors"));
+  Tensor host = ones({2});
+  pg->allreduce(host);
+  CHECK(host.to_vector<float>() == std::vector<float>{1.f, 1.f});
+  CHECK(pg->allgather(host).device() == Device::cpu());
   CHECK_THROWS_WITH(pg->allreduce(zeros({2, 3}, Device::cuda(0)).t()), Catch::Contains("expected a contiguous tensor"));
   CHECK_THROWS_WITH(pg->allreduce(zeros({2}, TensorOptions(DType::U8, Device::cuda(0)))),
                     Catch::Contains("float32, float64 or int64"));
