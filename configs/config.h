@@ -171,9 +171,9 @@ struct TrainSpec {
   double ema_decay = 0;          // exponential moving average of the weights (0 = off)
   int64_t histogram_every = 0;   // TensorBoard weight + gradient histograms every N steps (0 = off)
   // Data-parallel training (several processes under mpirun / srun; engine/dist).
-  std::string dist_backend;      // "auto" | "mpi" | "nccl"
-  double dist_timeout = 0;       // seconds a collective may wait for the other ranks
-  double bucket_cap_mb = 0;      // gradient allreduce bucket size (PyTorch DDP's bucket_cap_mb)
+  std::string dist_backend = "auto";  // "auto" | "mpi" | "nccl"
+  double dist_timeout = 300;          // seconds a collective may wait for the other ranks
+  double bucket_cap_mb = 25;          // gradient allreduce bucket size (PyTorch DDP's bucket_cap_mb)
   bool sync_batch_norm = false;  // batch norm statistics over every rank's batch (SyncBatchNorm)
   bool operator==(const TrainSpec&) const = default;
 };

@@ -1,5 +1,6 @@
 #include "cli/run/data_parallel.h"
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 #include <stdexcept>
@@ -84,9 +85,15 @@ RankState unpack(const std::string& s) {
 
 dist::ProcessGroupPtr init_data_parallel(const Config& cfg, const dist::DistEnv& env) {
   if (!env.distributed()) return nullptr;
+  // auto: NCCL for CUDA training when this build has it, MPI otherwise (CPU tensors).
+  std::string backend = cfg.train.dist_backend;
+  if (backend == "auto") {
+    const std::vector<std::string> built = dist::available_backends();
+    const bool nccl = std::find(built.begin(), built.end(), "nccl") != built.end();
+    backend = Device::parse(cfg.train.device).is_cuda() && nccl ? "nccl" : "mpi";
+  }
   dist::ProcessGroupPtr g;
-  block_stop_signals_in_new_threads(
-      [&] { g = dist::init_process_group(cfg.train.dist_backend, env, {cfg.train.dist_timeout}); });
+  block_stop_signals_in_new_threads([&] { g = dist::init_process_group(backend, env, {cfg.train.dist_timeout}); });
   return g;
 }
 
