@@ -22,7 +22,7 @@
 set -euo pipefail
 
 cmd="${1:-}"
-STATE="${2:-/tmp/dltool-slurm}"
+STATE="$(realpath -m "${2:-/tmp/dltool-slurm}")"  # absolute: slurm.conf and the daemons need that
 PORT="${DLTOOL_SLURM_PORT:-6817}"
 CONF="$STATE/slurm.conf"
 MUNGE_DIR="$STATE/munge"
@@ -58,6 +58,28 @@ wait_for() {
     [ "$SECONDS" -lt "$deadline" ] || return 1
     sleep 0.2
   done
+}
+
+# Like wait_for, for daemon $2 (pid file $STATE/$2.pid): returns 2 at once when it has died.
+wait_daemon() {
+  local limit="$1" name="$2"; shift 2
+  local deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    if [ -s "$STATE/$name.pid" ] && ! live_pid "$STATE/$name.pid" "$name" >/dev/null; then return 2; fi
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.2
+  done
+}
+
+# Dies naming daemon $1 with the tail of its log: it exited (status $3 of wait_daemon is 2), or
+# what it did not do in time ($2).
+daemon_failed() {
+  local why="$2" hint=""
+  [ "$3" -eq 2 ] && why="exited during start-up"
+  grep -q "Address already in use" "$STATE/$1.log" 2>/dev/null \
+    && hint=" (port $PORT or $((PORT + 1)) taken: another cluster? set DLTOOL_SLURM_PORT)"
+  die "$1: $why$hint
+$(log_tail "$STATE/$1.log")"
 }
 
 munge_ok() { munge -n -S "$SOCKET" | unmunge -S "$SOCKET"; }
@@ -164,6 +186,8 @@ start() {
   mkdir -p "$STATE" "$MUNGE_DIR" "$STATE/ctld" "$STATE/spool"
   chmod 755 "$STATE" "$MUNGE_DIR"
   touch "$MARKER"
+  # A failed start stops what it started (the logs stay for a look; `stop` removes them).
+  trap 'stop_daemons >/dev/null 2>&1' EXIT
   local d
   d="$(cd "$STATE/.." && pwd)"
   while [ "$d" != / ]; do
@@ -187,17 +211,29 @@ $(log_tail "$MUNGE_DIR/munged.log")"
   # -c: no jobs or node state from an earlier cluster in this directory.
   slurmctld -c -f "$CONF" || die "slurmctld failed to start
 $(log_tail "$STATE/slurmctld.log")"
-  wait_for 30 ctld_up || die "slurmctld not up within 30 s (scontrol ping)
-$(log_tail "$STATE/slurmctld.log")"
+  local rc=0
+  wait_daemon 30 slurmctld ctld_up || rc=$?
+  [ "$rc" -eq 0 ] || daemon_failed slurmctld "no answer to 'scontrol ping' within 30 s" "$rc"
   slurmd -f "$CONF" || die "slurmd failed to start
 $(log_tail "$STATE/slurmd.log")"
-  if ! wait_for 60 node_idle; then
-    die "node $NODE not idle within 60 s (state: '$(node_state)')
-$(log_tail "$STATE/slurmd.log")
-$(log_tail "$STATE/slurmctld.log")"
-  fi
+  wait_daemon 60 slurmd node_idle || rc=$?
+  [ "$rc" -eq 0 ] || daemon_failed slurmd "node $NODE not idle within 60 s (sinfo: '$(node_state)')" "$rc"
+  trap - EXIT
   sinfo
   echo "export SLURM_CONF=$CONF"
+}
+
+# The slurmstepd processes of this cluster (they run in slurmd's directory, STATE_DIR) that
+# outlive slurmd: seen stuck in PMIx_server_finalize after a requeue killed an MPI step.
+stop_stepds() {
+  local p pids=()
+  for p in /proc/[0-9]*; do
+    [ "$(cat "$p/comm" 2>/dev/null)" = slurmstepd ] || continue
+    case "$(readlink "$p/cwd" 2>/dev/null)" in "$STATE" | "$STATE (deleted)") pids+=("${p#/proc/}") ;; esac
+  done
+  [ ${#pids[@]} -gt 0 ] || return 0
+  echo "slurm_cluster.sh: slurmstepd still running after slurmd stopped: ${pids[*]} (SIGKILL)" >&2
+  kill -KILL "${pids[@]}" 2>/dev/null || true
 }
 
 stop_daemons() {
@@ -206,6 +242,7 @@ stop_daemons() {
     wait_for 30 no_jobs || echo "slurm_cluster.sh: jobs left 30 s after scancel: $(squeue -h -o '%i %T' | tr '\n' ' ')" >&2
   fi
   stop_daemon "$STATE/slurmd.pid" slurmd
+  stop_stepds
   stop_daemon "$STATE/slurmctld.pid" slurmctld
   stop_daemon "$MUNGE_DIR/munged.pid" munged
 }

@@ -1,6 +1,6 @@
 // The SLURM examples on a real SLURM cluster: munged, slurmctld and slurmd on this machine
 // (scripts/slurm_cluster.sh, one node, its own state directory and ports), real sbatch, a
-// real `scancel --signal=USR1`, dltool's real `scontrol requeue`.
+// real `scancel --signal=USR1`, a real `scontrol requeue`.
 //
 // recipes/slurm/train.sbatch (one process): sbatch -> the job runs some steps -> scancel
 // --signal=USR1 <job> (SLURM signals the job's steps, so dltool under srun gets it; the batch
@@ -11,8 +11,9 @@
 // directly, uninterrupted.
 //
 // recipes/slurm/train_ddp.sbatch (2 ranks, srun --mpi=pmix): the same sequence, every rank
-// signalled, against an uninterrupted `mpirun -np 2 dltool train ...`; and its launch path alone
-// with an MPI hello program in dltool's place (ranks, their SLURM_* variables, SIGUSR1 on both).
+// signalled, the requeue done by the script once srun has returned, against an uninterrupted
+// `mpirun -np 2 dltool train ...`; and its launch path alone with an MPI hello program in
+// dltool's place (ranks, their SLURM_* variables, SIGUSR1 on both, the script's requeue).
 //
 // Tagged [slurm_cluster]: ctest gives these the label `slurm` and RESOURCE_LOCK slurm (one
 // cluster at a time). Skipped (tests/support/skip.h) when not root or the daemons are missing.
@@ -21,6 +22,7 @@
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -52,6 +54,16 @@ constexpr double kJobTimeoutS = 300;  // a whole training attempt on a loaded ma
 
 std::string tail(const std::string& text, size_t n = 4000) {
   return text.size() > n ? "..." + text.substr(text.size() - n) : text;
+}
+
+// `text` less dltool's per-step progress lines ("train epoch=... step=..."), which would push
+// the messages out of a failure report.
+std::string without_step_lines(const std::string& text) {
+  std::istringstream in(text);
+  std::string line, kept;
+  while (std::getline(in, line))
+    if (line.rfind("train epoch=", 0) != 0) kept += line + "\n";
+  return kept;
 }
 
 // PATH with the sbin directories, where Debian puts munged, slurmctld and slurmd.
@@ -180,6 +192,7 @@ struct JobSpec {
   int64_t max_steps = 0;                       // train.max_steps in `overrides`
   std::vector<std::string> uninterrupted;      // argv of the uninterrupted run, minus --run-dir DIR
   std::string expect_in_output;                // a line the job must print (the launch it got)
+  std::string requeue_message;                 // what requeues says, before " <job id>"
 };
 
 struct JobRun {
@@ -187,8 +200,8 @@ struct JobRun {
   std::string id, output;  // the job id; its output file (appended to by every attempt)
 
   std::string diagnosis() const {
-    return "job " + id + ": " + job_info(cluster, id).line + "\njob output:\n" + tail(read_file(output)) + "\n" +
-           cluster.log_tails();
+    return "job " + id + ": " + job_info(cluster, id).line + "\njob output (without the step lines):\n" +
+           tail(without_step_lines(read_file(output))) + "\n" + cluster.log_tails();
   }
   // Polls every 0.25 s until done() is true, at most `timeout_s`; fails when the job ended badly.
   void wait_until(const std::function<bool(const JobInfo&)>& done, double timeout_s, const std::string& what) const {
@@ -202,6 +215,33 @@ struct JobRun {
     }
   }
 };
+
+// The pids of the processes whose command line contains `needle` (/proc/<pid>/cmdline).
+std::vector<int> processes_with(const std::string& needle) {
+  std::vector<int> pids;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = read_file(entry.path().string() + "/cmdline");
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if (cmdline.find(needle) != std::string::npos) pids.push_back(std::stoi(name));
+  }
+  return pids;
+}
+
+// Waits (bounded) until no process has any of `needles` in its command line.
+void wait_for_exit(const std::vector<std::string>& needles, double timeout_s, const JobRun& job) {
+  const auto t0 = std::chrono::steady_clock::now();
+  for (const std::string& needle : needles) {
+    while (!processes_with(needle).empty()) {
+      if (elapsed_s(t0) > timeout_s)
+        FAIL("processes with '" << needle << "' in their command line still run " << timeout_s << " s after the requeue\n"
+                                << job.diagnosis());
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+}
 
 // sbatch [options] SCRIPT [args] from the repository root, the job's output in `output`; the
 // job inherits `env` (the sbatch scripts take DLTOOL and RUN_DIR from it).
@@ -247,8 +287,18 @@ void preempted_job_matches_uninterrupted_run(const JobSpec& spec, int64_t signal
         return j.restarts() >= 1 && (j.state() == "PENDING" || j.state() == "RUNNING" || j.state() == "COMPLETED");
       },
       kJobTimeoutS, "requeue after SIGUSR1");
-  if (job_info(cluster, job.id).state() == "PENDING")
+  if (job_info(cluster, job.id).state() == "PENDING") {
+    // Skipping the hold, start the job again only once the first attempt is really gone; the
+    // ~2 minutes a requeued job is normally held see to that. slurmctld shows the job PENDING
+    // while the first attempt's ranks and slurmstepd may still be exiting, and a relaunch then
+    // fails: the old step's PMIx socket is still bound ("pmixp_usock_create_srv: Cannot bind()
+    // ... stepd.slurm.pmix.<job>.0: Address already in use", srun reports a launch failure), or,
+    // in the second of the kill, slurmd refuses it ("Job <id> already killed, do not launch
+    // batch job": it revokes the job's credentials up to the kill time at 1 s resolution).
+    wait_for_exit({b_dir, "slurmstepd: [" + job.id + "."}, kJobTimeoutS, job);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1100));
     cluster.require_client({"scontrol", "update", "JobId=" + job.id, "StartTime=now"});
+  }
   job.wait_until([](const JobInfo& j) { return j.state() == "COMPLETED"; }, kJobTimeoutS, "COMPLETED after the requeue");
 
   const JobInfo done = job_info(cluster, job.id);
@@ -257,7 +307,7 @@ void preempted_job_matches_uninterrupted_run(const JobSpec& spec, int64_t signal
   CHECK(done.restarts() == 1);  // requeued once: the resumed attempt did not requeue again
   CHECK(done.field("ExitCode") == "0:0");
   CHECK_THAT(out, Catch::Contains("SIGUSR1 received at step"));
-  CHECK_THAT(out, Catch::Contains("requeued SLURM job " + job.id));
+  CHECK_THAT(out, Catch::Contains(spec.requeue_message + " " + job.id));
   CHECK_THAT(out, Catch::Contains("restart 1"));  // the script's banner of the second attempt
   CHECK_THAT(out, Catch::Contains("resumed from " + b_dir + "/checkpoints/last.h5 at step"));
   CHECK_THAT(out, Catch::Contains("training complete"));
@@ -299,6 +349,7 @@ TEST_CASE("slurm cluster: train.sbatch preempted by scancel --signal=USR1 requeu
   spec.uninterrupted.insert(spec.uninterrupted.end(), spec.overrides.begin(), spec.overrides.end());
   spec.uninterrupted.insert(spec.uninterrupted.end(), {"train.threads=1", "--log-format", "plain"});
   spec.expect_in_output = "1 thread(s), cpu";  // one process, SLURM_CPUS_PER_TASK threads
+  spec.requeue_message = "requeued SLURM job";  // dltool --requeue
   preempted_job_matches_uninterrupted_run(spec, 20);
 }
 
@@ -306,7 +357,7 @@ TEST_CASE("slurm cluster: train.sbatch preempted by scancel --signal=USR1 requeu
 // (DLTOOL=hello): `srun --mpi=pmix` inside `sbatch -n 2` must start two ranks of one MPI world,
 // rank r with SLURM_PROCID=r, and `scancel --signal=USR1 <job>` must reach both. Each rank says
 // "ready", waits (at most 60 s) for SIGUSR1, allreduces whether it got it, and exits 75 like a
-// pre-empted dltool when every rank did; the script turns 75 into exit 0 (COMPLETED).
+// pre-empted dltool when every rank did; the script then requeues the job.
 TEST_CASE("slurm cluster: train_ddp.sbatch runs 2 MPI ranks under srun --mpi=pmix and SIGUSR1 reaches both",
           "[slurm_cluster]") {
   std::string why = why_no_cluster();
@@ -358,7 +409,7 @@ int main(int argc, char** argv) {
   job.wait_until([&](const JobInfo&) { return count(read_file(job.output), " ready\n") == 2; }, kJobTimeoutS,
                  "both ranks ready");
   cluster.require_client({"scancel", "--signal=USR1", job.id});
-  job.wait_until([](const JobInfo& j) { return j.state() == "COMPLETED"; }, kJobTimeoutS, "COMPLETED");
+  job.wait_until([](const JobInfo& j) { return j.restarts() >= 1; }, kJobTimeoutS, "the script's requeue");
 
   const std::string out = read_file(job.output);
   INFO(job.diagnosis());
@@ -367,8 +418,7 @@ int main(int argc, char** argv) {
   CHECK_THAT(out, Catch::Contains("rank 1 of 2: SLURM_PROCID=1 SLURM_NTASKS=2 SLURM_LOCALID=1 SLURM_CPUS_PER_TASK=1 ready"));
   CHECK(count(out, " of 2 ranks got SIGUSR1") == 2);
   CHECK(count(out, "2 of 2 ranks got SIGUSR1") == 2);
-  CHECK_THAT(out, Catch::Contains("stopped with a checkpoint (exit 75)"));
-  CHECK(job_info(cluster, job.id).field("ExitCode") == "0:0");
+  CHECK_THAT(out, Catch::Contains("stopped with a checkpoint (exit 75): requeueing SLURM job " + job.id));
 }
 
 TEST_CASE("slurm cluster: train_ddp.sbatch with 2 ranks preempted by scancel --signal=USR1 requeues itself, resumes "
@@ -389,5 +439,6 @@ TEST_CASE("slurm cluster: train_ddp.sbatch with 2 ranks preempted by scancel --s
   spec.uninterrupted.insert(spec.uninterrupted.end(), spec.overrides.begin(), spec.overrides.end());
   spec.uninterrupted.insert(spec.uninterrupted.end(), {"train.threads=1", "--log-format", "plain"});
   spec.expect_in_output = "data-parallel: 2 ranks (mpi)";
+  spec.requeue_message = "requeueing SLURM job";  // the script, after every rank has exited
   preempted_job_matches_uninterrupted_run(spec, 20);
 }
