@@ -5,7 +5,9 @@
 #   scripts/test.sh --sanitize   one clang build with ASan + UBSan in build/sanitize (CUDA off):
 #                                each libFuzzer target for 20 s over its seeds (scripts/fuzz.sh),
 #                                then ctest once: engine tests at 1 thread only, tests labelled
-#                                `stress` left out. The fuzz targets share this build (its
+#                                `stress` left out, and the multi-process ones (`dist`: mpirun,
+#                                `slurm`: a SLURM cluster; OpenMPI's own allocations would be
+#                                reported as leaks). The fuzz targets share this build (its
 #                                libraries carry libFuzzer's coverage instrumentation too), which
 #                                saves CI a third full build.
 set -euo pipefail
@@ -48,7 +50,7 @@ sanitize() {
   ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:allocator_may_return_null=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
   UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
   LSAN_OPTIONS="suppressions=$PWD/tests/sanitizer/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" \
-    ctest --test-dir build/sanitize --output-on-failure -j"$JOBS" -E '^t2:' -LE 'stress|cuda'
+    ctest --test-dir build/sanitize --output-on-failure -j"$JOBS" -E '^t2:' -LE 'stress|cuda|dist|slurm'
 }
 
 if [ "$PHASE" = all ] || [ "$PHASE" = --release ]; then timed "release build + tests" release; fi

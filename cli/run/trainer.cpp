@@ -160,6 +160,8 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
   world_ = group_->world_size();
   set_num_threads(threads_per_rank(cfg_.train.threads, opt_.dist_env));
   device_ = Device::parse(cfg_.train.device);
+  // One GPU per process: `cuda` (no index) on a data-parallel rank is the rank's local GPU.
+  if (device_.is_cuda() && world_ > 1 && cfg_.train.device == "cuda") device_ = Device::cuda(opt_.dist_env.local_rank);
   if (device_.is_cuda() && !cuda_available())
     throw std::runtime_error("train.device is '" + cfg_.train.device +
                              "' but no CUDA device is available (set train.device=cpu)");
@@ -403,6 +405,7 @@ EvalResult Trainer::evaluate(const std::string& split) {
   if (main_rank()) log_reconstructions(split, ds);
   EvalOptions eo = eval_options(cfg_, split, ds->info().num_classes);
   eo.group = group_.get();  // sharded over the ranks, reduced
+  eo.device = device_;      // a data-parallel rank's own GPU
   if (!ema_ || ema_->num_updates() == 0) return train::evaluate(*model_, loss_fn_, loss_nodes_, ds, eo);
   // The averaged weights are what a run with train.ema_decay evaluates (and what best.h5 ranks).
   ema_->apply_to(*model_);
@@ -518,7 +521,13 @@ RunResult Trainer::run() {
       // Finish here: the step is complete, write last.h5 and tell the scheduler to requeue.
       progress_->message(signal_name(sig) + " received at step " + std::to_string(step_));
       save_checkpoint_now(false, false);
-      if (sig == SIGUSR1 && (opt_.requeue || cfg_.train.requeue) && main_rank()) {
+      if (sig == SIGUSR1 && (opt_.requeue || cfg_.train.requeue) && world_ > 1) {
+        // A requeue kills the job step while the ranks are still leaving MPI; slurmstepd was
+        // seen to hang in PMIx_server_finalize then, and the requeued job could not start.
+        progress_->message("requeue: not from inside a data-parallel job step (SLURM would kill the ranks while they "
+                           "exit); requeue from the batch script after srun returns, as "
+                           "recipes/slurm/train_ddp.sbatch does");
+      } else if (sig == SIGUSR1 && (opt_.requeue || cfg_.train.requeue)) {
         std::string id = slurm_requeue_id();
         if (id.empty()) {
           progress_->message("requeue requested but SLURM_JOB_ID is not set: not requeued");

@@ -231,7 +231,7 @@ train: {sync_batch_norm: true}
   require_same_training(tmp.file("one"), tmp.file("two"));
 }
 
-TEST_CASE("ddp: a 2-rank run stopped by SIGUSR1 on one rank resumes exactly; other world sizes need a flag",
+TEST_CASE("ddp: a 2-rank run stopped by SIGUSR1 on one rank resumes exactly, other world sizes need a flag",
           "[ddp_train]") {
   SKIP_WITHOUT_MPIRUN();
   TempDir tmp;
