@@ -65,6 +65,7 @@ dl::test::ProcessResult run(const std::vector<std::string>& argv) {
 }
 
 // Every record's loss (training and evaluation) and every evaluation's accuracy, in order.
+// Evaluations' regression metrics (mae, rmse, r2) count as losses; knn_accuracy as an accuracy.
 struct Logged {
   std::vector<double> losses, accuracies;
 };
@@ -73,8 +74,10 @@ Logged logged(const std::string& dir) {
   std::ifstream in(dir + "/metrics.jsonl");
   std::string line;
   while (std::getline(in, line)) {
-    if (std::string s = dl::test::json_field(line, "loss"); !s.empty()) v.losses.push_back(std::stod(s));
-    if (std::string s = dl::test::json_field(line, "accuracy"); !s.empty()) v.accuracies.push_back(std::stod(s));
+    for (const char* k : {"loss", "mae", "rmse", "r2"})
+      if (std::string s = dl::test::json_field(line, k); !s.empty()) v.losses.push_back(std::stod(s));
+    for (const char* k : {"accuracy", "knn_accuracy"})
+      if (std::string s = dl::test::json_field(line, k); !s.empty()) v.accuracies.push_back(std::stod(s));
   }
   return v;
 }
@@ -229,6 +232,36 @@ train: {sync_batch_norm: true}
   REQUIRE(b.exit_code == 0);
   CHECK(b.out.find("SyncBatchNorm") != std::string::npos);
   require_same_training(tmp.file("one"), tmp.file("two"));
+}
+
+TEST_CASE("ddp: sharded evaluation of a regression (mae, rmse, r2) and of knn_accuracy equals one process", "[ddp_train]") {
+  SKIP_WITHOUT_MPIRUN();
+  TempDir tmp;
+  // diabetes (CSV, 310 training samples): 1 x 32 vs 2 x 16, 3 epochs with val and test metrics.
+  const std::string diabetes = std::string(DLTOOL_SOURCE_DIR) + "/recipes/tabular/diabetes.yaml";
+  const std::vector<std::string> o = {"train.epochs=3", "train.log_every=1", "train.threads=1"};
+  REQUIRE(run(train_argv(0, diabetes, tmp.file("reg1"), cat(o, {"data.loader.batch_size=32"}))).exit_code == 0);
+  const auto r2 = run(train_argv(2, diabetes, tmp.file("reg2"), cat(o, {"data.loader.batch_size=16"})));
+  INFO(r2.out);
+  REQUIRE(r2.exit_code == 0);
+  require_same_training(tmp.file("reg1"), tmp.file("reg2"));
+  CHECK(logged(tmp.file("reg2")).losses.size() == logged(tmp.file("reg1")).losses.size());
+
+  // The triplet recipe's knn_accuracy needs every sample's embedding: with lr 0 the weights stay
+  // rank 0's initial ones, so both runs evaluate the same model (its triplets, drawn within each
+  // rank's batch, would otherwise make other gradients).
+  const std::vector<std::string> t = {"optimizer.lr=0", "train.max_steps=2", "train.log_every=1", "train.threads=1",
+                                      "data.val_size=55000", "train.eval_every=1000"};
+  REQUIRE(run(train_argv(0, recipe("triplet.yaml"), tmp.file("knn1"), t)).exit_code == 0);
+  const auto k2 = run(train_argv(2, recipe("triplet.yaml"), tmp.file("knn2"), cat(t, {"data.loader.batch_size=64"})));
+  INFO(k2.out);
+  REQUIRE(k2.exit_code == 0);
+  const Logged a = logged(tmp.file("knn1")), b = logged(tmp.file("knn2"));
+  // The final test evaluation: accuracy (argmax of the embedding), then knn_accuracy.
+  REQUIRE(a.accuracies.size() == 2);
+  REQUIRE(b.accuracies.size() == 2);
+  CHECK(a.accuracies[1] > 0.3);  // embeddings of an untrained net still cluster the classes a little
+  for (size_t i = 0; i < 2; ++i) CHECK(std::fabs(a.accuracies[i] - b.accuracies[i]) <= 1e-4);
 }
 
 TEST_CASE("ddp: a 2-rank run stopped by SIGUSR1 on one rank resumes exactly, other world sizes need a flag",
