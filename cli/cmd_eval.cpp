@@ -4,6 +4,7 @@
 // regression targets report mae/rmse/r2 instead.
 #include <algorithm>
 #include <iomanip>
+#include <tuple>
 #include <iostream>
 
 #include "cli/command.h"
@@ -54,6 +55,9 @@ std::string eval_json(const std::string& path, const std::string& split, const t
   return o.str();
 }
 
+// Up to this many classes the confusion matrix is printed whole (6 characters a column).
+constexpr size_t kMaxMatrixClasses = 30;
+
 void print_eval(std::ostream& os, const std::string& path, const std::string& split, const train::EvalResult& r,
                 const std::vector<std::string>& names) {
   os << path << " on " << split << " (" << r.samples << " samples)\n" << std::fixed << std::setprecision(4)
@@ -81,6 +85,23 @@ void print_eval(std::ostream& os, const std::string& path, const std::string& sp
        << r.precision[c] << std::setw(9) << r.recall[c] << std::setw(9) << r.f1[c] << std::setw(9) << r.support[c] << "\n";
   os << std::left << std::setw(w + 7) << "macro avg" << std::right << std::setw(10) << r.macro_precision << std::setw(9)
      << r.macro_recall << std::setw(9) << r.macro_f1 << std::setw(9) << r.samples << "\n";
+  if (C > kMaxMatrixClasses) {
+    // A C x C table is unreadable for a vocabulary: the most frequent mistakes instead.
+    std::vector<std::tuple<int64_t, size_t, size_t>> cells;  // count, true, predicted
+    for (size_t t = 0; t < C; ++t)
+      for (size_t p = 0; p < C; ++p)
+        if (t != p && r.confusion[t][p] > 0) cells.emplace_back(r.confusion[t][p], t, p);
+    const size_t n = std::min<size_t>(cells.size(), 15);
+    std::partial_sort(cells.begin(), cells.begin() + static_cast<std::ptrdiff_t>(n), cells.end(),
+                      [](const auto& a, const auto& b) { return std::get<0>(a) > std::get<0>(b); });
+    os << "\nmost frequent confusions (" << C << " classes; --json has the whole confusion matrix):\n";
+    for (size_t i = 0; i < n; ++i) {
+      const auto& [count, t, p] = cells[i];
+      os << std::setw(8) << count << "  " << std::setw(4) << t << " '" << shown[t] << "'  predicted as  " << p << " '"
+         << shown[p] << "'\n";
+    }
+    return;
+  }
   os << "\nconfusion matrix (rows: true class, columns: predicted class index):\n" << std::setw(w + 7) << "";
   for (size_t c = 0; c < C; ++c) os << std::setw(6) << c;
   os << "\n";

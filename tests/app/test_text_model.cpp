@@ -92,9 +92,29 @@ TEST_CASE("text model: an int64 input and num_classes from the corpus, trains, e
   INFO(ev.out);
   CHECK(ev.exit_code == 0);
   CHECK_THAT(ev.out, Catch::Contains("bits/token"));
+  CHECK(e.confusion.size() == 19);
+  CHECK_THAT(ev.out, Catch::Contains("confusion matrix (rows"));  // 19 classes: the whole table
   dl::test::ProcessResult b = dltool({"bench", dir.file("lm.yaml"), "--steps", "1", "--warmup", "0"});
   INFO(b.out);
   CHECK(b.exit_code == 0);
+}
+
+TEST_CASE("text model: dltool eval lists the most frequent confusions instead of a matrix of over 30 classes",
+          "[text][eval]") {
+  TempDir dir;
+  const std::string recipe = dir.file("lm.yaml", test::tiny_char_lm(dir));
+  std::string text;  // 36 distinct characters, newline and <unk>
+  for (int i = 0; i < 30; ++i) text += "abcdefghijklmnopqrstuvwxyz0123456789\n";
+  dir.file("corpus.txt", text);
+  REQUIRE(dltool({"train", recipe, "--run-dir", dir.file("run"), "--quiet"}).exit_code == 0);
+  dl::test::ProcessResult ev = dltool({"eval", dir.file("run"), "--split", "val"});
+  INFO(ev.out);
+  CHECK(ev.exit_code == 0);
+  CHECK_THAT(ev.out, Catch::Contains("most frequent confusions (38 classes; --json has the whole confusion matrix)"));
+  CHECK_THAT(ev.out, Catch::Contains("predicted as"));
+  CHECK_THAT(ev.out, !Catch::Contains("confusion matrix (rows"));
+  dl::test::ProcessResult js = dltool({"eval", dir.file("run"), "--split", "val", "--json"});
+  CHECK_THAT(js.out, Catch::Contains("\"confusion_matrix\""));
 }
 
 TEST_CASE("text model: dltool export declares an int64 input, ONNX Runtime matches dltool at batch 1 and 7",
