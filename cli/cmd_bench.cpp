@@ -152,13 +152,17 @@ std::function<int()> setup_bench(CLI::App& sub) {
     }
     std::cout << cfg.name << ": batch " << B << ", " << omp_get_max_threads() << " thread(s), " << device.str()
               << ", " << a->steps << " timed iterations\n\n";
-    std::cout << std::left << std::setw(10) << "node" << std::setw(14) << "type" << std::setw(16) << "output"
-              << std::right << std::setw(12) << "forward ms" << std::setw(13) << "backward ms" << "\n";
+    // Columns as wide as their longest entry (block nodes are named like "stage2.0.conv1").
+    size_t wn = 4, wt = 4, wo = 6;
+    for (const auto& t : nodes)
+      wn = std::max(wn, t.name.size()), wt = std::max(wt, t.type.size()), wo = std::max(wo, shape_str(t.output_shape).size());
+    auto col = [](size_t w) { return std::setw(static_cast<int>(w + 2)); };
+    std::cout << std::left << col(wn) << "node" << col(wt) << "type" << col(wo) << "output" << std::right
+              << std::setw(12) << "forward ms" << std::setw(13) << "backward ms" << "\n";
     std::cout << std::fixed << std::setprecision(3);
     for (const auto& t : nodes)
-      std::cout << std::left << std::setw(10) << t.name << std::setw(14) << t.type << std::setw(16)
-                << shape_str(t.output_shape) << std::right << std::setw(12) << t.forward_ms << std::setw(13)
-                << t.backward_ms << "\n";
+      std::cout << std::left << col(wn) << t.name << col(wt) << t.type << col(wo) << shape_str(t.output_shape)
+                << std::right << std::setw(12) << t.forward_ms << std::setw(13) << t.backward_ms << "\n";
     std::cout << std::setprecision(2) << "\ntraining step (forward, loss, backward, " << cfg.optimizer.type
               << "): " << step_s * 1e3 << " ms = " << std::setprecision(0) << train_sps << " samples/s\n"
               << "inference (eval mode, no grad): " << std::setprecision(2) << eval_s * 1e3 << " ms = "
