@@ -129,7 +129,10 @@ TEST_CASE("ddp: a float32 conv net with >= 3 buckets", "[dist][ddp]") {
   const std::vector<Tensor> ps = net->parameters();
   for (size_t i = 0; i < ps.size(); ++i) {
     INFO("parameter " << i);
-    check_close(ps[i].grad(), expected[i], 1e-5);
+    // float32 sums of 6 vs 12 rows: an element that cancels to near 0 keeps an error of ~1e-7 of
+    // the gradient's scale (4.7e-9 at a scale of 0.04 was seen in the CUDA-enabled build), so
+    // relative error is measured against at least a tenth of the largest element.
+    check_close(ps[i].grad(), expected[i], 1e-5, test::max_abs(expected[i]) / 10);
   }
 }
 
