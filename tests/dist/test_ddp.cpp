@@ -181,7 +181,7 @@ TEST_CASE("ddp: with a TrainStep, 2 accumulated micro-batches (no_sync on the fi
   for (size_t i = 0; i < ps.size(); ++i) check_close(ps[i], rs[i], 1e-9);
 }
 
-TEST_CASE("ddp: a parameter no rank uses keeps no gradient; one only rank 0 uses gets the average everywhere",
+TEST_CASE("ddp: a parameter no rank uses keeps no gradient, one only rank 0 uses gets the average everywhere",
           "[dist][ddp]") {
   Generator g(10);
   Tensor x = randn({12, 6}, g, DType::F64), y = labels(12);

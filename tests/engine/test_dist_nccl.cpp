@@ -58,7 +58,7 @@ TEST_CASE("nccl: a communicator of one runs allreduce, broadcast and allgather o
   CHECK(pg->allgather_bytes("abc") == std::vector<std::string>{"abc"});
 }
 
-TEST_CASE("nccl: cpu tensors go to the host group; bad cuda tensors are invalid_argument", "[cuda][nccl]") {
+TEST_CASE("nccl: cpu tensors go to the host group, bad cuda tensors are invalid_argument", "[cuda][nccl]") {
   dist::ProcessGroupPtr pg = nccl_group_of_one();
   Tensor host = ones({2});
   pg->allreduce(host);
