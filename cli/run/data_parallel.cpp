@@ -97,7 +97,7 @@ dist::ProcessGroupPtr init_data_parallel(const Config& cfg, const dist::DistEnv&
   return g;
 }
 
-std::shared_ptr<void> attach_ddp(const dist::ProcessGroupPtr& group, nn::Module& model, TrainStep& step,
+std::shared_ptr<dist::Reducer> attach_ddp(const dist::ProcessGroupPtr& group, nn::Module& model, TrainStep& step,
                                  double bucket_cap_mb) {
   dist::DataParallelOptions o;
   o.reducer.bucket_cap_mb = bucket_cap_mb;
@@ -180,23 +180,24 @@ void Trainer::setup_data_parallel_model() {
   if (rank_ > 0) manual_seed(static_cast<uint64_t>(cfg_.train.seed) + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(rank_));
 }
 
-void Trainer::check_world_size(const Checkpoint& c, const std::string& path) {
+int64_t Trainer::check_world_size(const Checkpoint& c, const std::string& path) {
   auto it = c.trainer.find("world_size");
-  resume_world_ = 1;
+  int64_t saved_world = 1;  // (check_restored_state validates the attribute)
   if (it != c.trainer.end() && std::holds_alternative<int64_t>(it->second))
-    resume_world_ = std::max<int64_t>(1, std::get<int64_t>(it->second));
-  if (resume_world_ == world_) return;
-  const std::string was = std::to_string(resume_world_) + " rank" + (resume_world_ == 1 ? "" : "s");
+    saved_world = std::max<int64_t>(1, std::get<int64_t>(it->second));
+  if (saved_world == world_) return saved_world;
+  const std::string was = std::to_string(saved_world) + " rank" + (saved_world == 1 ? "" : "s");
   const std::string now = std::to_string(world_) + " rank" + (world_ == 1 ? "" : "s");
   if (!opt_.allow_world_size_change)
     throw CheckpointError(path, path + " was written by a run of " + was + "; this run has " + now +
                                     ". Another number of ranks changes the data shards and the global batch, so the "
                                     "run would not continue exactly: resume with " + was +
-                                    " (mpirun -np " + std::to_string(resume_world_) + ", srun -n " +
-                                    std::to_string(resume_world_) + "), or pass --allow-world-size-change");
+                                    " (mpirun -np " + std::to_string(saved_world) + ", srun -n " +
+                                    std::to_string(saved_world) + "), or pass --allow-world-size-change");
   progress_->message("warning: resuming a checkpoint of " + was + " with " + now +
                      " (--allow-world-size-change): the data shards and the global batch change, so this run does "
                      "not continue exactly as an uninterrupted one would");
+  return saved_world;
 }
 
 }  // namespace dl::train

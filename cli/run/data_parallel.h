@@ -15,6 +15,7 @@
 #include "configs/config.h"
 #include "datasets/dataloader.h"
 #include "engine/dist/process_group.h"
+#include "engine/dist/reducer.h"
 #include "engine/nn/module.h"
 #include "engine/train/step.h"
 
@@ -27,7 +28,7 @@ dist::ProcessGroupPtr init_data_parallel(const Config& cfg, const dist::DistEnv&
 
 // Attaches the gradient reducer (bucketed allreduce during backward, average before the
 // update) and broadcasts rank 0's parameters and buffers. The returned object keeps it alive.
-std::shared_ptr<void> attach_ddp(const dist::ProcessGroupPtr& group, nn::Module& model, TrainStep& step,
+std::shared_ptr<dist::Reducer> attach_ddp(const dist::ProcessGroupPtr& group, nn::Module& model, TrainStep& step,
                                  double bucket_cap_mb);
 
 // A stream that discards everything (the progress output of ranks other than 0).

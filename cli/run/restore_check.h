@@ -41,7 +41,6 @@ struct RestoreTarget {
   bool scheduler_per_step;              // stepped after every optimizer step (else per epoch)
   int64_t batches_per_epoch;            // of the training loader
   int64_t accumulate_steps = 1;         // batches per optimizer step (train.accumulate_steps)
-  int world_size = 1;                   // ranks of the resuming run
   // The checkpoint's run had another number of ranks (--allow-world-size-change): its position
   // counts other batches, so it is not checked against this run's batches per epoch.
   bool world_size_changed = false;

@@ -212,7 +212,6 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
   int64_t sched_total =  // epochs, rounded up without overflowing at the int64 maximum
       cfg_.scheduler.interval == "step" ? total : total / per_epoch + (total % per_epoch != 0);
   scheduler_ = build_scheduler(cfg_, *optimizer_, sched_total);
-  saves_ = opt_.write_outputs;
   if (opt_.write_outputs) run_dir_ = opt_.run_dir.empty() ? "runs/" + cfg_.name : opt_.run_dir;
   if (opt_.write_outputs && main_rank()) {
     std::filesystem::create_directories(run_dir_);
@@ -261,13 +260,12 @@ bool Trainer::scheduler_per_step() const {
 }
 
 void Trainer::restore(const Checkpoint& c, const std::string& path) {
-  check_world_size(c, path);
+  const int64_t saved_world = check_world_size(c, path);
   // Everything is checked before anything is applied; what the engine still refuses (and does
   // not know the file of) is reported as a problem of this file.
   RestoreTarget target{cfg_, *optimizer_, scheduler_.get(), scheduler_per_step(), train_loader_->batches_per_epoch(),
                        cfg_.train.accumulate_steps};
-  target.world_size = world_;
-  target.world_size_changed = resume_world_ != world_;
+  target.world_size_changed = saved_world != world_;
   RestoredState checked = check_restored_state(c, path, target);
   if (main_rank())
     for (const std::string& w : checked.warnings) std::cerr << "warning: " << w << "\n";
@@ -282,7 +280,7 @@ void Trainer::restore(const Checkpoint& c, const std::string& path) {
     }
     if (scheduler_) scheduler_->load_state_dict(*c.scheduler);
     // Each rank continues its own stream; ranks a smaller run did not have continue rank 0's.
-    restore_rng(rank_rng(c.rng, rank_ < resume_world_ ? rank_ : 0));
+    restore_rng(rank_rng(c.rng, rank_ < saved_world ? rank_ : 0));
   } catch (const std::exception& e) {
     throw CheckpointError(path, "cannot resume from '" + path + "': " + e.what());
   }
@@ -291,12 +289,12 @@ void Trainer::restore(const Checkpoint& c, const std::string& path) {
     pos_.best_metric = cfg_.checkpoint.best.metric;
     pos_.best_value.reset();
   }
-  if (resume_world_ != world_) {
+  if (saved_world != world_) {
     // Other shards and another global batch: continue at the same point of the epoch's order,
     // rounded up to a whole optimizer step.
     const LoaderSpec& l = cfg_.data.loader;
-    const int64_t old_rank_batch = l.global_batch_size > 0 ? l.global_batch_size / resume_world_ : l.batch_size;
-    const double seen = static_cast<double>(pos_.batch_in_epoch) * static_cast<double>(old_rank_batch * resume_world_);
+    const int64_t old_rank_batch = l.global_batch_size > 0 ? l.global_batch_size / saved_world : l.batch_size;
+    const double seen = static_cast<double>(pos_.batch_in_epoch) * static_cast<double>(old_rank_batch * saved_world);
     const int64_t acc = cfg_.train.accumulate_steps;
     int64_t b = static_cast<int64_t>(std::ceil(seen / static_cast<double>(l.batch_size * world_)));
     b = (b + acc - 1) / acc * acc;
@@ -347,7 +345,7 @@ Checkpoint Trainer::make_checkpoint(bool finished) {
 }
 
 void Trainer::save_checkpoint_now(bool numbered, bool finished) {
-  if (!saves_) return;
+  if (!opt_.write_outputs) return;  // (every rank: rank 0 has checkpoints_)
   Checkpoint c = make_checkpoint(finished);  // every rank: a collective when data-parallel
   std::string path;
   rank0_then_share(*group_, [&] { path = checkpoints_->save(c, step_, numbered); });
@@ -356,7 +354,7 @@ void Trainer::save_checkpoint_now(bool numbered, bool finished) {
 
 void Trainer::update_best(const EvalResult& r) {
   // Every rank decides the same (the evaluation is reduced over the ranks).
-  if (!saves_ || pos_.best_metric.empty()) return;
+  if (!opt_.write_outputs || pos_.best_metric.empty()) return;
   const std::string& m = pos_.best_metric;
   if (m.rfind(r.split + "/", 0) != 0) return;
   std::string name = m.substr(r.split.size() + 1);

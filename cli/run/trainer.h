@@ -26,6 +26,10 @@
 #include "exporters/progress.h"
 #include "exporters/tensorboard.h"
 
+namespace dl::dist {
+class Reducer;
+}
+
 namespace dl::train {
 
 struct RunOptions {
@@ -108,17 +112,17 @@ class Trainer {
   void step_metric_scheduler(const EvalResult& val);
   void log_hparams(const RunResult& r);
   // Data-parallel setup: the per-rank batch size (data.loader.global_batch_size), SyncBatchNorm,
-  // rank 0's weights everywhere, per-rank RNG streams; a line saying what runs where.
+  // per-rank RNG streams; a line saying what runs where. (attach_ddp broadcasts rank 0's weights.)
   void setup_data_parallel_model();
-  void check_world_size(const Checkpoint& c, const std::string& path);
+  // The number of ranks that wrote `c` (/trainer world_size, absent = 1). Another number than
+  // this run's is refused unless --allow-world-size-change (then warned once).
+  int64_t check_world_size(const Checkpoint& c, const std::string& path);
   bool main_rank() const { return rank_ == 0; }
 
   Config cfg_;
   RunOptions opt_;
   dist::ProcessGroupPtr group_;  // a world of one when not data-parallel
   int rank_ = 0, world_ = 1;
-  bool saves_ = false;           // checkpoints are made (rank 0 writes them)
-  int64_t resume_world_ = 1;     // ranks of the run a resume continues
   std::string run_dir_;
   Device device_;
   data::Splits splits_;
@@ -128,7 +132,7 @@ class Trainer {
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::unique_ptr<sched::LRScheduler> scheduler_;
   std::unique_ptr<TrainStep> step_fn_;  // forward, loss, backward, accumulate, clip, update
-  std::shared_ptr<void> ddp_;           // data-parallel gradient reducer attached to step_fn_
+  std::shared_ptr<dist::Reducer> ddp_;  // data-parallel gradient reducer attached to step_fn_
   std::unique_ptr<optim::ExponentialMovingAverage> ema_;  // train.ema_decay > 0: evaluated weights
   std::unique_ptr<data::DataLoader> train_loader_;
   std::unique_ptr<exporters::ProgressReporter> progress_;
