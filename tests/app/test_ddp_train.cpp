@@ -33,6 +33,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using dl::test::count_lines;
 using dl::test::TempDir;
 constexpr double kTimeoutS = 300;
 
@@ -146,12 +147,6 @@ pid_t rank_pid(pid_t mpirun_pid, int rank) {
       return static_cast<pid_t>(std::stol(name));
   }
   return -1;
-}
-
-int64_t count_lines(const std::string& p) {
-  if (!fs::exists(p)) return 0;
-  std::ifstream in(p);
-  return std::count(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>(), '\n');
 }
 
 // Starts a 2-rank training, waits until `lines` metrics lines exist, then sends `sig` to rank 1

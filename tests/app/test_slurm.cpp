@@ -36,6 +36,7 @@ namespace fs = std::filesystem;
 namespace {
 
 using dl::test::require_same_run;
+using dl::test::count_lines;
 using dl::test::TempDir;
 
 constexpr const char* kData = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
@@ -77,13 +78,6 @@ checkpoint: {every_steps: 0, every_epoch: false}
 std::string log_tail(const std::string& p) {
   std::string s = dl::test::read_file(p);
   return s.size() > 4000 ? "..." + s.substr(s.size() - 4000) : s;
-}
-
-int64_t count_lines(const std::string& p) {
-  std::string s = dl::test::read_file(p);
-  int64_t n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
 }
 
 // A temp dir with the recipe and a fake `scontrol` (appends "$@" to scontrol.log).

@@ -44,6 +44,7 @@ namespace {
 
 using dl::test::ProcessOptions;
 using dl::test::ProcessResult;
+using dl::test::count_lines;
 using dl::test::read_file;
 using dl::test::TempDir;
 
@@ -176,12 +177,6 @@ bool finished_badly(const std::string& state) {
 
 double elapsed_s(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-int64_t count_lines(const std::string& p) {
-  int64_t n = 0;
-  for (char ch : read_file(p)) n += ch == '\n';
-  return n;
 }
 
 // A preemptible training job of recipes/slurm/, and the same training run uninterrupted.

@@ -3,6 +3,8 @@
 #pragma once
 #include <stdlib.h>
 
+#include <cstdint>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -17,6 +19,13 @@ inline std::string read_file(const std::string& path) {
   std::ostringstream s;
   s << f.rdbuf();
   return s.str();
+}
+
+// The number of '\n' in the file (0 when it cannot be read): lines a running job has logged.
+inline int64_t count_lines(const std::string& path) {
+  int64_t n = 0;
+  for (char c : read_file(path)) n += c == '\n';
+  return n;
 }
 
 // Replaces the file's contents with `data`, byte for byte.
