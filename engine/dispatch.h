@@ -13,15 +13,35 @@
 // A missing kernel is a clear error naming the kernel and the device, and `supports()` tells
 // tests which backends to compare.
 #pragma once
+#include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "engine/tensor/device.h"
 
 namespace dl {
 
+// Every stub that has at least one kernel registered, by name: tests walk it to compare each
+// backend's kernel with the CPU kernel (tests/support/kernel_cases.h), so a new CUDA kernel is
+// tested by existing.
+struct KernelStubInfo {
+  const char* name;
+  bool (*supports)(DeviceType);
+};
+inline std::vector<KernelStubInfo>& kernel_stub_registry() {
+  static std::vector<KernelStubInfo> stubs;
+  return stubs;
+}
+inline void note_kernel_stub(const char* name, bool (*supports)(DeviceType)) {
+  for (const KernelStubInfo& s : kernel_stub_registry())
+    if (std::strcmp(s.name, name) == 0) return;
+  kernel_stub_registry().push_back({name, supports});
+}
+
 template <class Fn, class Tag>
 struct DispatchStub {
+  static const char* name() { return Tag::name(); }
   static Fn& slot(DeviceType t) {
     static Fn table[kNumDeviceTypes] = {};
     return table[static_cast<int>(t)];
@@ -42,6 +62,7 @@ struct DispatchStub {
 #define DL_REGISTER_KERNEL(stub, devtype, fn)                                     \
   static const bool stub##_registered_##devtype = [] {                           \
     decltype(stub)::slot(::dl::DeviceType::devtype) = fn;                        \
+    ::dl::note_kernel_stub(decltype(stub)::name(), &decltype(stub)::supports);    \
     return true;                                                                  \
   }()
 
