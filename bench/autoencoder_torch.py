@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import torch_env  # noqa: E402,F401  (before torch: OpenBLAS core type and threads)
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402

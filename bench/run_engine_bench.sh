@@ -2,7 +2,8 @@
 # Engine benchmark vs PyTorch on this machine, as ratios (higher = dltool faster).
 #   bench/run_engine_bench.sh [build-dir]
 # Needs build/bench_engine (cmake --build build --target bench_engine) and Debian's
-# python3-torch with OpenBLAS (scripts/setup.sh --oracle). PyTorch runs at its best setting:
+# python3-torch with OpenBLAS (scripts/setup.sh --oracle). PyTorch runs at its best setting
+# (bench/torch_env.py sets OpenBLAS's core type from the CPU flags: in VMs it detects "Prescott"):
 # OPENBLAS_NUM_THREADS=1 and the faster of 1 and 2 torch threads per workload.
 set -euo pipefail
 cd "$(dirname "$0")/.."

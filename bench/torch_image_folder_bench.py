@@ -14,7 +14,8 @@ import os
 import sys
 import time
 
-import torch
+import torch_env  # noqa: F401  (before torch: OpenBLAS core type and threads)
+import torch  # noqa: E402
 from PIL import Image
 from torchvision import datasets, transforms
 
