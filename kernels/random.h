@@ -5,6 +5,7 @@
 
 #include "engine/dispatch.h"
 #include "engine/tensor/tensor.h"
+#include "kernels/host_device.h"
 
 namespace dl {
 
@@ -14,13 +15,7 @@ using random_fill_fn = void (*)(Tensor& t, RandomKind kind, double a, double b, 
                                 uint64_t offset);
 DL_DECLARE_STUB(random_fill_stub, random_fill_fn);
 
-// Shared by host and device code.
-#if defined(__CUDACC__)
-#define DL_HOST_DEVICE __host__ __device__
-#else
-#define DL_HOST_DEVICE
-#endif
-
+// Shared by host and device code (kernels/host_device.h).
 struct Philox4 { uint32_t v[4]; };
 
 DL_HOST_DEVICE inline Philox4 philox4x32_10(uint64_t key, uint64_t counter) {

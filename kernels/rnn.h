@@ -16,15 +16,16 @@
 
 #include "engine/dispatch.h"
 #include "engine/tensor/dtype.h"
+#include "kernels/host_device.h"
 
 namespace dl {
 
 enum class RnnMode { LSTM, GRU, RNN_TANH, RNN_RELU };
 
-inline int64_t rnn_gate_count(RnnMode m) {
+DL_HOST_DEVICE inline int64_t rnn_gate_count(RnnMode m) {
   return m == RnnMode::LSTM ? 4 : m == RnnMode::GRU ? 3 : 1;
 }
-inline int64_t rnn_saved_gates(RnnMode m) {
+DL_HOST_DEVICE inline int64_t rnn_saved_gates(RnnMode m) {
   return m == RnnMode::LSTM ? 5 : m == RnnMode::GRU ? 4 : 1;
 }
 

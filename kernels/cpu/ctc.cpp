@@ -11,6 +11,7 @@
 
 #include "kernels/cpu/loop.h"
 #include "kernels/ctc.h"
+#include "kernels/ctc_logsum.h"
 
 namespace dl::cpu {
 namespace {
@@ -18,13 +19,8 @@ namespace {
 template <class T>
 constexpr T kNegInf = -std::numeric_limits<T>::infinity();
 
-// log(e^a + e^b + e^c) with -inf terms allowed (all -inf gives -inf).
-template <class T>
-T log_sum3(T a, T b, T c) {
-  T m = std::max(a, std::max(b, c));
-  if (m == kNegInf<T>) m = 0;  // avoid -inf - -inf
-  return std::log(std::exp(a - m) + std::exp(b - m) + std::exp(c - m)) + m;
-}
+using ctc_detail::log_add;
+using ctc_detail::log_sum3;
 
 // The extended target l' of sample b: blank, l_0, blank, l_1, ..., blank (2L + 1 labels).
 std::vector<int64_t> extended_target(const int64_t* targets, const CtcArgs& a, int64_t b) {
@@ -127,13 +123,7 @@ void ctc_backward_impl(const Tensor& grad_nll, const Tensor& log_probs, const Te
           const T beta = log_sum3(beta_next[static_cast<size_t>(s)], b2, b3) + x[c];
           beta_cur[static_cast<size_t>(s)] = beta;
           const T ab = alpha[t * W + s] + beta;
-          T& acc = g[c];
-          if (acc == kNegInf<T>) {
-            acc = ab;
-          } else {
-            const T m = std::max(acc, ab);
-            acc = std::log(std::exp(acc - m) + std::exp(ab - m)) + m;
-          }
+          g[c] = log_add(g[c], ab);
         }
         std::swap(beta_next, beta_cur);
       }

@@ -1,12 +1,8 @@
-// CPU kernels of one recurrent time step (kernels/rnn.h): PyTorch 1.13's gate equations.
-//   LSTM: i = s(x_i + h_i), f = s(x_f + h_f), g = tanh(x_g + h_g), o = s(x_o + h_o)
-//         c_t = f c_{t-1} + i g, h_t = o tanh(c_t)
-//   GRU:  r = s(x_r + h_r), z = s(x_z + h_z), n = tanh(x_n + r (W_hn h + b_hn))
-//         h_t = (1 - z) n + z h_{t-1}
-//   RNN:  h_t = tanh|relu(x + h)
-// where x_* include b_ih and h_* include b_hh. Each batch row is computed by one thread in a
-// fixed order: results do not depend on the thread count. The f32 LSTM step (the hot one) uses
-// vec_exp.h's vectorised exp (about 2 ulp) for its sigmoids and tanhs; the rest calls libm.
+// CPU kernels of one recurrent time step (kernels/rnn.h): PyTorch 1.13's gate equations, written
+// once in kernels/rnn_gates.h (shared with the CUDA kernel). Each batch row is computed by one
+// thread in a fixed order: results do not depend on the thread count. The f32 LSTM forward (the
+// hot one) has its own row loop here with vec_exp.h's vectorised exp (about 2 ulp) for its
+// sigmoids and tanhs; the rest calls libm through rnn_gates.h.
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
@@ -15,6 +11,7 @@
 #include "kernels/cpu/loop.h"
 #include "kernels/cpu/vec_exp.h"
 #include "kernels/rnn.h"
+#include "kernels/rnn_gates.h"
 
 namespace dl::cpu {
 namespace {
@@ -68,7 +65,6 @@ void step_fwd(const RnnStepArgs& a) {
   T* cn = static_cast<T*>(a.c_new);
   T* y = static_cast<T*>(a.y);
   T* sv = static_cast<T*>(a.saved);
-  auto bias = [](const T* b, int64_t j) { return b ? b[j] : T(0); };
   parallel_for(a.n, row_grain(GH), [&](int64_t r0, int64_t r1) {
     std::vector<float> buf, bsum;  // f32 LSTM: row scratch and b_ih + b_hh
     if constexpr (std::is_same_v<T, float>) {
@@ -94,50 +90,17 @@ void step_fwd(const RnnStepArgs& a) {
           for (int64_t j = 0; j < H; ++j) cn[r * H + j] = cp[r * H + j];
         continue;
       }
-      auto pre = [&](int64_t j) { return x[j] + bias(bi, j) + h[j] + bias(bh, j); };
-      switch (a.mode) {
-        case RnnMode::LSTM: {
-          const T* cprev = cp + r * H;
-          T* cout = cn + r * H;
-          if constexpr (std::is_same_v<T, float>) {
-            lstm_row_f32(x, h, bsum.data(), cprev, cout, hout, yrow, s, H, buf.data());
-            break;
-          }
-          for (int64_t j = 0; j < H; ++j) {
-            T i = sigm(pre(j)), f = sigm(pre(H + j)), g = std::tanh(pre(2 * H + j)), o = sigm(pre(3 * H + j));
-            T c = f * cprev[j] + i * g;
-            T tc = std::tanh(c);
-            cout[j] = c;
-            hout[j] = yrow[j] = o * tc;
-            s[j] = i;
-            s[H + j] = f;
-            s[2 * H + j] = g;
-            s[3 * H + j] = o;
-            s[4 * H + j] = tc;
-          }
-          break;
+      if constexpr (std::is_same_v<T, float>) {
+        if (a.mode == RnnMode::LSTM) {
+          lstm_row_f32(x, h, bsum.data(), cp + r * H, cn + r * H, hout, yrow, s, H, buf.data());
+          continue;
         }
-        case RnnMode::GRU:
-          for (int64_t j = 0; j < H; ++j) {
-            T rg = sigm(pre(j)), z = sigm(pre(H + j));
-            T hn_lin = h[2 * H + j] + bias(bh, 2 * H + j);
-            T n = std::tanh(x[2 * H + j] + bias(bi, 2 * H + j) + rg * hn_lin);
-            hout[j] = yrow[j] = (T(1) - z) * n + z * hprev[j];
-            s[j] = rg;
-            s[H + j] = z;
-            s[2 * H + j] = n;
-            s[3 * H + j] = hn_lin;
-          }
-          break;
-        case RnnMode::RNN_TANH:
-          for (int64_t j = 0; j < H; ++j) hout[j] = yrow[j] = s[j] = std::tanh(pre(j));
-          break;
-        case RnnMode::RNN_RELU:
-          for (int64_t j = 0; j < H; ++j) {
-            T v = pre(j);
-            hout[j] = yrow[j] = s[j] = v > T(0) ? v : T(0);
-          }
-          break;
+      }
+      for (int64_t j = 0; j < H; ++j) {
+        T c = T(0);
+        hout[j] = yrow[j] = rnn_gates::step_forward<T>(a.mode, H, j, x, h, bi, bh, hprev[j],
+                                                        a.mode == RnnMode::LSTM ? cp[r * H + j] : T(0), &c, s);
+        if (a.mode == RnnMode::LSTM) cn[r * H + j] = c;
       }
     }
   });
@@ -171,54 +134,13 @@ void step_bwd(const RnnStepBackwardArgs& a) {
       }
       const T* s = sv + r * S;
       const T* dyr = dy + r * a.lddy;
-      auto dh_at = [&](int64_t j) { return dhr[j] + dyr[j]; };
-      switch (a.mode) {
-        case RnnMode::LSTM:
-          for (int64_t j = 0; j < H; ++j) {
-            T i = s[j], f = s[H + j], g = s[2 * H + j], o = s[3 * H + j], tc = s[4 * H + j];
-            T dht = dh_at(j);
-            T dct = dc[r * H + j] + dht * o * (T(1) - tc * tc);
-            gxr[j] = dct * g * i * (T(1) - i);
-            gxr[H + j] = dct * cp[r * H + j] * f * (T(1) - f);
-            gxr[2 * H + j] = dct * i * (T(1) - g * g);
-            gxr[3 * H + j] = dht * tc * o * (T(1) - o);
-            dcp[r * H + j] = dct * f;
-            dhpr[j] = T(0);
-          }
-          if (ghr != gxr)
-            for (int64_t j = 0; j < GH; ++j) ghr[j] = gxr[j];
-          break;
-        case RnnMode::GRU:
-          for (int64_t j = 0; j < H; ++j) {
-            T rg = s[j], z = s[H + j], n = s[2 * H + j], hn_lin = s[3 * H + j];
-            T dht = dh_at(j);
-            T dn = dht * (T(1) - z) * (T(1) - n * n);
-            T dz = dht * (hp[r * H + j] - n) * z * (T(1) - z);
-            T dr = dn * hn_lin * rg * (T(1) - rg);
-            gxr[j] = ghr[j] = dr;
-            gxr[H + j] = ghr[H + j] = dz;
-            gxr[2 * H + j] = dn;
-            ghr[2 * H + j] = dn * rg;
-            dhpr[j] = dht * z;
-          }
-          break;
-        case RnnMode::RNN_TANH:
-          for (int64_t j = 0; j < H; ++j) {
-            T hv = s[j];
-            gxr[j] = dh_at(j) * (T(1) - hv * hv);
-            dhpr[j] = T(0);
-          }
-          if (ghr != gxr)
-            for (int64_t j = 0; j < GH; ++j) ghr[j] = gxr[j];
-          break;
-        case RnnMode::RNN_RELU:
-          for (int64_t j = 0; j < H; ++j) {
-            gxr[j] = s[j] > T(0) ? dh_at(j) : T(0);
-            dhpr[j] = T(0);
-          }
-          if (ghr != gxr)
-            for (int64_t j = 0; j < GH; ++j) ghr[j] = gxr[j];
-          break;
+      const bool lstm = a.mode == RnnMode::LSTM, gru = a.mode == RnnMode::GRU;
+      for (int64_t j = 0; j < H; ++j) {
+        T dcp_j = T(0);
+        const T hprev = gru ? hp[r * H + j] : T(0), cprev = lstm ? cp[r * H + j] : T(0);
+        dhpr[j] = rnn_gates::step_backward<T>(a.mode, H, j, s, hprev, cprev, dhr[j] + dyr[j],
+                                              lstm ? dc[r * H + j] : T(0), gxr, ghr, &dcp_j);
+        if (lstm) dcp[r * H + j] = dcp_j;
       }
     }
   });

@@ -10,18 +10,7 @@
 using namespace dl;
 using dl::test::case_randn;
 using dl::test::case_uniform;
-
-namespace {
-
-// y.backward(g) with g a fixed pattern, then the gradients of `leaves`, after `outputs`.
-std::vector<Tensor> with_grads(std::vector<Tensor> outputs, const Tensor& y, const std::vector<Tensor>& leaves,
-                               uint64_t seed) {
-  y.backward(case_randn(y.shape(), seed, y.device()));
-  for (const Tensor& l : leaves) outputs.push_back(l.grad());
-  return outputs;
-}
-
-}  // namespace
+using dl::test::with_grads;
 
 DL_KERNEL_CASE(unary_activations, {"unary_stub", "binary_stub"},
                "relu, leaky_relu, elu, gelu (both), sigmoid, tanh, softplus, clamp, exp on a 33x17 f32 "

@@ -42,4 +42,11 @@ Tensor case_randint(const Shape& shape, uint64_t seed, int64_t high, const Devic
   return place(from_vector<int64_t>(idx, shape), device, false);
 }
 
+std::vector<Tensor> with_grads(std::vector<Tensor> outputs, const Tensor& y, const std::vector<Tensor>& leaves,
+                               uint64_t seed) {
+  y.backward(case_randn(y.shape(), seed, y.device(), false, y.dtype()));  // in y's dtype (f64 cases)
+  for (const Tensor& l : leaves) outputs.push_back(l.grad());
+  return outputs;
+}
+
 }  // namespace dl::test

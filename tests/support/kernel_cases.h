@@ -57,4 +57,9 @@ Tensor case_uniform(const Shape& shape, uint64_t seed, double lo, double hi, con
 // Integers in [0, high) as int64 (class indices, embedding ids).
 Tensor case_randint(const Shape& shape, uint64_t seed, int64_t high, const Device& device);
 
+// A case's results with gradients: y.backward(g) with g a fixed pattern (case_randn of y's
+// shape, from `seed`), then `outputs` followed by the gradient of each of `leaves`.
+std::vector<Tensor> with_grads(std::vector<Tensor> outputs, const Tensor& y, const std::vector<Tensor>& leaves,
+                               uint64_t seed);
+
 }  // namespace dl::test
