@@ -3,6 +3,7 @@
 // device" — never a crash.
 #include "kernels/cuda/runtime.h"
 
+#include <atomic>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -64,6 +65,12 @@ cudaStream_t stream(int device) {
 }
 
 cudaStream_t current_stream() { return stream(current_device()); }
+
+namespace {
+std::atomic<bool> g_allow_tf32{false};
+}  // namespace
+void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
+bool allow_tf32() { return g_allow_tf32.load(); }
 
 DeviceGuard::DeviceGuard(int device) {
   check_device(device);

@@ -52,6 +52,12 @@ class DeviceGuard {
   int prev_ = -1;
 };
 
+// TF32 for float32 matmul/convolution (cuDNN; cuBLAS when its helper reads it). Off by default:
+// float32 results then match the CPU to fp32 rounding. Process-wide; read when a kernel runs
+// (cuDNN's algorithm cache is keyed by it). Mixed precision (train.precision: tf32) sets it.
+void set_allow_tf32(bool allow);
+bool allow_tf32();
+
 // Caching allocator statistics of one device (kernels/cuda/allocator.cpp).
 struct AllocatorStats {
   size_t allocated_bytes = 0;   // blocks held by live storages (rounded sizes)
