@@ -8,6 +8,7 @@
 
 #include "kernels/cuda/helpers.cuh"
 #include "kernels/cuda/loop.cuh"
+#include "kernels/f32_compute.h"
 #include "kernels/nn.h"
 #include "kernels/random.h"
 
@@ -42,6 +43,7 @@ void cuda_dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, Ten
 
 }  // namespace
 
-DL_REGISTER_KERNEL(dropout_stub, CUDA, cuda_dropout);
+// f16/bf16 inputs through f32 (kernels/f32_compute.h), as the CPU kernel is registered.
+DL_REGISTER_KERNEL(dropout_stub, CUDA, f32_compute<cuda_dropout>);
 
 }  // namespace dl::cuda

@@ -1,5 +1,6 @@
 // CUDA layer norm (kernels/nn.h layer_norm_fwd_stub / layer_norm_bwd_stub), the device twin of
-// kernels/cpu/layer_norm.cpp, f32 and f64. x is [m, n] rows.
+// kernels/cpu/layer_norm.cpp, f32 and f64 (f16/bf16 through f32_compute, as on the CPU). x is [m, n]
+// rows.
 //
 // Forward: one group of G threads per row (G = 1, a warp or a block by n, as in reduce.cu):
 // the row's shifted moments in double with the deterministic group sums of reduce.cuh, then y
@@ -13,6 +14,7 @@
 #include "kernels/cuda/helpers.cuh"
 #include "kernels/cuda/loop.cuh"
 #include "kernels/cuda/reduce.cuh"
+#include "kernels/f32_compute.h"
 #include "kernels/nn.h"
 
 namespace dl::cuda {
@@ -181,7 +183,8 @@ void cuda_layer_norm_bwd(const Tensor& x, const Tensor& gy, const Tensor& weight
 
 }  // namespace
 
-DL_REGISTER_KERNEL(layer_norm_fwd_stub, CUDA, cuda_layer_norm_fwd);
-DL_REGISTER_KERNEL(layer_norm_bwd_stub, CUDA, cuda_layer_norm_bwd);
+// f16/bf16 inputs through f32 (kernels/f32_compute.h), as the CPU kernels are registered.
+DL_REGISTER_KERNEL(layer_norm_fwd_stub, CUDA, f32_compute<cuda_layer_norm_fwd>);
+DL_REGISTER_KERNEL(layer_norm_bwd_stub, CUDA, f32_compute<cuda_layer_norm_bwd>);
 
 }  // namespace dl::cuda

@@ -89,7 +89,7 @@ DL_KERNEL_CASE(nll_loss_all, {"nll_loss_stub", "nll_loss_backward_stub", "sum_st
 
 DL_KERNEL_CASE(dropout_masks, {"dropout_stub", "binary_stub"},
                "dropout p=0.3 on [37, 29] f32 and p=0.6 on [1000] f64 from one generator, dropout2d p=0.5 on "
-               "[3, 4, 2, 2]: masks bit-identical to the CPU's, backward g * mask",
+               "[3, 4, 2, 2], p=0.25 on a bf16 [8, 16]: masks bit-identical to the CPU's, backward g * mask",
                [](const Device& d) {
                  Generator g(151);
                  Tensor a = case_randn({37, 29}, 152, d, true);
@@ -98,7 +98,8 @@ DL_KERNEL_CASE(dropout_masks, {"dropout_stub", "binary_stub"},
                  Tensor ya = dropout(a, 0.3, true, g);
                  Tensor yb = dropout(b, 0.6, true, g);
                  Tensor yc = dropout2d(c, 0.5, true, g);
-                 std::vector<Tensor> out = with_grads({ya, yc}, ya, {a}, 155);
+                 Tensor yh = dropout(case_randn({8, 16}, 157, d).to(DType::BF16), 0.25, true, g);  // via f32
+                 std::vector<Tensor> out = with_grads({ya, yc, yh}, ya, {a}, 155);
                  return with_grads(out, yb, {b}, 156);
                },
                0.0, 0.0, true);
