@@ -1,4 +1,4 @@
-// The NCCL backend (CUDA tensors, one process per GPU: the device is env.local_rank). Compiled
+// The NCCL backend (CUDA tensors, one process per GPU: resolve_device("cuda", local rank)). Compiled
 // only in CUDA builds that find nccl.h and libnccl (DLTOOL_WITH_NCCL).
 //
 // The unique id goes from rank 0 to the others over an MPI group, which also carries what NCCL
@@ -189,7 +189,7 @@ class NcclGroup : public ProcessGroup {
     check_tensor(t, op, "nccl", DeviceType::CUDA, reduce);
     if (t.device().index != s_->device)
       throw std::invalid_argument(std::string(op) + ": this rank's nccl group works on cuda:" +
-                                  std::to_string(s_->device) + " (its local rank), got " + t.str());
+                                  std::to_string(s_->device) + " (its GPU), got " + t.str());
   }
 
   // Queues `op` on the group's stream after the compute stream's pending work; the Work holds
@@ -220,16 +220,17 @@ ProcessGroupPtr make_nccl_group(const DistEnv& env, const GroupOptions& options)
   s->host = env.world_size == 1 ? single_process_group() : make_mpi_group(env, options);
   s->rank = s->host->rank();
   s->world_size = s->host->world_size();
-  s->device = env.local_rank;
   s->timeout_s = options.timeout_s;
 
   // Every rank learns whether every rank has its GPU before any of them enters the blocking
   // ncclCommInitRank (which would wait forever for a rank that gave up).
   std::string problem;
   try {
+    // The GPU the trainer picks for 'cuda' (one per local rank, or the task's only visible one).
+    s->device = resolve_device("cuda", env.local_rank, cuda_device_count()).index;
     cuda::check_device(s->device);
   } catch (const std::exception& e) {
-    problem = "rank " + std::to_string(s->rank) + " (local rank " + std::to_string(s->device) + "): " + e.what() +
+    problem = "rank " + std::to_string(s->rank) + " (local rank " + std::to_string(env.local_rank) + "): " + e.what() +
               " (the nccl backend runs one process per GPU: launch as many ranks per node as GPUs)";
   }
   for (const std::string& p : s->host->allgather_bytes(problem))

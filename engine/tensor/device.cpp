@@ -88,12 +88,27 @@ Device Device::parse(const std::string& text) {
   if (text == "cpu") return cpu();
   if (text == "cuda") return cuda(0);
   if (text.rfind("cuda:", 0) == 0) {
-    std::string idx = text.substr(5);
-    bool ok = !idx.empty() && idx.size() < 4;
-    for (char c : idx) ok = ok && c >= '0' && c <= '9';
-    if (ok) return cuda(std::stoi(idx));
+    const std::string idx = text.substr(5);
+    const bool digits = !idx.empty() && idx.find_first_not_of("0123456789") == std::string::npos;
+    // Digits only (no sign, space or suffix), and small enough for an int.
+    if (!digits || idx.size() > 9)
+      throw std::invalid_argument("invalid device '" + text +
+                                  "': the index after 'cuda:' must be a non-negative integer (cuda:0, cuda:1, ...)");
+    return cuda(std::stoi(idx));
   }
   throw std::invalid_argument("invalid device '" + text + "' (expected cpu, cuda or cuda:N)");
+}
+
+Device resolve_device(const std::string& text, int local_rank, int visible_devices) {
+  const Device d = Device::parse(text);
+  if (!d.is_cuda() || text != "cuda" || visible_devices <= 1) return d;
+  if (local_rank < 0 || local_rank >= visible_devices)
+    throw std::invalid_argument(
+        "device 'cuda' on local rank " + std::to_string(local_rank) + ": only " + std::to_string(visible_devices) +
+        " CUDA devices are visible on this node, so this process has no GPU of its own; launch at most " +
+        std::to_string(visible_devices) +
+        " processes per node, or give each task its own GPU (srun --gpus-per-task=1 or CUDA_VISIBLE_DEVICES)");
+  return Device::cuda(local_rank);
 }
 
 #ifndef DLTOOL_WITH_CUDA

@@ -20,9 +20,21 @@ struct Device {
   bool operator==(const Device& o) const { return type == o.type && index == o.index; }
   bool operator!=(const Device& o) const { return !(*this == o); }
   std::string str() const;
-  // Parses "cpu", "cuda", "cuda:1". Throws std::invalid_argument naming the text.
+  // Parses "cpu", "cuda" (= cuda:0), "cuda:N" (N a non-negative decimal integer). Throws
+  // std::invalid_argument naming the text. Whether cuda:N exists is checked where the device
+  // is first used (an error naming the number of devices visible).
   static Device parse(const std::string& text);
 };
+
+// The device of a process from a config's device text (train.device). "cuda" without an index
+// means this process's GPU: with one GPU visible (a single-GPU machine, or SLURM's
+// --gpus-per-task / a CUDA_VISIBLE_DEVICES that gives each task its own GPU) that is cuda:0;
+// with several, the GPU of the process's `local_rank` on its node (data-parallel: one process
+// per GPU; pass 0 for a single process). "cpu" and "cuda:N" are taken as written.
+// `visible_devices` is cuda_device_count() (0: no check here; the caller reports "no CUDA
+// device"). Throws std::invalid_argument for bad text, and when local_rank has no GPU of its
+// own (local_rank >= visible_devices > 1), naming both numbers and the fix.
+Device resolve_device(const std::string& text, int local_rank, int visible_devices);
 
 // Memory an allocation on a device can count on, and where the number comes from.
 struct AvailableMemory {

@@ -3,7 +3,6 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <mutex>
 #include <new>
@@ -33,7 +32,7 @@ class CpuAllocator final : public Allocator {
  public:
   ~CpuAllocator() override { empty_cache(); }
 
-  void* allocate(size_t nbytes) override {
+  void* allocate(size_t nbytes, Device /*cpu*/) override {
     if (nbytes == 0) return nullptr;
     size_t size = round(nbytes);
     {
@@ -73,11 +72,6 @@ class CpuAllocator final : public Allocator {
     cached_bytes_ += size;
   }
 
-  void copy_from_host(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
-  void copy_to_host(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
-  void copy_within(void* dst, const void* src, size_t n) override { std::memmove(dst, src, n); }
-  void memset_zero(void* dst, size_t n) override { std::memset(dst, 0, n); }
-
   void empty_cache() override {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto& [size, ptrs] : free_)
@@ -110,6 +104,11 @@ Allocator*& allocator_slot(DeviceType t) {
   return slots[static_cast<int>(t)];
 }
 
+DeviceTransfer*& transfer_slot(DeviceType t) {
+  static DeviceTransfer* slots[kNumDeviceTypes] = {};
+  return slots[static_cast<int>(t)];
+}
+
 }  // namespace
 
 Allocator& allocator_for(DeviceType t) {
@@ -125,12 +124,35 @@ Allocator& allocator_for(DeviceType t) {
 
 void register_allocator(DeviceType t, Allocator* a) { allocator_slot(t) = a; }
 
-StorageImpl::StorageImpl(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
-  data_ = allocator_for(device.type).allocate(nbytes);
+DeviceTransfer& transfer_for(DeviceType t) {
+  DeviceTransfer* x = t == DeviceType::CPU ? nullptr : transfer_slot(t);
+  if (!x) throw std::runtime_error("no transfer backend for device type " + Device{t, 0}.str() +
+                                   " (dltool was built without this backend)");
+  return *x;
+}
+
+void register_transfer(DeviceType t, DeviceTransfer* x) { transfer_slot(t) = x; }
+
+StorageImpl::StorageImpl(size_t nbytes, Device device)
+    : StorageImpl(nbytes, device, allocator_for(device.type), false) {}
+
+StorageImpl::StorageImpl(size_t nbytes, Device device, Allocator& allocator, bool pinned)
+    : nbytes_(nbytes), device_(device), allocator_(&allocator), pinned_(pinned) {
+  data_ = allocator.allocate(nbytes, device);
+}
+
+std::shared_ptr<StorageImpl> StorageImpl::make_pinned(size_t nbytes) {
+  // Like PyTorch without CUDA: pinned memory exists only with an accelerator backend.
+  DeviceTransfer* cuda = transfer_slot(DeviceType::CUDA);
+  if (!cuda)
+    throw std::runtime_error("pin_memory: pinned (page-locked) memory needs the CUDA backend, and dltool "
+                             "was built without CUDA");
+  return std::shared_ptr<StorageImpl>(
+      new StorageImpl(nbytes, Device::cpu(), cuda->pinned_allocator(), true));
 }
 
 StorageImpl::~StorageImpl() {
-  if (data_) allocator_for(device_.type).deallocate(data_, nbytes_);
+  if (data_) allocator_->deallocate(data_, nbytes_);
 }
 
 }  // namespace dl

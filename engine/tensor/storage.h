@@ -36,16 +36,15 @@ struct MemoryStats {
   size_t peak = 0;
 };
 
-// Device allocator interface. CPU uses an aligned, caching allocator; CUDA registers its own.
+// Device allocator interface: blocks of memory, nothing else (copies between devices are a
+// DeviceTransfer's). CPU uses an aligned, caching allocator; CUDA registers its own, and its
+// pinned host allocator is one too.
 struct Allocator {
   virtual ~Allocator() = default;
-  virtual void* allocate(size_t nbytes) = 0;
+  // `nbytes` on `device` (its index picks the GPU). Throws OutOfMemoryError when it cannot.
+  virtual void* allocate(size_t nbytes, Device device) = 0;
   virtual void deallocate(void* ptr, size_t nbytes) = 0;
-  // Copies between this device and the host, or within the device.
-  virtual void copy_from_host(void* dst, const void* src, size_t nbytes) = 0;
-  virtual void copy_to_host(void* dst, const void* src, size_t nbytes) = 0;
-  virtual void copy_within(void* dst, const void* src, size_t nbytes) = 0;
-  virtual void memset_zero(void* dst, size_t nbytes) = 0;
+  // Waits until the work queued on every device of this type has finished.
   virtual void synchronize() {}
   virtual void empty_cache() {}
   // Allocation statistics (zero where an allocator does not track them).
@@ -57,9 +56,35 @@ Allocator& allocator_for(DeviceType t);
 // Registers the allocator of a device type (the CUDA backend does this at start-up).
 void register_allocator(DeviceType t, Allocator* a);
 
+class StorageImpl;
+
+// Moving bytes between devices, and page-locked host memory: what the engine needs of an
+// accelerator backend besides its allocator (like PyTorch's CUDAHooks). The CUDA backend
+// registers one (kernels/cuda/stream.cpp). Offsets are in bytes from the storages' data().
+struct DeviceTransfer {
+  virtual ~DeviceTransfer() = default;
+  // Copies `nbytes` from `src` to `dst`: one of them is on this backend's device type, the
+  // other on the cpu or on the same type (any index). Ordered after the work queued on both
+  // devices. Returns once a cpu destination holds the bytes and a pageable cpu source may be
+  // reused; from a pinned source the copy may still be running (the pinned allocator keeps
+  // the block until it has finished: do not write to a pinned tensor right after .to(cuda)).
+  virtual void copy(StorageImpl& dst, size_t dst_offset, const StorageImpl& src, size_t src_offset,
+                    size_t nbytes) = 0;
+  // Page-locked host memory (Tensor::pin_memory).
+  virtual Allocator& pinned_allocator() = 0;
+};
+
+// The DeviceTransfer of an accelerator type; std::runtime_error when dltool was built
+// without that backend.
+DeviceTransfer& transfer_for(DeviceType t);
+void register_transfer(DeviceType t, DeviceTransfer* x);
+
 class StorageImpl {
  public:
+  // `nbytes` from the allocator of `device`'s type, on that device.
   StorageImpl(size_t nbytes, Device device);
+  // `nbytes` of page-locked cpu memory (pinned() is true).
+  static std::shared_ptr<StorageImpl> make_pinned(size_t nbytes);
   ~StorageImpl();
   StorageImpl(const StorageImpl&) = delete;
   StorageImpl& operator=(const StorageImpl&) = delete;
@@ -67,11 +92,16 @@ class StorageImpl {
   void* data() const { return data_; }
   size_t nbytes() const { return nbytes_; }
   Device device() const { return device_; }
+  bool pinned() const { return pinned_; }
 
  private:
+  StorageImpl(size_t nbytes, Device device, Allocator& allocator, bool pinned);
+
   void* data_ = nullptr;
   size_t nbytes_ = 0;
   Device device_;
+  Allocator* allocator_ = nullptr;  // the allocator data_ came from
+  bool pinned_ = false;
 };
 
 using Storage = std::shared_ptr<StorageImpl>;

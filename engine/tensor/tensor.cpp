@@ -367,26 +367,40 @@ void Tensor::copy_(const Tensor& src) {
     bump_version();
     return;
   }
-  // Cross-device: stage through a contiguous buffer of dst's dtype on the source device, one
-  // explicit transfer, then a same-device copy into dst's layout.
+  // Cross-device: one transfer of dense bytes in dst's dtype. The source is first made dense in
+  // dst's dtype on its own device when it is not already; the bytes land directly in dst when
+  // dst is dense with the source's shape (every .to(device)), else in a dense buffer on dst's
+  // device that a same-device copy spreads into dst's layout (broadcast, strides).
   Tensor staged = src;
   if (staged.dtype() != dtype() || !staged.is_contiguous()) {
     Tensor tmp = empty(src.shape(), TensorOptions(dtype(), src.device()));
     copy_stub(src.device())(src, tmp);
     staged = tmp;
   }
-  Tensor landing = empty(src.shape(), TensorOptions(dtype(), device()));
-  size_t nbytes = static_cast<size_t>(staged.numel()) * element_size();
+  const bool direct = is_contiguous() && src.shape() == shape();
+  Tensor landing = direct ? *this : empty(src.shape(), TensorOptions(dtype(), device()));
+  const size_t es = element_size(), nbytes = static_cast<size_t>(staged.numel()) * es;
   if (nbytes > 0) {
-    if (src.device().is_cpu())
-      allocator_for(device().type).copy_from_host(landing.raw_data(), staged.raw_data(), nbytes);
-    else if (device().is_cpu())
-      allocator_for(src.device().type).copy_to_host(landing.raw_data(), staged.raw_data(), nbytes);
-    else
-      throw std::runtime_error("copy between two accelerator devices is not supported");
+    const DeviceType accel = src.device().is_cpu() ? device().type : src.device().type;
+    transfer_for(accel).copy(*landing.storage(), static_cast<size_t>(landing.offset()) * es, *staged.storage(),
+                             static_cast<size_t>(staged.offset()) * es, nbytes);
   }
-  copy_stub(device())(landing, *const_cast<Tensor*>(this));
+  if (!direct) copy_stub(device())(landing, *const_cast<Tensor*>(this));
   bump_version();
+}
+
+Tensor Tensor::pin_memory() const {
+  if (!device().is_cpu())
+    throw std::invalid_argument("pin_memory: only cpu tensors can be pinned, got " + str());
+  if (is_pinned()) return *this;
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = StorageImpl::make_pinned(static_cast<size_t>(numel()) * element_size());
+  impl->shape = shape();
+  impl->strides = contiguous_strides(shape());
+  impl->dtype = dtype();
+  Tensor out(impl);
+  copy_stub(Device::cpu())(*this, out);
+  return out;
 }
 
 Tensor Tensor::to(Device d) const {

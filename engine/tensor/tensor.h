@@ -117,6 +117,11 @@ class Tensor {
   Tensor to(Device d) const;          // differentiable; self if already there
   Tensor to(DType t) const;           // differentiable for float->float
   Tensor cpu() const { return to(Device::cpu()); }
+  // A copy in page-locked host memory (self if already pinned): its .to(cuda) is asynchronous
+  // on the device's stream. CPU tensors only; std::runtime_error in a build without CUDA or
+  // without a usable GPU (as PyTorch's). Not differentiable (a data-loading step).
+  Tensor pin_memory() const;
+  bool is_pinned() const { return impl_->storage->pinned(); }
   Tensor detach() const;              // shares storage, no grad history
   double item() const;                // single element as double
   template <class T> std::vector<T> to_vector() const;  // copies to host, row-major

@@ -1,9 +1,13 @@
 // Caching device allocator (like PyTorch's CUDACachingAllocator, without block splitting).
 //
 // cudaMalloc/cudaFree are slow and cudaFree synchronises the device, so freed blocks are kept
-// per device in size classes and handed to the next allocation of the same class. All work
-// runs on the backend's one stream per device (runtime.h), so a block freed on the host can be
-// reused at once: any kernel still reading it was queued before the new owner's kernels.
+// per device in size classes and handed to the next allocation of the same class. A block is
+// allocated on its storage's device and belongs to that device's backend stream (runtime.h):
+// work there is ordered, so a block freed on the host can be reused at once — any kernel still
+// reading it was queued before the new owner's kernels. A block also used on another stream
+// (record_stream: NCCL's, a copy stream) is different: when freed, an event is recorded on
+// each of those streams and the block waits in `pending` until they have all completed
+// (polled by the next allocation on that device; waited for by empty_cache and on OOM).
 //
 // Size classes: up to 1 MiB, multiples of 512 bytes; above, 8 classes per power of two
 // (waste < 12.5%). On cudaErrorMemoryAllocation the cache of that device is released and the
@@ -17,6 +21,7 @@
 
 #include "engine/tensor/storage.h"
 #include "kernels/cuda/runtime.h"
+#include "kernels/cuda/stream.h"
 
 namespace dl::cuda {
 namespace {
@@ -33,13 +38,15 @@ std::string mib(size_t bytes) {
 
 class CudaCachingAllocator final : public Allocator {
  public:
-  void* allocate(size_t nbytes) override {
+  void* allocate(size_t nbytes, Device device) override {
     if (nbytes == 0) return nullptr;
-    const int dev = current_device();
+    const int dev = device.index;
+    check_device(dev);  // "cuda:N does not exist (K CUDA device(s) visible)"
     const size_t size = allocator_round_size(nbytes);
     {
       std::lock_guard<std::mutex> lock(mu_);
       DeviceCache& c = cache(dev);
+      collect_pending(c);
       auto it = c.free.find(size);
       if (it != c.free.end() && !it->second.empty()) {
         void* p = it->second.back();  // most recently freed: likely still in L2
@@ -50,6 +57,7 @@ class CudaCachingAllocator final : public Allocator {
         return p;
       }
     }
+    DeviceGuard guard(dev);
     void* p = nullptr;
     cudaError_t err = cudaMalloc(&p, size);
     if (err == cudaErrorMemoryAllocation) {
@@ -82,48 +90,52 @@ class CudaCachingAllocator final : public Allocator {
     return p;
   }
 
-  // No CUDA call here: storages may be destroyed after the CUDA runtime has shut down.
+  // No CUDA call for a block used only on its device's stream: storages may be destroyed after
+  // the CUDA runtime has shut down. A block used on other streams records events there; if
+  // that fails (the runtime is gone, the device is broken) the block is dropped, never reused.
   void deallocate(void* ptr, size_t /*nbytes*/) override {
     if (!ptr) return;
     std::lock_guard<std::mutex> lock(mu_);
     auto it = live_.find(ptr);
     if (it == live_.end()) return;  // not ours (cannot happen through StorageImpl)
-    const auto [dev, size] = it->second;
+    LiveBlock b = std::move(it->second);
     live_.erase(it);
-    DeviceCache& c = cache(dev);
-    c.stats.allocated_bytes -= size;
-    c.free[size].push_back(ptr);
-    c.cached += size;
+    DeviceCache& c = cache(b.device);
+    c.stats.allocated_bytes -= b.size;
+    if (b.streams.empty()) {
+      c.free[b.size].push_back(ptr);
+      c.cached += b.size;
+      return;
+    }
+    Pending p{ptr, b.size, {}};
+    try {
+      for (cudaStream_t s : b.streams) {
+        int sdev = 0;
+        DL_CUDA_CHECK(cudaStreamGetDevice(s, &sdev));
+        p.events.emplace_back().record(s, sdev);
+      }
+    } catch (...) {
+      return;  // leaked on purpose: it may still be in use
+    }
+    c.pending.push_back(std::move(p));
+    c.cached += b.size;
   }
 
-  void copy_from_host(void* dst, const void* src, size_t n) override {
-    if (n == 0) return;
-    cudaStream_t s = current_stream();
-    DL_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyHostToDevice, s));
-    // The source is pageable host memory the caller may free or reuse right after we return.
-    DL_CUDA_CHECK(cudaStreamSynchronize(s));
-  }
-
-  void copy_to_host(void* dst, const void* src, size_t n) override {
-    if (n == 0) return;
-    cudaStream_t s = current_stream();
-    DL_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToHost, s));
-    DL_CUDA_CHECK(cudaStreamSynchronize(s));  // the host reads dst next
-  }
-
-  void copy_within(void* dst, const void* src, size_t n) override {
-    if (n == 0) return;
-    DL_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, cudaMemcpyDeviceToDevice, current_stream()));
-  }
-
-  void memset_zero(void* dst, size_t n) override {
-    if (n == 0) return;
-    DL_CUDA_CHECK(cudaMemsetAsync(dst, 0, n, current_stream()));
+  void record_stream(void* ptr, cudaStream_t s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = live_.find(ptr);
+    if (it == live_.end())
+      throw std::invalid_argument("record_stream: the tensor's storage is not a block of the CUDA caching allocator");
+    LiveBlock& b = it->second;
+    if (s == stream(b.device)) return;  // the block's own stream: ordered already
+    for (cudaStream_t known : b.streams)
+      if (known == s) return;
+    b.streams.push_back(s);
   }
 
   void synchronize() override {
     if (cuda_device_count() == 0) return;
-    DL_CUDA_CHECK(cudaStreamSynchronize(current_stream()));
+    synchronize_all();
   }
 
   void empty_cache() override {
@@ -139,9 +151,21 @@ class CudaCachingAllocator final : public Allocator {
   }
 
  private:
+  struct LiveBlock {
+    int device = 0;
+    size_t size = 0;                     // size class
+    std::vector<cudaStream_t> streams;   // other streams that used it (record_stream)
+  };
+  // A freed block waiting for the work of the other streams that used it.
+  struct Pending {
+    void* ptr = nullptr;
+    size_t size = 0;
+    std::vector<Event> events;  // one per stream, recorded when the block was freed
+  };
   struct DeviceCache {
     std::map<size_t, std::vector<void*>> free;  // size class -> freed blocks
-    size_t cached = 0;
+    std::vector<Pending> pending;
+    size_t cached = 0;                          // bytes in `free` and `pending`
     AllocatorStats stats;
   };
 
@@ -151,25 +175,48 @@ class CudaCachingAllocator final : public Allocator {
     return caches_[static_cast<size_t>(dev)];
   }
 
+  // Requires mu_. Moves the pending blocks whose streams have finished to the pool.
+  static void collect_pending(DeviceCache& c) {
+    for (size_t i = 0; i < c.pending.size();) {
+      Pending& p = c.pending[i];
+      bool done = true;
+      for (const Event& e : p.events) done = done && e.query();
+      if (!done) {
+        ++i;
+        continue;
+      }
+      c.free[p.size].push_back(p.ptr);
+      if (i + 1 < c.pending.size()) c.pending[i] = std::move(c.pending.back());
+      c.pending.pop_back();
+    }
+  }
+
   // Requires mu_.
   void note_live(DeviceCache& c, void* p, int dev, size_t size) {
-    live_[p] = {dev, size};
+    live_[p] = LiveBlock{dev, size, {}};
     c.stats.allocated_bytes += size;
     if (c.stats.allocated_bytes > c.stats.peak_allocated_bytes)
       c.stats.peak_allocated_bytes = c.stats.allocated_bytes;
   }
 
-  // Frees every cached block of `dev` after the device's queued work has finished.
+  // Frees every cached block of `dev` (pending ones after their streams' work) once the
+  // device's queued work has finished.
   void release_cached(int dev) {
     std::vector<void*> blocks;
+    std::vector<Pending> pending;
     {
       std::lock_guard<std::mutex> lock(mu_);
       DeviceCache& c = cache(dev);
       for (auto& [size, ptrs] : c.free) blocks.insert(blocks.end(), ptrs.begin(), ptrs.end());
       c.free.clear();
+      pending.swap(c.pending);
       c.cached = 0;
     }
-    if (blocks.empty()) return;
+    if (blocks.empty() && pending.empty()) return;
+    for (Pending& p : pending) {
+      for (const Event& e : p.events) e.synchronize();
+      blocks.push_back(p.ptr);
+    }
     DeviceGuard guard(dev);
     DL_CUDA_CHECK(cudaStreamSynchronize(stream(dev)));
     for (void* p : blocks) DL_CUDA_CHECK(cudaFree(p));
@@ -177,7 +224,7 @@ class CudaCachingAllocator final : public Allocator {
 
   std::mutex mu_;
   std::vector<DeviceCache> caches_;
-  std::unordered_map<void*, std::pair<int, size_t>> live_;  // block -> (device, size class)
+  std::unordered_map<void*, LiveBlock> live_;
 };
 
 CudaCachingAllocator& instance() {
@@ -202,5 +249,11 @@ size_t allocator_round_size(size_t nbytes) {
 }
 
 AllocatorStats allocator_stats(int device) { return instance().stats(device); }
+
+void record_stream(const Tensor& t, cudaStream_t s) {
+  if (!t.defined() || !t.device().is_cuda())
+    throw std::invalid_argument("record_stream: expected a tensor on a CUDA device, got " + t.str());
+  if (t.storage()->data()) instance().record_stream(t.storage()->data(), s);
+}
 
 }  // namespace dl::cuda

@@ -50,11 +50,16 @@ int current_device() {
   return d;
 }
 
+namespace {
+std::mutex streams_mu;
+// The backend's streams by device (null: not created yet). Leaked, streams included: static
+// tensors may be destroyed after every other static.
+std::vector<cudaStream_t>& streams = *new std::vector<cudaStream_t>();
+}  // namespace
+
 cudaStream_t stream(int device) {
   check_device(device);
-  static std::mutex mu;
-  static std::vector<cudaStream_t> streams;  // never destroyed: outlives static tensors
-  std::lock_guard<std::mutex> lock(mu);
+  std::lock_guard<std::mutex> lock(streams_mu);
   if (streams.empty()) streams.assign(static_cast<size_t>(cuda_device_count()), nullptr);
   cudaStream_t& s = streams[static_cast<size_t>(device)];
   if (!s) {
@@ -65,6 +70,19 @@ cudaStream_t stream(int device) {
 }
 
 cudaStream_t current_stream() { return stream(current_device()); }
+
+void synchronize_all() {
+  std::vector<cudaStream_t> created;
+  {
+    std::lock_guard<std::mutex> lock(streams_mu);
+    created = streams;
+  }
+  for (size_t d = 0; d < created.size(); ++d)
+    if (created[d]) {
+      DeviceGuard guard(static_cast<int>(d));
+      DL_CUDA_CHECK(cudaStreamSynchronize(created[d]));
+    }
+}
 
 namespace {
 std::atomic<bool> g_allow_tf32{false};

@@ -9,8 +9,16 @@
 // Every failing call becomes a std::runtime_error naming the call, file:line and
 // cudaGetErrorString. All work of the backend (our kernels, cuBLAS, cuDNN, copies) is queued
 // on stream(device): work is ordered, so the caching allocator can hand a freed block to the
-// next allocation at once, and the host waits only where it reads data (copy_to_host,
-// all_finite, synchronize).
+// next allocation at once, and the host waits only where it reads data (a copy to the host,
+// all_finite, synchronize). Work on another stream (NCCL's, a copy stream) marks the blocks it
+// uses with record_stream (kernels/cuda/stream.h), and orders itself with Events.
+//
+// Devices by index: every launch site takes the device from its tensors (out.device().index,
+// GemmArgs::device_index) and opens a DeviceGuard(device) before queueing on stream(device);
+// the allocator allocates on the storage's device the same way. The guard lives in each
+// kernel, not in the dispatcher: engine/dispatch.h is backend-neutral (CPU builds, CPU ops pay
+// nothing), and only the kernel knows which operand decides the device (cuBLAS calls get raw
+// pointers and an index).
 #pragma once
 #include <cuda_runtime.h>
 
@@ -39,6 +47,9 @@ int current_device();
 // work on the legacy default stream still serialises with it.
 cudaStream_t stream(int device);
 cudaStream_t current_stream();
+// The host waits for the work queued on every backend stream created so far (devices this
+// process never used are not touched: no context is created on them).
+void synchronize_all();
 
 // Makes `device` current for the guard's lifetime (no-op when it already is).
 class DeviceGuard {
