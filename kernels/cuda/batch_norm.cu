@@ -13,13 +13,15 @@
 // Training statistics are two-pass (mean, then the sum of squared deviations from it) where
 // the CPU combines per-row two-pass results with Chan's update: both are exact to double
 // rounding, so mean/var agree with the CPU's to the last bit of T in practice, not by
-// construction.
+// construction. float16/bfloat16 tensors (autocast runs batch norm in f32, so only direct
+// calls) compute on f32 copies, like the CPU's (kernels/f32_compute.h).
 #include <cmath>
 #include <cstdint>
 
 #include "kernels/cuda/helpers.cuh"
 #include "kernels/cuda/loop.cuh"
 #include "kernels/cuda/reduce.cuh"
+#include "kernels/f32_compute.h"
 #include "kernels/nn.h"
 
 namespace dl::cuda {
@@ -198,7 +200,7 @@ void cuda_batch_norm_bwd(const Tensor& x, const Tensor& gy, const Tensor& relu_y
 
 }  // namespace
 
-DL_REGISTER_KERNEL(batch_norm_fwd_stub, CUDA, cuda_batch_norm_fwd);
-DL_REGISTER_KERNEL(batch_norm_bwd_stub, CUDA, cuda_batch_norm_bwd);
+DL_REGISTER_KERNEL(batch_norm_fwd_stub, CUDA, f32_compute<cuda_batch_norm_fwd>);
+DL_REGISTER_KERNEL(batch_norm_bwd_stub, CUDA, f32_compute<cuda_batch_norm_bwd>);
 
 }  // namespace dl::cuda

@@ -1,8 +1,11 @@
 // CUDA convolution through cuDNN: forward, backward data and backward filter (conv2d, and
-// conv_transpose2d through the same stubs), f32 and f64, groups, stride, padding, dilation.
+// conv_transpose2d through the same stubs), f32, f64, f16 and bf16, groups, stride, padding,
+// dilation.
 //
 // Precision: float32 runs with CUDNN_FMA_MATH (no TF32) unless dl::cuda::allow_tf32() is set,
-// so results match the CPU to fp32 rounding; float64 (gradient checks) computes in double.
+// so results match the CPU to fp32 rounding; float64 (gradient checks) computes in double;
+// float16/bfloat16 (autocast) compute in float32 on tensor cores (CUDNN_TENSOR_OP_MATH), what
+// the CPU's f32_compute does on exact f32 copies, up to the summation order.
 //
 // Algorithms: chosen once per (direction, shape, dtype, TF32 flag, device) from cuDNN's
 // heuristics (cudnnGet*Algorithm_v7, no benchmarking runs) and cached. The first algorithm in
@@ -62,15 +65,17 @@ struct ConvDescs {
     DL_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
         conv.get(), cudnn_int(s.ph, "padding"), cudnn_int(s.pw, "padding"), cudnn_int(s.sh, "stride"),
         cudnn_int(s.sw, "stride"), cudnn_int(s.dh, "dilation"), cudnn_int(s.dw, "dilation"),
-        CUDNN_CROSS_CORRELATION, cudnn_dtype(t, "conv2d")));
+        CUDNN_CROSS_CORRELATION, t == DType::F64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT));
     DL_CUDNN_CHECK(cudnnSetConvolutionGroupCount(conv.get(), cudnn_int(s.groups, "groups")));
     DL_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.get(), math));
   }
 };
 
 // PyTorch's choice: float32 without TF32 is restricted to FMA kernels; float32 with TF32 and
-// float64 leave cuDNN its default (which permits TF32 tensor cores for float32).
+// float64 leave cuDNN its default (which permits TF32 tensor cores for float32); half types
+// ask for tensor cores. Compute type: double for float64, float otherwise (ConvDescs).
 cudnnMathType_t base_math(DType t, bool tf32) {
+  if (t == DType::F16 || t == DType::BF16) return CUDNN_TENSOR_OP_MATH;
   return t == DType::F32 && !tf32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH;
 }
 
@@ -175,7 +180,7 @@ AlgoChoice cached_algo(cudnnHandle_t h, const Conv2dShape& s, DType t, bool tf32
 
 // Everything one cuDNN call needs: device, handle, descriptors set up with the chosen
 // algorithm's math type, the workspace, and alpha = 1 / beta = 0 of the dtype's scalar type
-// (double for float64 data, float otherwise).
+// (double for float64 data, float otherwise, half types included).
 template <Dir D>
 struct ConvCall {
   int device;

@@ -34,10 +34,15 @@ cudnnHandle_t cudnn_handle(int device) {
 }
 
 cudnnDataType_t cudnn_dtype(DType t, const char* what) {
-  if (t == DType::F32) return CUDNN_DATA_FLOAT;
-  if (t == DType::F64) return CUDNN_DATA_DOUBLE;
+  switch (t) {
+    case DType::F32: return CUDNN_DATA_FLOAT;
+    case DType::F64: return CUDNN_DATA_DOUBLE;
+    case DType::F16: return CUDNN_DATA_HALF;
+    case DType::BF16: return CUDNN_DATA_BFLOAT16;
+    default: break;
+  }
   throw std::invalid_argument(std::string(what) + ": unsupported dtype " + dtype_name(t) +
-                              " on cuda (expected float32 or float64)");
+                              " on cuda (expected float32, float64, float16 or bfloat16)");
 }
 
 int cudnn_int(int64_t v, const char* what) {

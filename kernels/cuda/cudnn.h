@@ -31,7 +31,7 @@ namespace dl::cuda {
 // The cuDNN handle of `device`, bound to stream(device). Call with `device` current.
 cudnnHandle_t cudnn_handle(int device);
 
-// CUDNN_DATA_FLOAT / CUDNN_DATA_DOUBLE; any other dtype throws naming `what`.
+// The cuDNN data type of f32, f64, f16 and bf16; any other dtype throws naming `what`.
 cudnnDataType_t cudnn_dtype(DType t, const char* what);
 
 // A size as cuDNN's int; throws naming `what` when it does not fit.

@@ -7,13 +7,15 @@
 // as the CPU's does). Backward is a gather, one thread per input element: it visits the
 // outputs whose windows contain it in row-major order, the order in which the CPU's loops
 // scatter into it, and adds in T from 0, so gradients are bit-identical to the CPU's too and
-// no atomics are needed.
+// no atomics are needed. float16/bfloat16 tensors (pooling under autocast) run these kernels
+// on f32 copies, like the CPU's (kernels/f32_compute.h).
 #include <cstdint>
 #include <limits>
 #include <stdexcept>
 
 #include "kernels/cuda/helpers.cuh"
 #include "kernels/cuda/loop.cuh"
+#include "kernels/f32_compute.h"
 #include "kernels/nn.h"
 
 namespace dl::cuda {
@@ -228,9 +230,9 @@ void cuda_adaptive_avg_pool2d_bwd(const Pool2dShape& s, const Tensor& gy, Tensor
 
 }  // namespace
 
-DL_REGISTER_KERNEL(pool2d_fwd_stub, CUDA, cuda_pool2d_fwd);
-DL_REGISTER_KERNEL(pool2d_bwd_stub, CUDA, cuda_pool2d_bwd);
-DL_REGISTER_KERNEL(adaptive_avg_pool2d_fwd_stub, CUDA, cuda_adaptive_avg_pool2d_fwd);
-DL_REGISTER_KERNEL(adaptive_avg_pool2d_bwd_stub, CUDA, cuda_adaptive_avg_pool2d_bwd);
+DL_REGISTER_KERNEL(pool2d_fwd_stub, CUDA, f32_compute<cuda_pool2d_fwd>);
+DL_REGISTER_KERNEL(pool2d_bwd_stub, CUDA, f32_compute<cuda_pool2d_bwd>);
+DL_REGISTER_KERNEL(adaptive_avg_pool2d_fwd_stub, CUDA, f32_compute<cuda_adaptive_avg_pool2d_fwd>);
+DL_REGISTER_KERNEL(adaptive_avg_pool2d_bwd_stub, CUDA, f32_compute<cuda_adaptive_avg_pool2d_bwd>);
 
 }  // namespace dl::cuda

@@ -74,6 +74,25 @@ DL_KERNEL_CASE(conv2d_f64_everything, kConvStubs,
                },
                1e-10, 1e-12);
 
+DL_KERNEL_CASE(conv2d_half_types, {"conv2d_fwd_stub", "conv2d_bwd_data_stub", "conv2d_bwd_weights_stub", "copy_stub"},
+               "conv2d in float16 and bfloat16 (f32 leaves cast down, as autocast does): 2x4x7x6 -> 6 filters 3x3 "
+               "with bias, groups 2, padding 1, forward + backward; results rounded to the half type, so "
+               "tolerances of about one ulp",
+               [](const Device& d) {
+                 std::vector<Tensor> out;
+                 for (DType low : {DType::F16, DType::BF16}) {
+                   const uint64_t seed = low == DType::F16 ? 221 : 231;
+                   Tensor x = case_randn({2, 4, 7, 6}, seed, d, true);
+                   Tensor w = case_randn({6, 2, 3, 3}, seed + 1, d, true);
+                   Tensor b = case_randn({6}, seed + 2, d, true);
+                   Tensor y = conv2d(x.to(low), w.to(low), b.to(low), {1, 1}, {1, 1}, {1, 1}, 2).to(DType::F32);
+                   std::vector<Tensor> r = with_grads({y}, y, {x, w, b}, seed + 3);
+                   out.insert(out.end(), r.begin(), r.end());
+                 }
+                 return out;
+               },
+               1.0 / 64, 2e-2);
+
 DL_KERNEL_CASE(conv_transpose2d_output_padding,
                {"conv2d_fwd_stub", "conv2d_bwd_data_stub", "conv2d_bwd_weights_stub", "sum_stub", "binary_stub"},
                "conv_transpose2d f32 2x4x5x6 -> 3 channels 3x3 with bias, stride 2, padding 1, output_padding 1; "
