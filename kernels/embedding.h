@@ -5,7 +5,9 @@
 //
 // Determinism: the weight gradient buckets positions by index (a counting sort, stable), then
 // each row of grad_weight is summed by one thread in position order, so repeated indices
-// accumulate bit-identically at any thread count (no atomics, no races).
+// accumulate bit-identically at any thread count (no atomics, no races). The CUDA kernels
+// (kernels/cuda/embedding.cu) sort with a stable radix sort instead and add each (row, column)
+// in the same position order, so they give the same bits.
 #pragma once
 #include <cstdint>
 

@@ -16,7 +16,9 @@
 // Totals are accumulated in double in position order (thread-count independent).
 //
 // Forward kernels first validate every target and, if one is neither ignore_index nor in
-// [0, C), return its flat position and write nothing; otherwise they return -1.
+// [0, C), return its flat position and write nothing; otherwise they return -1. (CUDA,
+// kernels/cuda/loss.cu: the targets are checked on the device and one int64 is read back, so
+// each forward call synchronises the stream.)
 #pragma once
 #include <cstdint>
 
