@@ -16,7 +16,7 @@
 //             gradient the loss passes to log_probs = log_softmax(x): the exp(lp) term cancels
 //             in log_softmax's backward (sum_c of the gradient is 0), so x gets p - posterior.
 // Samples run in parallel, each on one thread in a fixed order: results do not depend on the
-// thread count.
+// thread count. CUDA (kernels/cuda/ctc.cu): one block per sample, no atomics, deterministic too.
 #pragma once
 #include <cstdint>
 #include <vector>

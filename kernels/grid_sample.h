@@ -23,7 +23,9 @@ struct GridSampleShape {
 
 using grid_sample_fwd_fn = void (*)(const GridSampleShape& s, const Tensor& input, const Tensor& grid, Tensor& y);
 // Gradients of sum(y * gy): g_input [n, c, h, w] and g_grid [n, oh, ow, 2], each skipped when
-// undefined. Deterministic: sample n is accumulated by one thread in output-pixel order.
+// undefined. Deterministic on the CPU: sample n is accumulated by one thread in output-pixel
+// order. CUDA (kernels/cuda/grid_sample.cu) scatters g_input with atomicAdd: equal to rounding,
+// not bit-deterministic; g_grid has one writer per point.
 using grid_sample_bwd_fn = void (*)(const GridSampleShape& s, const Tensor& gy, const Tensor& input,
                                     const Tensor& grid, Tensor& g_input, Tensor& g_grid);
 

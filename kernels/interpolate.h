@@ -10,8 +10,9 @@
 //             input, Keys' cubic convolution with A = -0.75
 // Coordinates and weights are computed in the tensor's dtype (float for f32, like torch).
 // Tensors are contiguous; y / gx are allocated by the op and fully written by the kernel.
-// Determinism: the backward scatters into each (n, c) input plane from one thread in a fixed
-// order, so results do not depend on the thread count.
+// Determinism: the CPU backward scatters into each (n, c) input plane from one thread in a fixed
+// order, so results do not depend on the thread count. The CUDA backward
+// (kernels/cuda/interpolate.cu) scatters with atomicAdd: equal to rounding, not bit-deterministic.
 #pragma once
 #include <cstdint>
 

@@ -22,7 +22,8 @@ GridSamplePadding grid_sample_padding(const std::string& padding_mode);
 // corner pixels, without it the outer edges of those pixels. Points outside the input read 0
 // (Zeros), the nearest edge pixel (Border) or the input mirrored at its edges (Reflection).
 // Bilinear backward reaches input and grid; Nearest gives the grid a zero gradient (as torch).
-// Backward is deterministic (each sample's gradient is accumulated by one thread, in order).
+// Backward is deterministic on the CPU (each sample's gradient is accumulated by one thread, in
+// order); on CUDA the input gradient is summed with atomics (equal to rounding, not bit for bit).
 Tensor grid_sample(const Tensor& input, const Tensor& grid, GridSampleMode mode = GridSampleMode::Bilinear,
                    GridSamplePadding padding_mode = GridSamplePadding::Zeros, bool align_corners = false);
 Tensor grid_sample(const Tensor& input, const Tensor& grid, const std::string& mode,
