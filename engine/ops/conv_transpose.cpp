@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "engine/amp/autocast.h"
 #include "engine/autograd/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/nn_checks.h"
@@ -88,8 +89,10 @@ Conv2dShape adjoint_shape(const Tensor& x4, const Tensor& weight, const Tensor& 
 
 }  // namespace
 
-Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Pair padding,
+Tensor conv_transpose2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, Pair stride, Pair padding,
                         Pair output_padding, int64_t groups, Pair dilation) {
+  const auto in = amp::autocast(amp::CastPolicy::Lower, x_in, weight_in, bias_in);
+  const Tensor &x = in[0], &weight = in[1], &bias = in[2];
   const char* op = "conv_transpose2d";
   check_float(x, op, "input");
   check_match(x, weight, op, "weight");

@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "engine/amp/autocast.h"
 #include "engine/autograd/autograd.h"
 #include "engine/ops/reduce.h"
 #include "kernels/elementwise.h"
@@ -195,7 +196,8 @@ Tensor mul(const Tensor& a_in, double b) {
   return out;
 }
 
-Tensor pow(const Tensor& a, double e) {
+Tensor pow(const Tensor& a_in, double e) {
+  const Tensor a = amp::autocast(amp::CastPolicy::F32, a_in);
   Tensor out = run_unary(UnaryOp::PowScalar, a, {e, 0});
   if (any_requires_grad({a}))
     record("PowBackward0", out, {a}, [ad = a.detach(), e](const Tensor& g) -> TensorList {
@@ -263,14 +265,16 @@ Tensor neg(const Tensor& x) {
   return out;
 }
 
-Tensor exp(const Tensor& x) {
+Tensor exp(const Tensor& x_in) {
+  const Tensor x = amp::autocast(amp::CastPolicy::F32, x_in);
   Tensor out = run_unary(UnaryOp::Exp, x);
   if (any_requires_grad({x}))
     record("ExpBackward", out, {x}, [y = out.detach()](const Tensor& g) -> TensorList { return {mul(g, y)}; });
   return out;
 }
 
-Tensor log(const Tensor& x) {
+Tensor log(const Tensor& x_in) {
+  const Tensor x = amp::autocast(amp::CastPolicy::F32, x_in);
   Tensor out = run_unary(UnaryOp::Log, x);
   if (any_requires_grad({x}))
     record("LogBackward", out, {x}, [xd = x.detach()](const Tensor& g) -> TensorList { return {div(g, xd)}; });

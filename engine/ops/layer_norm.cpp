@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "engine/amp/autocast.h"
 #include "engine/autograd/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "kernels/nn.h"
@@ -27,8 +28,10 @@ void check_affine(const Tensor& x, const Tensor& t, const Shape& normalized_shap
 
 }  // namespace
 
-Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
+Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tensor& weight_in, const Tensor& bias_in,
                   double eps) {
+  const auto in = amp::autocast(amp::CastPolicy::F32, x_in, weight_in, bias_in);
+  const Tensor &x = in[0], &weight = in[1], &bias = in[2];
   if (!is_floating(x.dtype()))
     throw std::invalid_argument(std::string("layer_norm: input must be a floating tensor, got ") +
                                 dtype_name(x.dtype()));

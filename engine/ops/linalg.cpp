@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "engine/amp/autocast.h"
 #include "engine/autograd/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
@@ -78,7 +79,9 @@ Tensor bmm_raw(const Tensor& a, const Tensor& b) {
 
 }  // namespace
 
-Tensor mm(const Tensor& a, const Tensor& b) {
+Tensor mm(const Tensor& a_in, const Tensor& b_in) {
+  const auto in = amp::autocast(amp::CastPolicy::Lower, a_in, b_in);
+  const Tensor &a = in[0], &b = in[1];
   check_mm(a, b, "mm");
   if (a.dim() != 2 || b.dim() != 2 || a.size(1) != b.size(0))
     throw std::invalid_argument("mm: shapes " + shape_str(a.shape()) + " and " + shape_str(b.shape()) +
@@ -93,7 +96,9 @@ Tensor mm(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+Tensor matmul(const Tensor& a_in, const Tensor& b_in) {
+  const auto in = amp::autocast(amp::CastPolicy::Lower, a_in, b_in);
+  const Tensor &a = in[0], &b = in[1];
   check_mm(a, b, "matmul");
   if (a.dim() == 0 || b.dim() == 0) throw std::invalid_argument("matmul: both arguments need at least 1 dim");
   if (a.dim() == 1 && b.dim() == 1) return sum(mul(a, b));
@@ -130,7 +135,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return out.reshape(out_shape);
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+Tensor linear(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in) {
+  const auto in = amp::autocast(amp::CastPolicy::Lower, x_in, weight_in, bias_in);
+  const Tensor &x = in[0], &weight = in[1], &bias = in[2];
   check_mm(x, weight, "linear");
   if (weight.dim() != 2 || x.dim() < 1 || x.size(-1) != weight.size(1))
     throw std::invalid_argument("linear: input " + shape_str(x.shape()) + " does not match weight " +

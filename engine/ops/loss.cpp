@@ -12,6 +12,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "engine/amp/autocast.h"
 #include "engine/autograd/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/loss_common.h"
@@ -208,8 +209,10 @@ Tensor piecewise_l1(const char* op, const char* node, const Tensor& input, const
 
 }  // namespace
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& weight, int64_t ignore_index,
+Tensor cross_entropy(const Tensor& logits_in, const Tensor& target_in, const Tensor& weight_in, int64_t ignore_index,
                      Reduction reduction, double label_smoothing) {
+  const auto in = amp::autocast(amp::CastPolicy::F32, logits_in, target_in, weight_in);
+  const Tensor &logits = in[0], &target = in[1], &weight = in[2];
   if (!(label_smoothing >= 0.0 && label_smoothing <= 1.0))
     throw std::invalid_argument("cross_entropy: label_smoothing must be between 0.0 and 1.0, got " +
                                 std::to_string(label_smoothing));
@@ -235,8 +238,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, const Tensor& w
   return out;
 }
 
-Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& weight, int64_t ignore_index,
+Tensor nll_loss(const Tensor& log_probs_in, const Tensor& target_in, const Tensor& weight_in, int64_t ignore_index,
                 Reduction reduction) {
+  const auto in = amp::autocast(amp::CastPolicy::F32, log_probs_in, target_in, weight_in);
+  const Tensor &log_probs = in[0], &target = in[1], &weight = in[2];
   ClassLoss L = prepare_class_loss("nll_loss", log_probs, target, weight, ignore_index, reduction);
   Tensor out = empty(output_shape(target, reduction), log_probs.options());
   Tensor total_weight = empty({}, log_probs.options());
@@ -258,33 +263,43 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, const Tensor& wei
 
 // ---- elementwise losses ------------------------------------------------------------------
 
-Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+Tensor mse_loss(const Tensor& input_in, const Tensor& target_in, Reduction reduction) {
+  const auto in = amp::autocast(amp::CastPolicy::F32, input_in, target_in);
+  const Tensor &input = in[0], &target = in[1];
   check_floating(input, "mse_loss", "input");
   Tensor d = sub(input, target);
   return apply_reduction(mul(d, d), reduction);
 }
 
-Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+Tensor l1_loss(const Tensor& input_in, const Tensor& target_in, Reduction reduction) {
+  const auto in = amp::autocast(amp::CastPolicy::F32, input_in, target_in);
+  const Tensor &input = in[0], &target = in[1];
   check_floating(input, "l1_loss", "input");
   return apply_reduction(abs(sub(input, target)), reduction);
 }
 
-Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction reduction, double beta) {
+Tensor smooth_l1_loss(const Tensor& input_in, const Tensor& target_in, Reduction reduction, double beta) {
+  const auto in = amp::autocast(amp::CastPolicy::F32, input_in, target_in);
+  const Tensor &input = in[0], &target = in[1];
   if (beta < 0)
     throw std::invalid_argument("smooth_l1_loss: beta must be >= 0, got " + std::to_string(beta));
   const double quad = beta == 0 ? 0.0 : 1.0 / beta;
   return piecewise_l1("smooth_l1_loss", "SmoothL1LossBackward", input, target, reduction, beta, quad, 1.0);
 }
 
-Tensor huber_loss(const Tensor& input, const Tensor& target, Reduction reduction, double delta) {
+Tensor huber_loss(const Tensor& input_in, const Tensor& target_in, Reduction reduction, double delta) {
+  const auto in = amp::autocast(amp::CastPolicy::F32, input_in, target_in);
+  const Tensor &input = in[0], &target = in[1];
   if (!(delta > 0))
     throw std::invalid_argument("huber_loss: delta must be > 0 (non-positive values are not supported), got " +
                                 std::to_string(delta));
   return piecewise_l1("huber_loss", "HuberLossBackward", input, target, reduction, delta, 1.0, delta);
 }
 
-Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Tensor& weight,
+Tensor binary_cross_entropy(const Tensor& input_in, const Tensor& target_in, const Tensor& weight_in,
                             Reduction reduction) {
+  const auto in = amp::autocast(amp::CastPolicy::F32, input_in, target_in, weight_in);
+  const Tensor &input = in[0], &target = in[1], &weight = in[2];
   const char* op = "binary_cross_entropy";
   check_floating(input, op, "input");
   check_floating(target, op, "target");
@@ -326,8 +341,10 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, const Ten
   return apply_reduction(loss, reduction);
 }
 
-Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target, const Tensor& weight,
-                                        const Tensor& pos_weight, Reduction reduction) {
+Tensor binary_cross_entropy_with_logits(const Tensor& input_in, const Tensor& target_in, const Tensor& weight_in,
+                                        const Tensor& pos_weight_in, Reduction reduction) {
+  const auto in = amp::autocast(amp::CastPolicy::F32, input_in, target_in, weight_in, pos_weight_in);
+  const Tensor &input = in[0], &target = in[1], &weight = in[2], &pos_weight = in[3];
   const char* op = "binary_cross_entropy_with_logits";
   check_floating(input, op, "input");
   check_floating(target, op, "target");

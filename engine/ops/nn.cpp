@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "engine/amp/autocast.h"
 #include "engine/autograd/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/nn_checks.h"
@@ -105,8 +106,10 @@ int64_t pool_out_size(int64_t in, int64_t k, int64_t pad, int64_t stride, bool c
 }
 
 // ---- convolution ---------------------------------------------------------------------------
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Pair padding,
+Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, Pair stride, Pair padding,
               Pair dilation, int64_t groups) {
+  const auto in = amp::autocast(amp::CastPolicy::Lower, x_in, weight_in, bias_in);
+  const Tensor &x = in[0], &weight = in[1], &bias = in[2];
   const char* op = "conv2d";
   check_float(x, op, "input");
   check_match(x, weight, op, "weight");
@@ -224,8 +227,10 @@ namespace {
 
 // batch_norm, and with relu batch_norm followed by relu as one op (one output, one backward
 // node that saves x and the output, whose > 0 mask is relu's backward).
-Tensor batch_norm_impl(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor running_mean,
+Tensor batch_norm_impl(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in, Tensor running_mean,
                        Tensor running_var, bool training, double momentum, double eps, bool relu) {
+  const auto in = amp::autocast(amp::CastPolicy::F32, x_in, weight_in, bias_in);
+  const Tensor &x = in[0], &weight = in[1], &bias = in[2];
   const int64_t C = check_batch_norm_args("batch_norm", x, weight, bias, running_mean, running_var);
   const int64_t per_channel = C > 0 ? x.numel() / C : 0;
   if (training && per_channel <= 1)

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "engine/amp/autocast.h"
 #include "engine/autograd/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "kernels/reduce.h"
@@ -176,8 +177,9 @@ Tensor max_min_all(ArgReduceOp op, const Tensor& x, const char* name) {
 
 // ---- var / std ------------------------------------------------------------------
 
-Tensor var_std(const Tensor& x, const std::vector<int64_t>& dims_in, int64_t correction, bool keepdim,
+Tensor var_std(const Tensor& x_in, const std::vector<int64_t>& dims_in, int64_t correction, bool keepdim,
                bool take_sqrt) {
+  const Tensor x = amp::autocast(amp::CastPolicy::F32, x_in);
   check_floating(x, take_sqrt ? "std" : "var");
   std::vector<int64_t> dims = normalize_dims(dims_in, x.dim());
   Shape out_shape = reduced_shape(x.shape(), dims, keepdim);
@@ -206,7 +208,8 @@ Tensor var_std(const Tensor& x, const std::vector<int64_t>& dims_in, int64_t cor
 
 // ---- softmax --------------------------------------------------------------------
 
-Tensor softmax_impl(const Tensor& x, int64_t dim_in, bool log) {
+Tensor softmax_impl(const Tensor& x_in, int64_t dim_in, bool log) {
+  const Tensor x = amp::autocast(amp::CastPolicy::F32, x_in);
   const char* name = log ? "log_softmax" : "softmax";
   check_floating(x, name);
   const int64_t nd = x.dim();
@@ -236,7 +239,8 @@ Tensor softmax_impl(const Tensor& x, int64_t dim_in, bool log) {
 
 // ---- sum / mean ---------------------------------------------------------------------
 
-Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+Tensor sum(const Tensor& x_in, const std::vector<int64_t>& dims_in, bool keepdim) {
+  const Tensor x = amp::autocast(amp::CastPolicy::F32, x_in);
   if (!is_floating(x.dtype())) return sum(x.to(DType::F64), dims_in, keepdim).to(DType::I64);
   std::vector<int64_t> dims = normalize_dims(dims_in, x.dim());
   Shape out_shape = reduced_shape(x.shape(), dims, keepdim);

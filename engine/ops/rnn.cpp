@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/amp/autocast.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/random.h"
 #include "engine/ops/shape.h"
@@ -242,8 +243,12 @@ RnnMode parse_rnn_mode(const std::string& name) {
   throw std::invalid_argument("rnn: unknown mode '" + name + "' (expected lstm, gru, rnn_tanh or rnn_relu)");
 }
 
-TensorList rnn(const Tensor& x, const TensorList& weights, const Tensor& h0, const Tensor& c0,
+TensorList rnn(const Tensor& x_in, const TensorList& weights_in, const Tensor& h0_in, const Tensor& c0_in,
                const Tensor& lengths, const RnnOptions& opt) {
+  const auto in = amp::autocast(amp::CastPolicy::F32, x_in, h0_in, c0_in);
+  const Tensor &x = in[0], &h0 = in[1], &c0 = in[2];
+  TensorList weights;
+  for (const Tensor& w : weights_in) weights.push_back(amp::autocast(amp::CastPolicy::F32, w));
   const char* op = rnn_mode_name(opt.mode);
   const bool lstm = opt.mode == RnnMode::LSTM;
   if (x.dim() != 3)

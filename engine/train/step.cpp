@@ -3,6 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "engine/amp/autocast.h"
 #include "engine/ops/elementwise.h"
 #include "engine/optim/clip.h"
 #include "engine/optim/registry.h"
@@ -24,6 +25,13 @@ TrainStep::TrainStep(optim::Optimizer& optimizer, StepOptions options)
                                 "gradients over several (accumulate_steps must be 1)");
 }
 
+void TrainStep::set_grad_scaler(amp::GradScaler* scaler) {
+  if (scaler && scaler->enabled() && closure_)
+    throw std::invalid_argument(opt_.type() + " re-evaluates the loss inside its step; loss scaling (grad_scaler) "
+                                "cannot be used with it");
+  scaler_ = scaler && scaler->enabled() ? scaler : nullptr;
+}
+
 std::vector<Tensor> TrainStep::params_with_grad() const {
   std::vector<Tensor> ps;
   for (const optim::ParamGroup& g : opt_.param_groups())
@@ -35,9 +43,12 @@ std::optional<double> TrainStep::update() {
   for (const Hook& h : before_update_) h();
   std::optional<double> norm;
   const std::vector<Tensor> ps = params_with_grad();
+  const bool found_inf = scaler_ && scaler_->unscale_(ps);  // clipping sees the true gradients
   if (options_.clip_grad_value > 0) optim::clip_grad_value_(ps, options_.clip_grad_value);
   if (options_.clip_grad_norm > 0) norm = optim::clip_grad_norm_(ps, options_.clip_grad_norm, options_.clip_norm_type);
-  opt_.step();
+  if (!found_inf) opt_.step();
+  if (scaler_) scaler_->update(found_inf);
+  last_skipped_ = found_inf;
   opt_.zero_grad();
   pending_ = 0;
   for (const Hook& h : after_update_) h();
@@ -52,7 +63,11 @@ StepResult TrainStep::run(const LossClosure& loss) {
     const std::vector<Tensor> ps = params_with_grad();
     r.loss = opt_.step([&] {
       opt_.zero_grad();
-      Tensor l = loss();
+      Tensor l;
+      {
+        amp::AutocastGuard ac(options_.autocast);
+        l = loss();
+      }
       for (const BackwardHook& h : before_backward_) h(true);
       l.backward();
       for (const Hook& h : before_update_) h();
@@ -66,15 +81,21 @@ StepResult TrainStep::run(const LossClosure& loss) {
     r.updated = true;
     return r;
   }
-  Tensor l = loss();
+  Tensor l;
+  {
+    amp::AutocastGuard ac(options_.autocast);
+    l = loss();
+  }
   r.loss = l.item();
   if (!std::isfinite(r.loss)) return r;  // the caller decides; no gradients were accumulated
   if (options_.accumulate_steps > 1) l = mul(l, 1.0 / static_cast<double>(options_.accumulate_steps));
+  if (scaler_) l = scaler_->scale_loss(l);
   for (const BackwardHook& h : before_backward_) h(pending_ + 1 >= options_.accumulate_steps);
   l.backward();
   if (++pending_ >= options_.accumulate_steps) {
     r.grad_norm = update();
     r.updated = true;
+    r.skipped = last_skipped_;
   }
   return r;
 }

@@ -19,6 +19,12 @@
 // hooks); they cannot accumulate. Semantics are PyTorch's usual loop:
 //   loss = loss_fn(model(x), y) / accumulate; loss.backward()
 //   if (i + 1) % accumulate == 0 or last batch: clip; opt.step(); opt.zero_grad()
+// Mixed precision (engine/amp): with options.autocast set, the closure (forward + loss) runs
+// under amp::AutocastGuard (backward does not). With a GradScaler (fp16), backward runs on
+// loss * scale, and update() unscales the gradients after the before_update hooks
+// (data-parallel all-reduce sums scaled gradients, as DDP does) and before clipping, steps the
+// optimizer only when every gradient is finite (else the step is skipped: StepResult::skipped,
+// last_update_skipped()) and then updates the scale: torch.cuda.amp's recipe.
 // With mean-reduced losses and equal micro-batches, accumulate_steps = k equals one batch k
 // times larger (exactly, up to rounding, for models without batch statistics).
 #pragma once
@@ -27,6 +33,7 @@
 #include <optional>
 #include <vector>
 
+#include "engine/amp/grad_scaler.h"
 #include "engine/optim/optimizer.h"
 
 namespace dl::train {
@@ -36,12 +43,14 @@ struct StepOptions {
   double clip_grad_norm = 0;     // max total gradient norm; 0 = no clipping
   double clip_norm_type = 2;     // p of the norm (inf allowed)
   double clip_grad_value = 0;    // clamp every gradient element to [-v, v]; 0 = no clamping
+  std::optional<DType> autocast = std::nullopt;  // F16/BF16: forward + loss under amp::AutocastGuard
 };
 
 struct StepResult {
   double loss = 0;                 // this micro-batch's loss (unscaled)
   bool updated = false;            // the optimizer stepped after this micro-batch
   std::optional<double> grad_norm; // total norm before clipping, when clip_grad_norm is on
+  bool skipped = false;            // updated, but inf/NaN gradients: the optimizer did not step
 };
 
 class TrainStep {
@@ -67,6 +76,13 @@ class TrainStep {
   void add_before_update(Hook h) { before_update_.push_back(std::move(h)); }
   void add_after_update(Hook h) { after_update_.push_back(std::move(h)); }
 
+  // Loss scaling (fp16): the scaler is the caller's and must outlive the step. Throws
+  // std::invalid_argument for an optimizer that needs a closure (as torch's GradScaler does).
+  void set_grad_scaler(amp::GradScaler* scaler);
+  amp::GradScaler* grad_scaler() const { return scaler_; }
+  // Whether the last update (run() or flush()) skipped the optimizer step for inf/NaN gradients.
+  bool last_update_skipped() const { return last_skipped_; }
+
   int64_t pending_micro_batches() const { return pending_; }
   const StepOptions& options() const { return options_; }
   optim::Optimizer& optimizer() { return opt_; }
@@ -79,6 +95,8 @@ class TrainStep {
   StepOptions options_;
   bool closure_;
   int64_t pending_ = 0;
+  amp::GradScaler* scaler_ = nullptr;
+  bool last_skipped_ = false;
   std::vector<Hook> before_update_, after_update_;
   std::vector<BackwardHook> before_backward_;
 };

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/cpu/loop.h"
+#include "kernels/f32_compute.h"
 #include "kernels/nn.h"
 
 namespace dl::cpu {
@@ -351,8 +352,8 @@ void cpu_conv2d_bwd_weights(const Conv2dShape& s, const Tensor& x, const Tensor&
 
 }  // namespace
 
-DL_REGISTER_KERNEL(conv2d_fwd_stub, CPU, cpu_conv2d_fwd);
-DL_REGISTER_KERNEL(conv2d_bwd_data_stub, CPU, cpu_conv2d_bwd_data);
-DL_REGISTER_KERNEL(conv2d_bwd_weights_stub, CPU, cpu_conv2d_bwd_weights);
+DL_REGISTER_KERNEL(conv2d_fwd_stub, CPU, f32_compute<cpu_conv2d_fwd>);
+DL_REGISTER_KERNEL(conv2d_bwd_data_stub, CPU, f32_compute<cpu_conv2d_bwd_data>);
+DL_REGISTER_KERNEL(conv2d_bwd_weights_stub, CPU, f32_compute<cpu_conv2d_bwd_weights>);
 
 }  // namespace dl::cpu

@@ -7,6 +7,7 @@
 #include "kernels/cpu/half.h"
 #include "kernels/cpu/loop.h"
 #include "kernels/elementwise.h"
+#include "kernels/f32_compute.h"
 
 namespace dl::cpu {
 namespace {
@@ -304,11 +305,11 @@ bool cpu_all_finite(const Tensor& x) {
 
 }  // namespace
 
-DL_REGISTER_KERNEL(unary_stub, CPU, cpu_unary);
-DL_REGISTER_KERNEL(binary_stub, CPU, cpu_binary);
-DL_REGISTER_KERNEL(where_stub, CPU, cpu_where);
+DL_REGISTER_KERNEL(unary_stub, CPU, f32_compute<cpu_unary>);
+DL_REGISTER_KERNEL(binary_stub, CPU, f32_compute<cpu_binary>);
+DL_REGISTER_KERNEL(where_stub, CPU, f32_compute<cpu_where>);
 DL_REGISTER_KERNEL(copy_stub, CPU, cpu_copy);
-DL_REGISTER_KERNEL(fill_stub, CPU, cpu_fill);
-DL_REGISTER_KERNEL(all_finite_stub, CPU, cpu_all_finite);
+DL_REGISTER_KERNEL(fill_stub, CPU, f32_compute<cpu_fill>);
+DL_REGISTER_KERNEL(all_finite_stub, CPU, f32_compute<cpu_all_finite>);
 
 }  // namespace dl::cpu

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/cpu/loop.h"
+#include "kernels/f32_compute.h"
 #include "kernels/nn.h"
 
 namespace dl::cpu {
@@ -164,7 +165,7 @@ void cpu_layer_norm_bwd(const Tensor& x, const Tensor& gy, const Tensor& weight,
 
 }  // namespace
 
-DL_REGISTER_KERNEL(layer_norm_fwd_stub, CPU, cpu_layer_norm_fwd);
-DL_REGISTER_KERNEL(layer_norm_bwd_stub, CPU, cpu_layer_norm_bwd);
+DL_REGISTER_KERNEL(layer_norm_fwd_stub, CPU, f32_compute<cpu_layer_norm_fwd>);
+DL_REGISTER_KERNEL(layer_norm_bwd_stub, CPU, f32_compute<cpu_layer_norm_bwd>);
 
 }  // namespace dl::cpu

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/cpu/loop.h"
+#include "kernels/f32_compute.h"
 #include "kernels/nn.h"
 #include "kernels/random.h"
 
@@ -261,8 +262,8 @@ void cpu_dropout(const Tensor& x, double p, uint64_t seed, uint64_t offset, Tens
 
 }  // namespace
 
-DL_REGISTER_KERNEL(batch_norm_fwd_stub, CPU, cpu_batch_norm_fwd);
-DL_REGISTER_KERNEL(batch_norm_bwd_stub, CPU, cpu_batch_norm_bwd);
-DL_REGISTER_KERNEL(dropout_stub, CPU, cpu_dropout);
+DL_REGISTER_KERNEL(batch_norm_fwd_stub, CPU, f32_compute<cpu_batch_norm_fwd>);
+DL_REGISTER_KERNEL(batch_norm_bwd_stub, CPU, f32_compute<cpu_batch_norm_bwd>);
+DL_REGISTER_KERNEL(dropout_stub, CPU, f32_compute<cpu_dropout>);
 
 }  // namespace dl::cpu

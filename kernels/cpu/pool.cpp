@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "kernels/cpu/loop.h"
+#include "kernels/f32_compute.h"
 #include "kernels/nn.h"
 
 namespace dl::cpu {
@@ -416,9 +417,9 @@ void cpu_adaptive_avg_pool2d_bwd(const Pool2dShape& s, const Tensor& gy, Tensor&
 
 }  // namespace
 
-DL_REGISTER_KERNEL(pool2d_fwd_stub, CPU, cpu_pool2d_fwd);
-DL_REGISTER_KERNEL(pool2d_bwd_stub, CPU, cpu_pool2d_bwd);
-DL_REGISTER_KERNEL(adaptive_avg_pool2d_fwd_stub, CPU, cpu_adaptive_avg_pool2d_fwd);
-DL_REGISTER_KERNEL(adaptive_avg_pool2d_bwd_stub, CPU, cpu_adaptive_avg_pool2d_bwd);
+DL_REGISTER_KERNEL(pool2d_fwd_stub, CPU, f32_compute<cpu_pool2d_fwd>);
+DL_REGISTER_KERNEL(pool2d_bwd_stub, CPU, f32_compute<cpu_pool2d_bwd>);
+DL_REGISTER_KERNEL(adaptive_avg_pool2d_fwd_stub, CPU, f32_compute<cpu_adaptive_avg_pool2d_fwd>);
+DL_REGISTER_KERNEL(adaptive_avg_pool2d_bwd_stub, CPU, f32_compute<cpu_adaptive_avg_pool2d_bwd>);
 
 }  // namespace dl::cpu

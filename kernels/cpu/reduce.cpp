@@ -16,6 +16,7 @@
 
 #include "kernels/cpu/loop.h"
 #include "kernels/cpu/vec_exp.h"
+#include "kernels/f32_compute.h"
 #include "kernels/reduce.h"
 
 namespace dl::cpu {
@@ -394,10 +395,10 @@ void cpu_softmax_backward(const Tensor& grad, const Tensor& y, int64_t outer, in
 
 }  // namespace
 
-DL_REGISTER_KERNEL(sum_stub, CPU, cpu_sum);
-DL_REGISTER_KERNEL(arg_reduce_stub, CPU, cpu_arg_reduce);
-DL_REGISTER_KERNEL(var_stub, CPU, cpu_var);
-DL_REGISTER_KERNEL(softmax_stub, CPU, cpu_softmax);
-DL_REGISTER_KERNEL(softmax_backward_stub, CPU, cpu_softmax_backward);
+DL_REGISTER_KERNEL(sum_stub, CPU, f32_compute<cpu_sum>);
+DL_REGISTER_KERNEL(arg_reduce_stub, CPU, f32_compute<cpu_arg_reduce>);
+DL_REGISTER_KERNEL(var_stub, CPU, f32_compute<cpu_var>);
+DL_REGISTER_KERNEL(softmax_stub, CPU, f32_compute<cpu_softmax>);
+DL_REGISTER_KERNEL(softmax_backward_stub, CPU, f32_compute<cpu_softmax_backward>);
 
 }  // namespace dl::cpu

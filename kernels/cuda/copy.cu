@@ -1,6 +1,11 @@
 // CUDA copy (broadcast + dtype conversion), fill, where and all_finite.
 // Same-dtype work is dispatched on the element size only (a copy moves bits), so where/fill
-// and plain copies need 3-4 kernel instantiations instead of one per dtype.
+// and plain copies need 3-4 kernel instantiations instead of one per dtype. float16/bfloat16
+// take part in dtype conversions (autocast's casts, engine/amp) through float, rounding to
+// nearest even as the CPU does (kernels/cpu/half.h).
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cstring>
 #include <type_traits>
 
@@ -41,10 +46,25 @@ void dispatch_bits(DType t, F&& f) {
   }
 }
 
+// Conversions' types: the dispatch_all types plus __half and __nv_bfloat16.
+template <class F>
+void dispatch_convertible(DType t, F&& f) {
+  if (t == DType::F16) return f(Tag<__half>{});
+  if (t == DType::BF16) return f(Tag<__nv_bfloat16>{});
+  dispatch_all(t, "copy", f);
+}
+
+template <class T>
+inline constexpr bool is_half_v = std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>;
+
 template <class Td, class Ts>
 struct ConvertOp {
   __device__ __forceinline__ Td operator()(Ts v) const {
-    if constexpr (std::is_same_v<Td, bool>) return v != Ts(0);
+    if constexpr (std::is_same_v<Ts, __half>) return ConvertOp<Td, float>{}(__half2float(v));
+    else if constexpr (std::is_same_v<Ts, __nv_bfloat16>) return ConvertOp<Td, float>{}(__bfloat162float(v));
+    else if constexpr (std::is_same_v<Td, __half>) return __float2half_rn(static_cast<float>(v));
+    else if constexpr (std::is_same_v<Td, __nv_bfloat16>) return __float2bfloat16_rn(static_cast<float>(v));
+    else if constexpr (std::is_same_v<Td, bool>) return v != Ts(0);
     else return static_cast<Td>(v);
   }
 };
@@ -69,9 +89,9 @@ void cuda_copy(const Tensor& src, Tensor& dst) {
     });
     return;
   }
-  dispatch_all(dst.dtype(), "copy", [&](auto dtag) {
+  dispatch_convertible(dst.dtype(), [&](auto dtag) {
     using Td = typename decltype(dtag)::type;
-    dispatch_all(src.dtype(), "copy", [&](auto stag) {
+    dispatch_convertible(src.dtype(), [&](auto stag) {
       using Ts = typename decltype(stag)::type;
       launch_map1<Td, Ts>(src, dst, ConvertOp<Td, Ts>{});
     });
