@@ -1,4 +1,5 @@
 // CPU elementwise kernels: unary, binary (incl. fused activation backwards), where, copy, fill.
+// The unary and binary formulas are kernels/elementwise_ops.h's, shared with the CUDA backend.
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -7,17 +8,11 @@
 #include "kernels/cpu/half.h"
 #include "kernels/cpu/loop.h"
 #include "kernels/elementwise.h"
+#include "kernels/elementwise_ops.h"
 #include "kernels/f32_compute.h"
 
 namespace dl::cpu {
 namespace {
-
-template <class T>
-constexpr T kSqrt1_2 = T(0.70710678118654752440);
-template <class T>
-constexpr T kSqrt2OverPi = T(0.79788456080286535588);  // sqrt(2/pi)
-template <class T>
-constexpr T kInvSqrt2Pi = T(0.39894228040143267794);   // 1/sqrt(2*pi)
 
 // Applies f(x) over a 2-operand plan (out, x), with a contiguous fast path that vectorises.
 template <class Tin, class Tout, class F>
@@ -63,168 +58,20 @@ void map2(const Tensor& a, const Tensor& b, Tensor& out, F f) {
   throw std::invalid_argument(std::string(what) + ": unsupported dtype " + dtype_name(t));
 }
 
-template <class T>
-void unary_typed(UnaryOp op, ScalarArgs s, const Tensor& x, Tensor& out) {
-  constexpr bool fp = std::is_floating_point_v<T>;
-  const T a = static_cast<T>(s.a), b = static_cast<T>(s.b);
-  switch (op) {
-    case UnaryOp::Neg: return map1<T, T>(x, out, [](T v) { return T(-v); });
-    case UnaryOp::Abs: return map1<T, T>(x, out, [](T v) { return v < T(0) ? T(-v) : v; });
-    case UnaryOp::Sign:
-      return map1<T, T>(x, out, [](T v) { return T((T(0) < v) - (v < T(0))); });
-    case UnaryOp::Relu: return map1<T, T>(x, out, [](T v) { return v > T(0) ? v : T(0); });
-    case UnaryOp::AddScalar: return map1<T, T>(x, out, [a](T v) { return T(v + a); });
-    case UnaryOp::MulScalar: return map1<T, T>(x, out, [a](T v) { return T(v * a); });
-    case UnaryOp::Clamp: {
-      // NaN passes through (like torch.clamp); bounds as the tensor type.
-      const double lo = s.a, hi = s.b;
-      return map1<T, T>(x, out, [lo, hi](T v) {
-        double d = static_cast<double>(v);
-        if (d < lo) d = lo;
-        if (d > hi) d = hi;
-        return static_cast<T>(d);
-      });
-    }
-    default: break;
-  }
-  if constexpr (fp) {
-    switch (op) {
-      case UnaryOp::Exp: return map1<T, T>(x, out, [](T v) { return std::exp(v); });
-      case UnaryOp::Log: return map1<T, T>(x, out, [](T v) { return std::log(v); });
-      case UnaryOp::Sqrt: return map1<T, T>(x, out, [](T v) { return std::sqrt(v); });
-      case UnaryOp::Rsqrt: return map1<T, T>(x, out, [](T v) { return T(1) / std::sqrt(v); });
-      case UnaryOp::Reciprocal: return map1<T, T>(x, out, [](T v) { return T(1) / v; });
-      case UnaryOp::Sigmoid:
-        return map1<T, T>(x, out, [](T v) { return T(1) / (T(1) + std::exp(-v)); });
-      case UnaryOp::Tanh: return map1<T, T>(x, out, [](T v) { return std::tanh(v); });
-      case UnaryOp::LeakyRelu: return map1<T, T>(x, out, [a](T v) { return v > T(0) ? v : v * a; });
-      case UnaryOp::Elu:
-        return map1<T, T>(x, out, [a](T v) { return v > T(0) ? v : a * std::expm1(v); });
-      case UnaryOp::Gelu:
-        return map1<T, T>(x, out, [](T v) { return T(0.5) * v * (T(1) + std::erf(v * kSqrt1_2<T>)); });
-      case UnaryOp::GeluTanh:
-        return map1<T, T>(x, out, [](T v) {
-          T inner = kSqrt2OverPi<T> * (v + T(0.044715) * v * v * v);
-          return T(0.5) * v * (T(1) + std::tanh(inner));
-        });
-      case UnaryOp::Softplus:
-        return map1<T, T>(x, out, [a, b](T v) {
-          return v * a > b ? v : std::log1p(std::exp(v * a)) / a;
-        });
-      case UnaryOp::PowScalar: {
-        if (s.a == 2.0) return map1<T, T>(x, out, [](T v) { return v * v; });
-        if (s.a == 0.5) return map1<T, T>(x, out, [](T v) { return std::sqrt(v); });
-        return map1<T, T>(x, out, [a](T v) { return std::pow(v, a); });
-      }
-      default: break;
-    }
-  }
-  unsupported("unary op", x.dtype());
-}
-
-template <class T>
-void binary_typed(BinaryOp op, ScalarArgs s, const Tensor& x, const Tensor& y, Tensor& out) {
-  constexpr bool fp = std::is_floating_point_v<T>;
-  const T a = static_cast<T>(s.a), b = static_cast<T>(s.b);
-  switch (op) {
-    case BinaryOp::Add:
-      if (s.a == 1.0) return map2<T, T>(x, y, out, [](T u, T v) { return T(u + v); });
-      return map2<T, T>(x, y, out, [a](T u, T v) { return T(u + a * v); });
-    case BinaryOp::Sub:
-      if (s.a == 1.0) return map2<T, T>(x, y, out, [](T u, T v) { return T(u - v); });
-      return map2<T, T>(x, y, out, [a](T u, T v) { return T(u - a * v); });
-    case BinaryOp::Mul: return map2<T, T>(x, y, out, [](T u, T v) { return T(u * v); });
-    case BinaryOp::Maximum:
-      return map2<T, T>(x, y, out, [](T u, T v) { return (u != u || u > v) ? u : v; });
-    case BinaryOp::Minimum:
-      return map2<T, T>(x, y, out, [](T u, T v) { return (u != u || u < v) ? u : v; });
-    case BinaryOp::Eq: return map2<T, bool>(x, y, out, [](T u, T v) { return u == v; });
-    case BinaryOp::Ne: return map2<T, bool>(x, y, out, [](T u, T v) { return u != v; });
-    case BinaryOp::Lt: return map2<T, bool>(x, y, out, [](T u, T v) { return u < v; });
-    case BinaryOp::Le: return map2<T, bool>(x, y, out, [](T u, T v) { return u <= v; });
-    case BinaryOp::Gt: return map2<T, bool>(x, y, out, [](T u, T v) { return u > v; });
-    case BinaryOp::Ge: return map2<T, bool>(x, y, out, [](T u, T v) { return u >= v; });
-    case BinaryOp::ReluBackward:
-      return map2<T, T>(x, y, out, [](T g, T v) { return v > T(0) ? g : T(0); });
-    case BinaryOp::ClampBackward: {
-      const double lo = s.a, hi = s.b;
-      return map2<T, T>(x, y, out, [lo, hi](T g, T v) {
-        double d = static_cast<double>(v);
-        return (d >= lo && d <= hi) ? g : T(0);
-      });
-    }
-    default: break;
-  }
-  if constexpr (fp) {
-    switch (op) {
-      case BinaryOp::Div: return map2<T, T>(x, y, out, [](T u, T v) { return u / v; });
-      case BinaryOp::Pow: return map2<T, T>(x, y, out, [](T u, T v) { return std::pow(u, v); });
-      case BinaryOp::LeakyReluBackward:
-        return map2<T, T>(x, y, out, [a](T g, T v) { return v > T(0) ? g : g * a; });
-      case BinaryOp::EluBackward:
-        return map2<T, T>(x, y, out, [a](T g, T v) { return v > T(0) ? g : g * a * std::exp(v); });
-      case BinaryOp::GeluBackward:
-        return map2<T, T>(x, y, out, [](T g, T v) {
-          T cdf = T(0.5) * (T(1) + std::erf(v * kSqrt1_2<T>));
-          T pdf = kInvSqrt2Pi<T> * std::exp(T(-0.5) * v * v);
-          return g * (cdf + v * pdf);
-        });
-      case BinaryOp::GeluTanhBackward:
-        return map2<T, T>(x, y, out, [](T g, T v) {
-          const T kappa = T(0.044715);
-          T inner = kSqrt2OverPi<T> * (v + kappa * v * v * v);
-          T th = std::tanh(inner);
-          T left = T(0.5) * v, right = T(1) + th;
-          T dleft = T(0.5) * right;
-          T dright = left * (T(1) - th * th) * kSqrt2OverPi<T> * (T(1) + T(3) * kappa * v * v);
-          return g * (dleft + dright);
-        });
-      case BinaryOp::SigmoidBackward:
-        return map2<T, T>(x, y, out, [](T g, T yv) { return g * (T(1) - yv) * yv; });
-      case BinaryOp::TanhBackward:
-        return map2<T, T>(x, y, out, [](T g, T yv) { return g * (T(1) - yv * yv); });
-      case BinaryOp::SoftplusBackward:
-        return map2<T, T>(x, y, out, [a, b](T g, T v) {
-          T z = std::exp(v * a);
-          return v * a > b ? g : g * z / (z + T(1));
-        });
-      default: break;
-    }
-  } else {
-    if (op == BinaryOp::Div)  // integer division truncates toward zero like C (torch: trunc)
-      return map2<T, T>(x, y, out, [](T u, T v) { return v == T(0) ? T(0) : T(u / v); });
-  }
-  unsupported("binary op", x.dtype());
-}
-
 void cpu_unary(UnaryOp op, ScalarArgs s, const Tensor& x, Tensor& out) {
-  switch (x.dtype()) {
-    case DType::F32: return unary_typed<float>(op, s, x, out);
-    case DType::F64: return unary_typed<double>(op, s, x, out);
-    case DType::I64: return unary_typed<int64_t>(op, s, x, out);
-    case DType::Bool:
-      if (op == UnaryOp::LogicalNot) return map1<bool, bool>(x, out, [](bool v) { return !v; });
-      break;
-    default: break;
-  }
-  unsupported("unary op", x.dtype());
+  const bool ran = ew::dispatch_unary(op, s, x.dtype(), [&](auto in, auto f) {
+    using T = decltype(in);
+    map1<T, decltype(f(T{}))>(x, out, f);
+  });
+  if (!ran) unsupported("unary op", x.dtype());
 }
 
 void cpu_binary(BinaryOp op, ScalarArgs s, const Tensor& a, const Tensor& b, Tensor& out) {
-  switch (a.dtype()) {
-    case DType::F32: return binary_typed<float>(op, s, a, b, out);
-    case DType::F64: return binary_typed<double>(op, s, a, b, out);
-    case DType::I64: return binary_typed<int64_t>(op, s, a, b, out);
-    case DType::U8: return binary_typed<uint8_t>(op, s, a, b, out);
-    case DType::Bool:
-      if (op == BinaryOp::Eq) return map2<bool, bool>(a, b, out, [](bool u, bool v) { return u == v; });
-      if (op == BinaryOp::Ne) return map2<bool, bool>(a, b, out, [](bool u, bool v) { return u != v; });
-      if (op == BinaryOp::Mul) return map2<bool, bool>(a, b, out, [](bool u, bool v) { return u && v; });
-      if (op == BinaryOp::Add) return map2<bool, bool>(a, b, out, [](bool u, bool v) { return u || v; });
-      break;
-    default: break;
-  }
-  unsupported("binary op", a.dtype());
+  const bool ran = ew::dispatch_binary(op, s, a.dtype(), [&](auto in, auto f) {
+    using T = decltype(in);
+    map2<T, decltype(f(T{}, T{}))>(a, b, out, f);
+  });
+  if (!ran) unsupported("binary op", a.dtype());
 }
 
 void cpu_where(const Tensor& cond, const Tensor& a, const Tensor& b, Tensor& out) {

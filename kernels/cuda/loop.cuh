@@ -23,17 +23,12 @@
 
 #include "engine/tensor/tensor.h"
 #include "kernels/cuda/runtime.h"
+#include "kernels/elementwise_ops.h"
 
 namespace dl::cuda {
 
-// An op's double scalar argument (ScalarArgs) as the kernel's T. Out-of-range values (the +-inf
-// of an unused Clamp bound) become 0 for integer T instead of undefined behaviour.
-template <class T>
-T scalar_as(double v) {
-  if constexpr (std::is_integral_v<T>)
-    if (!(v > -9.2e18 && v < 9.2e18)) return T(0);
-  return static_cast<T>(v);
-}
+// An op's double scalar argument (ScalarArgs) as the kernel's T (kernels/elementwise_ops.h).
+using ew::scalar_as;
 
 constexpr int kMaxDims = 10;
 constexpr int kThreads = 256;
