@@ -2,8 +2,10 @@
 // engine. bench/run_engine_bench.sh runs both and prints the ratios (README "Performance").
 //
 //   build/bench_engine [--threads N] [--device cpu|cuda] [--only WORKLOAD] [--iters N]
+//                      [--precision fp32|tf32|bf16|fp16]
 //   -> one JSON object on stdout. WORKLOAD: sgemm_1024, conv2d, batch_norm2d, mlp, lenet, lstm,
-//   cnn_bn, resnet20. --iters N: one warm-up and exactly N timed calls per workload (for
+//   cnn_bn, resnet20. On CUDA, training workloads also report <name>_peak_mib: the peak of the
+//   memory held by live tensors (bench/gpu_bench.sh compares it with PyTorch's). --iters N: one warm-up and exactly N timed calls per workload (for
 //   valgrind --tool=callgrind, whose instruction counts do not depend on the machine's load).
 #include <omp.h>
 
@@ -14,10 +16,13 @@
 #include <stdexcept>
 #include <string>
 
+#include "engine/amp/autocast.h"
+#include "engine/amp/grad_scaler.h"
 #include "engine/graph/model.h"
 #include "engine/nn/nn.h"
 #include "engine/ops.h"
 #include "engine/optim/optimizer.h"
+#include "engine/train/step.h"
 
 using namespace dl;
 
@@ -33,6 +38,11 @@ Device g_device = Device::cpu();
 void sync() {
   if (g_device.is_cuda()) allocator_for(DeviceType::CUDA).synchronize();
 }
+
+// --precision: training steps run through train::TrainStep with autocast (bf16/fp16) and, for
+// fp16, a GradScaler, as `dltool train` with train.precision does; tf32 allows TF32 GEMMs and
+// convolutions on CUDA (the CPU has no TF32).
+amp::Precision g_precision = amp::Precision::FP32;
 
 int g_iters = 0;  // --iters: exactly this many timed calls (callgrind runs), else by time
 
@@ -153,6 +163,19 @@ std::shared_ptr<nn::Module> resnet20(Generator& g) {
   return std::make_shared<GraphModel>(m, Shape{1, 28, 28}, g);
 }
 
+// Seconds per training step: forward + loss (under autocast when --precision asks), backward,
+// optimizer step and zero_grad(set_to_none), through the engine's step object.
+double time_steps(optim::Optimizer& opt, const std::function<Tensor()>& forward_loss) {
+  train::StepOptions so;
+  so.autocast = amp::autocast_dtype(g_precision);
+  train::TrainStep step(opt, so);
+  amp::GradScalerOptions scaling;
+  scaling.enabled = g_precision == amp::Precision::FP16;
+  amp::GradScaler scaler(scaling);
+  if (scaler.enabled()) step.set_grad_scaler(&scaler);
+  return timeit([&] { step.run(forward_loss); });
+}
+
 double train_step_time(const std::shared_ptr<nn::Module>& model, int64_t batch, Generator& g) {
   model->to(g_device);
   auto opt = optim::make_optimizer("SGD", model->named_parameters(), {{"lr", 0.01}, {"momentum", 0.9}});
@@ -160,12 +183,7 @@ double train_step_time(const std::shared_ptr<nn::Module>& model, int64_t batch, 
   std::vector<int64_t> yv(static_cast<size_t>(batch));
   for (auto& v : yv) v = static_cast<int64_t>(g.next_u64() % 10);
   Tensor y = from_vector(yv, {batch}).to(g_device);
-  return timeit([&] {
-    opt->zero_grad(true);
-    Tensor loss = cross_entropy(model->forward(x), y);
-    loss.backward();
-    opt->step();
-  });
+  return time_steps(*opt, [&] { return cross_entropy(model->forward(x), y); });
 }
 
 // The row LSTM of recipes/fashion_mnist/lstm.yaml: a 28x28 image read as 28 steps of 28
@@ -183,12 +201,7 @@ double lstm_step_time(int64_t batch, Generator& g) {
   std::vector<int64_t> yv(static_cast<size_t>(batch));
   for (auto& v : yv) v = static_cast<int64_t>(g.next_u64() % 10);
   Tensor y = from_vector(yv, {batch}).to(g_device);
-  return timeit([&] {
-    opt->zero_grad(true);
-    Tensor loss = cross_entropy(fc->forward(last_step(lstm->forward(x))), y);
-    loss.backward();
-    opt->step();
-  });
+  return time_steps(*opt, [&] { return cross_entropy(fc->forward(last_step(lstm->forward(x))), y); });
 }
 
 }  // namespace
@@ -201,15 +214,19 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--device") && i + 1 < argc) g_device = Device::parse(argv[++i]);
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else if (!std::strcmp(argv[i], "--iters") && i + 1 < argc) g_iters = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc) g_precision = amp::parse_precision(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: bench_engine [--threads N] [--device cpu|cuda:N] [--only WORKLOAD] [--iters N]\n");
+      std::fprintf(stderr, "usage: bench_engine [--threads N] [--device cpu|cuda:N] [--only WORKLOAD] [--iters N] "
+                   "[--precision fp32|tf32|bf16|fp16]\n");
       return 2;
     }
   }
   omp_set_num_threads(threads);
+  amp::set_allow_tf32(g_precision == amp::Precision::TF32);
   Generator g(0);
   // Each workload prints "<name>_<unit>" keys: a step time in ms and, for training steps, samples/s.
-  std::string json = "{\"device\": \"" + g_device.str() + "\", \"threads\": " + std::to_string(threads);
+  std::string json = "{\"device\": \"" + g_device.str() + "\", \"precision\": \"" +
+                     amp::precision_name(g_precision) + "\", \"threads\": " + std::to_string(threads);
   auto put = [&](const std::string& key, double v) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.3f", v);
@@ -217,9 +234,14 @@ int main(int argc, char** argv) {
   };
   auto step = [&](const std::string& name, int64_t batch, const std::function<double()>& seconds) {
     if (!only.empty() && only != name) return;
+    if (g_device.is_cuda()) allocator_for(DeviceType::CUDA).reset_peak();
     double s = seconds();
     put(name + "_step_ms", s * 1e3);
     put(name + "_samples_per_s", static_cast<double>(batch) / s);
+    // GPU memory held by live tensors at the peak (the caching allocator's cache not counted),
+    // as torch.cuda.max_memory_allocated.
+    if (g_device.is_cuda())
+      put(name + "_peak_mib", static_cast<double>(allocator_for(DeviceType::CUDA).stats().peak) / (1 << 20));
   };
   if (only.empty() || only == "sgemm_1024") {
     const int64_t n = 1024;

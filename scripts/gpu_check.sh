@@ -7,10 +7,12 @@
 #   3. runs the CUDA tests (ctest -L cuda) and then the CPU engine tests (ctest -L engine),
 #   4. writes logs and summary.txt under the output folder.
 #
-#   scripts/gpu_check.sh [--debs DIR] [--build DIR] [--out DIR] [--jobs N] [--cuda-tests-only]
+#   scripts/gpu_check.sh [--debs DIR] [--build DIR] [--out DIR] [--jobs N] [--cuda-tests-only] [--bench]
 #     --debs   folder of .deb files        (default build/gpu-debs)
 #     --build  CMake build folder          (default build/gpu)
 #     --out    logs + summary.txt          (default $OUT if set, else build/gpu-check-out)
+#     --bench  also build bench_engine and run bench/gpu_bench.sh (dltool vs PyTorch eager on
+#              this GPU, fp32 and bf16) into bench.txt
 #   Environment: CUDA_ARCH (default 90: H100/H200), DLTOOL_BUILD_TYPE (default Release).
 #
 # Typical use: here `scripts/fetch_gpu_debs.sh`, then on the device machine run
@@ -28,6 +30,7 @@ BUILD=build/gpu
 OUTDIR=${OUT:-build/gpu-check-out}
 JOBS=$(nproc 2>/dev/null || echo 4)
 ENGINE_TESTS=1
+BENCH=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --debs) DEBS=$2; shift 2 ;;
@@ -35,6 +38,7 @@ while [ $# -gt 0 ]; do
     --out) OUTDIR=$2; shift 2 ;;
     --jobs) JOBS=$2; shift 2 ;;
     --cuda-tests-only) ENGINE_TESTS=0; shift ;;
+    --bench) BENCH=1; shift ;;
     *) echo "gpu_check: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -146,6 +150,16 @@ if [ "$ENGINE_TESTS" = 1 ]; then
     >"$OUTDIR/ctest-engine.log" 2>&1 || status=1
   say "engine tests: $(grep -E 'tests passed|tests failed' "$OUTDIR/ctest-engine.log" | tail -1)"
   grep -E "\(Failed\)|\(SEGFAULT\)|\(Timeout\)" "$OUTDIR/ctest-engine.log" | sed 's/^/  /' | tee -a "$SUMMARY"
+fi
+
+# ---- 4. benchmark (not a test: its numbers go to the README) ----------------------------------
+if [ "$BENCH" = 1 ] && [ "$HAVE_GPU" = 1 ]; then
+  if cmake --build "$BUILD" -j "$JOBS" --target bench_engine >>"$OUTDIR/build.log" 2>&1; then
+    bench/gpu_bench.sh "$BUILD" >"$OUTDIR/bench.txt" 2>&1 || say "FAILED: gpu_bench.sh (see bench.txt)"
+    sed -n '1,8p' "$OUTDIR/bench.txt" | sed 's/^/  /' | tee -a "$SUMMARY"
+  else
+    say "FAILED: building bench_engine (see build.log)"
+  fi
 fi
 
 say "total $(( $(date +%s) - start )) s; result: $([ $status = 0 ] && echo PASS || echo FAIL)"
