@@ -214,7 +214,14 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--device") && i + 1 < argc) g_device = Device::parse(argv[++i]);
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     else if (!std::strcmp(argv[i], "--iters") && i + 1 < argc) g_iters = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc) g_precision = amp::parse_precision(argv[++i]);
+    else if (!std::strcmp(argv[i], "--precision") && i + 1 < argc) {
+      try {
+        g_precision = amp::parse_precision(argv[++i]);
+      } catch (const std::invalid_argument& e) {
+        std::fprintf(stderr, "bench_engine: --precision: %s\n", e.what());
+        return 2;
+      }
+    }
     else {
       std::fprintf(stderr, "usage: bench_engine [--threads N] [--device cpu|cuda:N] [--only WORKLOAD] [--iters N] "
                    "[--precision fp32|tf32|bf16|fp16]\n");
