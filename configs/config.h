@@ -78,6 +78,9 @@ struct LoaderSpec {  // torch.utils.data.DataLoader
   // global_batch_size > 0 sets the batch over all ranks instead (per rank = global / ranks,
   // whatever the world size: Caffe's and Darknet's convention). 0 = unset.
   int64_t global_batch_size = 0;
+  // Batches in page-locked memory, so their copy to the GPU is asynchronous (PyTorch's
+  // pin_memory): "auto" (on when train.device is cuda) | "true" | "false".
+  std::string pin_memory = "auto";
   bool operator==(const LoaderSpec&) const = default;
 };
 

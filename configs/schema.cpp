@@ -95,6 +95,10 @@ const std::vector<Field<LoaderSpec>>& loader_fields() {
             A::integer("global_batch_size", 0).at_least(0)
                 .describe("data-parallel: the batch over all ranks (per rank = global / ranks); 0 = batch_size "
                           "is per rank")),
+      field(&LoaderSpec::pin_memory,
+            A::choice("pin_memory", {"auto", "true", "false"}, "auto")
+                .describe("batches in pinned (page-locked) memory, copied to the GPU asynchronously; auto = on "
+                          "when train.device is cuda")),
   };
   return t;
 }

@@ -131,8 +131,26 @@ int64_t threads_per_rank(int64_t threads, const dist::DistEnv& env) {
   return std::max(1, omp_get_num_procs() / std::max(1, env.local_world_size));
 }
 
+namespace {
+// data.loader.pin_memory: "true" on a cpu device is a config error; auto = on for cuda. Only
+// where a GPU is usable (commands such as export read a cuda config's data on a cpu machine).
+bool pin_batches(const Config& cfg) {
+  const std::string& pin = cfg.data.loader.pin_memory;
+  const bool cuda = Device::parse(cfg.train.device).is_cuda();
+  if (pin == "true" && !cuda)
+    throw config_error(cfg, "data.loader.pin_memory",
+                       "pinned memory only speeds up copies to a GPU, and train.device is '" + cfg.train.device + "'",
+                       "set data.loader.pin_memory: auto (or false), or train.device: cuda");
+  return pin != "false" && cuda && cuda_available();
+}
+}  // namespace
+
 data::LoaderOptions loader_options(const Config& cfg, bool training) {
   data::LoaderOptions o;
+  if (pin_batches(cfg))  // on the worker thread: the training loop's .to(cuda) is then asynchronous
+    o.batch_hook = [](data::Batch& b) {
+      for (auto& [name, t] : b.tensors.items()) t = t.pin_memory();
+    };
   const LoaderSpec& l = cfg.data.loader;
   o.batch_size = training ? l.batch_size : std::max<int64_t>(l.batch_size, 500);
   o.shuffle = training && l.shuffle;
@@ -159,9 +177,12 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
   rank_ = group_->rank();
   world_ = group_->world_size();
   set_num_threads(threads_per_rank(cfg_.train.threads, opt_.dist_env));
-  device_ = Device::parse(cfg_.train.device);
   // One GPU per process: `cuda` (no index) on a data-parallel rank is the rank's local GPU.
-  if (device_.is_cuda() && world_ > 1 && cfg_.train.device == "cuda") device_ = Device::cuda(opt_.dist_env.local_rank);
+  try {
+    device_ = resolve_device(cfg_.train.device, world_ > 1 ? opt_.dist_env.local_rank : 0, cuda_device_count());
+  } catch (const std::invalid_argument& e) {
+    throw config_error(cfg_, "train.device", e.what());
+  }
   if (device_.is_cuda() && !cuda_available())
     throw std::runtime_error("train.device is '" + cfg_.train.device +
                              "' but no CUDA device is available (set train.device=cpu)");
