@@ -88,12 +88,17 @@ std::function<int()> setup_bench(CLI::App& sub) {
     };
 
     model->train();
+    // Peak memory of the training step: bytes held by live tensors on the device (the CUDA
+    // caching allocator's cache not counted), as torch.cuda.max_memory_allocated.
+    Allocator& mem = allocator_for(device.type);
+    mem.reset_peak();
     double step_s = time_it([&] {
       Tensor loss = loss_fn(model->forward_nodes(x, train::loss_nodes(cfg.loss)), y);
       opt->zero_grad();
       loss.backward();
       opt->step();
     });
+    const double peak_mib = static_cast<double>(mem.stats().peak) / (1024.0 * 1024.0);
     double eval_s;
     {
       NoGradGuard ng;
@@ -146,7 +151,8 @@ std::function<int()> setup_bench(CLI::App& sub) {
       json::Object o;
       o.add("config", cfg.source_path).add("device", device.str()).add("threads", omp_get_max_threads())
           .add("batch_size", B).add("steps", a->steps).add("train_step_ms", step_s * 1e3)
-          .add("train_samples_per_s", train_sps).add("eval_samples_per_s", eval_sps).add("nodes", arr);
+          .add("train_samples_per_s", train_sps).add("eval_samples_per_s", eval_sps)
+          .add("train_peak_memory_mib", peak_mib).add("nodes", arr);
       std::cout << o.str() << "\n";
       return kExitOk;
     }
@@ -166,7 +172,9 @@ std::function<int()> setup_bench(CLI::App& sub) {
     std::cout << std::setprecision(2) << "\ntraining step (forward, loss, backward, " << cfg.optimizer.type
               << "): " << step_s * 1e3 << " ms = " << std::setprecision(0) << train_sps << " samples/s\n"
               << "inference (eval mode, no grad): " << std::setprecision(2) << eval_s * 1e3 << " ms = "
-              << std::setprecision(0) << eval_sps << " samples/s\n";
+              << std::setprecision(0) << eval_sps << " samples/s\n"
+              << "peak memory of the training step on " << device.str() << ": " << std::setprecision(1) << peak_mib
+              << " MiB (live tensors)\n";
     return kExitOk;
   };
 }

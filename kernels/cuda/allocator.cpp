@@ -142,6 +142,23 @@ class CudaCachingAllocator final : public Allocator {
     for (int dev = 0; dev < cuda_device_count(); ++dev) release_cached(dev);
   }
 
+  // The Allocator interface's statistics (bench_engine, dltool bench): every device of the
+  // backend together, as bytes held by live tensors (size classes). Per device: stats(dev).
+  MemoryStats stats() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    MemoryStats m;
+    for (const DeviceCache& c : caches_) {
+      m.in_use += c.stats.allocated_bytes;
+      m.peak += c.stats.peak_allocated_bytes;
+    }
+    return m;
+  }
+
+  void reset_peak() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (DeviceCache& c : caches_) c.stats.peak_allocated_bytes = c.stats.allocated_bytes;
+  }
+
   AllocatorStats stats(int dev) {
     std::lock_guard<std::mutex> lock(mu_);
     DeviceCache& c = cache(dev);
@@ -222,7 +239,7 @@ class CudaCachingAllocator final : public Allocator {
     for (void* p : blocks) DL_CUDA_CHECK(cudaFree(p));
   }
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::vector<DeviceCache> caches_;
   std::unordered_map<void*, LiveBlock> live_;
 };

@@ -234,6 +234,16 @@ TEST_CASE("cli: bench prints per-node timings and JSON", "[cli]") {
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("\"train_samples_per_s\"") && Catch::Contains("\"eval_samples_per_s\"") &&
                         Catch::Contains("\"nodes\":[") && Catch::Contains("\"name\":\"conv1\""));
+  // Peak memory of the training step: LeNet at batch 64 holds activations, gradients and
+  // momentum buffers (a few MiB), far from 0 and from the machine's size.
+  const std::string key = "\"train_peak_memory_mib\":";
+  const size_t at = r.out.find(key);
+  REQUIRE(at != std::string::npos);
+  const double peak = std::stod(r.out.substr(at + key.size()));
+  CHECK(peak > 0.5);
+  CHECK(peak < 256.0);
+  Run text = dltool({"bench", recipe("lenet.yaml"), "--steps", "1", "--warmup", "1"});
+  CHECK_THAT(text.out, Catch::Contains("peak memory of the training step on cpu: "));
 }
 
 TEST_CASE("cli: eval inspect and resume on a trained run", "[cli]") {
