@@ -210,7 +210,10 @@ std::string to_yaml(const Config& c) {
   emit_optimizer(out, c.optimizer);
   out << YAML::Key << "scheduler" << YAML::Value;
   emit_scheduler(out, c.scheduler, &c.scheduler.interval);
-  emit_section(out, "train", train_fields(), c.train);
+  out << YAML::Key << "train" << YAML::Value << YAML::BeginMap;
+  emit_fields(out, train_fields(), c.train);
+  emit_section(out, "grad_scaler", grad_scaler_fields(), c.train);
+  out << YAML::EndMap;
   out << YAML::Key << "metrics" << YAML::Value << YAML::BeginSeq;
   for (const auto& m : c.metrics) {
     out << YAML::Flow << YAML::BeginMap << YAML::Key << "type" << YAML::Value << m.type;

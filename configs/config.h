@@ -173,6 +173,16 @@ struct TrainSpec {
   double clip_grad_value = 0;    // clamp gradient elements to [-v, v] (0 = off)
   double ema_decay = 0;          // exponential moving average of the weights (0 = off)
   int64_t histogram_every = 0;   // TensorBoard weight + gradient histograms every N steps (0 = off)
+  // Mixed precision (engine/amp): "fp32" | "tf32" | "bf16" | "fp16".
+  std::string precision = "fp32";
+  // train.grad_scaler: dynamic loss scaling (engine/amp/grad_scaler.h; torch's GradScaler
+  // defaults). Flat members of the nested YAML section (a nested struct with a string tripped
+  // GCC 12's -Wmaybe-uninitialized in aggregate initialisations).
+  std::string scaler_enabled = "auto";  // "auto" (on for precision fp16 only) | "true" | "false"
+  double scaler_init_scale = 65536;
+  double scaler_growth_factor = 2;
+  double scaler_backoff_factor = 0.5;
+  int64_t scaler_growth_interval = 2000;
   // Data-parallel training (several processes under mpirun / srun; engine/dist).
   std::string dist_backend = "auto";  // "auto" | "mpi" | "nccl"
   double dist_timeout = 300;          // seconds a collective may wait for the other ranks

@@ -196,6 +196,7 @@ const std::vector<AttrTypeEntry>& optimizer_types();
 const std::vector<AttrTypeEntry>& scheduler_types();
 AttrSchema interval_attr();
 const std::vector<Field<TrainSpec>>& train_fields();
+const std::vector<Field<TrainSpec>>& grad_scaler_fields();  // train.grad_scaler's keys
 const std::vector<TypeEntry<MetricSpec>>& metric_types();
 const std::vector<Field<CheckpointSpec>>& checkpoint_fields();
 const std::vector<Field<BestCheckpointSpec>>& best_fields();

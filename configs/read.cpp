@@ -895,7 +895,10 @@ Config read_config(Ctx& ctx, const YNode& root, const std::string& default_name)
 
   read_loss(ctx, r.get("loss"), root.loc, c.loss);
   read_optimizer(ctx, r.get("optimizer"), root.loc, c.optimizer);
-  read_fields(ctx, r.get("train"), "train", train_fields(), c.train);
+  const YNode* tr = r.get("train");
+  read_fields(ctx, tr, "train", train_fields(), c.train, {"grad_scaler"});
+  read_fields(ctx, tr && tr->is_map() ? tr->get("grad_scaler") : nullptr, "train.grad_scaler", grad_scaler_fields(),
+              c.train);
   read_metrics(ctx, r.get("metrics"), c.metrics);
 
   read_scheduler(ctx, r.get("scheduler"), "scheduler", root.loc, c.scheduler, &c.scheduler.interval, c, 0);

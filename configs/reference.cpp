@@ -155,6 +155,7 @@ std::string config_reference_markdown() {
             "with `type:`), e.g. a linear warm-up then cosine annealing.",
         scheduler_types(), plain_attrs);
   section(md, "train", "", train_fields());
+  section(md, "train.grad_scaler", "", grad_scaler_fields());
   typed(md, "metrics",
         "A list of metrics computed on every evaluated split, beside `loss`. Default: `[]`. "
         "Metrics are referred to as `split/name` (`val/accuracy`, `test/top5`, `val/loss`) "

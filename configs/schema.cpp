@@ -188,6 +188,9 @@ const std::vector<Field<TrainSpec>>& train_fields() {
       field(&T::histogram_every, A::integer("histogram_every", 0).at_least(0)
                                      .describe("TensorBoard histograms of every weight and gradient every N "
                                                "steps (0 = off)")),
+      field(&T::precision, A::choice("precision", {"fp32", "tf32", "bf16", "fp16"}, "fp32")
+                               .describe("mixed precision: bf16/fp16 autocast (matmul/conv low, losses/softmax/"
+                                         "norms f32, f32 master weights); tf32 = TF32 GEMMs on CUDA, fp32 on CPU")),
       field(&T::dist_backend, A::choice("dist_backend", {"auto", "mpi", "nccl"}, "auto")
                                   .describe("data-parallel collectives: mpi (CPU), nccl (CUDA), auto = by device")),
       field(&T::dist_timeout, A::floating("dist_timeout", 300.0).above(0)
@@ -196,6 +199,23 @@ const std::vector<Field<TrainSpec>>& train_fields() {
                                    .describe("data-parallel gradient allreduce bucket size in MiB")),
       field(&T::sync_batch_norm, A::boolean("sync_batch_norm", false)
                                      .describe("data-parallel: batch norm statistics over every rank's batch")),
+  };
+  return t;
+}
+
+const std::vector<Field<TrainSpec>>& grad_scaler_fields() {
+  using G = TrainSpec;
+  static const std::vector<Field<G>> t = {
+      field(&G::scaler_enabled, A::choice("enabled", {"auto", "true", "false"}, "auto")
+                             .describe("dynamic loss scaling; auto = on for precision fp16 only")),
+      field(&G::scaler_init_scale, A::floating("init_scale", 65536.0).above(0).below(3.4e38)
+                                .describe("initial loss scale")),
+      field(&G::scaler_growth_factor, A::floating("growth_factor", 2.0).above(1)
+                                   .describe("scale multiplier after growth_interval steps without inf/NaN")),
+      field(&G::scaler_backoff_factor, A::floating("backoff_factor", 0.5).above(0).below(1)
+                                    .describe("scale multiplier after a step with inf/NaN gradients (skipped)")),
+      field(&G::scaler_growth_interval, A::integer("growth_interval", 2000).range(1, 2147483647)
+                                     .describe("consecutive finite steps before the scale grows")),
   };
   return t;
 }

@@ -32,6 +32,8 @@ std::map<std::string, AttrScalar> position_to_attrs(const TrainerPosition& p) {
   if (p.best_value) a["best_value"] = *p.best_value;
   a["finished"] = static_cast<int64_t>(p.finished);
   if (p.ema_updates) a["ema_updates"] = *p.ema_updates;
+  if (p.grad_scale) a["grad_scaler.scale"] = *p.grad_scale;
+  if (p.grad_scaler_growth_tracker) a["grad_scaler.growth_tracker"] = *p.grad_scaler_growth_tracker;
   if (p.world_size > 1) {
     a["world_size"] = p.world_size;
     for (size_t i = 0; i < p.other_ranks.size(); ++i) {

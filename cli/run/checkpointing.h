@@ -30,6 +30,10 @@ struct TrainerPosition {
   std::optional<double> best_value;
   bool finished = false;        // the run reached its end
   std::optional<int64_t> ema_updates;  // updates of the weights' EMA (/ema), when the run keeps one
+  // Loss scaling (train.grad_scaler, fp16): attributes grad_scaler.scale (f32 value as a double)
+  // and grad_scaler.growth_tracker, when the run scales its loss.
+  std::optional<double> grad_scale;
+  std::optional<int64_t> grad_scaler_growth_tracker;
   // Data-parallel runs: the number of ranks (attribute world_size, absent = 1) and the loader
   // position of every rank but rank 0 (attributes rank<r>.batch_in_epoch, rank<r>.loader_seed;
   // rank 0's are the plain ones). Their RNG streams are /rng/rank<r>.<device>.

@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "cli/run/trainer.h"
+#include "engine/amp/autocast.h"
 #include "engine/autograd/autograd.h"
 #include "engine/ops.h"
 #include "cli/run/checkpointing.h"
@@ -240,7 +241,13 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
     Tensor x = b->input().to(o.device);
     const LossLabels loss_y = loss_labels(*b, o.target_is_input).to(o.device);
     const Tensor& y = loss_y.labels;
-    const std::vector<Tensor> outs = model.forward_nodes(x, loss_nodes);
+    std::vector<Tensor> outs;
+    {
+      amp::AutocastGuard ac(o.autocast);
+      outs = model.forward_nodes(x, loss_nodes);
+    }
+    for (Tensor& t : outs)  // metrics and the loss read f32 outputs (the loss would cast them anyway)
+      if (t.dtype() == DType::F16 || t.dtype() == DType::BF16) t = t.to(DType::F32);
     const Tensor& logits = outs.front();
     const int64_t n = b->size();
     loss_sum += loss_fn(outs, loss_y).item() * (o.loss_is_sum ? 1.0 : static_cast<double>(n));

@@ -71,6 +71,7 @@ struct EvalOptions {
   // and sequence_accuracy decodes with this blank label.
   std::optional<int64_t> ctc_blank;
   Device device;                 // where the model runs
+  std::optional<DType> autocast = std::nullopt;  // train.precision bf16/fp16: the forward runs under autocast (engine/amp)
   data::LoaderOptions loader;    // batches of the split (no shuffling)
   // Data-parallel: every rank evaluates samples rank, rank + world, ... (no padding, so nothing is
   // counted twice) and the sums behind every metric are added over the ranks: each rank returns

@@ -165,11 +165,13 @@ TrainerPosition check_trainer(const Checker& ck, const std::map<std::string, Att
   TrainerPosition sample;
   sample.best_value = 0.0;
   sample.ema_updates = 0;
+  sample.grad_scale = 1.0;
+  sample.grad_scaler_growth_tracker = 0;
   // A data-parallel run's attributes (world_size, rank<r>.*) are checked by check_ranks.
   std::map<std::string, AttrScalar> plain;
   for (const auto& [k, v] : a)
     if (k != "world_size" && k.rfind("rank", 0) != 0) plain.emplace(k, v);
-  ck.same_keys(g, keys_of(plain), keys_of(position_to_attrs(sample)), {"best_metric", "best_value", "ema_updates"});
+  ck.same_keys(g, keys_of(plain), keys_of(position_to_attrs(sample)), {"best_metric", "best_value", "ema_updates", "grad_scaler.scale", "grad_scaler.growth_tracker"});
   auto at = [&](const char* k) -> const AttrScalar& { return a.at(k); };
   auto where = [&](const char* k) { return attr_where(k, g); };
   TrainerPosition p;
@@ -211,6 +213,17 @@ TrainerPosition check_trainer(const Checker& ck, const std::map<std::string, Att
   if (auto it = a.find("best_value"); it != a.end()) p.best_value = ck.number(where("best_value"), it->second, true);
   if (auto it = a.find("ema_updates"); it != a.end())
     p.ema_updates = ck.integer(where("ema_updates"), it->second, 0, p.global_step);
+  // The loss scaler's state: both or neither; the value ranges GradScaler::load_state accepts.
+  const bool has_scale = a.count("grad_scaler.scale") != 0, has_tracker = a.count("grad_scaler.growth_tracker") != 0;
+  if (has_scale != has_tracker)
+    ck.fail(where(has_scale ? "grad_scaler.growth_tracker" : "grad_scaler.scale"),
+            "is missing (grad_scaler.scale and grad_scaler.growth_tracker are stored together)");
+  if (has_scale) {
+    p.grad_scale = ck.number(where("grad_scaler.scale"), at("grad_scaler.scale"), /*allow_inf=*/false);
+    if (!(*p.grad_scale > 0)) ck.fail(where("grad_scaler.scale"), "must be > 0, got " + std::to_string(*p.grad_scale));
+    p.grad_scaler_growth_tracker = ck.integer(where("grad_scaler.growth_tracker"), at("grad_scaler.growth_tracker"), 0,
+                                              std::max<int64_t>(t.cfg.train.scaler_growth_interval - 1, 0));
+  }
   check_ranks(ck, a, p);
   return p;
 }

@@ -208,11 +208,25 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
   train_loader_ = std::make_unique<data::DataLoader>(splits_.train, std::move(lo));
   check_epochs_have_batches(cfg_, splits_, train_loader_->batches_per_epoch());
   const TrainSpec& ts = cfg_.train;
+  precision_ = amp::parse_precision(ts.precision);  // the schema allows only valid names
+  amp::set_allow_tf32(precision_ == amp::Precision::TF32);
   try {
     step_fn_ = std::make_unique<TrainStep>(
-        *optimizer_, StepOptions{ts.accumulate_steps, ts.clip_grad_norm, ts.clip_norm_type, ts.clip_grad_value});
+        *optimizer_, StepOptions{ts.accumulate_steps, ts.clip_grad_norm, ts.clip_norm_type, ts.clip_grad_value,
+                                 amp::autocast_dtype(precision_)});
   } catch (const std::invalid_argument& e) {
     throw config_error(cfg_, "train", e.what());
+  }
+  const bool scale =
+      ts.scaler_enabled == "true" || (ts.scaler_enabled == "auto" && precision_ == amp::Precision::FP16);
+  if (scale) {
+    try {
+      scaler_ = std::make_unique<amp::GradScaler>(amp::GradScalerOptions{
+          ts.scaler_init_scale, ts.scaler_growth_factor, ts.scaler_backoff_factor, ts.scaler_growth_interval, true});
+      step_fn_->set_grad_scaler(scaler_.get());
+    } catch (const std::invalid_argument& e) {
+      throw config_error(cfg_, "train.grad_scaler", e.what());
+    }
   }
   if (world_ > 1)  // first: the later before_update hooks see the averaged gradients
     ddp_ = attach_ddp(group_, *model_, *step_fn_, cfg_.train.bucket_cap_mb);
@@ -299,6 +313,14 @@ void Trainer::restore(const Checkpoint& c, const std::string& path) {
                                     "/trainer ema_updates) to continue the average from");
       ema_->load_state_dict(c.ema, *checked.position.ema_updates);
     }
+    if (scaler_) {
+      // A checkpoint of a run without loss scaling starts the scale afresh (init_scale).
+      if (checked.position.grad_scale)
+        scaler_->load_state(static_cast<float>(*checked.position.grad_scale), *checked.position.grad_scaler_growth_tracker);
+      else if (main_rank())
+        std::cerr << "warning: " << path << " holds no loss-scaler state (/trainer grad_scaler.*): the scale starts at "
+                  << scaler_->scale() << "\n";
+    }
     if (scheduler_) scheduler_->load_state_dict(*c.scheduler);
     // Each rank continues its own stream; ranks a smaller run did not have continue rank 0's.
     restore_rng(rank_rng(c.rng, rank_ < saved_world ? rank_ : 0));
@@ -350,6 +372,10 @@ Checkpoint Trainer::make_checkpoint(bool finished) {
   p.window_samples = window_samples_;
   p.finished = finished;
   if (ema_) p.ema_updates = ema_->num_updates();
+  if (scaler_) {
+    p.grad_scale = scaler_->scale();
+    p.grad_scaler_growth_tracker = scaler_->growth_tracker();
+  }
   c.rng = capture_rng();
   if (world_ > 1) {
     // Every rank's loader position and RNG streams (rank 0's are the plain ones above).
@@ -425,6 +451,7 @@ EvalResult Trainer::evaluate(const std::string& split) {
   EvalOptions eo = eval_options(cfg_, split, ds->info().num_classes);
   eo.group = group_.get();  // sharded over the ranks, reduced
   eo.device = device_;      // a data-parallel rank's own GPU
+  eo.autocast = amp::autocast_dtype(precision_);
   if (!ema_ || ema_->num_updates() == 0) return train::evaluate(*model_, loss_fn_, loss_nodes_, ds, eo);
   // The averaged weights are what a run with train.ema_decay evaluates (and what best.h5 ranks).
   ema_->apply_to(*model_);
@@ -483,6 +510,10 @@ RunResult Trainer::run() {
         << splits_.train->size() << " training samples, " << per_epoch << " steps/epoch";
   if (ts.accumulate_steps > 1) hello << " (" << ts.accumulate_steps << " batches each)";
   hello << ", " << omp_get_max_threads() << " thread(s)" << (world_ > 1 ? " per rank" : "") << ", " << device_.str();
+  hello << ", precision " << amp::precision_name(precision_);
+  if (precision_ == amp::Precision::TF32 && !device_.is_cuda()) hello << " (= fp32 on the CPU)";
+  if (auto low = amp::autocast_dtype(precision_)) hello << " (autocast " << dtype_name(*low) << ", f32 weights)";
+  if (scaler_) hello << ", loss scale " << scaler_->scale();
   if (!run_dir_.empty()) hello << ", run dir " << run_dir_;
   progress_->message(hello.str());
 
@@ -602,6 +633,11 @@ RunResult Trainer::run() {
       bool updated = r.updated;
       last_grad_norm_ = r.grad_norm;
       if (!updated && last_batch) updated = step_fn_->flush(&last_grad_norm_);  // a short window ends the epoch
+      if (updated && step_fn_->last_update_skipped()) {  // fp16 loss scaling: the scheduler still steps (PyTorch)
+        std::ostringstream os;
+        os << "step " << step_ + 1 << ": inf/NaN gradients, optimizer step skipped; loss scale now " << scaler_->scale();
+        progress_->message(os.str());
+      }
       if (updated && !after_step()) return result;
     }
     const bool epoch_complete = train_loader_->state().batch_in_epoch >= batches;

@@ -19,6 +19,8 @@
 #include "cli/run/checkpointing.h"
 #include "cli/run/evaluate.h"
 #include "cli/run/setup.h"
+#include "engine/amp/autocast.h"
+#include "engine/amp/grad_scaler.h"
 #include "engine/dist/process_group.h"
 #include "engine/optim/ema.h"
 #include "engine/train/step.h"
@@ -132,6 +134,8 @@ class Trainer {
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::unique_ptr<sched::LRScheduler> scheduler_;
   std::unique_ptr<TrainStep> step_fn_;  // forward, loss, backward, accumulate, clip, update
+  amp::Precision precision_ = amp::Precision::FP32;  // train.precision
+  std::unique_ptr<amp::GradScaler> scaler_;  // loss scaling (fp16 by default), held by step_fn_
   std::shared_ptr<dist::Reducer> ddp_;  // data-parallel gradient reducer attached to step_fn_
   std::unique_ptr<optim::ExponentialMovingAverage> ema_;  // train.ema_decay > 0: evaluated weights
   std::unique_ptr<data::DataLoader> train_loader_;

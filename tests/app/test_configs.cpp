@@ -219,7 +219,7 @@ TEST_CASE("configs: unknown keys and names get a location and a did-you-mean hin
   check_inline_error("data2: {}\n", "data2", "inline.yaml:4:1", "unknown key",
                      "did you mean 'data'?");
   check_inline_error("train: {bogus_key: 1}\n", "train.bogus_key", "inline.yaml:4:9", "unknown key",
-                     "valid keys: epochs, max_steps");
+                     "valid keys: grad_scaler, epochs, max_steps");
 
   auto layer_errors = errors_of([] {
     load(
