@@ -3,6 +3,7 @@
 // kernels/elementwise_ops.h's, shared with the CPU backend. f32/f64 get every op; i64/u8 the
 // integer ones; bool Eq/Ne/Mul(and)/Add(or).
 #include "kernels/cuda/loop.cuh"
+#include "kernels/f32_compute.h"
 #include "kernels/elementwise.h"
 #include "kernels/elementwise_ops.h"
 
@@ -21,6 +22,6 @@ void cuda_binary(BinaryOp op, ScalarArgs s, const Tensor& a, const Tensor& b, Te
 
 }  // namespace
 
-DL_REGISTER_KERNEL(binary_stub, CUDA, cuda_binary);
+DL_REGISTER_KERNEL(binary_stub, CUDA, f32_compute<cuda_binary>);
 
 }  // namespace dl::cuda

@@ -10,6 +10,7 @@
 #include <type_traits>
 
 #include "kernels/cuda/loop.cuh"
+#include "kernels/f32_compute.h"
 #include "kernels/elementwise.h"
 
 namespace dl::cuda {
@@ -228,8 +229,8 @@ bool cuda_all_finite(const Tensor& x) {
 }  // namespace
 
 DL_REGISTER_KERNEL(copy_stub, CUDA, cuda_copy);
-DL_REGISTER_KERNEL(fill_stub, CUDA, cuda_fill);
-DL_REGISTER_KERNEL(where_stub, CUDA, cuda_where);
-DL_REGISTER_KERNEL(all_finite_stub, CUDA, cuda_all_finite);
+DL_REGISTER_KERNEL(fill_stub, CUDA, f32_compute<cuda_fill>);
+DL_REGISTER_KERNEL(where_stub, CUDA, f32_compute<cuda_where>);
+DL_REGISTER_KERNEL(all_finite_stub, CUDA, f32_compute<cuda_all_finite>);
 
 }  // namespace dl::cuda

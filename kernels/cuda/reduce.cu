@@ -13,6 +13,7 @@
 #include <type_traits>
 
 #include "kernels/cuda/loop.cuh"
+#include "kernels/f32_compute.h"
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/reduce.h"
 
@@ -334,8 +335,8 @@ void cuda_var(const Tensor& x, int64_t outer, int64_t reduce, int64_t inner, int
 
 }  // namespace
 
-DL_REGISTER_KERNEL(sum_stub, CUDA, cuda_sum);
-DL_REGISTER_KERNEL(arg_reduce_stub, CUDA, cuda_arg_reduce);
-DL_REGISTER_KERNEL(var_stub, CUDA, cuda_var);
+DL_REGISTER_KERNEL(sum_stub, CUDA, f32_compute<cuda_sum>);
+DL_REGISTER_KERNEL(arg_reduce_stub, CUDA, f32_compute<cuda_arg_reduce>);
+DL_REGISTER_KERNEL(var_stub, CUDA, f32_compute<cuda_var>);
 
 }  // namespace dl::cuda

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "kernels/cuda/loop.cuh"
+#include "kernels/f32_compute.h"
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/reduce.h"
 
@@ -156,7 +157,7 @@ void cuda_softmax_backward(const Tensor& grad, const Tensor& y, int64_t outer, i
 
 }  // namespace
 
-DL_REGISTER_KERNEL(softmax_stub, CUDA, cuda_softmax);
-DL_REGISTER_KERNEL(softmax_backward_stub, CUDA, cuda_softmax_backward);
+DL_REGISTER_KERNEL(softmax_stub, CUDA, f32_compute<cuda_softmax>);
+DL_REGISTER_KERNEL(softmax_backward_stub, CUDA, f32_compute<cuda_softmax_backward>);
 
 }  // namespace dl::cuda

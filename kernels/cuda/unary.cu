@@ -3,6 +3,7 @@
 // (the CUDA math library is not correctly rounded, and nvcc may fuse a*b+c). f32/f64 get every
 // op; i64 the integer ones; bool LogicalNot.
 #include "kernels/cuda/loop.cuh"
+#include "kernels/f32_compute.h"
 #include "kernels/elementwise.h"
 #include "kernels/elementwise_ops.h"
 
@@ -21,6 +22,6 @@ void cuda_unary(UnaryOp op, ScalarArgs s, const Tensor& x, Tensor& out) {
 
 }  // namespace
 
-DL_REGISTER_KERNEL(unary_stub, CUDA, cuda_unary);
+DL_REGISTER_KERNEL(unary_stub, CUDA, f32_compute<cuda_unary>);
 
 }  // namespace dl::cuda
