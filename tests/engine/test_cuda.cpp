@@ -24,11 +24,6 @@
 
 using namespace dl;
 
-#define REQUIRE_CUDA_DEVICE()                    \
-  do {                                           \
-    if (!::dl::test::have_cuda()) std::exit(4); \
-  } while (0)
-
 namespace {
 
 const Device kCuda = Device::cuda(0);

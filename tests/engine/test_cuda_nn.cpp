@@ -60,7 +60,7 @@ double sgd_step(Net& n, const Tensor& x, const Tensor& target) {
 }  // namespace
 
 TEST_CASE("cuda: a conv + batch norm + pool net trains 3 SGD steps like the CPU", "[cuda]") {
-  if (!dl::test::have_cuda()) std::exit(4);
+  REQUIRE_CUDA_DEVICE();
   Generator g(78);
   const Tensor x = randn({8, 1, 12, 12}, g), target = randn({8, 3}, g);
   const Net start = initial_net();

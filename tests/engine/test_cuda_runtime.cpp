@@ -19,11 +19,6 @@
 
 using namespace dl;
 
-#define REQUIRE_CUDA_DEVICE()                    \
-  do {                                           \
-    if (!::dl::test::have_cuda()) std::exit(4); \
-  } while (0)
-
 namespace {
 
 bool two_gpus() {

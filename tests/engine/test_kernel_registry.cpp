@@ -110,7 +110,7 @@ TEST_CASE("kernel registry: every kernel case runs on the CPU with finite result
 }
 
 TEST_CASE("cuda: every CUDA kernel matches the CPU kernel (kernel registry walk)", "[cuda]") {
-  if (!dl::test::have_cuda()) std::exit(4);
+  REQUIRE_CUDA_DEVICE();
   const Device cuda = Device::cuda(0);
   size_t ran = 0;
   for (const KernelCase& c : kernel_cases()) {

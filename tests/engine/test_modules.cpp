@@ -558,7 +558,7 @@ TEST_CASE("pooling modules forward the configured arguments", "[modules]") {
 }
 
 TEST_CASE("cuda: modules move to the GPU in place and match the CPU", "[cuda][modules]") {
-  if (!test::have_cuda()) std::exit(4);
+  REQUIRE_CUDA_DEVICE();
   Generator gen(8);
   auto net = nn::sequential({
       std::make_shared<nn::Linear>(5, 4, true, gen), std::make_shared<nn::ReLU>(),

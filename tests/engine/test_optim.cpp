@@ -475,7 +475,7 @@ TEST_CASE("fused optimizer kernels on large tensors (multi-threaded chunks)", "[
 }
 
 TEST_CASE("cuda: optimizer steps on GPU parameters match the CPU", "[cuda][optim]") {
-  if (!test::have_cuda()) std::exit(4);
+  REQUIRE_CUDA_DEVICE();
   for (const auto* c : trajectory_cases()) {
     if (c->name != "sgd_nesterov_wd/step" && c->name != "adam_amsgrad/cosine" && c->name != "adamw/none") continue;
     INFO("case " << c->name);

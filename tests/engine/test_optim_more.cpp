@@ -367,7 +367,7 @@ TEST_CASE("SparseAdam updates only the rows whose gradient is not all zero", "[o
 }
 
 TEST_CASE("cuda: more optimizers on GPU parameters follow the PyTorch trajectories", "[cuda][optim]") {
-  if (!test::have_cuda()) std::exit(4);
+  REQUIRE_CUDA_DEVICE();
   for (const auto* c : cases()) {
     INFO("case " << c->name);
     Trajectory tr = run(*c, TensorOptions(DType::F64, Device::cuda(0)));

@@ -7,6 +7,7 @@
 //   tensor KEY DTYPE NDIM DIM... VALUE...   (DTYPE: f32 f64 i64 bool; row-major values)
 //   end
 #pragma once
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
@@ -40,6 +41,13 @@ bool allclose(const Tensor& a, const Tensor& b, double rtol, double atol, std::s
 bool have_cuda();
 
 }  // namespace dl::test
+
+// First line of a [cuda] test: without a usable GPU the test process exits with code 4, which
+// ctest reports as "Skipped" (SKIP_RETURN_CODE in CMakeLists.txt).
+#define REQUIRE_CUDA_DEVICE()                    \
+  do {                                           \
+    if (!::dl::test::have_cuda()) std::exit(4); \
+  } while (0)
 
 // CHECK that two tensors match (same shape, close values), printing the worst element.
 #define CHECK_CLOSE(a, b, rtol, atol)                                       \
