@@ -3,11 +3,15 @@
 // with a fixed upstream gradient, so the backward kernels are compared too.
 #include <cmath>
 #include <limits>
+#include <stdexcept>
+#include <vector>
 
 #include "engine/ops.h"
+#include "kernels/elementwise.h"
 #include "tests/support/kernel_cases.h"
 
 using namespace dl;
+using dl::test::case_randint;
 using dl::test::case_randn;
 using dl::test::case_uniform;
 using dl::test::with_grads;
@@ -113,3 +117,77 @@ DL_KERNEL_CASE(all_finite_check, {"all_finite_stub"},
                  return std::vector<Tensor>{from_vector<float>(flags, {3})};
                },
                0.0, 0.0, true);
+
+// Every UnaryOp and BinaryOp enumerator, for every dtype the CPU kernel supports (found by
+// asking it, not from a list), on contiguous, transposed and broadcast operands, with three sets
+// of scalar arguments (0.7/1.3 generic; 2 and 0.5 for PowScalar's square and sqrt paths). Float
+// inputs come mixed-sign and positive (log, sqrt, pow); a result that is not finite on the CPU
+// (log of a negative) is left out, the same on every device.
+namespace {
+
+constexpr int kUnaryOps = static_cast<int>(UnaryOp::LogicalNot) + 1;
+constexpr int kBinaryOps = static_cast<int>(BinaryOp::ClampBackward) + 1;
+
+// The op on the CPU first: unsupported dtype -> no result; non-finite result -> left out.
+template <class Run>
+void collect(std::vector<Tensor>& out, const Device& d, Run run) {
+  Tensor cpu;
+  try {
+    cpu = run(Device::cpu());
+  } catch (const std::invalid_argument&) {
+    return;  // the CPU kernel has no version for this dtype: neither must any device
+  }
+  Tensor cpu_f = cpu.to(DType::F64);
+  if (!isfinite_all(cpu_f)) return;
+  out.push_back((d.is_cpu() ? cpu : run(d)).to(DType::F64));
+}
+
+Tensor inputs_for(DType t, uint64_t seed, bool positive, const Shape& shape, const Device& d) {
+  if (t == DType::Bool) return gt(case_randn(shape, seed, d), 0.0);
+  if (t == DType::I64 || t == DType::U8) {
+    Tensor v = case_randint(shape, seed, 9, d);  // 0..8
+    return (t == DType::I64 && !positive ? v - 4 : v).to(t);
+  }
+  return positive ? case_uniform(shape, seed, 0.5, 3.5, d, false, t) : mul(case_randn(shape, seed, d, false, t), 2.0);
+}
+
+}  // namespace
+
+DL_KERNEL_CASE(every_elementwise_op, {"unary_stub", "binary_stub"},
+               "every UnaryOp and BinaryOp for every dtype its CPU kernel takes: contiguous, transposed and "
+               "broadcast operands, three scalar-argument sets",
+               [](const Device& d) {
+                 std::vector<Tensor> out;
+                 const ScalarArgs args[] = {{0.7, 1.3}, {2.0, 20.0}, {0.5, 20.0}};
+                 uint64_t seed = 1000;
+                 for (DType t : {DType::F32, DType::F64, DType::I64, DType::U8, DType::Bool}) {
+                   for (bool positive : {false, true}) {
+                     for (const ScalarArgs& s : args) {
+                       for (int k = 0; k < kUnaryOps; ++k) {
+                         const auto op = static_cast<UnaryOp>(k);
+                         const DType out_t = op == UnaryOp::LogicalNot ? DType::Bool : t;
+                         const uint64_t sd = ++seed;
+                         collect(out, d, [&](const Device& dev) {
+                           Tensor x = inputs_for(t, sd, positive, {7, 5}, dev);
+                           Tensor y = empty({5, 7}, TensorOptions(out_t, dev));
+                           unary_stub(dev)(op, s, x.t(), y);  // a transposed (strided) input
+                           return y;
+                         });
+                       }
+                       for (int k = 0; k < kBinaryOps; ++k) {
+                         const auto op = static_cast<BinaryOp>(k);
+                         const DType out_t = is_comparison(op) ? DType::Bool : t;
+                         const uint64_t sd = ++seed;
+                         collect(out, d, [&](const Device& dev) {
+                           Tensor a = inputs_for(t, sd, positive, {4, 1, 5}, dev);
+                           Tensor b = inputs_for(t, sd + 7919, true, {3, 1}, dev);  // b > 0: division
+                           Tensor y = empty({4, 3, 5}, TensorOptions(out_t, dev));
+                           binary_stub(dev)(op, s, a, b, y);
+                           return y;
+                         });
+                       }
+                     }
+                   }
+                 }
+                 return out;
+               });
