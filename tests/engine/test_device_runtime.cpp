@@ -65,7 +65,7 @@ TEST_CASE("device: a cuda:N beyond the GPUs there are is an error naming their n
 #endif
 }
 
-TEST_CASE("device: pin_memory without a usable GPU is a clear error; is_pinned is false", "[device]") {
+TEST_CASE("device: pin_memory without a usable GPU is a clear error and is_pinned is false", "[device]") {
   Tensor x = arange(6).reshape({2, 3});
   CHECK_FALSE(x.is_pinned());
   CHECK_FALSE(x.transpose(0, 1).is_pinned());
