@@ -16,20 +16,11 @@
 #include "kernels/cpu/loop.h"
 #include "kernels/f32_compute.h"
 #include "kernels/nn.h"
+#include "kernels/norm_shape.h"
 #include "kernels/random.h"
 
 namespace dl::cpu {
 namespace {
-
-struct NCS {
-  int64_t n, c, s;
-};
-
-NCS ncs_of(const Tensor& x) {
-  NCS d{x.size(0), x.size(1), 1};
-  for (int64_t i = 2; i < x.dim(); ++i) d.s *= x.size(i);
-  return d;
-}
 
 // Row sums in double over 8 fixed lanes: element i (of the first n - n % 8) goes to lane i % 8,
 // the lanes are added in a fixed tree, then the tail in order. The order depends only on the

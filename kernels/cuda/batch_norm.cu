@@ -23,19 +23,10 @@
 #include "kernels/cuda/reduce.cuh"
 #include "kernels/f32_compute.h"
 #include "kernels/nn.h"
+#include "kernels/norm_shape.h"
 
 namespace dl::cuda {
 namespace {
-
-struct NCS {
-  int64_t n, c, s;
-};
-
-NCS ncs_of(const Tensor& x) {
-  NCS d{x.size(0), x.size(1), 1};
-  for (int64_t i = 2; i < x.dim(); ++i) d.s *= x.size(i);
-  return d;
-}
 
 // Offset of the channel's e-th element (e in [0, n * s)) in [n, c, s].
 __device__ __forceinline__ int64_t channel_offset(const NCS& d, int64_t ch, int64_t e) {
