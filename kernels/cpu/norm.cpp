@@ -11,13 +11,22 @@
 // ReLU to its output and the backward mask gy by that output (batch norm + ReLU fused).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/isa.h"
 #include "kernels/cpu/loop.h"
 #include "kernels/f32_compute.h"
 #include "kernels/nn.h"
 #include "kernels/norm_shape.h"
 #include "kernels/random.h"
+
+// The 4-wide double vectors below are passed between always-inlined helpers only, so GCC's
+// note that their calling convention differs with and without AVX does not apply.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 
 namespace dl::cpu {
 namespace {
@@ -27,47 +36,70 @@ namespace {
 // row length, never on the data's alignment or the build's vector width (an omp simd
 // reduction's does: the vectoriser peels iterations to align a pointer), so the fused ReLU path
 // and the unfused one, or the same values in two buffers, give the same bits. GCC/Clang vector
-// extensions, four 2-wide double vectors (SSE2 registers): 2.5-3x a scalar double sum.
-using Lanes = double __attribute__((vector_size(16)));
+// extensions: two 4-wide double vectors (lanes 0-3 and 4-7), one AVX2 register each in the
+// AVX2 build, two SSE2 registers each in the baseline build (kernels/cpu/isa.h); both builds
+// give the same bits. 2.5-3x a scalar double sum in SSE2, about 2x more in AVX2.
+using Lanes = double __attribute__((vector_size(32)));
+using Floats4 = float __attribute__((vector_size(16), aligned(4)));  // 4 floats, any alignment
 
 template <class T>
-Lanes load2(const T* p) {
-  return Lanes{static_cast<double>(p[0]), static_cast<double>(p[1])};
+DL_ALWAYS_INLINE Lanes load4(const T* p) {
+  if constexpr (std::is_same_v<T, float>) {
+    Floats4 v;
+    std::memcpy(&v, p, sizeof v);
+    return __builtin_convertvector(v, Lanes);
+  } else {
+    Lanes v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
 }
 
-double lanes_total(Lanes a0, Lanes a1, Lanes a2, Lanes a3) {
-  const Lanes v = (a0 + a1) + (a2 + a3);
-  return v[0] + v[1];
+// The 8 lanes' total: ((l0 + l2) + (l4 + l6)) + ((l1 + l3) + (l5 + l7)).
+DL_ALWAYS_INLINE double lanes_total(Lanes lo, Lanes hi) {
+  return ((lo[0] + lo[2]) + (hi[0] + hi[2])) + ((lo[1] + lo[3]) + (hi[1] + hi[3]));
 }
+
+struct Identity {
+  template <class V>
+  DL_ALWAYS_INLINE V operator()(V v) const { return v; }
+};
+struct SquaredDeviation {  // (v - mu)^2
+  double mu;
+  template <class V>
+  DL_ALWAYS_INLINE V operator()(V v) const {
+    const V dv = v - mu;
+    return dv * dv;
+  }
+};
 
 // sum over i of f(p[i]) (f takes double or Lanes, elementwise).
 template <class T, class F>
-double row_sum(const T* p, int64_t n, F f) {
-  Lanes a0 = {}, a1 = {}, a2 = {}, a3 = {};
+DL_ALWAYS_INLINE double row_sum(const T* p, int64_t n, F f) {
+  Lanes lo = {}, hi = {};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    a0 += f(load2(p + i));
-    a1 += f(load2(p + i + 2));
-    a2 += f(load2(p + i + 4));
-    a3 += f(load2(p + i + 6));
+    lo += f(load4(p + i));
+    hi += f(load4(p + i + 4));
   }
-  double total = lanes_total(a0, a1, a2, a3);
+  double total = lanes_total(lo, hi);
   for (; i < n; ++i) total += f(static_cast<double>(p[i]));
   return total;
 }
 
 // a = sum(g), b = sum(g * (x - mu)) over a row, in row_sum's order.
 template <class T>
-void row_grad_sums(const T* g, const T* x, int64_t n, double mu, double& a_out, double& b_out) {
-  Lanes a[4] = {}, b[4] = {};
+DL_ALWAYS_INLINE void row_grad_sums(const T* g, const T* x, int64_t n, double mu, double& a_out, double& b_out) {
+  Lanes a_lo = {}, a_hi = {}, b_lo = {}, b_hi = {};
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int k = 0; k < 4; ++k) {
-      const Lanes gk = load2(g + i + 2 * k);
-      a[k] += gk;
-      b[k] += gk * (load2(x + i + 2 * k) - mu);
-    }
-  double sa = lanes_total(a[0], a[1], a[2], a[3]), sb = lanes_total(b[0], b[1], b[2], b[3]);
+  for (; i + 8 <= n; i += 8) {
+    const Lanes g_lo = load4(g + i), g_hi = load4(g + i + 4);
+    a_lo += g_lo;
+    a_hi += g_hi;
+    b_lo += g_lo * (load4(x + i) - mu);
+    b_hi += g_hi * (load4(x + i + 4) - mu);
+  }
+  double sa = lanes_total(a_lo, a_hi), sb = lanes_total(b_lo, b_hi);
   for (; i < n; ++i) {
     const double gi = static_cast<double>(g[i]);
     sa += gi;
@@ -83,131 +115,196 @@ void row_grad_sums(const T* g, const T* x, int64_t n, double mu, double& a_out, 
 int64_t channel_grain(const NCS& d) { return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(d.n * d.s, 1)); }
 
 template <class T>
-void bn_fwd(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& mean_t, Tensor& var_t,
-            bool training, double eps, bool relu, Tensor& y) {
-  const NCS d = ncs_of(x);
-  const T* xp = x.data<T>();
-  T* yp = y.data<T>();
-  const T* w = weight.defined() ? weight.data<T>() : nullptr;
-  const T* b = bias.defined() ? bias.data<T>() : nullptr;
-  T* mo = mean_t.data<T>();
-  T* vo = var_t.data<T>();
+struct BnFwdArgs {
+  NCS d;
+  const T* x;
+  const T* w;  // null: no affine weight
+  const T* b;  // null: no affine bias
+  T* mean;     // training: written; eval: the running mean read
+  T* var;
+  T* y;
+  bool training, relu;
+  double eps;
+};
+
+// Channels [c0, c1) of the forward. `row_sums`, `row_m2`: d.n doubles each.
+template <class T>
+DL_ALWAYS_INLINE void bn_fwd_channels(const BnFwdArgs<T>& a, int64_t c0, int64_t c1, double* row_sums,
+                                      double* row_m2) {
+  const NCS& d = a.d;
   const double m = static_cast<double>(d.n * d.s), s = static_cast<double>(d.s);
-  parallel_for(d.c, channel_grain(d), [&](int64_t c0, int64_t c1) {
-    std::vector<double> row_sums(static_cast<size_t>(d.n)), row_m2(row_sums.size());
-    for (int64_t c = c0; c < c1; ++c) {
-      double mean, invstd;
-      if (training) {
-        // Per row: its sum and the sum of squared deviations from its mean; then the channel's
-        // mean from the row sums in order of n, and its M2 (Chan et al.).
-        for (int64_t n = 0; n < d.n; ++n) {
-          const T* row = xp + (n * d.c + c) * d.s;
-          const double acc = row_sum(row, d.s, [](auto v) { return v; });
-          const double mu = acc / s;
-          row_sums[n] = acc;
-          row_m2[n] = row_sum(row, d.s, [mu](auto v) {
-            const auto dv = v - mu;
-            return dv * dv;
-          });
-        }
-        double tot = 0.0;
-        for (int64_t n = 0; n < d.n; ++n) tot += row_sums[n];
-        mean = tot / m;
-        double m2 = 0.0;
-        for (int64_t n = 0; n < d.n; ++n) {
-          const double dm = row_sums[n] / s - mean;
-          m2 += row_m2[n] + s * dm * dm;
-        }
-        const double var = m2 / m;
-        mo[c] = static_cast<T>(mean);
-        vo[c] = static_cast<T>(var);
-        invstd = 1.0 / std::sqrt(var + eps);
-      } else {
-        mean = static_cast<double>(mo[c]);
-        invstd = 1.0 / std::sqrt(static_cast<double>(vo[c]) + eps);
-      }
-      // y = x * scale + shift; with relu, max(y, 0) as relu's kernel writes it.
-      const double scale_d = invstd * (w ? static_cast<double>(w[c]) : 1.0);
-      const T sc = static_cast<T>(scale_d);
-      const T sh = static_cast<T>((b ? static_cast<double>(b[c]) : 0.0) - mean * scale_d);
+  for (int64_t c = c0; c < c1; ++c) {
+    double mean, invstd;
+    if (a.training) {
+      // Per row: its sum and the sum of squared deviations from its mean; then the channel's
+      // mean from the row sums in order of n, and its M2 (Chan et al.).
       for (int64_t n = 0; n < d.n; ++n) {
-        const T* row = xp + (n * d.c + c) * d.s;
-        T* out = yp + (n * d.c + c) * d.s;
-        if (relu) {
-          for (int64_t i = 0; i < d.s; ++i) {
-            const T v = row[i] * sc + sh;
-            out[i] = v > T(0) ? v : T(0);
-          }
-        } else {
-          for (int64_t i = 0; i < d.s; ++i) out[i] = row[i] * sc + sh;
+        const T* row = a.x + (n * d.c + c) * d.s;
+        const double acc = row_sum(row, d.s, Identity{});
+        row_sums[n] = acc;
+        row_m2[n] = row_sum(row, d.s, SquaredDeviation{acc / s});
+      }
+      double tot = 0.0;
+      for (int64_t n = 0; n < d.n; ++n) tot += row_sums[n];
+      mean = tot / m;
+      double m2 = 0.0;
+      for (int64_t n = 0; n < d.n; ++n) {
+        const double dm = row_sums[n] / s - mean;
+        m2 += row_m2[n] + s * dm * dm;
+      }
+      const double var = m2 / m;
+      a.mean[c] = static_cast<T>(mean);
+      a.var[c] = static_cast<T>(var);
+      invstd = 1.0 / std::sqrt(var + a.eps);
+    } else {
+      mean = static_cast<double>(a.mean[c]);
+      invstd = 1.0 / std::sqrt(static_cast<double>(a.var[c]) + a.eps);
+    }
+    // y = x * scale + shift; with relu, max(y, 0) as relu's kernel writes it.
+    const double scale_d = invstd * (a.w ? static_cast<double>(a.w[c]) : 1.0);
+    const T sc = static_cast<T>(scale_d);
+    const T sh = static_cast<T>((a.b ? static_cast<double>(a.b[c]) : 0.0) - mean * scale_d);
+    for (int64_t n = 0; n < d.n; ++n) {
+      const T* row = a.x + (n * d.c + c) * d.s;
+      T* out = a.y + (n * d.c + c) * d.s;
+      if (a.relu) {
+        for (int64_t i = 0; i < d.s; ++i) {
+          const T v = row[i] * sc + sh;
+          out[i] = v > T(0) ? v : T(0);
         }
+      } else {
+        for (int64_t i = 0; i < d.s; ++i) out[i] = row[i] * sc + sh;
       }
     }
+  }
+}
+
+template <class T>
+void bn_fwd_channels_baseline(const BnFwdArgs<T>& a, int64_t c0, int64_t c1, double* rs, double* rm) {
+  bn_fwd_channels(a, c0, c1, rs, rm);
+}
+template <class T>
+DL_TARGET_AVX2 void bn_fwd_channels_avx2(const BnFwdArgs<T>& a, int64_t c0, int64_t c1, double* rs, double* rm) {
+  bn_fwd_channels(a, c0, c1, rs, rm);
+}
+
+template <class T>
+void bn_fwd(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& mean_t, Tensor& var_t,
+            bool training, double eps, bool relu, Tensor& y) {
+  BnFwdArgs<T> a{ncs_of(x),
+                 x.data<T>(),
+                 weight.defined() ? weight.data<T>() : nullptr,
+                 bias.defined() ? bias.data<T>() : nullptr,
+                 mean_t.data<T>(),
+                 var_t.data<T>(),
+                 y.data<T>(),
+                 training,
+                 relu,
+                 eps};
+  const auto channels = cpu_isa() == CpuIsa::Avx2 ? bn_fwd_channels_avx2<T> : bn_fwd_channels_baseline<T>;
+  parallel_for(a.d.c, channel_grain(a.d), [&](int64_t c0, int64_t c1) {
+    std::vector<double> row_sums(static_cast<size_t>(a.d.n)), row_m2(row_sums.size());
+    channels(a, c0, c1, row_sums.data(), row_m2.data());
   });
 }
 
 // gy masked by the fused ReLU's output (relu's backward: g where y > 0, else 0); the whole of
 // gy without it. Written into `buf` (one row) so that the loops below stay plain and vectorise.
 template <class T>
-const T* masked_row(const T* gr, const T* yr, int64_t s, std::vector<T>& buf) {
+DL_ALWAYS_INLINE const T* masked_row(const T* gr, const T* yr, int64_t s, T* buf) {
   if (!yr) return gr;
-  buf.resize(static_cast<size_t>(s));
-  T* out = buf.data();
   for (int64_t i = 0; i < s; ++i) {
     const T g = gr[i];  // loaded unconditionally: a select, vectorised, not a branch per element
-    out[i] = yr[i] > T(0) ? g : T(0);
+    buf[i] = yr[i] > T(0) ? g : T(0);
   }
-  return buf.data();
+  return buf;
+}
+
+template <class T>
+struct BnBwdArgs {
+  NCS d;
+  const T* x;
+  const T* gy;
+  const T* relu_y;  // null: no fused ReLU
+  const T* w;
+  const T* mean;
+  const T* var;
+  T* gx;  // null: not wanted
+  T* gw;
+  T* gb;
+  bool training;
+  double eps;
+};
+
+// Channels [c0, c1) of the backward. `buf`: d.s elements (the masked gy row).
+template <class T>
+DL_ALWAYS_INLINE void bn_bwd_channels(const BnBwdArgs<T>& a, int64_t c0, int64_t c1, T* buf) {
+  const NCS& d = a.d;
+  const bool need_sums = a.gw || a.gb || (a.gx && a.training);
+  const double m = static_cast<double>(d.n * d.s);
+  for (int64_t c = c0; c < c1; ++c) {
+    const double mean = static_cast<double>(a.mean[c]);
+    const double invstd = 1.0 / std::sqrt(static_cast<double>(a.var[c]) + a.eps);
+    // sum_g = sum(gy), sum_gxc = sum(gy * (x - mean)): per row, then over n in order.
+    double sum_g = 0.0, sum_gxc = 0.0;
+    if (need_sums)
+      for (int64_t n = 0; n < d.n; ++n) {
+        const int64_t r = n * d.c + c;
+        const T* gr = masked_row(a.gy + r * d.s, a.relu_y ? a.relu_y + r * d.s : nullptr, d.s, buf);
+        double sa, sb;
+        row_grad_sums(gr, a.x + r * d.s, d.s, mean, sa, sb);
+        sum_g += sa;
+        sum_gxc += sb;
+      }
+    if (a.gw) a.gw[c] = static_cast<T>(sum_gxc * invstd);
+    if (a.gb) a.gb[c] = static_cast<T>(sum_g);
+    if (!a.gx) continue;
+    // gx = ka * gy + kb * (x - mean) + kc, with
+    //   eval:     ka = w * invstd, kb = kc = 0
+    //   training: ka = w * invstd, kb = -ka * invstd^2 * sum_gxc / m, kc = -ka * sum_g / m
+    const double a_d = (a.w ? static_cast<double>(a.w[c]) : 1.0) * invstd;
+    const double b_d = a.training ? -a_d * invstd * invstd * sum_gxc / m : 0.0;
+    const double k_d = a.training ? -a_d * sum_g / m : 0.0;
+    const T ka = static_cast<T>(a_d), kb = static_cast<T>(b_d), kc = static_cast<T>(k_d);
+    const T mu = static_cast<T>(mean);
+    for (int64_t n = 0; n < d.n; ++n) {
+      const int64_t r = n * d.c + c;
+      const T* xr = a.x + r * d.s;
+      const T* gr = masked_row(a.gy + r * d.s, a.relu_y ? a.relu_y + r * d.s : nullptr, d.s, buf);
+      T* o = a.gx + r * d.s;
+      for (int64_t i = 0; i < d.s; ++i) o[i] = ka * gr[i] + kb * (xr[i] - mu) + kc;
+    }
+  }
+}
+
+template <class T>
+void bn_bwd_channels_baseline(const BnBwdArgs<T>& a, int64_t c0, int64_t c1, T* buf) {
+  bn_bwd_channels(a, c0, c1, buf);
+}
+template <class T>
+DL_TARGET_AVX2 void bn_bwd_channels_avx2(const BnBwdArgs<T>& a, int64_t c0, int64_t c1, T* buf) {
+  bn_bwd_channels(a, c0, c1, buf);
 }
 
 template <class T>
 void bn_bwd(const Tensor& x, const Tensor& gy, const Tensor& relu_y, const Tensor& weight, const Tensor& mean_t,
             const Tensor& var_t, bool training, double eps, Tensor& gx, Tensor& gw, Tensor& gb) {
-  const NCS d = ncs_of(x);
-  const T* xp = x.data<T>();
-  const T* gp = gy.data<T>();
-  const T* ry = relu_y.defined() ? relu_y.data<T>() : nullptr;
-  const T* w = weight.defined() ? weight.data<T>() : nullptr;
-  T* gwp = gw.defined() ? gw.data<T>() : nullptr;
-  T* gbp = gb.defined() ? gb.data<T>() : nullptr;
-  T* gxp = gx.defined() ? gx.data<T>() : nullptr;
-  const bool need_sums = gwp || gbp || (gxp && training);
-  const double m = static_cast<double>(d.n * d.s);
-  parallel_for(d.c, channel_grain(d), [&](int64_t c0, int64_t c1) {
-    std::vector<T> buf;
-    for (int64_t c = c0; c < c1; ++c) {
-      const double mean = static_cast<double>(mean_t.data<T>()[c]);
-      const double invstd = 1.0 / std::sqrt(static_cast<double>(var_t.data<T>()[c]) + eps);
-      // sum_g = sum(gy), sum_gxc = sum(gy * (x - mean)): per row, then over n in order.
-      double sum_g = 0.0, sum_gxc = 0.0;
-      if (need_sums)
-        for (int64_t n = 0; n < d.n; ++n) {
-          const int64_t r = n * d.c + c;
-          const T* gr = masked_row(gp + r * d.s, ry ? ry + r * d.s : nullptr, d.s, buf);
-          double a, b;
-          row_grad_sums(gr, xp + r * d.s, d.s, mean, a, b);
-          sum_g += a;
-          sum_gxc += b;
-        }
-      if (gwp) gwp[c] = static_cast<T>(sum_gxc * invstd);
-      if (gbp) gbp[c] = static_cast<T>(sum_g);
-      if (!gxp) continue;
-      // gx = a * gy + b * (x - mean) + k, with
-      //   eval:     a = w * invstd, b = k = 0
-      //   training: a = w * invstd, b = -a * invstd^2 * sum_gxc / m, k = -a * sum_g / m
-      const double a_d = (w ? static_cast<double>(w[c]) : 1.0) * invstd;
-      const double b_d = training ? -a_d * invstd * invstd * sum_gxc / m : 0.0;
-      const double k_d = training ? -a_d * sum_g / m : 0.0;
-      const T a = static_cast<T>(a_d), b = static_cast<T>(b_d), k = static_cast<T>(k_d);
-      const T mu = static_cast<T>(mean);
-      for (int64_t n = 0; n < d.n; ++n) {
-        const int64_t r = n * d.c + c;
-        const T* xr = xp + r * d.s;
-        const T* gr = masked_row(gp + r * d.s, ry ? ry + r * d.s : nullptr, d.s, buf);
-        T* o = gxp + r * d.s;
-        for (int64_t i = 0; i < d.s; ++i) o[i] = a * gr[i] + b * (xr[i] - mu) + k;
-      }
-    }
+  BnBwdArgs<T> a{ncs_of(x),
+                 x.data<T>(),
+                 gy.data<T>(),
+                 relu_y.defined() ? relu_y.data<T>() : nullptr,
+                 weight.defined() ? weight.data<T>() : nullptr,
+                 mean_t.data<T>(),
+                 var_t.data<T>(),
+                 gx.defined() ? gx.data<T>() : nullptr,
+                 gw.defined() ? gw.data<T>() : nullptr,
+                 gb.defined() ? gb.data<T>() : nullptr,
+                 training,
+                 eps};
+  const auto channels = cpu_isa() == CpuIsa::Avx2 ? bn_bwd_channels_avx2<T> : bn_bwd_channels_baseline<T>;
+  parallel_for(a.d.c, channel_grain(a.d), [&](int64_t c0, int64_t c1) {
+    std::vector<T> buf(static_cast<size_t>(a.d.s));
+    channels(a, c0, c1, buf.data());
   });
 }
 

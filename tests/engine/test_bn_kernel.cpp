@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/ops.h"
+#include "kernels/cpu/isa.h"
 
 using namespace dl;
 
@@ -124,5 +125,60 @@ TEST_CASE("batch_norm kernel: f32 matches the long-double reference to float rou
     CHECK(max_rel_err(f64(x.grad()), r.gx, 1.0) < 1e-5);
     CHECK(max_rel_err(f64(w.grad()), r.gw, 1.0) < 1e-5);
     CHECK(max_rel_err(f64(b.grad()), r.gb, 1.0) < 1e-5);
+  }
+}
+
+namespace {
+
+// Forward and backward of batch norm (+ fused ReLU) once, every result as raw bytes.
+std::vector<std::vector<char>> bn_results(const Tensor& x0, const Tensor& w0, const Tensor& b0, const Tensor& gy,
+                                          bool training, bool relu) {
+  Tensor x = x0.clone().requires_grad_(), w = w0.clone().requires_grad_(), b = b0.clone().requires_grad_();
+  Tensor rm = full({x.size(1)}, 0.25, x.dtype()), rv = full({x.size(1)}, 2.0, x.dtype());
+  Tensor y = relu ? batch_norm_relu(x, w, b, rm, rv, training, 0.1, 1e-5)
+                  : batch_norm(x, w, b, rm, rv, training, 0.1, 1e-5);
+  y.backward(gy);
+  std::vector<std::vector<char>> out;
+  for (const Tensor& t : {y, rm, rv, x.grad(), w.grad(), b.grad()}) {
+    const Tensor c = t.contiguous();
+    const char* p = static_cast<const char*>(c.raw_data());
+    out.emplace_back(p, p + c.numel() * static_cast<int64_t>(c.element_size()));
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("batch_norm kernel: the AVX2 and baseline builds of its loops give the same bits", "[nn][bn]") {
+  struct RestoreIsa {
+    ~RestoreIsa() { cpu::set_max_cpu_isa(cpu::CpuIsa::Avx2); }
+  } restore;
+  cpu::set_max_cpu_isa(cpu::CpuIsa::Avx2);
+  if (cpu::cpu_isa() != cpu::CpuIsa::Avx2) {
+    WARN("this CPU has no AVX2 (or DLTOOL_MAX_CPU_ISA caps it): only the baseline build runs here");
+    return;
+  }
+  Generator gen(73);
+  // Row lengths with and without an 8-lane tail, a long row, and [N, C] input (s = 1).
+  for (const Shape& shape : {Shape{16, 4, 28, 28}, Shape{5, 3, 7, 7}, Shape{3, 2, 13}, Shape{33, 6}}) {
+    for (DType dt : {DType::F32, DType::F64}) {
+      const int64_t c = shape[1];
+      Tensor x = add(mul(randn(shape, gen, dt), 3.0), 5.0), gy = randn(shape, gen, dt);
+      Tensor w = add(rand({c}, gen, dt), 0.5), b = randn({c}, gen, dt);
+      for (bool training : {true, false})
+        for (bool relu : {false, true}) {
+          INFO("shape " << shape_str(shape) << " " << dtype_name(dt) << " training " << training << " relu " << relu);
+          cpu::set_max_cpu_isa(cpu::CpuIsa::Avx2);
+          const auto avx2 = bn_results(x, w, b, gy, training, relu);
+          cpu::set_max_cpu_isa(cpu::CpuIsa::Baseline);
+          REQUIRE(cpu::cpu_isa() == cpu::CpuIsa::Baseline);
+          const auto baseline = bn_results(x, w, b, gy, training, relu);
+          REQUIRE(avx2.size() == baseline.size());
+          for (size_t k = 0; k < avx2.size(); ++k) {
+            INFO("result " << k << " (y, running_mean, running_var, x.grad, w.grad, b.grad)");
+            CHECK(avx2[k] == baseline[k]);
+          }
+        }
+    }
   }
 }
