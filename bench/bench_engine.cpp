@@ -4,7 +4,7 @@
 //   build/bench_engine [--threads N] [--device cpu|cuda] [--only WORKLOAD] [--iters N]
 //                      [--precision fp32|tf32|bf16|fp16]
 //   -> one JSON object on stdout. WORKLOAD: sgemm_1024, conv2d, batch_norm2d, mlp, lenet, lstm,
-//   cnn_bn, resnet20. On CUDA, training workloads also report <name>_peak_mib: the peak of the
+//   cnn_bn, resnet20, autoencoder. On CUDA, training workloads also report <name>_peak_mib: the peak of the
 //   memory held by live tensors (bench/gpu_bench.sh compares it with PyTorch's). --iters N: one warm-up and exactly N timed calls per workload (for
 //   valgrind --tool=callgrind, whose instruction counts do not depend on the machine's load).
 #include <omp.h>
@@ -163,6 +163,33 @@ std::shared_ptr<nn::Module> resnet20(Generator& g) {
   return std::make_shared<GraphModel>(m, Shape{1, 28, 28}, g);
 }
 
+// recipes/fashion_mnist/autoencoder.yaml's model: conv encoder 1x28x28 -> 16x14x14 -> 32x7x7,
+// ConvTranspose2d decoder back to 1x28x28, sigmoid (bench/autoencoder_torch.py's AutoEncoder).
+std::shared_ptr<nn::Module> autoencoder(Generator& g) {
+  ModelSpec m;
+  std::string prev = "input";
+  auto add = [&](const std::string& name, const std::string& type, AttrMap attrs = {}) {
+    m.nodes.push_back(node(name, type, {prev}, std::move(attrs)));
+    prev = name;
+  };
+  auto up = [](int64_t out) {
+    return AttrMap{{"out_channels", out}, {"kernel_size", int64_t{3}}, {"stride", int64_t{2}},
+                   {"padding", int64_t{1}}, {"output_padding", int64_t{1}}};
+  };
+  AttrMap down1 = conv_attrs(16, 3, 2, 1), down2 = conv_attrs(32, 3, 2, 1);
+  down1["bias"] = true;
+  down2["bias"] = true;
+  add("encoder.0", "conv2d", down1);
+  add("encoder.1", "relu");
+  add("encoder.2", "conv2d", down2);
+  add("encoder.3", "relu");
+  add("decoder.0", "conv_transpose2d", up(16));
+  add("decoder.1", "relu");
+  add("decoder.2", "conv_transpose2d", up(1));
+  add("decoder.3", "sigmoid");
+  return std::make_shared<GraphModel>(m, Shape{1, 28, 28}, g);
+}
+
 // Seconds per training step: forward + loss (under autocast when --precision asks), backward,
 // optimizer step and zero_grad(set_to_none), through the engine's step object.
 double time_steps(optim::Optimizer& opt, const std::function<Tensor()>& forward_loss) {
@@ -184,6 +211,15 @@ double train_step_time(const std::shared_ptr<nn::Module>& model, int64_t batch, 
   for (auto& v : yv) v = static_cast<int64_t>(g.next_u64() % 10);
   Tensor y = from_vector(yv, {batch}).to(g_device);
   return time_steps(*opt, [&] { return cross_entropy(model->forward(x), y); });
+}
+
+// The autoencoder's step: mean squared error between the reconstruction and the input.
+double autoencoder_step_time(int64_t batch, Generator& g) {
+  auto model = autoencoder(g);
+  model->to(g_device);
+  auto opt = optim::make_optimizer("SGD", model->named_parameters(), {{"lr", 0.01}, {"momentum", 0.9}});
+  Tensor x = rand({batch, 1, 28, 28}, g).to(g_device);
+  return time_steps(*opt, [&] { return mse_loss(model->forward(x), x); });
 }
 
 // The row LSTM of recipes/fashion_mnist/lstm.yaml: a 28x28 image read as 28 steps of 28
@@ -274,6 +310,7 @@ int main(int argc, char** argv) {
   step("lstm", 64, [&] { return lstm_step_time(64, g); });
   step("cnn_bn", 64, [&] { return train_step_time(cnn_bn(g), 64, g); });
   step("resnet20", 128, [&] { return train_step_time(resnet20(g), 128, g); });
+  step("autoencoder", 64, [&] { return autoencoder_step_time(64, g); });
   std::printf("%s}\n", json.c_str());
   return 0;
 }

@@ -17,6 +17,7 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_recipes import MODELS  # noqa: E402  (the recipes' lstm, cnn_bn and resnet20, as in PyTorch)
+from autoencoder_torch import AutoEncoder  # noqa: E402  (recipes/fashion_mnist/autoencoder.yaml's model)
 
 
 def timeit(fn, min_time=1.0, warmup=3):
@@ -85,6 +86,18 @@ def run(threads):
         t = train_step_time(MODELS[name](), batch)
         res[f"{name}_step_ms"] = t * 1e3
         res[f"{name}_samples_per_s"] = batch / t
+    # recipes/fashion_mnist/autoencoder.yaml's model: MSE between the reconstruction and the input.
+    model = AutoEncoder()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    xa = torch.rand(64, 1, 28, 28)
+
+    def ae_step():
+        opt.zero_grad(set_to_none=True)
+        F.mse_loss(model(xa), xa).backward()
+        opt.step()
+    t = timeit(ae_step)
+    res["autoencoder_step_ms"] = t * 1e3
+    res["autoencoder_samples_per_s"] = 64 / t
     return res
 
 
