@@ -182,12 +182,19 @@ std::string export_onnx(const ModelSpec& spec, const GraphModel& model, const Op
   onnx::GraphProto& g = *m.mutable_graph();
   g.set_name(o.graph_name);
   GraphBuilder b(g);
-  b.claim(o.input_name);
-  set_type(*g.add_input(), o.input_name, model.sample_shape(), o, model.model_inputs().front().dtype);
-
-  if (model.model_inputs().size() > 1)
-    throw ExportError("cannot export a model with several inputs (" + model.model_inputs()[1].name +
-                      "): dltool exports models of one input");
+  // Graph inputs, one per model input: the sample (named o.input_name) and, for padded
+  // sequences, `input_lengths` int64 [batch]. ValueRef{-1, k} reads input_names[k].
+  const auto& model_inputs = model.model_inputs();
+  for (size_t k = 1; k < model_inputs.size(); ++k)
+    if (model_inputs[k].name != kInputLengths)
+      throw ExportError("cannot export a model with several inputs (" + model_inputs[k].name +
+                        "): dltool exports models of one input, plus input_lengths for padded sequences");
+  std::vector<std::string> input_names;
+  for (size_t k = 0; k < model_inputs.size(); ++k) {
+    input_names.push_back(k == 0 ? o.input_name : model_inputs[k].name);
+    b.claim(input_names.back());
+    set_type(*g.add_input(), input_names.back(), model_inputs[k].shape, o, model_inputs[k].dtype);
+  }
   const ValueRef out_ref = model.output();
   std::vector<std::vector<std::string>> value_names(nodes.size());  // per node, per tuple element
   std::map<std::string, Shape> expected;  // value name -> per-sample shape, for the self-check
@@ -204,7 +211,7 @@ std::string export_onnx(const ModelSpec& spec, const GraphModel& model, const Op
     for (size_t k = 0; k < summary[i].extra_outputs.size(); ++k)
       io.extra_outputs.push_back(element_name(static_cast<int>(k) + 1));
     for (ValueRef v : nodes[i].inputs) {
-      io.inputs.push_back(v.node < 0 ? o.input_name : value_names[v.node][v.index]);
+      io.inputs.push_back(v.node < 0 ? input_names.at(v.index) : value_names[v.node][v.index]);
       io.in_shapes.push_back(model.value_shape(v));
     }
     try {

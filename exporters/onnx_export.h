@@ -10,6 +10,9 @@
 // What the file holds:
 //   - graph input `input` [batch, C, H, W] and output `output` [batch, ...] (float32); `batch`
 //     is a symbolic dim (dim_param) unless Options::dynamic_batch is false;
+//   - for a model that reads `input_lengths` (padded sequences into lstm/gru/rnn, last_step), a
+//     second graph input `input_lengths` int64 [batch] (same `batch` dim); any other second
+//     model input is refused (ExportError);
 //   - every state_dict tensor the graph reads as an initializer under its state_dict key
 //     ("conv1.weight", "bn1.running_mean"); num_batches_tracked is not exported;
 //   - one ONNX node per layer where ONNX has the operator (node name = the layer's name, output

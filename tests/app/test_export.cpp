@@ -33,12 +33,11 @@ namespace ox = dl::onnx_export;
 
 Config config_of(const std::string& yaml) { return dl::load_config_string(yaml, "export_test.yaml"); }
 
-// A model with its weights, in eval mode. BatchNorm running statistics get random values (fresh
-// ones are 0 and 1, which would hide a mean/var mix-up).
-std::shared_ptr<GraphModel> build(const Config& cfg, const Shape& sample, uint64_t seed = 7,
-                                  dl::DType input_dtype = dl::DType::F32) {
+// A model with its weights, in eval mode, on the given model inputs ("input" first). BatchNorm
+// running statistics get random values (fresh ones are 0 and 1, which would hide a mean/var mix-up).
+std::shared_ptr<GraphModel> build_on(const Config& cfg, const std::vector<dl::ModelInput>& inputs, uint64_t seed = 7) {
   dl::Generator gen(seed);
-  auto m = std::make_shared<GraphModel>(cfg.model, gen, std::vector<dl::ModelInput>{{"input", sample, input_dtype}});
+  auto m = std::make_shared<GraphModel>(cfg.model, gen, inputs);
   for (auto& [name, t] : m->named_buffers()) {
     if (t.dtype() != dl::DType::F32) continue;
     float* p = t.data<float>();
@@ -51,6 +50,12 @@ std::shared_ptr<GraphModel> build(const Config& cfg, const Shape& sample, uint64
   return m;
 }
 
+// The same on the one input `input` of per-sample shape `sample`.
+std::shared_ptr<GraphModel> build(const Config& cfg, const Shape& sample, uint64_t seed = 7,
+                                  dl::DType input_dtype = dl::DType::F32) {
+  return build_on(cfg, {{"input", sample, input_dtype}}, seed);
+}
+
 Tensor batch_of(const Shape& sample, int64_t n, uint64_t seed) {
   dl::Generator gen(seed);
   Shape s{n};
@@ -61,6 +66,11 @@ Tensor batch_of(const Shape& sample, int64_t n, uint64_t seed) {
 Tensor forward(GraphModel& m, const Tensor& x) {
   dl::NoGradGuard no_grad;
   return m.forward(x).contiguous();
+}
+
+Tensor forward(GraphModel& m, const dl::TensorList& inputs) {
+  dl::NoGradGuard no_grad;
+  return m.forward(inputs).contiguous();
 }
 
 // |a - b| <= atol + rtol |b| everywhere (the issue's tolerance: rtol 1e-4, atol 1e-5), on finite
@@ -686,6 +696,94 @@ TEST_CASE("export: lstm, gru and rnn (stacked, bidirectional, h_n/c_n as the out
   for (int64_t opset = ox::kMinOpset; opset <= ox::kMaxOpset; ++opset)
     check_model_in_ort("rnn_opset", config_of("model:\n  " + models[0] + "\ndata: {dataset: fashion_mnist}\n"), {6, 5},
                        opset);
+}
+
+namespace {
+
+// Exports `cfg`'s model, which reads padded sequences `input` [N, T, I] (sample = [T, I]) and
+// `input_lengths` i64 [N], checks the second graph input (int64 [batch], or [7] with a static
+// batch) and python3-onnx, and runs it in ONNX Runtime at batch 1 and 7 on unsorted lengths (T
+// and 1 among them; the padding holds random values, which neither side may read), comparing
+// with dltool's forward.
+void check_lengths_model_in_ort(const std::string& label, const Config& cfg, const Shape& sample) {
+  INFO(label);
+  const int64_t T = sample.at(0);
+  REQUIRE(T == 6);
+  auto model = build_on(cfg, {{"input", sample, dl::DType::F32}, {std::string(dl::kInputLengths), {}, dl::DType::I64}});
+  REQUIRE(model->model_inputs().size() == 2);
+  const std::vector<std::vector<int64_t>> batches = {{3}, {4, 6, 1, 5, 2, 6, 3}};
+  for (bool dynamic : {true, false}) {
+    INFO((dynamic ? "dynamic batch" : "static batch 7"));
+    ox::Options o;
+    o.dynamic_batch = dynamic;
+    o.batch_size = 7;
+    const std::string bytes = ox::export_onnx(cfg.model, *model, o);
+    const onnx::ModelProto m = parse(bytes);
+    REQUIRE(m.graph().input_size() == 2);
+    const onnx::ValueInfoProto& lens_in = m.graph().input(1);
+    CHECK(lens_in.name() == "input_lengths");
+    CHECK(lens_in.type().tensor_type().elem_type() == onnx::TensorProto::INT64);
+    REQUIRE(lens_in.type().tensor_type().shape().dim_size() == 1);
+    const auto& dim = lens_in.type().tensor_type().shape().dim(0);
+    if (dynamic) {
+      CHECK(dim.dim_param() == "batch");
+      CHECK(m.graph().input(0).type().tensor_type().shape().dim(0).dim_param() == "batch");
+    } else {
+      CHECK(dim.dim_value() == 7);
+    }
+    TempDir d;
+    const std::string path = d.file(label + ".onnx", bytes);
+    CHECK(dl::test::python_onnx_check(path) == "");
+    for (const std::vector<int64_t>& lens : batches) {
+      const int64_t n = static_cast<int64_t>(lens.size());
+      if (!dynamic && n != 7) continue;
+      Tensor x = batch_of(sample, n, 200 + n);
+      Tensor l = dl::from_vector(lens, {n});
+      const Tensor want = forward(*model, dl::TensorList{x, l});
+      check_close(dl::test::ort_run(path, {{"input", x}, {"input_lengths", l}}), want,
+                  label + " batch " + std::to_string(n));
+      // The lengths matter: the same batch read to its full length gives other numbers.
+      const Tensor full = forward(*model, dl::TensorList{x, dl::full({n}, static_cast<double>(T), dl::DType::I64)});
+      CHECK_FALSE(dl::test::allclose(full, want, 1e-4, 1e-5));
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("export: lstm and gru on input_lengths (unsorted lengths) and last_step run in ONNX Runtime "
+          "with dltool's numbers",
+          "[export][onnxruntime][rnn]") {
+  DLTOOL_REQUIRE_ORT();
+  // [N, T = 6, I = 5] padded sequences and their lengths, as collate feeds a recipe.
+  const std::vector<std::string> models = {
+      "nodes:\n    - {name: rnn, type: lstm, hidden_size: 8, num_layers: 2, bidirectional: true, batch_first: true,"
+      " inputs: [input, input_lengths]}\n"
+      "    - {name: last, type: last_step, inputs: [rnn.0, input_lengths]}\n"
+      "    - {name: fc, type: linear, out_features: 3}",
+      // the padded output (zeros after each length), h_n of both directions
+      "nodes:\n    - {name: rnn, type: gru, hidden_size: 7, num_layers: 2, bidirectional: true, batch_first: true,"
+      " inputs: [input, input_lengths]}\n"
+      "    - {name: y, type: flatten, inputs: [rnn]}\n"
+      "    - {name: h, type: flatten, inputs: [rnn.1]}\n"
+      "    - {name: out, type: concat, inputs: [y, h]}",
+  };
+  for (size_t i = 0; i < models.size(); ++i)
+    check_lengths_model_in_ort("rnn_lengths" + std::to_string(i),
+                               config_of("model:\n  " + models[i] + "\ndata: {dataset: fashion_mnist}\n"), {6, 5});
+}
+
+TEST_CASE("export: a second model input other than input_lengths is refused by name", "[export]") {
+  // Recipes cannot name one (the config reader knows input and input_lengths only); a model built
+  // through the API can.
+  Config cfg = config_of("model:\n  nodes:\n    - {name: sum, type: add, inputs: [input, input_lengths]}\n"
+                         "data: {dataset: fashion_mnist}\n");
+  cfg.model.nodes.at(0).inputs.at(1) = "offset";
+  auto model = build_on(cfg, {{"input", {4}, dl::DType::F32}, {"offset", {4}, dl::DType::F32}});
+  REQUIRE(model->model_inputs().size() == 2);
+  CHECK_THROWS_MATCHES(ox::export_onnx(cfg.model, *model, ox::Options{}), ox::ExportError,
+                       Catch::Matchers::Message("cannot export a model with several inputs (offset): dltool exports "
+                                                "models of one input, plus input_lengths for padded sequences"));
 }
 
 namespace {

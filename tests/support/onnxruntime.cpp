@@ -10,6 +10,7 @@
 #include <iterator>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 #include <vector>
 
 #include "tests/support/process.h"
@@ -135,34 +136,37 @@ bool ort_required() {
   return v && std::strcmp(v, "1") == 0;
 }
 
-dl::Tensor ort_run(const std::string& model_path, const dl::Tensor& input, OrtRunInfo* info) {
-  if (!input.defined()) throw std::invalid_argument("ort_run: undefined input tensor");
-  if (input.dtype() != DType::F32 && input.dtype() != DType::I64)
-    throw std::invalid_argument("ort_run: the input must be float32 or int64, got " + input.str());
-  std::string why;
-  if (!ort_available(&why)) throw std::runtime_error("ort_run: " + ort_unavailable_message());
+namespace {
 
+// Writes `t` (float32 or int64, copied to the host) raw into `path`; returns its DIMS text
+// ("7,6,5") for ort_run.js.
+std::string write_input(const std::string& path, const dl::Tensor& input, const std::string& what) {
+  if (!input.defined()) throw std::invalid_argument("ort_run: undefined " + what + " tensor");
+  if (input.dtype() != DType::F32 && input.dtype() != DType::I64)
+    throw std::invalid_argument("ort_run: " + what + " must be float32 or int64, got " + input.str());
   const dl::Tensor x = input.cpu().contiguous();
-  TempDir dir;
-  const std::string in_path = dir.file("input.bin"), out_path = dir.file("output.bin");
-  {
-    std::ofstream f(in_path, std::ios::binary);
-    f.write(static_cast<const char*>(x.raw_data()), static_cast<std::streamsize>(x.numel() * x.element_size()));
-    if (!f) throw std::runtime_error("ort_run: cannot write " + in_path);
-  }
+  std::ofstream f(path, std::ios::binary);
+  f.write(static_cast<const char*>(x.raw_data()), static_cast<std::streamsize>(x.numel() * x.element_size()));
+  if (!f) throw std::runtime_error("ort_run: cannot write " + path);
   std::string dims;
   for (int64_t d : x.shape()) dims += (dims.empty() ? "" : ",") + std::to_string(d);
+  return dims;
+}
 
+const char* dtype_word(const dl::Tensor& t) { return t.dtype() == DType::I64 ? "int64" : "float32"; }
+
+// Runs ort_run.js with `args` (after the script) and reads the output it wrote to `out_path`.
+dl::Tensor run_script(const std::string& model_path, const std::vector<std::string>& args, const std::string& out_path,
+                      const std::string& inputs_text, OrtRunInfo* info) {
   ProcessOptions opt;
   opt.env["ORT_NODE_MODULES"] = ort_node_modules();
   opt.timeout_s = kTimeoutS;
-  const ProcessResult r =
-      run_process({node_executable(), script_path(), model_path, in_path, dims, out_path,
-                   x.dtype() == DType::I64 ? "int64" : "float32"},
-                  opt);
+  std::vector<std::string> argv = {node_executable(), script_path()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const ProcessResult r = run_process(argv, opt);
   if (r.exit_code != 0) {
-    throw std::runtime_error("ONNX Runtime failed on '" + model_path + "' (input " + shape_str(x.shape()) + ", " +
-                             r.status_text() + "):\n" + trim(r.err) + (r.out.empty() ? "" : "\n" + trim(r.out)));
+    throw std::runtime_error("ONNX Runtime failed on '" + model_path + "' (" + inputs_text + ", " + r.status_text() +
+                             "):\n" + trim(r.err) + (r.out.empty() ? "" : "\n" + trim(r.out)));
   }
   std::string json;  // the last line that is a JSON object
   {
@@ -190,6 +194,37 @@ dl::Tensor ort_run(const std::string& model_path, const dl::Tensor& input, OrtRu
   dl::Tensor y = dl::empty(out_dims);
   if (n > 0) std::memcpy(y.raw_data(), bytes.data(), bytes.size());
   return y;
+}
+
+}  // namespace
+
+dl::Tensor ort_run(const std::string& model_path, const dl::Tensor& input, OrtRunInfo* info) {
+  TempDir dir;
+  const std::string in_path = dir.file("input.bin"), out_path = dir.file("output.bin");
+  const std::string dims = write_input(in_path, input, "the input");
+  if (!ort_available()) throw std::runtime_error("ort_run: " + ort_unavailable_message());
+  return run_script(model_path, {model_path, in_path, dims, out_path, dtype_word(input)}, out_path,
+                    "input " + shape_str(input.shape()), info);
+}
+
+dl::Tensor ort_run(const std::string& model_path, const std::vector<std::pair<std::string, dl::Tensor>>& inputs,
+                   OrtRunInfo* info) {
+  if (inputs.empty()) throw std::invalid_argument("ort_run: no inputs");
+  TempDir dir;
+  const std::string out_path = dir.file("output.bin");
+  std::vector<std::string> args = {model_path, out_path};
+  std::string text;
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    const auto& [name, t] = inputs[k];
+    if (name.empty() || name.find('=') != std::string::npos)
+      throw std::invalid_argument("ort_run: bad input name '" + name + "' (empty or holding '=')");
+    const std::string in_path = dir.file("input" + std::to_string(k) + ".bin");
+    const std::string dims = write_input(in_path, t, "input '" + name + "'");
+    args.push_back(name + "=" + in_path + ":" + dims + ":" + dtype_word(t));
+    text += (text.empty() ? "" : ", ") + name + " " + shape_str(t.shape());
+  }
+  if (!ort_available()) throw std::runtime_error("ort_run: " + ort_unavailable_message());
+  return run_script(model_path, args, out_path, "inputs " + text, info);
 }
 
 bool python_onnx_available(std::string* why) {

@@ -14,6 +14,8 @@
 // Set DLTOOL_REQUIRE_ORT=1 (scripts/test.sh does) to make a missing ORT a test failure.
 #pragma once
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/tensor/tensor.h"
 #include "tests/support/skip.h"
@@ -42,6 +44,11 @@ struct OrtRunInfo {
 // its first output as a new float32 CPU tensor. Throws std::runtime_error with node's stderr
 // when the model does not load or run (or ORT is unavailable).
 dl::Tensor ort_run(const std::string& model_path, const dl::Tensor& input, OrtRunInfo* info = nullptr);
+// The same with several inputs fed by name, e.g. a model that reads padded sequences:
+//   ort_run(path, {{"input", x}, {"input_lengths", lengths}})   // x f32 [N, T, I], lengths i64 [N]
+// Throws when a name is not one of the model's inputs (ORT's own check for a missing one).
+dl::Tensor ort_run(const std::string& model_path, const std::vector<std::pair<std::string, dl::Tensor>>& inputs,
+                   OrtRunInfo* info = nullptr);
 
 // The onnx checker (Debian's /usr/bin/python3 + python3-onnx): onnx.checker.check_model(
 // onnx.load(path), full_check=True). "" when the model is accepted, else the checker's message.
