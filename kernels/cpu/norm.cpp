@@ -24,7 +24,10 @@
 
 // The 4-wide double vectors below are passed between always-inlined helpers only, so GCC's
 // note that their calling convention differs with and without AVX does not apply.
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wunknown-warning-option"
+#pragma clang diagnostic ignored "-Wpsabi"
+#elif defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
 
@@ -87,13 +90,19 @@ DL_ALWAYS_INLINE double row_sum(const T* p, int64_t n, F f) {
   return total;
 }
 
-// a = sum(g), b = sum(g * (x - mu)) over a row, in row_sum's order.
-template <class T>
-DL_ALWAYS_INLINE void row_grad_sums(const T* g, const T* x, int64_t n, double mu, double& a_out, double& b_out) {
+// a = sum(g), b = sum(g * (x - mu)) over a row, in row_sum's order. Masked (batch norm + ReLU
+// fused): g where the ReLU's output y > 0, else 0 (relu's backward), selected lane by lane.
+template <bool Masked, class T>
+DL_ALWAYS_INLINE void row_grad_sums(const T* g, const T* y, const T* x, int64_t n, double mu, double& a_out,
+                                    double& b_out) {
   Lanes a_lo = {}, a_hi = {}, b_lo = {}, b_hi = {};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    const Lanes g_lo = load4(g + i), g_hi = load4(g + i + 4);
+    Lanes g_lo = load4(g + i), g_hi = load4(g + i + 4);
+    if constexpr (Masked) {
+      g_lo = load4(y + i) > 0.0 ? g_lo : Lanes{};
+      g_hi = load4(y + i + 4) > 0.0 ? g_hi : Lanes{};
+    }
     a_lo += g_lo;
     a_hi += g_hi;
     b_lo += g_lo * (load4(x + i) - mu);
@@ -101,7 +110,7 @@ DL_ALWAYS_INLINE void row_grad_sums(const T* g, const T* x, int64_t n, double mu
   }
   double sa = lanes_total(a_lo, a_hi), sb = lanes_total(b_lo, b_hi);
   for (; i < n; ++i) {
-    const double gi = static_cast<double>(g[i]);
+    const double gi = !Masked || y[i] > T(0) ? static_cast<double>(g[i]) : 0.0;
     sa += gi;
     sb += gi * (static_cast<double>(x[i]) - mu);
   }
@@ -208,18 +217,6 @@ void bn_fwd(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& m
   });
 }
 
-// gy masked by the fused ReLU's output (relu's backward: g where y > 0, else 0); the whole of
-// gy without it. Written into `buf` (one row) so that the loops below stay plain and vectorise.
-template <class T>
-DL_ALWAYS_INLINE const T* masked_row(const T* gr, const T* yr, int64_t s, T* buf) {
-  if (!yr) return gr;
-  for (int64_t i = 0; i < s; ++i) {
-    const T g = gr[i];  // loaded unconditionally: a select, vectorised, not a branch per element
-    buf[i] = yr[i] > T(0) ? g : T(0);
-  }
-  return buf;
-}
-
 template <class T>
 struct BnBwdArgs {
   NCS d;
@@ -236,9 +233,10 @@ struct BnBwdArgs {
   double eps;
 };
 
-// Channels [c0, c1) of the backward. `buf`: d.s elements (the masked gy row).
+// Channels [c0, c1) of the backward. With the fused ReLU, gy is masked by its output y as
+// relu's backward does (gy where y > 0, else 0) wherever it is read.
 template <class T>
-DL_ALWAYS_INLINE void bn_bwd_channels(const BnBwdArgs<T>& a, int64_t c0, int64_t c1, T* buf) {
+DL_ALWAYS_INLINE void bn_bwd_channels(const BnBwdArgs<T>& a, int64_t c0, int64_t c1) {
   const NCS& d = a.d;
   const bool need_sums = a.gw || a.gb || (a.gx && a.training);
   const double m = static_cast<double>(d.n * d.s);
@@ -250,9 +248,9 @@ DL_ALWAYS_INLINE void bn_bwd_channels(const BnBwdArgs<T>& a, int64_t c0, int64_t
     if (need_sums)
       for (int64_t n = 0; n < d.n; ++n) {
         const int64_t r = n * d.c + c;
-        const T* gr = masked_row(a.gy + r * d.s, a.relu_y ? a.relu_y + r * d.s : nullptr, d.s, buf);
         double sa, sb;
-        row_grad_sums(gr, a.x + r * d.s, d.s, mean, sa, sb);
+        if (a.relu_y) row_grad_sums<true>(a.gy + r * d.s, a.relu_y + r * d.s, a.x + r * d.s, d.s, mean, sa, sb);
+        else row_grad_sums<false>(a.gy + r * d.s, a.gy, a.x + r * d.s, d.s, mean, sa, sb);
         sum_g += sa;
         sum_gxc += sb;
       }
@@ -270,20 +268,28 @@ DL_ALWAYS_INLINE void bn_bwd_channels(const BnBwdArgs<T>& a, int64_t c0, int64_t
     for (int64_t n = 0; n < d.n; ++n) {
       const int64_t r = n * d.c + c;
       const T* xr = a.x + r * d.s;
-      const T* gr = masked_row(a.gy + r * d.s, a.relu_y ? a.relu_y + r * d.s : nullptr, d.s, buf);
+      const T* gr = a.gy + r * d.s;
       T* o = a.gx + r * d.s;
-      for (int64_t i = 0; i < d.s; ++i) o[i] = ka * gr[i] + kb * (xr[i] - mu) + kc;
+      if (a.relu_y) {
+        const T* yr = a.relu_y + r * d.s;
+        for (int64_t i = 0; i < d.s; ++i) {
+          const T g = gr[i];  // loaded unconditionally: a select, vectorised, not a branch per element
+          o[i] = ka * (yr[i] > T(0) ? g : T(0)) + kb * (xr[i] - mu) + kc;
+        }
+      } else {
+        for (int64_t i = 0; i < d.s; ++i) o[i] = ka * gr[i] + kb * (xr[i] - mu) + kc;
+      }
     }
   }
 }
 
 template <class T>
-void bn_bwd_channels_baseline(const BnBwdArgs<T>& a, int64_t c0, int64_t c1, T* buf) {
-  bn_bwd_channels(a, c0, c1, buf);
+void bn_bwd_channels_baseline(const BnBwdArgs<T>& a, int64_t c0, int64_t c1) {
+  bn_bwd_channels(a, c0, c1);
 }
 template <class T>
-DL_TARGET_AVX2 void bn_bwd_channels_avx2(const BnBwdArgs<T>& a, int64_t c0, int64_t c1, T* buf) {
-  bn_bwd_channels(a, c0, c1, buf);
+DL_TARGET_AVX2 void bn_bwd_channels_avx2(const BnBwdArgs<T>& a, int64_t c0, int64_t c1) {
+  bn_bwd_channels(a, c0, c1);
 }
 
 template <class T>
@@ -302,10 +308,7 @@ void bn_bwd(const Tensor& x, const Tensor& gy, const Tensor& relu_y, const Tenso
                  training,
                  eps};
   const auto channels = cpu_isa() == CpuIsa::Avx2 ? bn_bwd_channels_avx2<T> : bn_bwd_channels_baseline<T>;
-  parallel_for(a.d.c, channel_grain(a.d), [&](int64_t c0, int64_t c1) {
-    std::vector<T> buf(static_cast<size_t>(a.d.s));
-    channels(a, c0, c1, buf.data());
-  });
+  parallel_for(a.d.c, channel_grain(a.d), [&](int64_t c0, int64_t c1) { channels(a, c0, c1); });
 }
 
 void cpu_batch_norm_fwd(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& mean,
