@@ -3,12 +3,12 @@
 tests/fixtures/gen_strips.py's plan_strips, which dltool's loader is pinned to), transforms,
 CRNN (conv 32/64/128 + pools -> permute + flatten -> bidirectional LSTM 128 -> linear 11 ->
 log_softmax), CTC loss (blank 10, mean, zero_infinity), Adam lr 1e-3 and per-step cosine
-schedule, batch 64. The validation split is the tail of the training strips (data.val_size), as
-dltool carves it. Prints one JSON line: test CTC loss and sequence accuracy (greedy CTC decoding
+schedule, batch 64. The training strips are built from the training file's images but its last
+--holdout (data.holdout: dltool's val strips come from those). Prints one JSON line: test CTC loss and sequence accuracy (greedy CTC decoding
 equal to the strip's classes), training time.
 
-    OPENBLAS_NUM_THREADS=1 bench/crnn_torch.py [--epochs 10] [--train-strips 60000]
-        [--val-size 5000] [--test-strips 10000] [--threads 2]
+    OPENBLAS_NUM_THREADS=1 bench/crnn_torch.py [--epochs 10] [--train-strips 55000]
+        [--holdout 5000] [--test-strips 10000] [--threads 2]
 """
 import argparse
 import json
@@ -30,11 +30,14 @@ from torch_recipes import ROOT, read_idx  # noqa: E402
 MAX_LEN, BLANK, MEAN, STD = 5, 10, 0.1702, 0.3068
 
 
-def strips(split, num_strips, stream, seed=0):
-    """u8 images -> normalised strips [S, 1, 28, 28 * MAX_LEN], padded targets [S, MAX_LEN], lengths [S]."""
+def strips(split, num_strips, stream, seed=0, holdout=0):
+    """u8 images -> normalised strips [S, 1, 28, 28 * MAX_LEN], padded targets [S, MAX_LEN], lengths [S].
+    holdout: the training file's last `holdout` images are left out (data.holdout)."""
     prefix = "train" if split == "train" else "t10k"
     images = torch.from_numpy(read_idx(f"{ROOT}/{prefix}-images-idx3-ubyte.gz").copy())
     labels = torch.from_numpy(read_idx(f"{ROOT}/{prefix}-labels-idx1-ubyte.gz").astype("int64"))
+    if holdout:
+        images, labels = images[:len(images) - holdout], labels[:len(labels) - holdout]
     plan = plan_strips(len(images), num_strips, MAX_LEN, seed, stream)
     x = torch.zeros(num_strips, 1, 28, 28 * MAX_LEN, dtype=torch.uint8)
     y = torch.zeros(num_strips, MAX_LEN, dtype=torch.int64)
@@ -95,16 +98,14 @@ def evaluate(model, x, y, lengths):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=10)
-    ap.add_argument("--train-strips", type=int, default=60000)
-    ap.add_argument("--val-size", type=int, default=5000)
+    ap.add_argument("--train-strips", type=int, default=55000)
+    ap.add_argument("--holdout", type=int, default=5000)
     ap.add_argument("--test-strips", type=int, default=10000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=64)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    xtr, ytr, ltr = strips("train", args.train_strips, stream=0)
-    keep = args.train_strips - args.val_size  # dltool's val split: the last val_size training strips
-    xtr, ytr, ltr = xtr[:keep], ytr[:keep], ltr[:keep]
+    xtr, ytr, ltr = strips("train", args.train_strips, stream=0, holdout=args.holdout)
     xte, yte, lte = strips("test", args.test_strips, stream=2)
     torch.manual_seed(0)
     model = CRNN()

@@ -66,10 +66,12 @@ namespace {
 // Strips over an in-memory IDX dataset: get(i) composes the strip (a few KB) on the fly.
 class StripsDataset final : public Dataset {
  public:
+  // `source` holds the images [first_image, first_image + source->size()) of `file`; the plan's
+  // indices count from its first.
   StripsDataset(std::shared_ptr<const ImageDataset> source, StripPlan plan, int64_t max_len, std::string file,
-                std::vector<std::string> class_names, std::string name)
+                int64_t first_image, std::vector<std::string> class_names, std::string name)
       : Dataset(std::move(name)), source_(std::move(source)), plan_(std::move(plan)), max_len_(max_len),
-        file_(std::move(file)) {
+        file_(std::move(file)), first_image_(first_image) {
     const Shape img = source_->sample_shape();  // {C, H, W}
     info_.input_shape = {img[0], img[1], img[2] * max_len_};
     info_.input_dtype = DType::U8;
@@ -108,7 +110,8 @@ class StripsDataset final : public Dataset {
     check_index(i);
     std::string s = file_ + " strip " + std::to_string(i) + ": images [";
     const int64_t b = plan_.offsets[static_cast<size_t>(i)], e = plan_.offsets[static_cast<size_t>(i) + 1];
-    for (int64_t k = b; k < e; ++k) s += (k == b ? "" : ", ") + std::to_string(plan_.images[static_cast<size_t>(k)]);
+    for (int64_t k = b; k < e; ++k)
+      s += (k == b ? "" : ", ") + std::to_string(first_image_ + plan_.images[static_cast<size_t>(k)]);
     return s + "]";
   }
 
@@ -117,6 +120,7 @@ class StripsDataset final : public Dataset {
   StripPlan plan_;
   int64_t max_len_;
   std::string file_;
+  int64_t first_image_ = 0;
   DatasetInfo info_;
 };
 
@@ -146,8 +150,19 @@ IdxFiles files_of(const FormatArgs& args, const std::string& split) {
 Splits open_strips(const FormatArgs& args) {
   const int64_t max_len = attr_int(args.options, "max_len");
   const uint64_t seed = static_cast<uint64_t>(attr_int(args.options, "seed"));
+  const int64_t holdout = attr_int(args.options, "holdout");
   const std::vector<std::string>& names = attr_strings(args.options, "classes");
+  if (holdout > 0 && args.split("val"))
+    throw std::invalid_argument("data.holdout " + std::to_string(holdout) +
+                                " and data.val both give a validation split: keep one");
   Splits s;
+  auto make = [&](std::shared_ptr<const ImageDataset> source, int64_t strips, size_t k, const std::string& file,
+                  int64_t first_image) {
+    if (strips == 0) strips = source->size();
+    StripPlan plan = plan_strips(source->size(), strips, max_len, seed, kStream[k]);
+    return std::make_shared<const StripsDataset>(std::move(source), std::move(plan), max_len, file, first_image,
+                                                 names, kSplits[k]);
+  };
   for (size_t k = 0; k < 3; ++k) {
     const std::string split = kSplits[k];
     if (!args.split(split)) continue;
@@ -157,11 +172,19 @@ Splits open_strips(const FormatArgs& args) {
       throw std::invalid_argument("data.classes names " + std::to_string(names.size()) +
                                   " classes but the labels have " + std::to_string(source->num_classes()) +
                                   " (data.num_classes or the largest label + 1)");
-    int64_t strips = attr_int(*args.split(split), "num_strips");
-    if (strips == 0) strips = source->size();
-    StripPlan plan = plan_strips(source->size(), strips, max_len, seed, kStream[k]);
-    (split == "train" ? s.train : split == "val" ? s.val : s.test) = std::make_shared<const StripsDataset>(
-        source, std::move(plan), max_len, std::filesystem::path(files.images).filename().string(), names, split);
+    const std::string file = std::filesystem::path(files.images).filename().string();
+    const int64_t strips = attr_int(*args.split(split), "num_strips");
+    if (split == "train" && holdout > 0) {
+      // The last `holdout` images build the val strips; the training strips never use them.
+      const int64_t m = source->size(), keep = m - holdout;
+      if (keep < 1)
+        throw DataError(files.images + ": data.holdout " + std::to_string(holdout) + " of its " + std::to_string(m) +
+                        " images leaves none to train on; lower data.holdout");
+      s.val = make(source->range(keep, m, "val"), attr_int(args.options, "holdout_strips"), 1, file, keep);
+      s.train = make(source->range(0, keep, "train"), strips, 0, file, 0);
+      continue;
+    }
+    (split == "train" ? s.train : split == "val" ? s.val : s.test) = make(source, strips, k, file, 0);
   }
   return s;
 }
@@ -190,6 +213,11 @@ const RegisterFormat reg({
     {A::integer("max_len", 5).range(1, 64).describe("images per strip: 1 to max_len, drawn per strip"),
      A::integer("seed", 0).at_least(0).describe("seed of the strips' lengths and image order (SplitMix64)"),
      A::integer("num_classes", 0).at_least(0).describe("classes (0 = the largest label + 1)"),
+     A::integer("holdout", 0).at_least(0).describe(
+         "the last N images of the training file build the val split's strips and no training strip "
+         "uses them (0 = none; not with data.val). data.val_size would instead carve val strips whose "
+         "images also appear in training strips"),
+     A::integer("holdout_strips", 0).at_least(0).describe("strips in the held-out val split (0 = one per held-out image)"),
      A::string_list("classes").def(std::vector<std::string>{}).describe("class names, index order")},
     {A::string("images").optional().describe(
          "IDX image file under root (default: Fashion-MNIST's train-/t10k-images-idx3-ubyte.gz; "
@@ -201,7 +229,11 @@ const RegisterFormat reg({
     peek_strips,
     /*images=*/true,
     "data:\n  format: fashion_strips\n  max_len: 5\n  seed: 0\n"
-    "  train: {num_strips: 60000}\n  test: {num_strips: 10000}\n  val_size: 5000",
+    "  train: {num_strips: 55000}\n  test: {num_strips: 10000}\n  holdout: 5000",
+    [](const AttrMap& options) {  // a config with errors may lack the key
+      auto h = options.find("holdout");
+      return h != options.end() && std::holds_alternative<int64_t>(h->second) && std::get<int64_t>(h->second) > 0;
+    },
 });
 
 }  // namespace

@@ -11,6 +11,10 @@
 //   (Fisher-Yates, j = M - 1 down to 1, swap perm[j] and perm[rng() % (j + 1)]) and start
 //   again at its front; take its next index.
 // So every image is used once before any is used again.
+// Validation: `holdout: N` keeps the last N images of the training file out of the training
+// strips and builds the val strips (stream 1) from them alone, indices counted from the first
+// held-out image. (data.val_size carves the last strips instead: each image then appears in
+// about max_len / 2 + 1/2 strips, so val strips would reuse training images.)
 #pragma once
 #include <cstdint>
 #include <vector>

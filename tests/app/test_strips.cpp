@@ -212,3 +212,43 @@ TEST_CASE("fashion_strips: the real Fashion-MNIST files, [1, 28, 140] strips", "
     CHECK(s.test->describe(i) == want + "]");
   }
 }
+
+TEST_CASE("fashion_strips: holdout keeps the last images for the val strips, out of every training strip",
+          "[datasets][strips]") {
+  TempDir dir;
+  write_tiny_idx(dir, 10, "train");
+  const Tensor images = read_idx_u8((dir.path / "train-images.idx").string());
+  const Tensor labels = read_idx_u8((dir.path / "train-labels.idx").string());
+  const AttrMap opts = {{"max_len", int64_t{3}}, {"seed", int64_t{5}}, {"holdout", int64_t{4}}};
+  Splits s = open_strips(dir.path.string(), opts, {{"train", files("train", 30)}});
+  REQUIRE(s.train);
+  REQUIRE(s.val);
+  CHECK(s.train->size() == 30);
+  CHECK(s.val->size() == 4);  // holdout_strips 0: one strip per held-out image
+  // Train: images 0-5 with stream 0; val: images 6-9 with stream 1, indices counted from image 6.
+  check_strips(*s.train, plan_strips(6, 30, 3, 5, 0), images.narrow(0, 0, 6), labels.narrow(0, 0, 6), 3);
+  check_strips(*s.val, plan_strips(4, 4, 3, 5, 1), images.narrow(0, 6, 4), labels.narrow(0, 6, 4), 3);
+  // No pixel of a held-out image is in a training strip (pixel values encode the image index),
+  // and describe() names the file's own image indices.
+  for (int64_t i = 0; i < s.train->size(); ++i)
+    for (uint8_t v : s.train->get(i).at(kInput).to_vector<uint8_t>()) REQUIRE((v == 0 || (v - 1) / 10 < 6));
+  const StripPlan val_plan = plan_strips(4, 4, 3, 5, 1);
+  std::string want = "train-images.idx strip 0: images [";
+  for (int64_t k = val_plan.offsets[0]; k < val_plan.offsets[1]; ++k)
+    want += (k == val_plan.offsets[0] ? "" : ", ") + std::to_string(6 + val_plan.images[static_cast<size_t>(k)]);
+  CHECK(s.val->describe(0) == want + "]");
+  // holdout_strips sets the val split's size.
+  AttrMap more = opts;
+  more["holdout_strips"] = int64_t{9};
+  CHECK(open_strips(dir.path.string(), more, {{"train", files("train", 5)}}).val->size() == 9);
+  // Errors: holdout with an explicit val split, and a holdout that leaves nothing to train on.
+  CHECK_THROWS_WITH(open_strips(dir.path.string(), opts, {{"train", files("train", 3)}, {"val", files("train", 2)}}),
+                    Catch::Contains("data.holdout 4 and data.val both give a validation split"));
+  AttrMap all = opts;
+  all["holdout"] = int64_t{10};
+  CHECK_THROWS_WITH(open_strips(dir.path.string(), all, {{"train", files("train", 3)}}),
+                    Catch::Contains("data.holdout 10 of its 10 images leaves none to train on"));
+  // The format makes the val split itself (configs may refer to val/ metrics).
+  CHECK(format_def("fashion_strips").makes_val(opts));
+  CHECK_FALSE(format_def("fashion_strips").makes_val({{"max_len", int64_t{3}}}));
+}
