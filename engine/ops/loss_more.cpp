@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/amp/autocast.h"
 #include "engine/autograd/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/loss.h"
@@ -99,8 +100,10 @@ std::vector<int64_t> host_indices(const Tensor& target, const char* op) {
 
 }  // namespace
 
-Tensor poisson_nll_loss(const Tensor& input, const Tensor& target, bool log_input, bool full, double eps,
+Tensor poisson_nll_loss(const Tensor& input_in, const Tensor& target_in, bool log_input, bool full, double eps,
                         Reduction reduction) {
+  const auto cast = amp::autocast(amp::CastPolicy::F32, input_in, target_in);
+  const Tensor &input = cast[0], &target = cast[1];
   const char* op = "poisson_nll_loss";
   check_floating(input, op, "input");
   check_broadcast(op, input, target, "input", "target");
@@ -114,7 +117,9 @@ Tensor poisson_nll_loss(const Tensor& input, const Tensor& target, bool log_inpu
   return apply_reduction(loss, reduction);
 }
 
-Tensor kl_div(const Tensor& input, const Tensor& target, const std::string& reduction, bool log_target) {
+Tensor kl_div(const Tensor& input_in, const Tensor& target_in, const std::string& reduction, bool log_target) {
+  const auto cast = amp::autocast(amp::CastPolicy::F32, input_in, target_in);
+  const Tensor &input = cast[0], &target = cast[1];
   const char* op = "kl_div";
   const bool batchmean = reduction == "batchmean";
   if (!batchmean && reduction != "none" && reduction != "mean" && reduction != "sum")
@@ -136,8 +141,10 @@ Tensor kl_div(const Tensor& input, const Tensor& target, const std::string& redu
   return input.dim() == 0 ? total : div(total, scalar_tensor(static_cast<double>(input.size(0)), total.options()));
 }
 
-Tensor margin_ranking_loss(const Tensor& input1, const Tensor& input2, const Tensor& target, double margin,
+Tensor margin_ranking_loss(const Tensor& input1_in, const Tensor& input2_in, const Tensor& target_in, double margin,
                            Reduction reduction) {
+  const auto cast = amp::autocast(amp::CastPolicy::F32, input1_in, input2_in, target_in);
+  const Tensor &input1 = cast[0], &input2 = cast[1], &target = cast[2];
   const char* op = "margin_ranking_loss";
   check_floating(input1, op, "input1");
   if (input1.dim() != input2.dim() || input1.dim() != target.dim())
@@ -151,7 +158,9 @@ Tensor margin_ranking_loss(const Tensor& input1, const Tensor& input2, const Ten
   return apply_reduction(clamp(add(mul(neg(t), sub(input1, input2)), margin), 0.0, std::nullopt), reduction);
 }
 
-Tensor hinge_embedding_loss(const Tensor& input, const Tensor& target, double margin, Reduction reduction) {
+Tensor hinge_embedding_loss(const Tensor& input_in, const Tensor& target_in, double margin, Reduction reduction) {
+  const auto cast = amp::autocast(amp::CastPolicy::F32, input_in, target_in);
+  const Tensor &input = cast[0], &target = cast[1];
   const char* op = "hinge_embedding_loss";
   check_floating(input, op, "input");
   check_broadcast(op, input, target, "input", "target");
@@ -163,7 +172,9 @@ Tensor hinge_embedding_loss(const Tensor& input, const Tensor& target, double ma
   return apply_reduction(add(margin_part, self_part), reduction);
 }
 
-Tensor multilabel_margin_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+Tensor multilabel_margin_loss(const Tensor& input_in, const Tensor& target_in, Reduction reduction) {
+  const auto cast = amp::autocast(amp::CastPolicy::F32, input_in, target_in);
+  const Tensor &input = cast[0], &target = cast[1];
   const char* op = "multilabel_margin_loss";
   Tensor x = as_rows(op, input, target);  // [N, C]
   const int64_t n = x.size(0), classes = x.size(1);
@@ -216,7 +227,9 @@ Tensor multilabel_margin_loss(const Tensor& input, const Tensor& target, Reducti
   return reduce_rows(per_row, reduction, target.dim() <= 1);
 }
 
-Tensor soft_margin_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+Tensor soft_margin_loss(const Tensor& input_in, const Tensor& target_in, Reduction reduction) {
+  const auto cast = amp::autocast(amp::CastPolicy::F32, input_in, target_in);
+  const Tensor &input = cast[0], &target = cast[1];
   const char* op = "soft_margin_loss";
   check_floating(input, op, "input");
   check_broadcast(op, input, target, "input", "target");
@@ -226,8 +239,10 @@ Tensor soft_margin_loss(const Tensor& input, const Tensor& target, Reduction red
   return apply_reduction(softplus(neg(mul(input, t)), 1.0, std::numeric_limits<double>::infinity()), reduction);
 }
 
-Tensor multilabel_soft_margin_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
+Tensor multilabel_soft_margin_loss(const Tensor& input_in, const Tensor& target_in, const Tensor& weight_in,
                                    Reduction reduction) {
+  const auto cast = amp::autocast(amp::CastPolicy::F32, input_in, target_in, weight_in);
+  const Tensor &input = cast[0], &target = cast[1], &weight = cast[2];
   const char* op = "multilabel_soft_margin_loss";
   check_floating(input, op, "input");
   if (input.dim() < 1)
@@ -247,8 +262,10 @@ Tensor multilabel_soft_margin_loss(const Tensor& input, const Tensor& target, co
   return apply_reduction(per_row, reduction);
 }
 
-Tensor cosine_embedding_loss(const Tensor& input1, const Tensor& input2, const Tensor& target, double margin,
+Tensor cosine_embedding_loss(const Tensor& input1_in, const Tensor& input2_in, const Tensor& target_in, double margin,
                              Reduction reduction) {
+  const auto cast = amp::autocast(amp::CastPolicy::F32, input1_in, input2_in, target_in);
+  const Tensor &input1 = cast[0], &input2 = cast[1], &target = cast[2];
   const char* op = "cosine_embedding_loss";
   check_floating(input1, op, "input1");
   check_same_device(input1, input2, op);
@@ -276,8 +293,10 @@ Tensor cosine_embedding_loss(const Tensor& input1, const Tensor& input2, const T
   return apply_reduction(add(pos, negative), reduction);
 }
 
-Tensor multi_margin_loss(const Tensor& input, const Tensor& target, int64_t p, double margin, const Tensor& weight,
+Tensor multi_margin_loss(const Tensor& input_in, const Tensor& target_in, int64_t p, double margin, const Tensor& weight_in,
                          Reduction reduction) {
+  const auto cast = amp::autocast(amp::CastPolicy::F32, input_in, target_in, weight_in);
+  const Tensor &input = cast[0], &target = cast[1], &weight = cast[2];
   const char* op = "multi_margin_loss";
   if (p != 1 && p != 2)
     throw std::invalid_argument(std::string(op) + ": only p == 1 and p == 2 supported, got p = " + std::to_string(p));
@@ -310,8 +329,10 @@ Tensor multi_margin_loss(const Tensor& input, const Tensor& target, int64_t p, d
   return reduce_rows(per_row, reduction, target.dim() == 0);
 }
 
-Tensor triplet_margin_loss(const Tensor& anchor, const Tensor& positive, const Tensor& negative, double margin,
+Tensor triplet_margin_loss(const Tensor& anchor_in, const Tensor& positive_in, const Tensor& negative_in, double margin,
                            double p, double eps, bool swap, Reduction reduction) {
+  const auto cast = amp::autocast(amp::CastPolicy::F32, anchor_in, positive_in, negative_in);
+  const Tensor &anchor = cast[0], &positive = cast[1], &negative = cast[2];
   const char* op = "triplet_margin_loss";
   check_floating(anchor, op, "anchor");
   check_same_device(anchor, positive, op);

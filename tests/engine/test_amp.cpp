@@ -231,3 +231,44 @@ TEST_CASE("amp: a bf16 train step keeps f32 master weights and tracks the f32 st
   CHECK(bf16.back() < bf16.front() * 0.8);
   for (size_t i = 0; i < f32.size(); ++i) CHECK(bf16[i] == Approx(f32[i]).epsilon(0.02));
 }
+
+TEST_CASE("amp: the losses of loss_more.cpp compute in f32 under autocast (PyTorch's f32 list)", "[amp]") {
+  // Each loss of bf16 inputs under bf16 autocast: an f32 result equal to the same loss of the
+  // inputs converted to f32 outside autocast (exact: the casts are exact and both run in f32).
+  Generator g(17);
+  auto bf = [&](const Shape& s) { return randn(s, g).to(DType::BF16); };
+  const Tensor a = bf({4, 5}), b = bf({4, 5}), c = bf({4, 5}), pos = rand({4, 5}, g).to(DType::BF16);
+  const Tensor sign = from_vector<float>({1, -1, 1, -1}, {4}).to(DType::BF16);
+  const Tensor sign2d = from_vector<float>({1, -1, 1, -1, 1, 1, -1, -1, 1, 1, -1, 1, 1, -1, -1, 1, 1, 1, -1, -1},
+                                           {4, 5}).to(DType::BF16);
+  const Tensor labels = from_vector<int64_t>({0, 3, 4, 1}, {4});
+  const Tensor multilabel = from_vector<int64_t>({0, 2, -1, 0, 0, 4, -1, 0, 0, 0, 1, 3, 4, -1, 0, 2, -1, 0, 0, 0}, {4, 5});
+  const Tensor multihot = gt(rand({4, 5}, g), 0.5).to(DType::BF16);
+  const std::vector<std::pair<std::string, std::function<Tensor(const std::vector<Tensor>&)>>> losses = {
+      {"poisson_nll_loss", [&](const std::vector<Tensor>& t) { return poisson_nll_loss(t[0], t[3]); }},
+      {"kl_div", [&](const std::vector<Tensor>& t) { return kl_div(log_softmax(t[0], 1), t[3], "batchmean"); }},
+      {"margin_ranking_loss", [&](const std::vector<Tensor>& t) { return margin_ranking_loss(t[0], t[1], t[5], 0.1); }},
+      {"hinge_embedding_loss", [&](const std::vector<Tensor>& t) { return hinge_embedding_loss(t[0], t[5]); }},
+      {"multilabel_margin_loss", [&](const std::vector<Tensor>& t) { return multilabel_margin_loss(t[0], multilabel); }},
+      {"soft_margin_loss", [&](const std::vector<Tensor>& t) { return soft_margin_loss(t[0], t[5]); }},
+      {"multilabel_soft_margin_loss", [&](const std::vector<Tensor>& t) { return multilabel_soft_margin_loss(t[0], t[6]); }},
+      {"cosine_embedding_loss", [&](const std::vector<Tensor>& t) { return cosine_embedding_loss(t[0], t[1], t[4]); }},
+      {"multi_margin_loss", [&](const std::vector<Tensor>& t) { return multi_margin_loss(t[0], labels); }},
+      {"triplet_margin_loss", [&](const std::vector<Tensor>& t) { return triplet_margin_loss(t[0], t[1], t[2]); }},
+  };
+  const std::vector<Tensor> low = {a, b, c, pos, sign, sign2d, multihot};
+  std::vector<Tensor> f32;
+  for (const Tensor& t : low) f32.push_back(t.to(DType::F32));
+  for (const auto& [name, fn] : losses) {
+    INFO(name);
+    Tensor under;
+    {
+      amp::AutocastGuard ac(DType::BF16);
+      under = fn(low);
+    }
+    CHECK(under.dtype() == DType::F32);
+    const Tensor plain = fn(f32);
+    REQUIRE(plain.dtype() == DType::F32);
+    CHECK(under.item() == plain.item());
+  }
+}
