@@ -99,32 +99,41 @@ LayerSpec node(const std::string& name, const std::string& type, std::vector<std
   return s;
 }
 
-AttrMap conv_attrs(int64_t out, int64_t k, int64_t stride, int64_t pad) {
-  return {{"out_channels", out}, {"kernel_size", k}, {"stride", stride}, {"padding", pad}, {"bias", false}};
+AttrMap conv_attrs(int64_t out, int64_t k, int64_t stride, int64_t pad, bool bias = false) {
+  return {{"out_channels", out}, {"kernel_size", k}, {"stride", stride}, {"padding", pad}, {"bias", bias}};
 }
+
+// A chain of nodes, each reading the one before (the first reads the model's input), as a
+// recipe's `layers:` list builds it.
+struct Chain {
+  ModelSpec spec;
+  std::string prev = "input";
+  void add(const std::string& name, const std::string& type, AttrMap attrs = {}) {
+    spec.nodes.push_back(node(name, type, {prev}, std::move(attrs)));
+    prev = name;
+  }
+  std::shared_ptr<nn::Module> build(Generator& g) const {
+    return std::make_shared<GraphModel>(spec, Shape{1, 28, 28}, g);
+  }
+};
 
 // recipes/fashion_mnist/cnn_bn.yaml's model (bench/torch_recipes.py "cnn_bn").
 std::shared_ptr<nn::Module> cnn_bn(Generator& g) {
-  ModelSpec m;
-  std::string prev = "input";
-  auto add = [&](const std::string& name, const std::string& type, AttrMap attrs = {}) {
-    m.nodes.push_back(node(name, type, {prev}, std::move(attrs)));
-    prev = name;
-  };
-  add("conv1", "conv2d", conv_attrs(32, 3, 1, 1));
-  add("bn1", "batch_norm2d");
-  add("relu1", "relu");
-  add("pool1", "max_pool2d", {{"kernel_size", int64_t{2}}});
-  add("conv2", "conv2d", conv_attrs(64, 3, 1, 1));
-  add("bn2", "batch_norm2d");
-  add("relu2", "relu");
-  add("pool2", "max_pool2d", {{"kernel_size", int64_t{2}}});
-  add("flatten", "flatten");
-  add("fc1", "linear", {{"out_features", int64_t{256}}});
-  add("relu3", "relu");
-  add("dropout", "dropout", {{"p", 0.25}});
-  add("fc2", "linear", {{"out_features", int64_t{10}}});
-  return std::make_shared<GraphModel>(m, Shape{1, 28, 28}, g);
+  Chain c;
+  c.add("conv1", "conv2d", conv_attrs(32, 3, 1, 1));
+  c.add("bn1", "batch_norm2d");
+  c.add("relu1", "relu");
+  c.add("pool1", "max_pool2d", {{"kernel_size", int64_t{2}}});
+  c.add("conv2", "conv2d", conv_attrs(64, 3, 1, 1));
+  c.add("bn2", "batch_norm2d");
+  c.add("relu2", "relu");
+  c.add("pool2", "max_pool2d", {{"kernel_size", int64_t{2}}});
+  c.add("flatten", "flatten");
+  c.add("fc1", "linear", {{"out_features", int64_t{256}}});
+  c.add("relu3", "relu");
+  c.add("dropout", "dropout", {{"p", 0.25}});
+  c.add("fc2", "linear", {{"out_features", int64_t{10}}});
+  return c.build(g);
 }
 
 // recipes/fashion_mnist/resnet20.yaml's nodes, as its blocks expand (torchvision's BasicBlock).
@@ -166,28 +175,21 @@ std::shared_ptr<nn::Module> resnet20(Generator& g) {
 // recipes/fashion_mnist/autoencoder.yaml's model: conv encoder 1x28x28 -> 16x14x14 -> 32x7x7,
 // ConvTranspose2d decoder back to 1x28x28, sigmoid (bench/autoencoder_torch.py's AutoEncoder).
 std::shared_ptr<nn::Module> autoencoder(Generator& g) {
-  ModelSpec m;
-  std::string prev = "input";
-  auto add = [&](const std::string& name, const std::string& type, AttrMap attrs = {}) {
-    m.nodes.push_back(node(name, type, {prev}, std::move(attrs)));
-    prev = name;
+  auto up = [](int64_t out) {  // stride 2, output_padding 1: doubles the size
+    AttrMap a = conv_attrs(out, 3, 2, 1, true);
+    a["output_padding"] = int64_t{1};
+    return a;
   };
-  auto up = [](int64_t out) {
-    return AttrMap{{"out_channels", out}, {"kernel_size", int64_t{3}}, {"stride", int64_t{2}},
-                   {"padding", int64_t{1}}, {"output_padding", int64_t{1}}};
-  };
-  AttrMap down1 = conv_attrs(16, 3, 2, 1), down2 = conv_attrs(32, 3, 2, 1);
-  down1["bias"] = true;
-  down2["bias"] = true;
-  add("encoder.0", "conv2d", down1);
-  add("encoder.1", "relu");
-  add("encoder.2", "conv2d", down2);
-  add("encoder.3", "relu");
-  add("decoder.0", "conv_transpose2d", up(16));
-  add("decoder.1", "relu");
-  add("decoder.2", "conv_transpose2d", up(1));
-  add("decoder.3", "sigmoid");
-  return std::make_shared<GraphModel>(m, Shape{1, 28, 28}, g);
+  Chain c;
+  c.add("encoder.0", "conv2d", conv_attrs(16, 3, 2, 1, true));
+  c.add("encoder.1", "relu");
+  c.add("encoder.2", "conv2d", conv_attrs(32, 3, 2, 1, true));
+  c.add("encoder.3", "relu");
+  c.add("decoder.0", "conv_transpose2d", up(16));
+  c.add("decoder.1", "relu");
+  c.add("decoder.2", "conv_transpose2d", up(1));
+  c.add("decoder.3", "sigmoid");
+  return c.build(g);
 }
 
 // Seconds per training step: forward + loss (under autocast when --precision asks), backward,

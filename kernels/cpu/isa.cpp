@@ -1,5 +1,6 @@
 #include "kernels/cpu/isa.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <stdexcept>

@@ -12,10 +12,10 @@ namespace dl::cpu {
 
 enum class CpuIsa { Baseline, Avx2 };
 
-// The best of the machine's ISA and the cap (DLTOOL_MAX_CPU_ISA, set_max_cpu_isa).
+// The best of the machine's ISA and the cap (DLTOOL_MAX_CPU_ISA, set_max_cpu_isa). The first
+// call reads DLTOOL_MAX_CPU_ISA and throws std::invalid_argument for an unknown name.
 CpuIsa cpu_isa();
-// Caps the ISA of later kernel calls. Throws std::invalid_argument for an unknown name in
-// DLTOOL_MAX_CPU_ISA at the first cpu_isa() call.
+// Caps the ISA of later kernel calls.
 void set_max_cpu_isa(CpuIsa isa);
 
 }  // namespace dl::cpu
