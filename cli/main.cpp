@@ -3,9 +3,11 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <stdexcept>
 
 #include "cli/command.h"
 #include "cli/errors.h"
+#include "kernels/cpu/isa.h"
 
 namespace dl::cli {
 
@@ -81,5 +83,13 @@ int main(int argc, char** argv) {
     return rc == 0 ? kExitOk : kExitUsage;
   }
   if (!run) return kExitUsage;
+  // Environment settings the kernels read lazily, checked before any work so that a bad value is
+  // a usage error naming the variable (not a failure of whichever layer first runs the kernel).
+  try {
+    dl::cpu::cpu_isa();
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return kExitUsage;
+  }
   return run_guarded(run);
 }

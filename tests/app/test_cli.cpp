@@ -284,3 +284,14 @@ TEST_CASE("cli: eval inspect and resume on a trained run", "[cli]") {
   CHECK(dltool({"eval", empty}).exit_code == 1);
   CHECK(dltool({"inspect", (d.path / "missing.h5").string()}).exit_code == 1);
 }
+
+TEST_CASE("cli: a bad DLTOOL_MAX_CPU_ISA is a usage error naming the variable", "[cli]") {
+  const std::string recipe = dl::test::source_path("recipes/fashion_mnist/mlp.yaml");
+  Run r = dl::test::run_process({DLTOOL_BINARY, "validate", recipe},
+                                {.env = {{"DLTOOL_MAX_CPU_ISA", "avx9"}}, .merge_stderr = true, .timeout_s = 60});
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.out, Catch::Contains("DLTOOL_MAX_CPU_ISA='avx9': expected baseline or avx2"));
+  Run ok = dl::test::run_process({DLTOOL_BINARY, "validate", recipe},
+                                 {.env = {{"DLTOOL_MAX_CPU_ISA", "baseline"}}, .merge_stderr = true, .timeout_s = 60});
+  CHECK(ok.exit_code == 0);
+}
