@@ -66,6 +66,8 @@ std::function<int()> setup_bench(CLI::App& sub) {
     xs.insert(xs.end(), sample.begin(), sample.end());
     // Token ids index the vocabulary (num_classes); other inputs are standard normal.
     Tensor x = data.input.dtype == DType::I64 ? indices(xs, data.num_classes) : randn(xs, gen).to(device);
+    // Variable-length data: every sample at the longest length (the worst case).
+    const TensorList xin = train::model_inputs_of(*model, x, Tensor());
     const int64_t classes = data.num_classes > 0 ? data.num_classes
                             : model->output_shape().empty() ? 1 : model->output_shape().back();
     // One class index per sample, or per position for next-token targets (i64 [B, T]).
@@ -93,7 +95,7 @@ std::function<int()> setup_bench(CLI::App& sub) {
     Allocator& mem = allocator_for(device.type);
     mem.reset_peak();
     double step_s = time_it([&] {
-      Tensor loss = loss_fn(model->forward_nodes(x, train::loss_nodes(cfg.loss)), y);
+      Tensor loss = loss_fn(model->forward_nodes(xin, train::loss_nodes(cfg.loss)), y);
       opt->zero_grad();
       loss.backward();
       opt->step();
@@ -103,14 +105,14 @@ std::function<int()> setup_bench(CLI::App& sub) {
     {
       NoGradGuard ng;
       model->eval();
-      eval_s = time_it([&] { model->forward(x); });
+      eval_s = time_it([&] { model->forward(xin); });
       model->train();
     }
 
     // Per node: forward on the node's real inputs; backward of the node alone.
     std::vector<NodeTiming> nodes;
     std::vector<TensorList> values(model->nodes().size());
-    auto value = [&](ValueRef v) { return v.node < 0 ? x : values[v.node][v.index]; };
+    auto value = [&](ValueRef v) { return v.node < 0 ? xin[static_cast<size_t>(v.index)] : values[v.node][v.index]; };
     {
       NoGradGuard ng;
       for (size_t i = 0; i < model->nodes().size(); ++i) {

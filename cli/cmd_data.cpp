@@ -232,8 +232,11 @@ void print_text(std::ostream& os, const SplitReport& r) {
   os << r.name << ": " << r.samples << " samples\n"
      << "  input     " << dtype_name(in.input_dtype) << " " << shape_str(in.input_shape) << " -> "
      << dtype_name(r.dtype_after) << " " << (r.shape_after ? shape_str(*r.shape_after) : std::string("(size varies)"))
-     << " after " << r.transforms << "\n"
-     << "  target    " << data::target_kind_name(in.target_kind);
+     << " after " << r.transforms << "\n";
+  if (in.variable_length && !in.input_shape.empty())
+    os << "  lengths   dim 0 varies, up to " << in.input_shape[0]
+       << ": batches are padded to their longest sample and add input_lengths\n";
+  os << "  target    " << data::target_kind_name(in.target_kind);
   if (!in.target_shape.empty()) os << " " << shape_str(in.target_shape);
   if (in.num_classes > 0) os << ", " << in.num_classes << " classes";
   os << "\n";
@@ -284,7 +287,8 @@ json::Object split_json(const SplitReport& r) {
   const data::DatasetInfo& in = r.info;
   json::Object o;
   o.add("split", r.name).add("samples", r.samples)
-      .add("input", json::Object().add("shape", json::Array::of(in.input_shape)).add("dtype", dtype_name(in.input_dtype)))
+      .add("input", json::Object().add("shape", json::Array::of(in.input_shape)).add("dtype", dtype_name(in.input_dtype))
+                          .add("variable_length", in.variable_length))
       .add("transformed", json::Object().add("shape", r.shape_after ? json::Array::of(*r.shape_after) : json::Array())
                               .add("size_varies", !r.shape_after).add("dtype", dtype_name(r.dtype_after))
                               .add("transforms", r.transforms))

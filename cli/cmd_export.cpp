@@ -172,6 +172,12 @@ std::function<int()> setup_export(CLI::App& sub) {
               << "  input  '" << info.input_name << "' " << join_dims(info.input_dims) << "\n"
               << "  output '" << info.output_name << "' " << join_dims(info.output_dims) << "\n";
     if (!a->verify) return kExitOk;
+    if (model->model_inputs().size() > 1) {
+      std::cerr << "verify: NOT verified: the model also reads input_lengths and OpenCV's DNN module runs graphs of "
+                   "one input\n(the file was written and passed the ONNX checker; run it in ONNX Runtime with both "
+                   "inputs to compare)\n";
+      return kExitFailure;
+    }
 
     std::string source, note;
     int64_t n = a->static_batch ? a->batch_size : a->verify_samples;

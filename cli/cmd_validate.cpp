@@ -55,8 +55,9 @@ std::function<int()> setup_validate(CLI::App& sub) {
     }
     const train::ModelData data = train::peek_model_data(cfg);
     const Shape& sample = data.input.shape;
-    std::vector<NodeSummary> nodes =
-        infer_model_shapes_of_inputs(train::resolve_model_spec(cfg, data.num_classes), {data.input});
+    const ModelSpec spec = train::resolve_model_spec(cfg, data.num_classes);
+    train::check_model_inputs(cfg, spec, data);
+    std::vector<NodeSummary> nodes = infer_model_shapes_of_inputs(spec, data.inputs());
     MemoryEstimate e = train::estimate_memory(cfg, nodes, sample);
     std::optional<AvailableMemory> avail = available_memory(Device::parse(cfg.train.device));
     if (args->json) {

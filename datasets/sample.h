@@ -55,6 +55,10 @@ const char* target_kind_name(TargetKind k);  // "class_index", "regression", ...
 
 struct DatasetInfo {
   Shape input_shape;              // per sample, e.g. {C, H, W}, {F}, {T}; -1 where it varies
+  // Dimension 0 of the input varies from sample to sample (token sequences of a text
+  // classification set): input_shape[0] is the longest, and collate pads batches to their
+  // longest sample and adds "input_lengths", which the model can read as its second input.
+  bool variable_length = false;
   DType input_dtype = DType::U8;  // U8 images (transforms make f32), F32 features, I64 tokens
   TargetKind target_kind = TargetKind::class_index;
   Shape target_shape;             // {} class index, {K} regression / multi-hot, {T} sequences ({-1}: varying)

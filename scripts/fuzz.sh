@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the libFuzzer targets (tests/fuzz/README.md) for a bounded time.
-#   scripts/fuzz.sh TARGET SECONDS   TARGET: config | idx | checkpoint | image | csv | strips | all (each for SECONDS)
+#   scripts/fuzz.sh TARGET SECONDS   TARGET: config | idx | checkpoint | image | csv | strips | text | all (each for SECONDS)
 #   scripts/fuzz.sh TARGET FILE...   re-runs saved inputs (a crash file) once each
 # Builds build/fuzz first (clang, ASan + UBSan + libFuzzer instrumentation, CUDA off), or the
 # build named by DLTOOL_FUZZ_BUILD_DIR (scripts/test.sh reuses its sanitizer build).
@@ -9,12 +9,12 @@
 # crashes to build/fuzz/crashes/TARGET/. Exits non-zero when any target crashes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-TARGETS=(config idx checkpoint image csv strips)
-target=${1:?usage: scripts/fuzz.sh config|idx|checkpoint|image|csv|strips|all SECONDS|FILE...}
+TARGETS=(config idx checkpoint image csv strips text)
+target=${1:?usage: scripts/fuzz.sh config|idx|checkpoint|image|csv|strips|text|all SECONDS|FILE...}
 shift
 if [ "$target" = all ]; then selected=("${TARGETS[@]}"); else selected=("$target"); fi
 for t in "${selected[@]}"; do
-  [[ " ${TARGETS[*]} " == *" $t "* ]] || { echo "fuzz.sh: unknown target '$t' (config, idx, checkpoint, image, csv, strips, all)" >&2; exit 2; }
+  [[ " ${TARGETS[*]} " == *" $t "* ]] || { echo "fuzz.sh: unknown target '$t' (config, idx, checkpoint, image, csv, strips, text, all)" >&2; exit 2; }
 done
 
 BUILD_DIR=${DLTOOL_FUZZ_BUILD_DIR:-build/fuzz}

@@ -42,7 +42,7 @@ sanitize() {
   cmake -S . -B build/sanitize -DCMAKE_BUILD_TYPE=Sanitize -DDLTOOL_FUZZ=ON -DDLTOOL_CUDA=OFF \
     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DDLTOOL_WERROR=OFF
   cmake --build build/sanitize -j"$JOBS" --target all fuzz_targets
-  timed "fuzz (6 x 20 s)" env DLTOOL_FUZZ_BUILD_DIR=build/sanitize bash scripts/fuzz.sh all 20
+  timed "fuzz (7 x 20 s)" env DLTOOL_FUZZ_BUILD_DIR=build/sanitize bash scripts/fuzz.sh all 20
   # Stop at the first report and fail the test. Leaks are checked, minus HDF5's own leaks on
   # corrupt files (tests/sanitizer/lsan.supp says which and why). allocator_may_return_null:
   # an impossible allocation returns null, as malloc does without ASan, so the tests of

@@ -238,7 +238,7 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
   std::vector<int64_t> all_labels;
   RegressionSums reg;
   while (auto b = loader.next()) {
-    Tensor x = b->input().to(o.device);
+    const TensorList x = batch_model_inputs(model, *b, o.device);
     const LossLabels loss_y = loss_labels(*b, o.target_is_input).to(o.device);
     const Tensor& y = loss_y.labels;
     std::vector<Tensor> outs;

@@ -117,7 +117,38 @@ ModelData model_data(const Config& cfg, const data::DatasetInfo& info) {
   if (info.input_dtype == DType::I64 && build_transforms(cfg.data, false).out_dtype(DType::I64) == DType::I64)
     d.input.dtype = DType::I64;
   d.num_classes = info.num_classes;
+  d.input_lengths = info.variable_length;
   return d;
+}
+
+std::vector<ModelInput> ModelData::inputs() const {
+  std::vector<ModelInput> v{input};
+  if (input_lengths) v.push_back({std::string(kInputLengths), {}, DType::I64});
+  return v;
+}
+
+TensorList model_inputs_of(const GraphModel& model, const Tensor& x, const Tensor& lengths) {
+  TensorList out;
+  for (const ModelInput& mi : model.model_inputs()) {
+    if (mi.name == kModelInput) {
+      out.push_back(x);
+    } else if (mi.name == kInputLengths) {
+      if (x.dim() < 2)
+        throw std::invalid_argument("the model reads input_lengths but its input " + shape_str(x.shape()) +
+                                    " has no sequence dimension");
+      out.push_back(lengths.defined() ? lengths.to(x.device())
+                                      : full({x.size(0)}, static_cast<double>(x.size(1)),
+                                             TensorOptions{}.with_dtype(DType::I64).with_device(x.device())));
+    } else {
+      throw std::logic_error("model input '" + mi.name + "' has no source in a batch");
+    }
+  }
+  return out;
+}
+
+TensorList batch_model_inputs(const GraphModel& model, const data::Batch& batch, Device device) {
+  const Tensor* lengths = batch.tensors.find(kInputLengths);
+  return model_inputs_of(model, batch.input().to(device), lengths ? *lengths : Tensor());
 }
 
 ModelData peek_model_data(const Config& cfg) { return model_data(cfg, peek_data(cfg)); }
@@ -145,11 +176,25 @@ ModelSpec resolve_model_spec(const Config& cfg, int64_t num_classes) {
   return spec;
 }
 
+void check_model_inputs(const Config& cfg, const ModelSpec& spec, const ModelData& data) {
+  if (data.input_lengths) return;
+  for (const LayerSpec& node : spec.nodes)
+    for (const std::string& in : node.inputs)
+      if (in == kInputLengths)
+        throw config_error(cfg, "model",
+                           "node '" + node.name + "' (" + node.type + ", " + node.loc.str() +
+                               ") reads input_lengths, but data.format '" + cfg.data.format +
+                               "' gives inputs of one length: its batches have no input_lengths",
+                           "use data of variable-length sequences (data.format: text_classification), or "
+                           "drop input_lengths from the node's inputs");
+}
+
 std::shared_ptr<GraphModel> build_model(const Config& cfg, const ModelData& data, uint64_t seed) {
   const ModelSpec spec = resolve_model_spec(cfg, data.num_classes);
-  check_memory_fits(cfg, estimate_memory(cfg, infer_model_shapes_of_inputs(spec, {data.input}), data.input.shape));
+  check_model_inputs(cfg, spec, data);
+  check_memory_fits(cfg, estimate_memory(cfg, infer_model_shapes_of_inputs(spec, data.inputs()), data.input.shape));
   Generator gen(seed);
-  return std::make_shared<GraphModel>(spec, gen, std::vector<ModelInput>{data.input});
+  return std::make_shared<GraphModel>(spec, gen, data.inputs());
 }
 
 std::shared_ptr<GraphModel> build_model(const Config& cfg, const Shape& sample_shape, uint64_t seed) {

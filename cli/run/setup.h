@@ -42,19 +42,33 @@ Shape model_input_shape(const Config& cfg, const Shape& raw);
 // transforms, model_input_shape; I64 for token ids, else F32 as the transforms make images and
 // features) and the data's number of classes, which `num_classes` in a layer's attributes
 // stands for (a text corpus's vocabulary size; 0 = unknown).
+// Data whose inputs vary in length (DatasetInfo::variable_length: token sequences) also offer
+// "input_lengths" (i64 per sample) as a second model input; a model that reads neither is built
+// without it (GraphModel drops unread inputs).
 struct ModelData {
   ModelInput input;
   int64_t num_classes = 0;
+  bool input_lengths = false;
+  std::vector<ModelInput> inputs() const;  // input, then input_lengths when offered
 };
 ModelData model_data(const Config& cfg, const data::DatasetInfo& info);
 // The same from peek_data (no full load where the format can peek).
 ModelData peek_model_data(const Config& cfg);
+// The tensors of `batch` that `model` reads, in the order of its model_inputs(), on `device`:
+// the batch's "input", and "input_lengths" (collate's, or the padded length for every sample
+// when the batch's sequences all have one length and collate added none).
+TensorList batch_model_inputs(const GraphModel& model, const data::Batch& batch, Device device);
+// The same for a padded input batch x [N, T, ...] with `lengths` i64 [N] (undefined = T each).
+TensorList model_inputs_of(const GraphModel& model, const Tensor& x, const Tensor& lengths);
 
 // The config's model with every `num_classes` attribute (out_features: num_classes) replaced
 // by `num_classes`; a ConfigError naming the node and key when the model uses it and
 // num_classes is 0 (the data does not say how many classes it has).
 ModelSpec resolve_model_spec(const Config& cfg, int64_t num_classes);
 
+// A model that reads input_lengths from data without them (fixed-length inputs): ConfigError
+// naming the node and the fix (GraphModel would only say the name is unknown).
+void check_model_inputs(const Config& cfg, const ModelSpec& spec, const ModelData& data);
 // Builds the model for `data`, initialised from `seed` (PyTorch-style default init), after its
 // shape pass and check_memory_fits: nothing is allocated for a model that cannot fit.
 std::shared_ptr<GraphModel> build_model(const Config& cfg, const ModelData& data, uint64_t seed);

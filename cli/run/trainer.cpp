@@ -607,7 +607,7 @@ RunResult Trainer::run() {
     while (!done) {
       auto batch = train_loader_->next();
       if (!batch) break;
-      Tensor x = batch->input().to(device_);
+      const TensorList x = batch_model_inputs(*model_, *batch, device_);
       const LossLabels y = loss_labels(cfg_.loss, *batch).to(device_);
       StepResult r = step_fn_->run([&] { return loss_fn_(model_->forward_nodes(x, loss_nodes_), y); });
       const double lv = r.loss;

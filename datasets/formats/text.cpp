@@ -341,5 +341,9 @@ std::string text_token_name(uint32_t symbol, bool bytes) { return symbol_name(sy
 void decode_text_utf8(const std::string& bytes, const std::string& what, std::vector<uint32_t>& out) {
   decode_utf8(bytes, what, out);
 }
+std::vector<std::string> list_text_files(const FormatArgs& args, const AttrMap& split, const std::string& key) {
+  return list_files(args, split, key);
+}
+std::string read_text_file(const std::string& path, const std::string& key) { return read_whole(path, key); }
 
 }  // namespace dl::data

@@ -1,4 +1,5 @@
-// PyTorch parity of whole training runs (the golden proof that dltool trains like PyTorch).
+// PyTorch parity of whole training runs (the golden proof that dltool trains like PyTorch). The
+// Fashion-MNIST recipes below; the text_classification one at the end.
 //
 // tests/fixtures/gen_parity.py trains the Fashion-MNIST mlp and lenet recipes for 50 steps in
 // PyTorch 1.13 (same data order, transforms, loss, SGD + momentum, per-step cosine schedule)
@@ -78,33 +79,35 @@ std::vector<TrainRecord> train_records(const std::string& metrics_path) {
   return v;
 }
 
-void parity(const std::string& recipe) {
-  if (!fs::exists(kData)) {
-    WARN("Fashion-MNIST not installed (scripts/setup.sh installs dataset-fashion-mnist): parity test skipped");
+// `recipe_path` (under the source tree) trained for `steps` steps from the fixture's initial
+// weights, the training split in order, against parity_<recipe>.txt / _final.h5.
+void parity(const std::string& recipe, const std::string& recipe_path, const std::string& data, int steps) {
+  if (!fs::exists(data)) {
+    WARN(data << " is not installed (scripts/setup.sh installs it): parity test skipped");
     return;
   }
   const auto cases = dl::test::load_fixtures("parity_" + recipe + ".txt");
   const dl::test::FixtureCase& fx = dl::test::find_case(cases, recipe);
   const std::vector<double> want_loss = fx.t("loss").to_vector<double>();
   const std::vector<double> want_lr = fx.t("lr").to_vector<double>();
-  REQUIRE(want_loss.size() == kSteps);
-  REQUIRE(want_lr.size() == kSteps);
+  REQUIRE(want_loss.size() == static_cast<size_t>(steps));
+  REQUIRE(want_lr.size() == static_cast<size_t>(steps));
 
   TempDir d;
   const std::string run = (d.path / "run").string();
   const std::string init = dl::test::source_path("tests/fixtures/parity_" + recipe + "_init.h5");
   std::string out;
-  int rc = dltool({"train", dl::test::source_path("recipes/fashion_mnist/" + recipe + ".yaml"),
-                   "data.loader.shuffle=false", "train.max_steps=" + std::to_string(kSteps), "train.log_every=1",
-                   "train.threads=2", "--init-from", init, "--run-dir", run, "--quiet"},
+  int rc = dltool({"train", dl::test::source_path(recipe_path), "data.loader.shuffle=false",
+                   "train.max_steps=" + std::to_string(steps), "train.log_every=1", "train.threads=2", "--init-from",
+                   init, "--run-dir", run, "--quiet"},
                   out);
   INFO(out);
   REQUIRE(rc == 0);
 
   // Losses and learning rates, step by step.
   const std::vector<TrainRecord> recs = train_records(run + "/metrics.jsonl");
-  REQUIRE(recs.size() == kSteps);
-  for (int i = 0; i < kSteps; ++i) {
+  REQUIRE(recs.size() == static_cast<size_t>(steps));
+  for (int i = 0; i < steps; ++i) {
     INFO(recipe << " step " << i + 1 << ": dltool loss " << recs[i].loss << " lr " << recs[i].lr
                 << ", torch loss " << want_loss[i] << " lr " << want_lr[i]);
     CHECK(recs[i].step == i + 1);
@@ -128,11 +131,20 @@ void parity(const std::string& recipe) {
 }  // namespace
 
 TEST_CASE("parity: mlp recipe trains like PyTorch for 50 steps - losses and lr and final weights", "[parity]") {
-  parity("mlp");
+  parity("mlp", "recipes/fashion_mnist/mlp.yaml", kData, kSteps);
 }
 
 TEST_CASE("parity: lenet recipe trains like PyTorch for 50 steps - losses and lr and final weights", "[parity]") {
-  parity("lenet");
+  parity("lenet", "recipes/fashion_mnist/lenet.yaml", kData, kSteps);
+}
+
+// Packed sequences from the batch: records of 1-256 bytes padded per batch, input_lengths into
+// the LSTM (PyTorch: pack_padded_sequence(enforce_sorted=False)) and its h_n into the head,
+// Adam, clip_grad_norm_ and a per-step cosine schedule. Fixtures:
+// bench/text_classes_torch.py tests/fixtures/parity_fortune_classes.yaml --parity tests/fixtures
+TEST_CASE("parity: a text_classification recipe with packed sequences trains like PyTorch for 20 steps",
+          "[parity][text]") {
+  parity("fortune_classes", "tests/fixtures/parity_fortune_classes.yaml", "/usr/share/games/fortunes/computers", 20);
 }
 
 TEST_CASE("parity: the fixture weight files load as weights-only checkpoints", "[parity]") {

@@ -81,6 +81,10 @@ TEST_CASE("golden: char_lstm recipe (text corpus, embedding, lstm, num_classes) 
           "[golden][text]") {
   golden_recipe("char_lstm", "recipes/text/char_lstm.yaml", "/usr/share/games/fortunes/fortunes");
 }
+TEST_CASE("golden: fortune_classes recipe (text_classification, packed lstm on input_lengths) reproduces its first 20 losses",
+          "[golden][text]") {
+  golden_recipe("fortune_classes", "recipes/text/fortune_classes.yaml", "/usr/share/games/fortunes/computers");
+}
 TEST_CASE("golden: crnn recipe (permute, ctc_loss on fashion_strips) reproduces its first 20 losses", "[golden][ctc]") {
   golden_recipe("crnn");
 }
