@@ -5,7 +5,8 @@
 // labels magic 00 00 08 01 after the images magic, as fuzz_idx does; the natural seed is the
 // two files concatenated). Options: byte 0 = max_len (1 + b % 8) and bit 7 num_classes 0 (else
 // 10); byte 1 = seed; byte 2 = the train split's num_strips (0..255; 0 = one per image);
-// byte 3 = val_size (b & 7) and whether a test split reads the same files (bit 3).
+// byte 3 = val_size (b & 7), whether a test split reads the same files (bit 3), data.holdout
+// ((b >> 4) & 7 images) and data.holdout_strips (bit 7: 3, else one per held-out image).
 // Then: plan_strips with those numbers, peek (the format's peek), open_splits and, for every
 // split, get() of its first 64 strips and collate of them (the batch pads the targets and adds
 // target_lengths). DataError and std::invalid_argument (an option the data cannot satisfy:
@@ -54,7 +55,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const dl::data::FormatDef& def = dl::data::format_def("fashion_strips");
   dl::data::FormatArgs args;
   args.root = dl::fuzz::scratch_dir().string();
-  args.options = {{"max_len", max_len}, {"seed", seed}, {"num_classes", num_classes}};
+  args.options = {{"max_len", max_len},
+                  {"seed", seed},
+                  {"num_classes", num_classes},
+                  {"holdout", int64_t{(data[3] >> 4) & 7}},
+                  {"holdout_strips", int64_t{(data[3] & 0x80) ? 3 : 0}}};
   dl::fill_attr_defaults(def.attrs, args.options);
   for (const char* split : {"train", "test"}) {
     if (std::string(split) == "test" && !test_split) continue;
