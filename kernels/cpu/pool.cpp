@@ -96,10 +96,35 @@ inline void max_row(const T* __restrict r, int64_t n, int64_t sw_rt, int32_t off
   }
 }
 
+// The 2x2, stride-2 window (LeNet's, VGG's, the recipes' pools) over n interior output columns
+// of rows r0 and r1 = r0 + w: each row's pair first, then the rows. Equal to visiting the four
+// elements row-major with `v > best || v != v` (max_row's rule): the first maximum of a row
+// beats an equal one in the next row, and the last NaN wins. `off0`: r0's offset in its plane.
+template <class T>
+inline void max_2x2_row(const T* __restrict r0, const T* __restrict r1, int64_t n, int32_t off0, int32_t w,
+                        T* __restrict best, int32_t* __restrict bi) {
+  using U = typename SameSizeUInt<T>::type;
+  auto pick = [](T keep, T v, bool take) {
+    const U um = U(0) - U(take);
+    const U ku = std::bit_cast<U>(keep), vu = std::bit_cast<U>(v);
+    return std::bit_cast<T>(U(ku ^ ((ku ^ vu) & um)));
+  };
+  for (int64_t i = 0; i < n; ++i) {
+    const T a = r0[2 * i], b = r0[2 * i + 1], c = r1[2 * i], d = r1[2 * i + 1];
+    const bool tb = (b > a) | (b != b), td = (d > c) | (d != d);
+    const T h0 = pick(a, b, tb), h1 = pick(c, d, td);
+    const bool t1 = (h1 > h0) | (h1 != h1);
+    best[i] = pick(h0, h1, t1);
+    const int32_t i0 = off0 + static_cast<int32_t>(2 * i) + static_cast<int32_t>(tb);
+    const int32_t i1 = off0 + w + static_cast<int32_t>(2 * i) + static_cast<int32_t>(td);
+    bi[i] = i0 ^ ((i0 ^ i1) & -static_cast<int32_t>(t1));
+  }
+}
+
 // Max pooling visits each window row-major and keeps the first maximum (a NaN wins and
 // propagates), like PyTorch; `idx` (may be null) gets the argmax's offset in its input plane.
 // Interior columns are processed one window element at a time across the output row
-// (max_row); clipped edge windows one by one.
+// (max_row), or a 2x2 stride-2 window at a time (max_2x2_row); clipped edge windows one by one.
 template <class T>
 void max_pool_fwd_ref(const Pool2dShape& s, const T* x, T* y, int32_t* idx) {
   const Dims d(s);
@@ -108,6 +133,7 @@ void max_pool_fwd_ref(const Pool2dShape& s, const T* x, T* y, int32_t* idx) {
   // Plain variables, not a structured binding: clang 14 (the fuzz build) cannot capture those.
   const std::pair<int64_t, int64_t> cols = interior(wx, kw);
   const int64_t lo = cols.first, hi = cols.second;
+  const bool k2s2 = s.kh == 2 && kw == 2 && s.sh == 2 && sw == 2 && s.ph == 0 && pw == 0;
   parallel_for(d.planes, std::max<int64_t>(1, 4096 / (d.h * d.w)), [&](int64_t p0, int64_t p1) {
     std::vector<int32_t> idx_row(idx ? 0 : d.ow);
     for (int64_t p = p0; p < p1; ++p) {
@@ -133,6 +159,11 @@ void max_pool_fwd_ref(const Pool2dShape& s, const T* x, T* y, int32_t* idx) {
         for (int64_t ox = 0; ox < lo; ++ox) generic(ox);
         for (int64_t ox = hi; ox < d.ow; ++ox) generic(ox);
         if (lo >= hi) continue;
+        if (k2s2 && y1 - y0 == 2) {
+          const int32_t off = static_cast<int32_t>(y0 * d.w + lo * 2);  // pw == 0
+          max_2x2_row<T>(xp + off, xp + off + d.w, hi - lo, off, static_cast<int32_t>(d.w), best + lo, bi + lo);
+          continue;
+        }
         {
           const T* r = xp + y0 * d.w - pw;
           for (int64_t ox = lo; ox < hi; ++ox) {
