@@ -8,7 +8,7 @@ batch order come from torch's own generator, so the numbers agree in distributio
 bit. Prints one JSON line per epoch and one with the test metrics at the best val epoch and at
 the end.
 
-    OPENBLAS_NUM_THREADS=1 bench/text_classes_torch.py [recipes/text/fortune_classes.yaml] [--threads 2]
+    OPENBLAS_NUM_THREADS=1 bench/text_classes_torch.py [recipes/text/fortune_classes.yaml] [--threads 2] [--seed S]
 
 --parity DIR writes PyTorch parity fixtures instead (tests/app/test_parity.cpp): the recipe
 trained from torch.manual_seed(0)'s init for --steps steps on the training split in order
@@ -206,10 +206,13 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("recipe", nargs="?", default=os.path.join(HERE, "..", "recipes", "text", "fortune_classes.yaml"))
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, help="torch seed (default: the recipe's train.seed)")
     p.add_argument("--parity", metavar="DIR", help="write parity fixtures into DIR instead of training")
     p.add_argument("--steps", type=int, default=20, help="--parity: training steps")
     a = p.parse_args()
     cfg = load_recipe(a.recipe)
+    if a.seed is not None:
+        cfg["train"]["seed"] = a.seed
     records, labels, split, num_classes = load_data(cfg)
     if a.parity:
         torch.set_num_threads(1)  # deterministic reductions
