@@ -43,8 +43,8 @@ Shape model_input_shape(const Config& cfg, const Shape& raw);
 // features) and the data's number of classes, which `num_classes` in a layer's attributes
 // stands for (a text corpus's vocabulary size; 0 = unknown).
 // Data whose inputs vary in length (DatasetInfo::variable_length: token sequences) also offer
-// "input_lengths" (i64 per sample) as a second model input; a model that reads neither is built
-// without it (GraphModel drops unread inputs).
+// "input_lengths" (i64 per sample) as a second model input; a model that does not read it is
+// built without it (GraphModel drops unread inputs).
 struct ModelData {
   ModelInput input;
   int64_t num_classes = 0;
