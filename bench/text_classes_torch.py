@@ -142,6 +142,19 @@ def evaluate(model, records, labels, idx, bs=500):
     return {"loss": loss / len(idx), "accuracy": correct / len(idx)}
 
 
+def train_step(model, opt, sched, clip, records, labels, b):
+    """One optimizer step on the records `b` (cross_entropy, clip_grad_norm_, per-step schedule);
+    returns the loss before the update."""
+    loss = F.cross_entropy(model(*collate(records, b)), labels[b])
+    opt.zero_grad()
+    loss.backward()
+    if clip:
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+    opt.step()
+    sched.step()
+    return loss.item()
+
+
 def train(cfg, records, labels, split, num_classes):
     torch.manual_seed(int(cfg["train"].get("seed", 0)))
     model = Net(cfg, num_classes)
@@ -155,14 +168,7 @@ def train(cfg, records, labels, split, num_classes):
     for epoch in range(epochs):
         order = torch.randperm(len(tr)).tolist()
         for i in range(0, len(tr), bs):
-            b = [tr[k] for k in order[i:i + bs]]
-            loss = F.cross_entropy(model(*collate(records, b)), labels[b])
-            opt.zero_grad()
-            loss.backward()
-            if clip:
-                nn.utils.clip_grad_norm_(model.parameters(), clip)
-            opt.step()
-            sched.step()
+            train_step(model, opt, sched, clip, records, labels, [tr[k] for k in order[i:i + bs]])
         val = evaluate(model, records, labels, split["val"])
         row = {"epoch": epoch + 1, "val": val, "seconds": round(time.time() - t0, 1)}
         print(json.dumps(row), flush=True)
@@ -173,8 +179,7 @@ def train(cfg, records, labels, split, num_classes):
 
 
 def parity(cfg, records, labels, split, num_classes, steps, out_dir, name):
-    from fixturelib import write_fixtures
-    from gen_parity import write_weights
+    from gen_parity import write_trajectory, write_weights
     torch.manual_seed(0)
     model = Net(cfg, num_classes)
     write_weights(os.path.join(out_dir, f"parity_{name}_init.h5"), model.state_dict())
@@ -183,22 +188,9 @@ def parity(cfg, records, labels, split, num_classes, steps, out_dir, name):
     bs, tr = cfg["data"]["loader"]["batch_size"], split["train"]
     losses, lrs = [], []
     for s in range(steps):
-        b = tr[s * bs:(s + 1) * bs]
-        loss = F.cross_entropy(model(*collate(records, b)), labels[b])
-        opt.zero_grad()
-        loss.backward()
-        if clip:
-            nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+        losses.append(train_step(model, opt, sched, clip, records, labels, tr[s * bs:(s + 1) * bs]))
         lrs.append(opt.param_groups[0]["lr"])
-    write_weights(os.path.join(out_dir, f"parity_{name}_final.h5"), model.state_dict())
-    write_fixtures(os.path.join(out_dir, f"parity_{name}.txt"),
-                   [{"name": name, "attrs": {"keys": list(model.state_dict().keys()), "steps": steps},
-                     "tensors": {"loss": torch.tensor(losses, dtype=torch.float64),
-                                 "lr": torch.tensor(lrs, dtype=torch.float64)}}],
-                   header="bench/text_classes_torch.py --parity")
+    write_trajectory(out_dir, name, model.state_dict(), losses, lrs, "bench/text_classes_torch.py --parity")
     print(f"{name}: loss {losses[0]:.6f} -> {losses[-1]:.6f}, final lr {lrs[-1]:.3g}")
 
 
