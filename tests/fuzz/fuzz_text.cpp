@@ -50,18 +50,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   fill_attr_defaults(def.attrs, args.options);
   fill_attr_defaults(def.split_attrs, train);
   args.splits["train"] = train;
-  try {
-    const Splits s = open_splits(def, args, carve);
-    for (const DatasetPtr& d : {s.train, s.val, s.test}) {
-      if (!d) continue;
-      for (int64_t i = 0; i < d->size(); ++i) {
-        (void)d->get(i);
-        (void)d->class_of(i);
-        (void)d->describe(i);
-      }
-    }
-  } catch (const dl::DataError&) {
-  } catch (const std::invalid_argument&) {
-  }
+  dl::fuzz::open_and_read_every_sample(def, args, carve);
   return 0;
 }

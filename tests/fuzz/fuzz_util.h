@@ -7,10 +7,13 @@
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <stdexcept>
 #include <fstream>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "datasets/format.h"
 
 namespace dl::fuzz {
 
@@ -59,6 +62,26 @@ inline std::string gzip(std::string_view raw) {
   out.resize(zs.total_out);
   deflateEnd(&zs);
   return out;
+}
+
+// A format's open_splits, then get(), class_of() and describe() of every sample of every split:
+// what a recipe's training touches. DataError and std::invalid_argument (an option the data
+// cannot satisfy) are the only acceptable failures; anything else reaches libFuzzer.
+inline void open_and_read_every_sample(const data::FormatDef& def, const data::FormatArgs& args,
+                                       const data::SplitOptions& carve) {
+  try {
+    const data::Splits s = data::open_splits(def, args, carve);
+    for (const data::DatasetPtr& d : {s.train, s.val, s.test}) {
+      if (!d) continue;
+      for (int64_t i = 0; i < d->size(); ++i) {
+        (void)d->get(i);
+        (void)d->class_of(i);
+        (void)d->describe(i);
+      }
+    }
+  } catch (const DataError&) {
+  } catch (const std::invalid_argument&) {
+  }
 }
 
 }  // namespace dl::fuzz
