@@ -33,6 +33,9 @@ struct ClassLossArgs {
   int64_t ignore_index = -100;
   double label_smoothing = 0.0;  // cross_entropy only
   Reduction reduction = Reduction::Mean;
+  // false: the targets were made valid by sanitize_class_targets_stub (checks deferred): the
+  // kernels skip their range check, which reads a device flag back on the GPU.
+  bool check_targets = true;
 };
 
 // lse [N, inner] (scores' dtype) is written for the backward pass.
@@ -53,6 +56,13 @@ using nll_loss_backward_fn = void (*)(const Tensor& grad_out, const Tensor& targ
                                       const Tensor& total_weight, const ClassLossArgs& args,
                                       Tensor& grad_in);
 
+// Deferred target checks (engine/tensor/host_reads.h), no host read: `safe` (int64, the
+// target's shape) is the target with every position that is neither ignore_index nor in
+// [0, classes) replaced by ignore_index; `first_bad` (one int64) is the first such position, or -1.
+using sanitize_class_targets_fn = void (*)(const Tensor& target, const ClassLossArgs& args, Tensor& safe,
+                                           Tensor& first_bad);
+
+DL_DECLARE_STUB(sanitize_class_targets_stub, sanitize_class_targets_fn);
 DL_DECLARE_STUB(cross_entropy_stub, cross_entropy_fn);
 DL_DECLARE_STUB(cross_entropy_backward_stub, cross_entropy_backward_fn);
 DL_DECLARE_STUB(nll_loss_stub, nll_loss_fn);

@@ -13,6 +13,7 @@
 
 #include "datasets/data_error.h"
 #include "engine/ops.h"
+#include "engine/tensor/host_reads.h"
 #include "cli/run/data_parallel.h"
 #include "cli/run/restore_check.h"
 #include "cli/run/signals.h"
@@ -213,7 +214,7 @@ Trainer::Trainer(Config cfg, RunOptions options) : cfg_(std::move(cfg)), opt_(st
   try {
     step_fn_ = std::make_unique<TrainStep>(
         *optimizer_, StepOptions{ts.accumulate_steps, ts.clip_grad_norm, ts.clip_norm_type, ts.clip_grad_value,
-                                 amp::autocast_dtype(precision_)});
+                                 amp::autocast_dtype(precision_), opt_.defer_host_reads.value_or(device_.is_cuda())});
   } catch (const std::invalid_argument& e) {
     throw config_error(cfg_, "train", e.what());
   }
@@ -353,7 +354,39 @@ void Trainer::restore(const Checkpoint& c, const std::string& path) {
                      std::to_string(epoch_ + 1) + ", batch " + std::to_string(pos_.batch_in_epoch) + ")");
 }
 
+namespace {
+
+constexpr size_t kMaxPendingLosses = 1024;  // read at least this often, also without logging
+
+std::string non_finite_loss(double loss, int64_t step, int64_t epoch) {
+  std::ostringstream os;
+  os << "loss is " << (std::isnan(loss) ? "NaN" : "infinite") << " at step " << step << " (epoch " << epoch
+     << "): training stopped. Try a lower optimizer.lr, gradient clipping (train.clip_grad_norm), or check the data.";
+  return os.str();
+}
+
+}  // namespace
+
+void Trainer::read_pending_losses() {
+  if (pending_losses_.empty()) return;
+  std::vector<PendingLoss> pending;
+  pending.swap(pending_losses_);
+  std::vector<Tensor> values;
+  values.reserve(pending.size());
+  for (const PendingLoss& p : pending) values.push_back(p.value.reshape({1}).to(pending.front().value.dtype()));
+  const std::vector<double> v = cat(values, 0).to_vector<double>();  // one read for all of them
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!std::isfinite(v[i]))
+      throw NonFiniteLossError(non_finite_loss(v[i], pending[i].step, pending[i].epoch) + " (On " + device_.str() +
+                               " the loss is read every train.log_every steps, so the steps up to " +
+                               std::to_string(step_) + " ran after it.)");
+    losses_.push_back(v[i]);
+    window_loss_ += v[i];
+  }
+}
+
 Checkpoint Trainer::make_checkpoint(bool finished) {
+  read_pending_losses();  // the window's loss sum is saved
   Checkpoint c;
   c.config_yaml = cfg_.resolved_yaml;
   c.model = model_->state_dict();
@@ -445,6 +478,8 @@ void Trainer::log_reconstructions(const std::string& split, const std::shared_pt
 }
 
 EvalResult Trainer::evaluate(const std::string& split) {
+  read_pending_losses();  // a NaN loss stops training before its model is evaluated
+  DeferChecksGuard immediate(false);  // evaluation reads every batch's loss anyway
   auto ds = splits_.get(split);
   if (!ds) throw std::invalid_argument("the config has no " + split + " split");
   if (main_rank()) log_reconstructions(split, ds);
@@ -523,6 +558,10 @@ RunResult Trainer::run() {
   bool first_epoch = true;
   double t_last = now_s();
   model_->train();
+  // A GPU run reads the losses every log_every steps (read_pending_losses), and the loss ops
+  // defer their target checks to those reads.
+  const bool deferred = step_fn_->options().defer_host_reads;
+  DeferChecksGuard defer_checks(deferred);
 
   // After every optimizer step: scheduler, logging, evaluation, checkpoints, signals. Returns
   // false when a signal stopped the run (result filled in).
@@ -530,6 +569,7 @@ RunResult Trainer::run() {
     if (step_sched) scheduler_->step();
     ++step_;
     if (ts.log_every > 0 && (step_ % ts.log_every == 0 || step_ == total)) {
+      read_pending_losses();
       exporters::StepInfo s;
       s.step = step_;
       s.epoch = epoch_ + 1;
@@ -546,7 +586,8 @@ RunResult Trainer::run() {
         tensorboard_->add_scalar("train/lr", s.lr, step_);
         for (size_t g = 1; g < groups.size(); ++g)
           tensorboard_->add_scalar("train/lr_group" + std::to_string(g), groups[g].get("lr"), step_);
-        if (last_grad_norm_) tensorboard_->add_scalar("train/grad_norm", *last_grad_norm_, step_);
+        if (const Tensor& norm = step_fn_->last_grad_norm(); norm.defined())
+          tensorboard_->add_scalar("train/grad_norm", norm.item(), step_);
       }
       window_loss_ = window_time = 0;
       window_steps_ = window_samples_ = 0;
@@ -588,6 +629,7 @@ RunResult Trainer::run() {
       }
       progress_->end();
       if (tensorboard_) tensorboard_->flush();
+      result.losses = losses_;
       result.steps = step_;
       result.exit_code = 75;
       result.stop_signal = sig;
@@ -609,30 +651,34 @@ RunResult Trainer::run() {
       if (!batch) break;
       const TensorList x = batch_model_inputs(*model_, *batch, device_);
       const LossLabels y = loss_labels(cfg_.loss, *batch).to(device_);
-      StepResult r = step_fn_->run([&] { return loss_fn_(model_->forward_nodes(x, loss_nodes_), y); });
-      const double lv = r.loss;
-      if (!std::isfinite(lv)) {
-        std::ostringstream os;
-        os << "loss is " << (std::isnan(lv) ? "NaN" : "infinite") << " at step " << step_ + 1 << " (epoch "
-           << epoch_ + 1 << "): training stopped. Try a lower optimizer.lr, gradient clipping "
-           << "(train.clip_grad_norm), or check the data.";
-        throw NonFiniteLossError(os.str());
+      StepResult r;
+      try {
+        r = step_fn_->run([&] { return loss_fn_(model_->forward_nodes(x, loss_nodes_), y); });
+      } catch (const OutOfMemoryError& e) {  // the batch size is what a user changes first
+        throw e.with_context("training step " + std::to_string(step_ + 1) + ", a batch of " +
+                             std::to_string(batch->size()) + " samples (data.loader.batch_size " +
+                             std::to_string(cfg_.data.loader.batch_size) + ")");
       }
-      result.losses.push_back(lv);
+      if (deferred) {
+        pending_losses_.push_back({r.loss_value, step_ + 1, epoch_ + 1});
+        if (pending_losses_.size() >= kMaxPendingLosses) read_pending_losses();
+      } else {
+        if (!std::isfinite(r.loss)) throw NonFiniteLossError(non_finite_loss(r.loss, step_ + 1, epoch_ + 1));
+        losses_.push_back(r.loss);
+        window_loss_ += r.loss;
+      }
       const int64_t bs = batch->size();
       double t_now = now_s();
       double dt = t_now - t_last;
       t_last = t_now;
       result.train_seconds += dt;
       window_time += dt;
-      window_loss_ += lv;
       ++window_steps_;
       window_samples_ += bs;
       total_samples += bs;
       const bool last_batch = train_loader_->state().batch_in_epoch >= batches;
       bool updated = r.updated;
-      last_grad_norm_ = r.grad_norm;
-      if (!updated && last_batch) updated = step_fn_->flush(&last_grad_norm_);  // a short window ends the epoch
+      if (!updated && last_batch) updated = step_fn_->flush();  // a short window ends the epoch
       if (updated && step_fn_->last_update_skipped()) {  // fp16 loss scaling: the scheduler still steps (PyTorch)
         std::ostringstream os;
         os << "step " << step_ + 1 << ": inf/NaN gradients, optimizer step skipped; loss scale now " << scaler_->scale();
@@ -656,6 +702,8 @@ RunResult Trainer::run() {
       --epoch_;
     }
   }
+  read_pending_losses();
+  result.losses = losses_;
   result.steps = step_;
   result.samples_per_s = result.train_seconds > 0 ? static_cast<double>(total_samples * world_) / result.train_seconds : 0;
   save_checkpoint_now(false, /*finished=*/true);

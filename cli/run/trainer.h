@@ -58,6 +58,11 @@ struct RunOptions {
   dist::DistEnv dist_env;
   // Resume a checkpoint written by a different number of ranks (not bit-exact; said once).
   bool allow_world_size_change = false;
+  // Read the training loss (and check it is finite, and the targets' range) every log_every
+  // steps, before evaluations and checkpoints, instead of every step: on a GPU a read waits for
+  // the device. The numbers are the same; a NaN loss is found later, after its update ran.
+  // Default: on for CUDA. Tests turn it on for the CPU, which runs the same code.
+  std::optional<bool> defer_host_reads;
 };
 
 struct RunResult {
@@ -147,7 +152,15 @@ class Trainer {
   bool resumed_ = false;
   int64_t step_ = 0;
   int64_t epoch_ = 0;
-  std::optional<double> last_grad_norm_;  // of the last optimizer step (clip_grad_norm on)
+  // Losses not read back yet (defer_host_reads): each step's 0-dim loss on the device, with
+  // its step and epoch for the message when it is not finite.
+  struct PendingLoss {
+    Tensor value;
+    int64_t step = 0, epoch = 0;
+  };
+  std::vector<PendingLoss> pending_losses_;
+  std::vector<double> losses_;  // every micro-batch's loss that was read, in order (RunResult::losses)
+  void read_pending_losses();
   double window_loss_ = 0;
   int64_t window_steps_ = 0, window_samples_ = 0;
   double start_time_ = 0;

@@ -17,6 +17,7 @@
 #include "engine/ops/elementwise.h"
 #include "engine/ops/loss_common.h"
 #include "engine/ops/reduce.h"
+#include "engine/tensor/host_reads.h"
 #include "kernels/loss.h"
 
 namespace dl {
@@ -112,12 +113,25 @@ ClassLoss prepare_class_loss(const char* op, const Tensor& x, const Tensor& targ
   return L;
 }
 
-[[noreturn]] void throw_bad_target(const char* op, const ClassLoss& L, int64_t pos) {
-  const int64_t v = static_cast<int64_t>(L.target.reshape({-1}).select(0, pos).item());
+[[noreturn]] void throw_bad_target(const char* op, const Tensor& target, const ClassLossArgs& args, int64_t pos) {
+  const int64_t v = static_cast<int64_t>(target.reshape({-1}).select(0, pos).item());
   throw std::out_of_range(std::string(op) + ": target " + std::to_string(v) + " at position " +
                           std::to_string(pos) + " is out of bounds: class indices must be in [0, " +
-                          std::to_string(L.args.classes - 1) + "] or equal ignore_index (" +
-                          std::to_string(L.args.ignore_index) + ")");
+                          std::to_string(args.classes - 1) + "] or equal ignore_index (" +
+                          std::to_string(args.ignore_index) + ")");
+}
+
+// Under a DeferChecksGuard (engine/tensor/host_reads.h) the targets' range check is not read
+// back here: targets out of range count as ignored, and the error is thrown at the next host
+// read. Otherwise the kernel checks them and the op throws at once.
+void defer_target_check(const char* op, ClassLoss& L) {
+  if (!checks_deferred() || L.target.numel() == 0) return;
+  Tensor safe = empty(L.target.shape(), L.target.options());
+  Tensor first_bad = empty({1}, L.target.options());
+  sanitize_class_targets_stub(L.target.device())(L.target, L.args, safe, first_bad);
+  defer_check(first_bad, [op, target = L.target, args = L.args](int64_t pos) { throw_bad_target(op, target, args, pos); });
+  L.target = safe;
+  L.args.check_targets = false;
 }
 
 Shape output_shape(const Tensor& target, Reduction r) { return r == Reduction::None ? target.shape() : Shape{}; }
@@ -220,12 +234,13 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& target_in, const Ten
     return cross_entropy_probs(logits, target, weight, ignore_index, reduction, label_smoothing);
   ClassLoss L = prepare_class_loss("cross_entropy", logits, target, weight, ignore_index, reduction);
   L.args.label_smoothing = label_smoothing;
+  defer_target_check("cross_entropy", L);
   Tensor out = empty(output_shape(target, reduction), logits.options());
   Tensor total_weight = empty({}, logits.options());
   Tensor lse = empty({L.args.n * L.args.inner}, logits.options());  // [N, inner], for backward
   const int64_t bad = cross_entropy_stub(logits.device())(L.scores, L.target, L.weight, L.args, out,
                                                           total_weight, lse);
-  if (bad >= 0) throw_bad_target("cross_entropy", L, bad);
+  if (bad >= 0) throw_bad_target("cross_entropy", L.target, L.args, bad);
   if (any_requires_grad({logits})) {
     record("CrossEntropyBackward", out, {logits},
            [L, lse, total_weight](const Tensor& g) -> TensorList {
@@ -243,10 +258,11 @@ Tensor nll_loss(const Tensor& log_probs_in, const Tensor& target_in, const Tenso
   const auto in = amp::autocast(amp::CastPolicy::F32, log_probs_in, target_in, weight_in);
   const Tensor &log_probs = in[0], &target = in[1], &weight = in[2];
   ClassLoss L = prepare_class_loss("nll_loss", log_probs, target, weight, ignore_index, reduction);
+  defer_target_check("nll_loss", L);
   Tensor out = empty(output_shape(target, reduction), log_probs.options());
   Tensor total_weight = empty({}, log_probs.options());
   const int64_t bad = nll_loss_stub(log_probs.device())(L.scores, L.target, L.weight, L.args, out, total_weight);
-  if (bad >= 0) throw_bad_target("nll_loss", L, bad);
+  if (bad >= 0) throw_bad_target("nll_loss", L.target, L.args, bad);
   if (any_requires_grad({log_probs})) {
     // The gradient needs only targets and weights; scores are not captured.
     L.scores = Tensor();

@@ -13,6 +13,11 @@ namespace dl::optim {
 // parameter has a gradient). error_if_nonfinite throws when total_norm is NaN/Inf.
 double clip_grad_norm_(const std::vector<Tensor>& params, double max_norm, double norm_type = 2.0,
                        bool error_if_nonfinite = false);
+// The same scaling without a host read (what clip_grad_norm_ runs): the total norm stays a
+// 0-dim float64 tensor on the gradients' device, and the gradients are multiplied by
+// clamp(max_norm / (total_norm + 1e-6), max=1), as torch does, so nothing waits for the
+// device. Returns an undefined tensor when no parameter has a gradient.
+Tensor clip_grad_norm_async_(const std::vector<Tensor>& params, double max_norm, double norm_type = 2.0);
 // Clamps every gradient element to [-clip_value, clip_value] in place.
 void clip_grad_value_(const std::vector<Tensor>& params, double clip_value);
 

@@ -7,6 +7,7 @@
 #include "engine/autograd/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
+#include "engine/tensor/host_reads.h"
 #include "kernels/elementwise.h"
 
 namespace dl {
@@ -443,12 +444,14 @@ double Tensor::item() const {
   if (numel() != 1)
     throw std::invalid_argument("item(): tensor with " + std::to_string(numel()) +
                                 " elements cannot be converted to a scalar");
+  detail::note_host_read();
   Tensor c = to(Device::cpu()).to(DType::F64);
   return *static_cast<const double*>(c.raw_data());
 }
 
 template <class T>
 std::vector<T> Tensor::to_vector() const {
+  detail::note_host_read();
   Tensor c = detach().to(Device::cpu()).to(dtype_of<T>::value).contiguous();
   const T* p = c.data<T>();
   return std::vector<T>(p, p + c.numel());

@@ -9,6 +9,11 @@
 #include "engine/optim/registry.h"
 
 namespace dl::train {
+namespace {
+
+double norm_value(const Tensor& norm) { return norm.defined() ? norm.item() : 0.0; }  // undefined: no gradients
+
+}  // namespace
 
 TrainStep::TrainStep(optim::Optimizer& optimizer, StepOptions options)
     : opt_(optimizer), options_(options) {
@@ -20,6 +25,7 @@ TrainStep::TrainStep(optim::Optimizer& optimizer, StepOptions options)
     throw std::invalid_argument("gradient clipping thresholds must be >= 0 (0 = off)");
   if (!(options_.clip_norm_type > 0))
     throw std::invalid_argument("clip norm type must be > 0 (or inf)");
+  if (closure_) options_.defer_host_reads = false;  // the optimizer reads every evaluation's loss
   if (closure_ && options_.accumulate_steps > 1)
     throw std::invalid_argument(opt_.type() + " re-evaluates the loss on one batch per step; it cannot accumulate "
                                 "gradients over several (accumulate_steps must be 1)");
@@ -39,13 +45,14 @@ std::vector<Tensor> TrainStep::params_with_grad() const {
   return ps;
 }
 
-std::optional<double> TrainStep::update() {
+Tensor TrainStep::update() {
   for (const Hook& h : before_update_) h();
-  std::optional<double> norm;
+  Tensor norm;
   const std::vector<Tensor> ps = params_with_grad();
   const bool found_inf = scaler_ && scaler_->unscale_(ps);  // clipping sees the true gradients
   if (options_.clip_grad_value > 0) optim::clip_grad_value_(ps, options_.clip_grad_value);
-  if (options_.clip_grad_norm > 0) norm = optim::clip_grad_norm_(ps, options_.clip_grad_norm, options_.clip_norm_type);
+  if (options_.clip_grad_norm > 0) norm = optim::clip_grad_norm_async_(ps, options_.clip_grad_norm, options_.clip_norm_type);
+  if (norm.defined()) last_norm_ = norm;
   if (!found_inf) opt_.step();
   if (scaler_) scaler_->update(found_inf);
   last_skipped_ = found_inf;
@@ -79,6 +86,7 @@ StepResult TrainStep::run(const LossClosure& loss) {
     opt_.zero_grad();
     for (const Hook& h : after_update_) h();
     r.updated = true;
+    r.loss_value = full({}, r.loss, TensorOptions(DType::F64));
     return r;
   }
   Tensor l;
@@ -86,14 +94,18 @@ StepResult TrainStep::run(const LossClosure& loss) {
     amp::AutocastGuard ac(options_.autocast);
     l = loss();
   }
-  r.loss = l.item();
-  if (!std::isfinite(r.loss)) return r;  // the caller decides; no gradients were accumulated
+  r.loss_value = l.detach();
+  if (!options_.defer_host_reads) {
+    r.loss = l.item();
+    if (!std::isfinite(r.loss)) return r;  // the caller decides; no gradients were accumulated
+  }
   if (options_.accumulate_steps > 1) l = mul(l, 1.0 / static_cast<double>(options_.accumulate_steps));
   if (scaler_) l = scaler_->scale_loss(l);
   for (const BackwardHook& h : before_backward_) h(pending_ + 1 >= options_.accumulate_steps);
   l.backward();
   if (++pending_ >= options_.accumulate_steps) {
-    r.grad_norm = update();
+    r.grad_norm_value = update();
+    if (options_.clip_grad_norm > 0 && !options_.defer_host_reads) r.grad_norm = norm_value(r.grad_norm_value);
     r.updated = true;
     r.skipped = last_skipped_;
   }
@@ -102,8 +114,8 @@ StepResult TrainStep::run(const LossClosure& loss) {
 
 bool TrainStep::flush(std::optional<double>* grad_norm) {
   if (pending_ == 0) return false;
-  std::optional<double> n = update();
-  if (grad_norm) *grad_norm = n;
+  const Tensor n = update();
+  if (grad_norm) *grad_norm = options_.clip_grad_norm > 0 ? std::optional<double>(norm_value(n)) : std::nullopt;
   return true;
 }
 

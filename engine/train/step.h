@@ -44,13 +44,22 @@ struct StepOptions {
   double clip_norm_type = 2;     // p of the norm (inf allowed)
   double clip_grad_value = 0;    // clamp every gradient element to [-v, v]; 0 = no clamping
   std::optional<DType> autocast = std::nullopt;  // F16/BF16: forward + loss under amp::AutocastGuard
+  // Read nothing back to the host (engine/tensor/host_reads.h; what a GPU loop wants): the
+  // loss and the gradient norm stay tensors (StepResult::loss_value, grad_norm_value), so
+  // StepResult::loss and grad_norm are not filled, and a non-finite loss is not caught here:
+  // its backward and update run, and the caller finds it when it reads the loss (the CLI's
+  // loop does every log_every steps). fp16 loss scaling still reads its inf/NaN verdict every
+  // update, as torch.cuda.amp.GradScaler does. Optimizers that need a closure read the loss.
+  bool defer_host_reads = false;
 };
 
 struct StepResult {
-  double loss = 0;                 // this micro-batch's loss (unscaled)
+  double loss = 0;                 // this micro-batch's loss (unscaled); not with defer_host_reads
   bool updated = false;            // the optimizer stepped after this micro-batch
-  std::optional<double> grad_norm; // total norm before clipping, when clip_grad_norm is on
+  std::optional<double> grad_norm; // total norm before clipping, when clip_grad_norm is on (not deferred)
   bool skipped = false;            // updated, but inf/NaN gradients: the optimizer did not step
+  Tensor loss_value;               // the loss, detached, on its device (0-dim)
+  Tensor grad_norm_value;          // the total norm as a 0-dim float64 tensor, when clipping by norm
 };
 
 class TrainStep {
@@ -67,6 +76,9 @@ class TrainStep {
   // Ends an accumulation window early (end of epoch): updates when gradients are pending.
   // Returns whether it updated.
   bool flush(std::optional<double>* grad_norm = nullptr);
+  // The total gradient norm of the last update that clipped by norm (0-dim float64 on the
+  // device; undefined before one): read it when logging, not every step.
+  const Tensor& last_grad_norm() const { return last_norm_; }
 
   // Hooks, in registration order. before_backward(will_update): the loss is finite and its
   // backward is next; will_update says whether the optimizer steps after it (false inside an
@@ -88,7 +100,7 @@ class TrainStep {
   optim::Optimizer& optimizer() { return opt_; }
 
  private:
-  std::optional<double> update();
+  Tensor update();  // the total gradient norm when clipping by norm
   std::vector<Tensor> params_with_grad() const;
 
   optim::Optimizer& opt_;
@@ -97,6 +109,7 @@ class TrainStep {
   int64_t pending_ = 0;
   amp::GradScaler* scaler_ = nullptr;
   bool last_skipped_ = false;
+  Tensor last_norm_;
   std::vector<Hook> before_update_, after_update_;
   std::vector<BackwardHook> before_backward_;
 };

@@ -87,8 +87,8 @@ int64_t cross_entropy_impl(const Tensor& logits, const Tensor& target, const Ten
                            const ClassLossArgs& a, Tensor& out, Tensor& tw, Tensor& lse_t) {
   const int64_t C = a.classes, inner = a.inner, count = a.n * inner;
   const int64_t* t = target.data<int64_t>();
-  const int64_t bad = first_bad_target(t, count, C, a.ignore_index);
-  if (bad >= 0) return bad;
+  if (a.check_targets)
+    if (const int64_t bad = first_bad_target(t, count, C, a.ignore_index); bad >= 0) return bad;
   const T* x = logits.data<T>();
   const T* w = weight.defined() ? weight.data<T>() : nullptr;
   T* lse = lse_t.data<T>();
@@ -239,8 +239,8 @@ int64_t nll_loss_impl(const Tensor& log_probs, const Tensor& target, const Tenso
                       const ClassLossArgs& a, Tensor& out, Tensor& tw) {
   const int64_t C = a.classes, inner = a.inner, count = a.n * inner;
   const int64_t* t = target.data<int64_t>();
-  const int64_t bad = first_bad_target(t, count, C, a.ignore_index);
-  if (bad >= 0) return bad;
+  if (a.check_targets)
+    if (const int64_t bad = first_bad_target(t, count, C, a.ignore_index); bad >= 0) return bad;
   const T* x = log_probs.data<T>();
   const T* w = weight.defined() ? weight.data<T>() : nullptr;
   std::vector<double> loss(static_cast<size_t>(count));
@@ -301,8 +301,22 @@ void cpu_nll_loss_backward(const Tensor& grad_out, const Tensor& target, const T
   });
 }
 
+void cpu_sanitize_class_targets(const Tensor& target, const ClassLossArgs& a, Tensor& safe, Tensor& first_bad) {
+  const int64_t count = target.numel();
+  const int64_t* t = target.data<int64_t>();
+  int64_t* out = safe.data<int64_t>();
+  int64_t first = -1;
+  for (int64_t p = 0; p < count; ++p) {
+    const bool bad = t[p] != a.ignore_index && (t[p] < 0 || t[p] >= a.classes);
+    if (bad && first < 0) first = p;
+    out[p] = bad ? a.ignore_index : t[p];
+  }
+  first_bad.data<int64_t>()[0] = first;
+}
+
 }  // namespace
 
+DL_REGISTER_KERNEL(sanitize_class_targets_stub, CPU, cpu_sanitize_class_targets);
 DL_REGISTER_KERNEL(cross_entropy_stub, CPU, cpu_cross_entropy);
 DL_REGISTER_KERNEL(cross_entropy_backward_stub, CPU, cpu_cross_entropy_backward);
 DL_REGISTER_KERNEL(nll_loss_stub, CPU, cpu_nll_loss);

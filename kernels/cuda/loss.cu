@@ -71,6 +71,18 @@ int64_t first_bad_target(const Tensor& target, const ClassLossArgs& a, cudaStrea
   return host == ULLONG_MAX ? -1 : static_cast<int64_t>(host);
 }
 
+// safe[p] = t[p], or ignore where t[p] is out of range; *first = the first such p (atomicMin
+// over ULLONG_MAX, which reads as -1 in int64 when there is none).
+__global__ void sanitize_targets_kernel(const int64_t* t, int64_t count, int64_t classes, int64_t ignore,
+                                        int64_t* safe, unsigned long long* first) {
+  for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < count; p += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t v = t[p];
+    const bool bad = v != ignore && (v < 0 || v >= classes);
+    safe[p] = bad ? ignore : v;
+    if (bad) atomicMin(first, static_cast<unsigned long long>(p));
+  }
+}
+
 // One block: total_weight = sum of w_t over non-ignored positions and, unless None, the reduced
 // loss (sum of loss[p], divided by total_weight for Mean) into out[0].
 template <class T>
@@ -192,8 +204,8 @@ int64_t cuda_cross_entropy(const Tensor& logits, const Tensor& target, const Ten
   const int dev = logits.device().index;
   DeviceGuard guard(dev);
   cudaStream_t s = stream(dev);
-  const int64_t bad = first_bad_target(target, a, s);
-  if (bad >= 0) return bad;
+  if (a.check_targets)
+    if (const int64_t bad = first_bad_target(target, a, s); bad >= 0) return bad;
   const int64_t count = a.n * a.inner;
   dispatch_float(logits.dtype(), "cross_entropy", [&](auto tag) {
     using T = decltype(tag);
@@ -260,8 +272,8 @@ int64_t cuda_nll_loss(const Tensor& log_probs, const Tensor& target, const Tenso
   const int dev = log_probs.device().index;
   DeviceGuard guard(dev);
   cudaStream_t s = stream(dev);
-  const int64_t bad = first_bad_target(target, a, s);
-  if (bad >= 0) return bad;
+  if (a.check_targets)
+    if (const int64_t bad = first_bad_target(target, a, s); bad >= 0) return bad;
   const int64_t count = a.n * a.inner;
   dispatch_float(log_probs.dtype(), "nll_loss", [&](auto tag) {
     using T = decltype(tag);
@@ -296,8 +308,23 @@ void cuda_nll_loss_backward(const Tensor& grad_out, const Tensor& target, const 
   });
 }
 
+// No host read: the verdict stays on the device until a deferred check reads it.
+void cuda_sanitize_class_targets(const Tensor& target, const ClassLossArgs& a, Tensor& safe, Tensor& first_bad) {
+  const int dev = target.device().index;
+  DeviceGuard guard(dev);
+  cudaStream_t s = stream(dev);
+  auto* fp = reinterpret_cast<unsigned long long*>(first_bad.data<int64_t>());
+  DL_CUDA_CHECK(cudaMemsetAsync(fp, 0xFF, sizeof(unsigned long long), s));
+  const int64_t count = target.numel();
+  if (count == 0) return;
+  sanitize_targets_kernel<<<grid_for(count, kThreads), kThreads, 0, s>>>(target.data<int64_t>(), count, a.classes,
+                                                                         a.ignore_index, safe.data<int64_t>(), fp);
+  DL_CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace
 
+DL_REGISTER_KERNEL(sanitize_class_targets_stub, CUDA, cuda_sanitize_class_targets);
 DL_REGISTER_KERNEL(cross_entropy_stub, CUDA, cuda_cross_entropy);
 DL_REGISTER_KERNEL(cross_entropy_backward_stub, CUDA, cuda_cross_entropy_backward);
 DL_REGISTER_KERNEL(nll_loss_stub, CUDA, cuda_nll_loss);

@@ -3,11 +3,15 @@
 // picked to reach every launch path of the CUDA kernels (kernels/cuda/loss.cu, layer_norm.cu:
 // one thread, one warp or one block per row; [N, C] and [N, C, d1, ...] layouts).
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <stdexcept>
 
 #include "engine/ops.h"
 #include "engine/optim/adam.h"
 #include "engine/optim/sgd.h"
+#include "engine/tensor/host_reads.h"
+#include "kernels/loss.h"
 #include "tests/support/kernel_cases.h"
 
 using namespace dl;
@@ -84,6 +88,55 @@ DL_KERNEL_CASE(nll_loss_all, {"nll_loss_stub", "nll_loss_backward_stub", "sum_st
                  return with_grads({mean_l, none_l, sum_l}, y, {x, xs}, 147);
                },
                1e-6, 1e-7);
+
+// Deferred target checks: the targets made safe (bad ones -> ignore_index) and the first bad
+// position, over several blocks of the CUDA kernel (atomicMin across blocks); none bad gives -1.
+// Then cross_entropy and nll_loss under a DeferChecksGuard count the bad targets as ignored;
+// their pending checks are read here (each finds its first bad position).
+DL_KERNEL_CASE(sanitize_class_targets, {"sanitize_class_targets_stub", "cross_entropy_stub",
+                                        "cross_entropy_backward_stub", "nll_loss_stub", "nll_loss_backward_stub",
+                                        "sum_stub", "binary_stub"},
+               "class targets [5000] with bad values at 4321, 777 and 4999 (first: 777), ignore_index -1; "
+               "a clean [64] target gives -1; cross_entropy/nll_loss [6, 4] with targets 4 and -3 deferred",
+               [](const Device& d) {
+                 std::vector<int64_t> raw = case_randint({5000}, 161, 10, Device::cpu()).to_vector<int64_t>();
+                 raw[4321] = 10, raw[777] = -5, raw[4999] = 99, raw[12] = -1;
+                 Tensor t = from_vector<int64_t>(raw, {5000}).to(d);
+                 ClassLossArgs a;
+                 a.classes = 10, a.ignore_index = -1;
+                 Tensor safe = empty({5000}, t.options()), first = empty({1}, t.options());
+                 sanitize_class_targets_stub(d)(t, a, safe, first);
+                 Tensor clean = case_randint({64}, 162, 10, d);
+                 Tensor clean_safe = empty({64}, clean.options()), clean_first = empty({1}, clean.options());
+                 sanitize_class_targets_stub(d)(clean, a, clean_safe, clean_first);
+
+                 Tensor x = case_randn({6, 4}, 163, d, true);
+                 Tensor bad = from_vector<int64_t>({0, 4, 2, -3, 1, 3}, {6}).to(d);
+                 std::vector<Tensor> out{safe.to(DType::F64), first.to(DType::F64), clean_safe.to(DType::F64),
+                                         clean_first.to(DType::F64)};
+                 // Each op's pending check is read (and throws) before the next op runs.
+                 double thrown = 0;
+                 auto deferred = [&](const std::function<Tensor()>& op) {
+                   Tensor l;
+                   {
+                     DeferChecksGuard defer;
+                     l = op();
+                   }
+                   try {
+                     run_deferred_checks();
+                   } catch (const std::out_of_range&) {
+                     ++thrown;
+                   }
+                   return l;
+                 };
+                 Tensor ce = deferred([&] { return cross_entropy(x, bad, Tensor(), -100, Reduction::Mean, 0.0); });
+                 Tensor nll = deferred([&] { return nll_loss(log_softmax(x, 1), bad, Tensor(), -100, Reduction::Sum); });
+                 std::vector<Tensor> grads = with_grads({ce, nll}, ce + nll, {x}, 164);
+                 out.insert(out.end(), grads.begin(), grads.end());
+                 out.push_back(full({}, thrown, TensorOptions(DType::F64, d)));
+                 return out;
+               },
+               0, 1e-6);
 
 // ---- dropout -------------------------------------------------------------------------------------
 

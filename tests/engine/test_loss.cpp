@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/ops.h"
+#include "engine/tensor/host_reads.h"
 #include "tests/support/fixtures.h"
 #include "tests/support/gradcheck.h"
 
@@ -218,4 +219,58 @@ TEST_CASE("loss edge cases: empty batches and fully ignored batches", "[loss]") 
                                                           Reduction::None).to_vector<float>();
   CHECK(l[0] == Approx(100.0f));
   CHECK(l[1] == Approx(100.0f));
+}
+
+TEST_CASE("host reads: a deferred target check throws at the next read, with the op's message", "[loss][host_reads]") {
+  Generator g(21);
+  Tensor x = randn({4, 3}, g).requires_grad_();
+  Tensor bad = from_vector<int64_t>({0, 5, 2, 1}, {4});  // 5 is out of range
+  std::string immediate;
+  try {
+    cross_entropy(x, bad);
+  } catch (const std::out_of_range& e) {
+    immediate = e.what();
+  }
+  CHECK_THAT(immediate, Catch::Contains("target 5 at position 1 is out of bounds"));
+  REQUIRE(pending_checks() == 0);
+
+  const uint64_t reads = host_read_count();
+  Tensor l;
+  {
+    DeferChecksGuard defer;
+    CHECK(checks_deferred());
+    l = cross_entropy(x, bad);  // no throw, no read: the bad target counts as ignored
+  }
+  CHECK_FALSE(checks_deferred());
+  CHECK(host_read_count() == reads);
+  CHECK(pending_checks() == 1);
+  std::string later;
+  try {
+    l.item();
+  } catch (const std::out_of_range& e) {
+    later = e.what();
+  }
+  CHECK(later == immediate);
+  CHECK(pending_checks() == 0);
+  // What the loss was: the bad position ignored (and its gradient zero).
+  Tensor ignored = from_vector<int64_t>({0, -100, 2, 1}, {4});
+  CHECK(l.item() == cross_entropy(x, ignored).item());
+  l.backward();
+  CHECK(x.grad().narrow(0, 1, 1).contiguous().to_vector<float>() == std::vector<float>{0, 0, 0});
+
+  // nll_loss too; valid targets leave nothing to throw; the reads are counted.
+  {
+    DeferChecksGuard defer;
+    l = nll_loss(log_softmax(x, 1), bad, Tensor(), -100, Reduction::Sum);
+  }
+  CHECK_THROWS_WITH(l.to_vector<float>(), Catch::Contains("nll_loss: target 5 at position 1"));
+  {
+    DeferChecksGuard defer;
+    l = cross_entropy(x, ignored);
+  }
+  CHECK(pending_checks() == 1);
+  const uint64_t before = host_read_count();
+  CHECK(std::isfinite(l.item()));
+  CHECK(pending_checks() == 0);
+  CHECK(host_read_count() == before + 2);  // the item and the checks' one read
 }

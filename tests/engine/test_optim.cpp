@@ -11,6 +11,7 @@
 #include "engine/ops.h"
 #include "engine/optim/optim.h"
 #include "engine/sched/sched.h"
+#include "engine/tensor/host_reads.h"
 #include "tests/support/fixtures.h"
 
 using namespace dl;
@@ -338,6 +339,47 @@ TEST_CASE("clip_grad_norm_ and clip_grad_value_ match PyTorch", "[optim][clip]")
   Tensor p = zeros({2}).requires_grad_();
   p.set_grad(from_vector<float>({NAN, 1.0f}, {2}));
   CHECK_THROWS_WITH(optim::clip_grad_norm_({p}, 1.0, 2.0, true), Catch::Contains("non-finite"));
+  CHECK(std::isnan(p.grad().to_vector<float>()[0]));
+  CHECK(p.grad().to_vector<float>()[1] == 1.0f);  // the error comes before any scaling, as in torch
+}
+
+TEST_CASE("clip_grad_norm_async_ reads nothing back and scales like clip_grad_norm_", "[optim][clip]") {
+  // Gradients of several sizes and dtypes; each norm type both clipping (max 0.5) and not (max 1e6).
+  auto params = [] {
+    std::vector<Tensor> ps;
+    Generator g(7);
+    for (int64_t n : {1, 37, 300}) {
+      Tensor p = zeros({n}).requires_grad_();
+      p.set_grad(randn({n}, g) * 0.7);
+      ps.push_back(p);
+    }
+    Tensor q = zeros({5}, TensorOptions(DType::F64)).requires_grad_();
+    q.set_grad(randn({5}, g, TensorOptions(DType::F64)));
+    ps.push_back(q);
+    ps.push_back(zeros({3}).requires_grad_());  // no gradient: ignored
+    return ps;
+  };
+  for (double norm_type : {2.0, 1.0, 3.0, optim::kInfNorm}) {
+    for (double max_norm : {0.5, 1e6}) {
+      CAPTURE(norm_type, max_norm);
+      std::vector<Tensor> a = params(), b = params();
+      const uint64_t reads = host_read_count();
+      Tensor total = optim::clip_grad_norm_async_(a, max_norm, norm_type);
+      CHECK(host_read_count() == reads);
+      REQUIRE(total.defined());
+      CHECK(total.dtype() == DType::F64);
+      CHECK(total.dim() == 0);
+      CHECK(total.item() == optim::clip_grad_norm_(b, max_norm, norm_type));
+      for (size_t i = 0; i < 4; ++i) CHECK(a[i].grad().to_vector<double>() == b[i].grad().to_vector<double>());
+      const bool clipped = max_norm < 1;
+      CHECK((a[2].grad().to_vector<double>() != params()[2].grad().to_vector<double>()) == clipped);
+    }
+  }
+  CHECK_FALSE(optim::clip_grad_norm_async_({zeros({2}).requires_grad_()}, 1.0).defined());
+  Tensor p = zeros({2}).requires_grad_();
+  p.set_grad(from_vector<float>({NAN, 1.0f}, {2}));
+  CHECK(std::isnan(optim::clip_grad_norm_async_({p}, 1.0).item()));
+  CHECK(std::isnan(p.grad().to_vector<float>()[1]));  // a NaN norm makes every gradient NaN, as in torch
 }
 
 TEST_CASE("optimizer state uses PyTorch's slot names and skips params without grad", "[optim]") {

@@ -8,6 +8,7 @@
 #include "engine/nn/nn.h"
 #include "engine/ops.h"
 #include "engine/optim/optim.h"
+#include "engine/tensor/host_reads.h"
 #include "engine/train/step.h"
 
 using namespace dl;
@@ -130,4 +131,59 @@ TEST_CASE("train step: closure optimizers re-evaluate the batch, bad options are
   auto sgd = optim::make_optimizer("sgd", n.model->named_parameters(), {{"lr", 0.1}});
   CHECK_THROWS_WITH(train::TrainStep(*sgd, {.accumulate_steps = 0}), Catch::Contains(">= 1"));
   CHECK_THROWS(train::TrainStep(*sgd, {.clip_grad_norm = -1}));
+}
+
+TEST_CASE("train step: defer_host_reads reads nothing back and gives the same numbers", "[train][step][host_reads]") {
+  // Accumulation over 2 micro-batches and clipping by norm (which clips: max 0.05) in both runs.
+  Generator g(11);
+  Tensor x = randn({12, 4}, g, DType::F64);
+  Tensor y = from_vector(std::vector<int64_t>{0, 1, 2, 0, 1, 2, 2, 1, 0, 0, 1, 2}, {12});
+  auto run = [&](bool defer, std::vector<double>& losses, std::vector<double>& norms) {
+    Net net(3);
+    auto opt = optim::make_optimizer("sgd", net.model->named_parameters(), {{"lr", 0.1}, {"momentum", 0.9}});
+    train::TrainStep step(*opt, {.accumulate_steps = 2, .clip_grad_norm = 0.05, .defer_host_reads = defer});
+    std::vector<Tensor> loss_values, norm_values;
+    const uint64_t reads = host_read_count();
+    for (int64_t i = 0; i < 12; i += 2) {
+      train::StepResult r = step.run([&] { return cross_entropy(net.model->forward(rows(x, i, i + 2)), rows(y, i, i + 2)); });
+      REQUIRE(r.loss_value.defined());
+      CHECK(r.loss_value.dim() == 0);
+      loss_values.push_back(r.loss_value);
+      CHECK(r.grad_norm_value.defined() == r.updated);
+      if (r.updated) norm_values.push_back(r.grad_norm_value);
+      CHECK(r.grad_norm.has_value() == (r.updated && !defer));
+      if (!defer) CHECK(r.loss == r.loss_value.item());
+    }
+    if (defer) CHECK(host_read_count() == reads);  // not one read in 6 micro-batches and 3 updates
+    for (const Tensor& t : loss_values) losses.push_back(t.item());
+    for (const Tensor& t : norm_values) norms.push_back(t.item());
+    CHECK(step.last_grad_norm().item() == norms.back());
+    return flat(*net.model);
+  };
+  std::vector<double> l1, n1, l2, n2;
+  const std::vector<double> w1 = run(false, l1, n1), w2 = run(true, l2, n2);
+  CHECK(w1 == w2);
+  CHECK(l1 == l2);
+  CHECK(n1 == n2);
+  REQUIRE(n1.size() == 3);
+  CHECK(n1[0] > 0.05);  // the clipping was active
+}
+
+TEST_CASE("train step: deferred, a NaN loss is not caught by the step", "[train][step][host_reads]") {
+  Net net(3);
+  auto opt = optim::make_optimizer("sgd", net.model->named_parameters(), {{"lr", 0.1}});
+  train::TrainStep step(*opt, {.defer_host_reads = true});
+  Tensor x = full({2, 4}, NAN, TensorOptions(DType::F64));
+  train::StepResult r = step.run([&] { return cross_entropy(net.model->forward(x), from_vector<int64_t>({0, 1}, {2})); });
+  CHECK(r.updated);  // its update ran: the caller finds the NaN when it reads the loss
+  CHECK(std::isnan(r.loss_value.item()));
+  CHECK(std::isnan(flat(*net.model)[0]));
+  // Without deferral the step reads the loss and stops before backward.
+  Net net2(3);
+  auto opt2 = optim::make_optimizer("sgd", net2.model->named_parameters(), {{"lr", 0.1}});
+  train::TrainStep step2(*opt2);
+  train::StepResult r2 = step2.run([&] { return cross_entropy(net2.model->forward(x), from_vector<int64_t>({0, 1}, {2})); });
+  CHECK(std::isnan(r2.loss));
+  CHECK_FALSE(r2.updated);
+  CHECK(flat(*net2.model) == flat(*Net(3).model));
 }
