@@ -242,9 +242,12 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
     const LossLabels loss_y = loss_labels(*b, o.target_is_input).to(o.device);
     const Tensor& y = loss_y.labels;
     std::vector<Tensor> outs;
-    {
+    try {
       amp::AutocastGuard ac(o.autocast);
       outs = model.forward_nodes(x, loss_nodes);
+    } catch (const OutOfMemoryError& e) {
+      throw e.with_context("evaluating the " + o.split + " split, a batch of " + std::to_string(b->size()) +
+                           " samples (evaluation batches hold max(data.loader.batch_size, 500))");
     }
     for (Tensor& t : outs)  // metrics and the loss read f32 outputs (the loss would cast them anyway)
       if (t.dtype() == DType::F16 || t.dtype() == DType::BF16) t = t.to(DType::F32);

@@ -337,10 +337,14 @@ std::vector<Tensor> GraphModel::run(const TensorList& inputs, const std::vector<
     if (!values[i].empty()) continue;  // a ReLU already run fused with its batch norm
     args.clear();
     for (ValueRef v : n.inputs) args.push_back(v.node < 0 ? inputs[v.index] : values[v.node][v.index]);
-    if (const int j = fuse_relu_[i]; j >= 0 && !keep[i])
-      values[j] = {run_bn_relu(n, args.front())};  // node i's own value is never needed
-    else
-      values[i] = n.module->forward_tuple(args);
+    try {
+      if (const int j = fuse_relu_[i]; j >= 0 && !keep[i])
+        values[j] = {run_bn_relu(n, args.front())};  // node i's own value is never needed
+      else
+        values[i] = n.module->forward_tuple(args);
+    } catch (const OutOfMemoryError& e) {
+      throw e.with_context("layer '" + n.name + "' (" + n.type + ")");
+    }
     // Drop values no later node reads (autograd keeps what backward needs).
     for (ValueRef v : n.inputs)
       if (v.node >= 0 && last_use_[v.node] == static_cast<int>(i) && !keep[v.node]) values[v.node].clear();

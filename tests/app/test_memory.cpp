@@ -2,7 +2,8 @@
 // refuses one that cannot fit (exit 2, naming the layer and the bytes), and an out-of-memory
 // names what was being allocated. No test here allocates more than a small model: the huge
 // models are refused from their shapes alone, and the out-of-memory case asks for more bytes
-// than the address space holds, which fails at once.
+// than the address space holds, which fails at once. The out-of-memory of a training batch runs
+// dltool under an address-space limit (prlimit --as), so it fails before touching the memory.
 #include <catch2/catch.hpp>
 
 #include <filesystem>
@@ -12,6 +13,7 @@
 
 #include "tests/support/fixtures.h"
 #include "tests/support/process.h"
+#include "tests/support/skip.h"
 #include "tests/support/tempdir.h"
 
 namespace fs = std::filesystem;
@@ -132,4 +134,35 @@ TEST_CASE("memory: an allocation that fails names the tensor and the layer", "[m
   CHECK_THAT(r.out, Catch::Contains("oom.yaml:") && Catch::Contains("layer 'fc' (linear)") &&
                         Catch::Contains("tensor [1099511627776, 784] float32") && Catch::Contains("PiB") &&
                         Catch::Contains("out of memory"));
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define DLTOOL_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define DLTOOL_TEST_ASAN 1
+#endif
+#endif
+
+TEST_CASE("memory: a training batch that does not fit names the step, the batch size and the layer", "[memory][cli]") {
+  if (!have_data()) return;
+#ifdef DLTOOL_TEST_ASAN
+  DLTOOL_SKIP("AddressSanitizer reserves terabytes of address space: it cannot run under prlimit --as");
+#endif
+  DLTOOL_SKIP_IF(!fs::exists("/usr/bin/prlimit"), "prlimit (util-linux) is not installed");
+  TempDir d;
+  // 78M weights (300 MiB) build; the first batch's [8192, 100000] activation (3.1 GiB) cannot
+  // be allocated under a 3 GB address-space limit. DLTOOL_MEMORY_LIMIT=none: no estimate first.
+  std::string yaml = recipe_with("    - flatten\n    - {type: linear, out_features: 100000, name: wide}\n"
+                                 "    - relu\n    - {type: linear, out_features: 10}\n");
+  yaml.replace(yaml.find("batch_size: 64"), 14, "batch_size: 8192, prefetch: 0");
+  const std::string path = d.file("wide.yaml", yaml);
+  Run r = dl::test::run_process({"/usr/bin/prlimit", "--as=3000000000", DLTOOL_BINARY, "train", path, "--run-dir",
+                                 d.file("run")},
+                                {.env = {{"DLTOOL_MEMORY_LIMIT", "none"}}, .merge_stderr = true, .timeout_s = 120});
+  INFO(r.out);
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.out, Catch::Contains("training step 1, a batch of 8192 samples (data.loader.batch_size 8192)") &&
+                        Catch::Contains("layer 'wide' (linear)") && Catch::Contains("tensor [8192, 100000] float32") &&
+                        Catch::Contains("out of memory") && Catch::Contains("lower data.loader.batch_size"));
 }
