@@ -32,6 +32,7 @@ DL_HOST_DEVICE inline int64_t rnn_saved_gates(RnnMode m) {
 struct RnnStepArgs {
   RnnMode mode = RnnMode::LSTM;
   DType dtype = DType::F32;
+  int device = 0;                     // the GPU the pointers are on (its index; CUDA kernels)
   int64_t n = 0, h = 0;
   int64_t t = 0;                      // time index, compared with lengths
   const int64_t* lengths = nullptr;   // [N] or null (every sequence active)
@@ -51,6 +52,7 @@ struct RnnStepArgs {
 struct RnnStepBackwardArgs {
   RnnMode mode = RnnMode::LSTM;
   DType dtype = DType::F32;
+  int device = 0;                // as in RnnStepArgs
   int64_t n = 0, h = 0;
   int64_t t = 0;
   const int64_t* lengths = nullptr;

@@ -82,6 +82,7 @@ void run_direction(Saved& sv, int64_t l, int64_t d, const Tensor& x, const Tenso
   RnnStepArgs a;
   a.mode = sv.mode;
   a.dtype = x.dtype();
+  a.device = x.device().index;
   a.n = N;
   a.h = H;
   a.lengths = sv.lengths.defined() ? sv.lengths.data<int64_t>() : nullptr;
@@ -134,6 +135,7 @@ void backward_direction(const Saved& sv, int64_t l, int64_t d, const Tensor& dy,
   RnnStepBackwardArgs a;
   a.mode = sv.mode;
   a.dtype = x.dtype();
+  a.device = x.device().index;
   a.n = N;
   a.h = H;
   a.lengths = sv.lengths.defined() ? sv.lengths.data<int64_t>() : nullptr;

@@ -75,19 +75,12 @@ __global__ void rnn_step_bwd_kernel(RnnStepBackwardArgs a) {
   }
 }
 
-int device_of(const void* p) {
-  cudaPointerAttributes attr{};
-  DL_CUDA_CHECK(cudaPointerGetAttributes(&attr, p));
-  return attr.device;
-}
-
 template <class Args, class Kernel32, class Kernel64>
-void launch_step(const Args& a, const void* any_device_ptr, Kernel32 k32, Kernel64 k64, const char* what) {
+void launch_step(const Args& a, Kernel32 k32, Kernel64 k64, const char* what) {
   const int64_t total = a.n * a.h;
   if (total == 0) return;
-  const int dev = device_of(any_device_ptr);
-  DeviceGuard guard(dev);
-  cudaStream_t st = stream(dev);
+  DeviceGuard guard(a.device);
+  cudaStream_t st = stream(a.device);
   if (a.dtype == DType::F32) k32<<<grid_for(total, kThreads), kThreads, 0, st>>>(a);
   else if (a.dtype == DType::F64) k64<<<grid_for(total, kThreads), kThreads, 0, st>>>(a);
   else throw std::invalid_argument(std::string(what) + ": unsupported dtype " + dtype_name(a.dtype) + " on cuda");
@@ -95,11 +88,11 @@ void launch_step(const Args& a, const void* any_device_ptr, Kernel32 k32, Kernel
 }
 
 void cuda_rnn_step_fwd(const RnnStepArgs& a) {
-  launch_step(a, a.h_new, rnn_step_fwd_kernel<float>, rnn_step_fwd_kernel<double>, "rnn step");
+  launch_step(a, rnn_step_fwd_kernel<float>, rnn_step_fwd_kernel<double>, "rnn step");
 }
 
 void cuda_rnn_step_bwd(const RnnStepBackwardArgs& a) {
-  launch_step(a, a.dh_prev, rnn_step_bwd_kernel<float>, rnn_step_bwd_kernel<double>, "rnn step backward");
+  launch_step(a, rnn_step_bwd_kernel<float>, rnn_step_bwd_kernel<double>, "rnn step backward");
 }
 
 }  // namespace
