@@ -2,69 +2,52 @@
 //
 // The stubs take one parameter tensor per call (engine/optim/sgd.cpp and adam.cpp loop over the
 // parameters), so there is one launch per tensor: an elementwise grid-stride kernel. Each
-// element is updated by one thread with the CPU kernel's operations in the same order and the
-// same dtype; rn:: (helpers.cuh) keeps nvcc from fusing them into FMAs the CPU does not use,
-// and sqrt and division are correctly rounded, so results should equal the CPU's bit for bit.
+// element is updated by one thread with the formula the CPU loops use (kernels/optim_update.h),
+// through DeviceMath: rn:: (helpers.cuh) keeps nvcc from fusing the operations into FMAs the CPU
+// does not use, and sqrt and division are correctly rounded, so results should equal the CPU's
+// bit for bit.
 #include "kernels/cuda/helpers.cuh"
 #include "kernels/cuda/loop.cuh"
 #include "kernels/optim.h"
+#include "kernels/optim_update.h"
 
 namespace dl::cuda {
 namespace {
 
-// Scalars rounded to T on the host, as the CPU kernel rounds them.
-template <class T>
-struct SgdScalars {
-  T wd, m, one_minus_damp, neg_lr;
-  bool has_wd, has_m, nesterov, init;
+// Device arithmetic for kernels/optim_update.h: rn:: keeps nvcc from fusing into FMAs the CPU
+// does not use; sqrt and division are correctly rounded.
+struct DeviceMath {
+  template <class T>
+  __device__ static T add(T a, T b) { return rn::add(a, b); }
+  template <class T>
+  __device__ static T mul(T a, T b) { return rn::mul(a, b); }
+  template <class T>
+  __device__ static T div(T a, T b) { return rn::div(a, b); }
+  template <class T>
+  __device__ static T sqrt(T a) { return dm::sqrt(a); }
 };
 
-template <class T>
-__global__ void sgd_kernel(T* p, const T* g, T* buf, int64_t n, SgdScalars<T> s) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    T d = g[i];
-    if (s.has_wd) d = rn::add(d, rn::mul(s.wd, p[i]));  // d_p = d_p.add(param, alpha=wd)
-    if (s.has_m) {
-      const T b = s.init ? d : rn::add(rn::mul(buf[i], s.m), rn::mul(s.one_minus_damp, d));
-      buf[i] = b;
-      d = s.nesterov ? rn::add(d, rn::mul(s.m, b)) : b;
-    }
-    p[i] = rn::add(p[i], rn::mul(s.neg_lr, d));  // param.add_(d_p, alpha=-lr)
-  }
-}
+using optim_update::AdamScalars;
+using optim_update::SgdScalars;
 
-template <class T>
-struct AdamScalars {
-  T b1, b2, one_minus_b1, one_minus_b2, wd, decay, bc2, eps, neg_step;
+struct SgdFlags {
+  bool wd, momentum, init, nesterov;
+};
+
+struct AdamFlags {
   bool coupled_wd, decoupled;
 };
 
 template <class T>
-__device__ __forceinline__ T nan_max(T x, T y) {  // torch.maximum propagates NaN
-  if (x != x) return x;
-  if (y != y) return y;
-  return x > y ? x : y;
+__global__ void sgd_kernel(T* p, const T* g, T* buf, int64_t n, SgdScalars<T> s, SgdFlags f) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    optim_update::sgd<DeviceMath>(p, g, buf, i, s, f.wd, f.momentum, f.init, f.nesterov);
 }
 
 template <class T>
-__global__ void adam_kernel(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, AdamScalars<T> s) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    T gi = g[i];
-    T pi = p[i];
-    if (s.coupled_wd) gi = rn::add(gi, rn::mul(s.wd, pi));  // grad = grad.add(param, alpha=wd)
-    if (s.decoupled) pi = rn::mul(pi, s.decay);             // param.mul_(1 - lr * wd)
-    const T mi = rn::add(rn::mul(m[i], s.b1), rn::mul(s.one_minus_b1, gi));
-    const T vi = rn::add(rn::mul(v[i], s.b2), rn::mul(rn::mul(s.one_minus_b2, gi), gi));
-    m[i] = mi;
-    v[i] = vi;
-    T sq = vi;
-    if (vmax) {
-      sq = nan_max(vmax[i], vi);
-      vmax[i] = sq;
-    }
-    const T denom = rn::add(rn::div(dm::sqrt(sq), s.bc2), s.eps);  // (sqrt(v) / bc2_sqrt).add_(eps)
-    p[i] = rn::add(pi, rn::div(rn::mul(s.neg_step, mi), denom));   // param.addcdiv_(m, denom, -step)
-  }
+__global__ void adam_kernel(T* p, const T* g, T* m, T* v, T* vmax, int64_t n, AdamScalars<T> s, AdamFlags f) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    optim_update::adam<DeviceMath>(p, g, m, v, vmax, i, s, f.coupled_wd, f.decoupled, vmax != nullptr);
 }
 
 void cuda_sgd_step(Tensor& param, const Tensor& grad, Tensor& buf, const SgdArgs& a) {
@@ -75,10 +58,10 @@ void cuda_sgd_step(Tensor& param, const Tensor& grad, Tensor& buf, const SgdArgs
   dispatch_float(param.dtype(), "sgd_step", [&](auto tag) {
     using T = decltype(tag);
     const SgdScalars<T> s{static_cast<T>(a.weight_decay), static_cast<T>(a.momentum),
-                          static_cast<T>(1.0 - a.dampening), static_cast<T>(-a.lr),
-                          a.weight_decay != 0.0, a.momentum != 0.0, a.nesterov, a.init_buffer};
+                          static_cast<T>(1.0 - a.dampening), static_cast<T>(-a.lr)};
+    const SgdFlags f{a.weight_decay != 0.0, a.momentum != 0.0, a.init_buffer, a.nesterov};
     sgd_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream(dev)>>>(
-        param.data<T>(), grad.data<T>(), buf.defined() ? buf.data<T>() : nullptr, n, s);
+        param.data<T>(), grad.data<T>(), buf.defined() ? buf.data<T>() : nullptr, n, s, f);
     DL_CUDA_CHECK_LAUNCH();
   });
 }
@@ -93,10 +76,10 @@ void cuda_adam_step(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, Ten
     const AdamScalars<T> s{static_cast<T>(a.beta1), static_cast<T>(a.beta2), static_cast<T>(1.0 - a.beta1),
                            static_cast<T>(1.0 - a.beta2), static_cast<T>(a.weight_decay),
                            static_cast<T>(1.0 - a.lr * a.weight_decay), static_cast<T>(a.bias_correction2_sqrt),
-                           static_cast<T>(a.eps), static_cast<T>(-a.step_size),
-                           !a.decoupled && a.weight_decay != 0.0, a.decoupled};
+                           static_cast<T>(a.eps), static_cast<T>(-a.step_size)};
+    const AdamFlags f{!a.decoupled && a.weight_decay != 0.0, a.decoupled};
     adam_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream(dev)>>>(
-        param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), vmax.defined() ? vmax.data<T>() : nullptr, n, s);
+        param.data<T>(), grad.data<T>(), m.data<T>(), v.data<T>(), vmax.defined() ? vmax.data<T>() : nullptr, n, s, f);
     DL_CUDA_CHECK_LAUNCH();
   });
 }
