@@ -10,6 +10,7 @@
 #include "engine/amp/autocast.h"
 #include "engine/autograd/autograd.h"
 #include "engine/ops.h"
+#include "engine/tensor/host_reads.h"
 #include "cli/run/checkpointing.h"
 
 namespace dl::train {
@@ -167,6 +168,13 @@ class StridedSampler final : public data::Sampler {
   int64_t n_, rank_, world_;
 };
 
+// A host tensor's values as int64, without counting as a read of the device (host_reads.h).
+std::vector<int64_t> host_int64(const Tensor& t) {
+  const Tensor c = t.dtype() == DType::I64 ? t.contiguous() : t.to(DType::I64).contiguous();
+  const int64_t* p = c.data<int64_t>();
+  return std::vector<int64_t>(p, p + c.numel());
+}
+
 std::string pack_doubles(const std::vector<double>& v) {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(double));
 }
@@ -237,9 +245,17 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
   std::vector<Tensor> embeddings;  // o.knn: every batch's output [n, D]
   std::vector<int64_t> all_labels;
   RegressionSums reg;
+  // On the device until the loop ends (one read for the split, not one per batch): the sum of
+  // every batch's loss (times its sample count for mean losses) and every batch's predictions.
+  // The loss ops' target checks wait for that read too.
+  DeferChecksGuard defer_checks(o.defer_host_reads.value_or(o.device.is_cuda()));
+  Tensor loss_acc;
+  std::vector<Tensor> preds;
+  std::vector<int64_t> pred_labels;  // the labels the predictions are compared with
   while (auto b = loader.next()) {
     const TensorList x = batch_model_inputs(model, *b, o.device);
-    const LossLabels loss_y = loss_labels(*b, o.target_is_input).to(o.device);
+    const LossLabels host_y = loss_labels(*b, o.target_is_input);  // the batch's own (host) labels
+    const LossLabels loss_y = host_y.to(o.device);
     const Tensor& y = loss_y.labels;
     std::vector<Tensor> outs;
     try {
@@ -253,7 +269,9 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
       if (t.dtype() == DType::F16 || t.dtype() == DType::BF16) t = t.to(DType::F32);
     const Tensor& logits = outs.front();
     const int64_t n = b->size();
-    loss_sum += loss_fn(outs, loss_y).item() * (o.loss_is_sum ? 1.0 : static_cast<double>(n));
+    const Tensor batch_loss = loss_fn(outs, loss_y).detach().to(DType::F64);
+    const Tensor weighted = o.loss_is_sum ? batch_loss : mul(batch_loss, static_cast<double>(n));
+    loss_acc = loss_acc.defined() ? add(loss_acc, weighted) : weighted;
     r.samples += n;
     if (o.ctc_blank) {
       sequences_right += count_sequences_right(logits, loss_y.labels, loss_y.lengths, *o.ctc_blank);
@@ -268,13 +286,10 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
     // position p of sample i is lg[(i * C + c) * P + p], and every position counts as a sample
     // for accuracy, top-k, the confusion matrix and bits_per_token.
     const int64_t P = per_position_labels(logits, y) ? y.numel() / std::max<int64_t>(n, 1) : 1;
-    std::vector<int64_t> pred = argmax(logits, 1).to_vector<int64_t>();
-    std::vector<int64_t> lab = y.to_vector<int64_t>();
+    preds.push_back(argmax(logits, 1).reshape({-1}));  // compared with the labels after the loop
+    const std::vector<int64_t> lab = host_int64(host_y.labels);
     const int64_t labels = P > 1 ? n * P : n;
-    for (int64_t i = 0; i < labels; ++i) {
-      correct += pred[i] == lab[i];
-      if (lab[i] >= 0 && lab[i] < C && pred[i] >= 0 && pred[i] < C) ++r.confusion[lab[i]][pred[i]];
-    }
+    pred_labels.insert(pred_labels.end(), lab.begin(), lab.begin() + labels);
     positions += labels;
     if (o.top_k > 1 || o.bits) {
       std::vector<float> lg = logits.to_vector<float>();
@@ -299,6 +314,15 @@ EvalResult evaluate(GraphModel& model, const LossFn& loss_fn, const std::vector<
     if (o.knn) {
       embeddings.push_back(logits.reshape({n, -1}));
       all_labels.insert(all_labels.end(), lab.begin(), lab.end());
+    }
+  }
+  if (loss_acc.defined()) loss_sum = loss_acc.item();
+  if (!preds.empty()) {
+    const std::vector<int64_t> pred = cat(preds, 0).to_vector<int64_t>();
+    for (size_t i = 0; i < pred.size(); ++i) {
+      const int64_t t = pred_labels[i], p = pred[i];
+      correct += p == t;
+      if (t >= 0 && t < C && p >= 0 && p < C) ++r.confusion[t][p];
     }
   }
   if (sharded) {

@@ -77,6 +77,10 @@ struct EvalOptions {
   // counted twice) and the sums behind every metric are added over the ranks: each rank returns
   // the result of the whole split. Null or a world of one: the whole split here.
   dist::ProcessGroup* group = nullptr;
+  // Keep the loss sum and the predictions on the device until the split is done, and defer the
+  // loss ops' target checks to that read (engine/tensor/host_reads.h). Default: on for CUDA.
+  // The results are the same bits either way; the CPU tests turn it on.
+  std::optional<bool> defer_host_reads;
 };
 
 // Runs `model` in eval mode without grad over `data`, restoring its training mode after.

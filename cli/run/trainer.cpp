@@ -479,7 +479,6 @@ void Trainer::log_reconstructions(const std::string& split, const std::shared_pt
 
 EvalResult Trainer::evaluate(const std::string& split) {
   read_pending_losses();  // a NaN loss stops training before its model is evaluated
-  DeferChecksGuard immediate(false);  // evaluation reads every batch's loss anyway
   auto ds = splits_.get(split);
   if (!ds) throw std::invalid_argument("the config has no " + split + " split");
   if (main_rank()) log_reconstructions(split, ds);
@@ -487,6 +486,7 @@ EvalResult Trainer::evaluate(const std::string& split) {
   eo.group = group_.get();  // sharded over the ranks, reduced
   eo.device = device_;      // a data-parallel rank's own GPU
   eo.autocast = amp::autocast_dtype(precision_);
+  eo.defer_host_reads = step_fn_->options().defer_host_reads;
   if (!ema_ || ema_->num_updates() == 0) return train::evaluate(*model_, loss_fn_, loss_nodes_, ds, eo);
   // The averaged weights are what a run with train.ema_decay evaluates (and what best.h5 ranks).
   ema_->apply_to(*model_);

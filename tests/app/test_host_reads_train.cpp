@@ -120,3 +120,26 @@ TEST_CASE("host reads: deferred, a NaN loss stops the run at the next read and n
   CHECK(later.rfind(head, 0) == 0);
   CHECK_THAT(later, Catch::Contains("the loss is read every train.log_every steps, so the steps up to 25 ran after it"));
 }
+
+TEST_CASE("host reads: evaluation reads the split's loss and predictions once, not per batch", "[host_reads][eval]") {
+  if (!fs::exists(kImages)) return;
+  // 5000 validation images in batches of 500: 10 batches.
+  auto eval = [](bool defer, uint64_t& reads) {
+    train::Trainer t(mlp({"train.max_steps=5"}), options(defer));
+    t.run();
+    const uint64_t before = host_read_count();
+    train::EvalResult r = t.evaluate("val");
+    reads = host_read_count() - before;
+    return r;
+  };
+  uint64_t reads_now = 0, reads_deferred = 0;
+  const train::EvalResult now = eval(false, reads_now), deferred = eval(true, reads_deferred);
+  CHECK(now.samples == 5000);
+  CHECK(deferred.loss == now.loss);
+  CHECK(deferred.accuracy == now.accuracy);
+  CHECK(deferred.confusion == now.confusion);
+  CHECK(now.accuracy > 0.15);  // chance is 0.1 after 5 steps of training
+  // The loss sum and the predictions (and, deferred, the targets' checks with them).
+  CHECK(reads_now == 2);
+  CHECK(reads_deferred == 3);
+}
