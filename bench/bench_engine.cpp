@@ -193,10 +193,13 @@ std::shared_ptr<nn::Module> autoencoder(Generator& g) {
 }
 
 // Seconds per training step: forward + loss (under autocast when --precision asks), backward,
-// optimizer step and zero_grad(set_to_none), through the engine's step object.
+// optimizer step and zero_grad(set_to_none), through the engine's step object (which on CUDA
+// reads nothing back mid-step, like the CLI's loop; timeit synchronises after each step, as
+// torch_gpu_bench.py does).
 double time_steps(optim::Optimizer& opt, const std::function<Tensor()>& forward_loss) {
   train::StepOptions so;
   so.autocast = amp::autocast_dtype(g_precision);
+  so.defer_host_reads = g_device.is_cuda();  // as dltool's training loop on CUDA: no read of the loss mid-step
   train::TrainStep step(opt, so);
   amp::GradScalerOptions scaling;
   scaling.enabled = g_precision == amp::Precision::FP16;
