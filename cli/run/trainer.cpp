@@ -629,6 +629,7 @@ RunResult Trainer::run() {
       }
       progress_->end();
       if (tensorboard_) tensorboard_->flush();
+      read_pending_losses();  // also without a run directory (no checkpoint read them)
       result.losses = losses_;
       result.steps = step_;
       result.exit_code = 75;

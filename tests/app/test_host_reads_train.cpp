@@ -5,6 +5,7 @@
 // stop the run, naming its step.
 #include <catch2/catch.hpp>
 
+#include <csignal>
 #include <filesystem>
 #include <variant>
 #include <string>
@@ -142,4 +143,20 @@ TEST_CASE("host reads: evaluation reads the split's loss and predictions once, n
   // The loss sum and the predictions (and, deferred, the targets' checks with them).
   CHECK(reads_now == 2);
   CHECK(reads_deferred == 3);
+}
+
+TEST_CASE("host reads: deferred, a run stopped by a signal between logs returns every loss", "[host_reads][train]") {
+  if (!fs::exists(kImages)) return;
+  // No run directory, so no checkpoint reads the pending losses: the stop itself must.
+  const std::vector<std::string> extra = {"train.max_steps=20", "train.log_every=10"};
+  const Outcome straight = train_mlp(true, extra);
+  train::RunOptions o = options(true);
+  o.on_step = [](int64_t step) {
+    if (step == 7) std::raise(SIGTERM);
+  };
+  train::Trainer t(mlp(extra), o);
+  const train::RunResult stopped = t.run();
+  CHECK(stopped.exit_code == 75);
+  REQUIRE(stopped.losses.size() == 7);
+  CHECK(stopped.losses == std::vector<double>(straight.result.losses.begin(), straight.result.losses.begin() + 7));
 }
