@@ -25,6 +25,7 @@
 #include "engine/dispatch.h"
 #include "engine/ops/loss.h"
 #include "engine/tensor/tensor.h"
+#include "kernels/host_device.h"
 
 namespace dl {
 
@@ -37,6 +38,12 @@ struct ClassLossArgs {
   // kernels skip their range check, which reads a device flag back on the GPU.
   bool check_targets = true;
 };
+
+// A target the class-index losses refuse: neither ignore_index nor a class in [0, classes).
+// One predicate for the CPU and CUDA range checks and for sanitize_class_targets_stub.
+DL_HOST_DEVICE inline bool bad_class_target(int64_t t, int64_t classes, int64_t ignore_index) {
+  return t != ignore_index && (t < 0 || t >= classes);
+}
 
 // lse [N, inner] (scores' dtype) is written for the backward pass.
 using cross_entropy_fn = int64_t (*)(const Tensor& logits, const Tensor& target, const Tensor& weight,

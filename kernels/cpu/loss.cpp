@@ -31,7 +31,7 @@ void for_each_tile(int64_t n, int64_t inner, int64_t work, F&& f) {
 
 int64_t first_bad_target(const int64_t* t, int64_t count, int64_t classes, int64_t ignore) {
   for (int64_t p = 0; p < count; ++p)
-    if (t[p] != ignore && (t[p] < 0 || t[p] >= classes)) return p;
+    if (bad_class_target(t[p], classes, ignore)) return p;
   return -1;
 }
 
@@ -307,7 +307,7 @@ void cpu_sanitize_class_targets(const Tensor& target, const ClassLossArgs& a, Te
   int64_t* out = safe.data<int64_t>();
   int64_t first = -1;
   for (int64_t p = 0; p < count; ++p) {
-    const bool bad = t[p] != a.ignore_index && (t[p] < 0 || t[p] >= a.classes);
+    const bool bad = bad_class_target(t[p], a.classes, a.ignore_index);
     if (bad && first < 0) first = p;
     out[p] = bad ? a.ignore_index : t[p];
   }

@@ -52,7 +52,7 @@ GradScale<T> grad_scale(const Tensor& grad_out, const Tensor& tw, Reduction red)
 __global__ void first_bad_target_kernel(const int64_t* t, int64_t count, int64_t classes, int64_t ignore,
                                         unsigned long long* first) {
   for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < count; p += int64_t(gridDim.x) * blockDim.x)
-    if (t[p] != ignore && (t[p] < 0 || t[p] >= classes)) atomicMin(first, static_cast<unsigned long long>(p));
+    if (bad_class_target(t[p], classes, ignore)) atomicMin(first, static_cast<unsigned long long>(p));
 }
 
 // The first target that is neither ignore_index nor in [0, C), or -1. Synchronises the stream.
@@ -77,7 +77,7 @@ __global__ void sanitize_targets_kernel(const int64_t* t, int64_t count, int64_t
                                         int64_t* safe, unsigned long long* first) {
   for (int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; p < count; p += int64_t(gridDim.x) * blockDim.x) {
     const int64_t v = t[p];
-    const bool bad = v != ignore && (v < 0 || v >= classes);
+    const bool bad = bad_class_target(v, classes, ignore);
     safe[p] = bad ? ignore : v;
     if (bad) atomicMin(first, static_cast<unsigned long long>(p));
   }
