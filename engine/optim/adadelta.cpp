@@ -1,6 +1,7 @@
 #include "engine/optim/adadelta.h"
 
 #include "engine/ops/elementwise.h"
+#include "engine/optim/fused.h"
 #include "engine/optim/registry.h"
 #include "engine/optim/torch_port.h"
 
@@ -25,11 +26,13 @@ void Adadelta::validate(const Options& o) const {
 std::vector<std::string> Adadelta::slot_names(const Options&) const { return {"square_avg", "acc_delta"}; }
 
 void Adadelta::step() {
-  port::for_each_with_grad(groups_, state_, [](const ParamGroup& g, Tensor& p, const Tensor& grad, ParamState& st) {
+  FusedQueue<decltype(adadelta_step_stub), AdadeltaArgs> fused(adadelta_step_stub, fused_);
+  port::for_each_with_grad(groups_, state_, [&](const ParamGroup& g, Tensor& p, const Tensor& grad, ParamState& st) {
     const double lr = g.get("lr"), rho = g.get("rho"), eps = g.get("eps"), wd = g.get("weight_decay");
     Tensor& square_avg = port::zeros_slot(st, "square_avg", p);
     Tensor& acc_delta = port::zeros_slot(st, "acc_delta", p);
     st.step += 1;
+    if (fused.add({lr, rho, eps, wd}, {p, grad, square_avg, acc_delta})) return;
     Tensor gr = wd != 0.0 ? add(grad, p, wd) : grad;
     mul_(square_avg, rho);
     add_(square_avg, mul(mul(gr, 1.0 - rho), gr));  // addcmul_(g, g, value=1-rho)
@@ -39,6 +42,7 @@ void Adadelta::step() {
     add_(acc_delta, mul(mul(delta, 1.0 - rho), delta));
     add_(p, delta, -lr);
   });
+  fused.flush();
 }
 
 namespace {

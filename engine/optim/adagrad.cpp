@@ -1,6 +1,7 @@
 #include "engine/optim/adagrad.h"
 
 #include "engine/ops/elementwise.h"
+#include "engine/optim/fused.h"
 #include "engine/optim/registry.h"
 #include "engine/optim/torch_port.h"
 
@@ -28,16 +29,19 @@ std::vector<std::string> Adagrad::slot_names(const Options&) const { return {"su
 
 void Adagrad::step() {
   const double init = defaults_.at("initial_accumulator_value");
-  port::for_each_with_grad(groups_, state_, [init](const ParamGroup& g, Tensor& p, const Tensor& grad, ParamState& st) {
+  FusedQueue<decltype(adagrad_step_stub), AdagradArgs> fused(adagrad_step_stub, fused_);
+  port::for_each_with_grad(groups_, state_, [&](const ParamGroup& g, Tensor& p, const Tensor& grad, ParamState& st) {
     const double lr = g.get("lr"), lr_decay = g.get("lr_decay"), wd = g.get("weight_decay"), eps = g.get("eps");
     Tensor& sum = port::full_slot(st, "sum", p, init);
     st.step += 1;
-    Tensor gr = wd != 0.0 ? add(grad, p, wd) : grad;
     const double clr = lr / (1.0 + static_cast<double>(st.step - 1) * lr_decay);
+    if (fused.add({clr, eps, wd}, {p, grad, sum})) return;
+    Tensor gr = wd != 0.0 ? add(grad, p, wd) : grad;
     add_(sum, mul(gr, gr));  // addcmul_(g, g, value=1)
     Tensor std_ = add(sqrt(sum), eps);
     add_(p, div(mul(gr, -clr), std_));  // addcdiv_(g, std, value=-clr)
   });
+  fused.flush();
 }
 
 namespace {

@@ -6,7 +6,7 @@
 #include "engine/autograd/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "engine/optim/registry.h"
-#include "kernels/optim.h"
+#include "engine/optim/fused.h"
 
 namespace dl::optim {
 
@@ -71,6 +71,7 @@ std::vector<std::string> Adam::slot_names(const Options& group) const {
 
 void Adam::step() {
   NoGradGuard ng;
+  FusedQueue<decltype(adam_step_stub), AdamArgs> fused(adam_step_stub, fused_);
   for (ParamGroup& g : groups_) {
     AdamArgs a;
     a.lr = g.get("lr");
@@ -80,6 +81,7 @@ void Adam::step() {
     a.weight_decay = g.get("weight_decay");
     a.decoupled = decoupled_;
     const bool amsgrad = g.get("amsgrad") != 0.0;
+    a.amsgrad = amsgrad;
     for (size_t i = 0; i < g.params.size(); ++i) {
       Tensor& p = g.params[i];
       Tensor grad = p.grad();
@@ -99,14 +101,7 @@ void Adam::step() {
       a.step_size = a.lr / bias_correction1;
       a.bias_correction2_sqrt = std::sqrt(bias_correction2);
 
-      bool fast = fused_ && adam_step_stub.supports(p.device().type) && p.is_contiguous() &&
-                  grad.is_contiguous() && grad.dtype() == p.dtype() && grad.device() == p.device() &&
-                  m.is_contiguous() && v.is_contiguous() && (!vmax.defined() || vmax.is_contiguous());
-      if (fast) {
-        adam_step_stub(p.device())(p, grad, m, v, vmax, a);
-        p.bump_version();
-        continue;
-      }
+      if (fused.add(a, {p, grad, m, v, vmax})) continue;
       // Engine-op path: torch's _single_tensor_adam(w) line by line.
       Tensor gr = grad;
       if (decoupled_) mul_(p, 1.0 - a.lr * a.weight_decay);
@@ -124,6 +119,7 @@ void Adam::step() {
       add_(p, div(mul(m, -a.step_size), denom));  // addcdiv_(exp_avg, denom, value=-step_size)
     }
   }
+  fused.flush();
 }
 
 namespace {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine/ops/elementwise.h"
+#include "engine/optim/fused.h"
 #include "engine/optim/registry.h"
 #include "engine/optim/torch_port.h"
 
@@ -23,20 +24,23 @@ void Adamax::validate(const Options& o) const {
 std::vector<std::string> Adamax::slot_names(const Options&) const { return {"exp_avg", "exp_inf"}; }
 
 void Adamax::step() {
-  port::for_each_with_grad(groups_, state_, [](const ParamGroup& g, Tensor& p, const Tensor& grad, ParamState& st) {
+  FusedQueue<decltype(adamax_step_stub), AdamaxArgs> fused(adamax_step_stub, fused_);
+  port::for_each_with_grad(groups_, state_, [&](const ParamGroup& g, Tensor& p, const Tensor& grad, ParamState& st) {
     const double lr = g.get("lr"), beta1 = g.get("beta1"), beta2 = g.get("beta2"), eps = g.get("eps");
     const double wd = g.get("weight_decay");
     Tensor& exp_avg = port::zeros_slot(st, "exp_avg", p);
     Tensor& exp_inf = port::zeros_slot(st, "exp_inf", p);
     st.step += 1;
+    const double clr = lr / (1.0 - std::pow(beta1, static_cast<double>(st.step)));
+    if (fused.add({beta1, beta2, eps, wd, clr}, {p, grad, exp_avg, exp_inf})) return;
     Tensor gr = wd != 0.0 ? add(grad, p, wd) : grad;
     mul_(exp_avg, beta1);
     add_(exp_avg, gr, 1.0 - beta1);
     mul_(exp_inf, beta2);
     exp_inf.copy_(maximum(exp_inf, add(abs(gr), eps)));  // amax(cat([exp_inf * beta2, |g| + eps]), 0)
-    const double clr = lr / (1.0 - std::pow(beta1, static_cast<double>(st.step)));
     add_(p, div(mul(exp_avg, -clr), exp_inf));  // addcdiv_(exp_avg, exp_inf, value=-clr)
   });
+  fused.flush();
 }
 
 namespace {

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/ops/elementwise.h"
+#include "engine/optim/fused.h"
 #include "engine/optim/registry.h"
 #include "engine/optim/torch_port.h"
 
@@ -34,7 +35,8 @@ DType ASGD::slot_dtype(const std::string& slot, const Tensor& param) const {
 }
 
 void ASGD::step() {
-  port::for_each_with_grad(groups_, state_, [](const ParamGroup& g, Tensor& p, const Tensor& grad, ParamState& st) {
+  FusedQueue<decltype(asgd_step_stub), AsgdArgs> fused(asgd_step_stub, fused_);
+  port::for_each_with_grad(groups_, state_, [&](const ParamGroup& g, Tensor& p, const Tensor& grad, ParamState& st) {
     const double lr = g.get("lr"), lambd = g.get("lambd"), alpha = g.get("alpha"), t0 = g.get("t0");
     const double wd = g.get("weight_decay");
     Tensor& eta = port::scalar_slot(st, "eta", static_cast<float>(lr));
@@ -42,15 +44,18 @@ void ASGD::step() {
     Tensor& ax = port::zeros_slot(st, "ax", p);
     st.step += 1;
     const double step = static_cast<double>(st.step);
-    Tensor gr = wd != 0.0 ? add(grad, p, wd) : grad;
     const double eta_v = port::scalar_value(eta), mu_v = port::scalar_value(mu);
-    mul_(p, 1.0 - lambd * eta_v);  // decay term
-    add_(p, gr, -eta_v);
-    if (mu_v != 1.0f) add_(ax, mul(sub(p, ax), mu_v));  // averaging
-    else ax.copy_(p);
+    if (!fused.add({lambd, wd, eta_v, mu_v}, {p, grad, ax})) {
+      Tensor gr = wd != 0.0 ? add(grad, p, wd) : grad;
+      mul_(p, 1.0 - lambd * eta_v);  // decay term
+      add_(p, gr, -eta_v);
+      if (mu_v != 1.0f) add_(ax, mul(sub(p, ax), mu_v));  // averaging
+      else ax.copy_(p);
+    }
     port::set_scalar(eta, static_cast<float>(lr / std::pow(1.0 + lambd * lr * step, alpha)));
     port::set_scalar(mu, static_cast<float>(1.0 / std::max(1.0, step - t0)));
   });
+  fused.flush();
 }
 
 namespace {

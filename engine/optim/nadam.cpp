@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine/ops/elementwise.h"
+#include "engine/optim/fused.h"
 #include "engine/optim/registry.h"
 #include "engine/optim/torch_port.h"
 
@@ -33,7 +34,8 @@ DType NAdam::slot_dtype(const std::string& slot, const Tensor& param) const {
 }
 
 void NAdam::step() {
-  port::for_each_with_grad(groups_, state_, [](const ParamGroup& g, Tensor& p, const Tensor& grad, ParamState& st) {
+  FusedQueue<decltype(nadam_step_stub), NadamArgs> fused(nadam_step_stub, fused_);
+  port::for_each_with_grad(groups_, state_, [&](const ParamGroup& g, Tensor& p, const Tensor& grad, ParamState& st) {
     const double lr = g.get("lr"), beta1 = g.get("beta1"), beta2 = g.get("beta2"), eps = g.get("eps");
     const double wd = g.get("weight_decay"), momentum_decay = g.get("momentum_decay");
     Tensor& mu_product = port::scalar_slot(st, "mu_product", 1.0f);
@@ -42,21 +44,26 @@ void NAdam::step() {
     st.step += 1;
     const double step = static_cast<double>(st.step);
     const double bias_correction2 = 1.0 - std::pow(beta2, step);
-    Tensor gr = wd != 0.0 ? add(grad, p, wd) : grad;
     // The momentum cache mu^t and mu^{t+1}; torch multiplies them into float32 tensors.
     const double mu = beta1 * (1.0 - 0.5 * std::pow(0.96, step * momentum_decay));
     const double mu_next = beta1 * (1.0 - 0.5 * std::pow(0.96, (step + 1.0) * momentum_decay));
     const float product = port::scalar_value(mu_product) * static_cast<float>(mu);
     const float product_next = product * static_cast<float>(mu) * static_cast<float>(mu_next);
     port::set_scalar(mu_product, product);
+    const double grad_coef = -lr * (1.0 - mu) / (1.0 - product);
+    const double exp_avg_coef = -lr * mu_next / (1.0 - product_next);
+    if (fused.add({beta1, beta2, eps, wd, bias_correction2, grad_coef, exp_avg_coef}, {p, grad, exp_avg, exp_avg_sq}))
+      return;
+    Tensor gr = wd != 0.0 ? add(grad, p, wd) : grad;
     mul_(exp_avg, beta1);
     add_(exp_avg, gr, 1.0 - beta1);
     mul_(exp_avg_sq, beta2);
     add_(exp_avg_sq, mul(mul(gr, 1.0 - beta2), gr));  // addcmul_(g, g, value=1-beta2)
     Tensor denom = add(sqrt(div(exp_avg_sq, scalar_tensor(bias_correction2, p.options()))), eps);
-    add_(p, div(mul(gr, -lr * (1.0 - mu) / (1.0 - product)), denom));
-    add_(p, div(mul(exp_avg, -lr * mu_next / (1.0 - product_next)), denom));
+    add_(p, div(mul(gr, grad_coef), denom));
+    add_(p, div(mul(exp_avg, exp_avg_coef), denom));
   });
+  fused.flush();
 }
 
 namespace {

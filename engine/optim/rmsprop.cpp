@@ -1,6 +1,7 @@
 #include "engine/optim/rmsprop.h"
 
 #include "engine/ops/elementwise.h"
+#include "engine/optim/fused.h"
 #include "engine/optim/registry.h"
 #include "engine/optim/torch_port.h"
 
@@ -32,18 +33,21 @@ std::vector<std::string> RMSprop::slot_names(const Options& group) const {
 }
 
 void RMSprop::step() {
-  port::for_each_with_grad(groups_, state_, [](const ParamGroup& g, Tensor& p, const Tensor& grad, ParamState& st) {
+  FusedQueue<decltype(rmsprop_step_stub), RmspropArgs> fused(rmsprop_step_stub, fused_);
+  port::for_each_with_grad(groups_, state_, [&](const ParamGroup& g, Tensor& p, const Tensor& grad, ParamState& st) {
     const double lr = g.get("lr"), alpha = g.get("alpha"), eps = g.get("eps"), wd = g.get("weight_decay");
     const double momentum = g.get("momentum");
     const bool centered = g.get("centered") != 0.0;
     Tensor& square_avg = port::zeros_slot(st, "square_avg", p);
     st.step += 1;
+    Tensor buf = momentum > 0 ? port::zeros_slot(st, "momentum_buffer", p) : Tensor();
+    Tensor grad_avg = centered ? port::zeros_slot(st, "grad_avg", p) : Tensor();
+    if (fused.add({lr, alpha, eps, wd, momentum, centered}, {p, grad, square_avg, buf, grad_avg})) return;
     Tensor gr = wd != 0.0 ? add(grad, p, wd) : grad;
     mul_(square_avg, alpha);
     add_(square_avg, mul(mul(gr, 1.0 - alpha), gr));  // addcmul_(g, g, value=1-alpha)
     Tensor avg;
     if (centered) {
-      Tensor& grad_avg = port::zeros_slot(st, "grad_avg", p);
       mul_(grad_avg, alpha);
       add_(grad_avg, gr, 1.0 - alpha);
       avg = sqrt(sub(square_avg, mul(grad_avg, grad_avg)));  // addcmul(grad_avg, grad_avg, value=-1)
@@ -52,7 +56,6 @@ void RMSprop::step() {
     }
     avg = add(avg, eps);
     if (momentum > 0) {
-      Tensor& buf = port::zeros_slot(st, "momentum_buffer", p);
       mul_(buf, momentum);
       add_(buf, div(gr, avg));  // addcdiv_(g, avg)
       add_(p, buf, -lr);
@@ -60,6 +63,7 @@ void RMSprop::step() {
       add_(p, div(mul(gr, -lr), avg));  // addcdiv_(g, avg, value=-lr)
     }
   });
+  fused.flush();
 }
 
 namespace {

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "engine/ops/elementwise.h"
+#include "engine/optim/fused.h"
 #include "engine/optim/registry.h"
 #include "engine/optim/torch_port.h"
 
@@ -26,11 +27,14 @@ void Rprop::validate(const Options& o) const {
 std::vector<std::string> Rprop::slot_names(const Options&) const { return {"prev", "step_size"}; }
 
 void Rprop::step() {
-  port::for_each_with_grad(groups_, state_, [](const ParamGroup& g, Tensor& p, const Tensor& grad, ParamState& st) {
+  FusedQueue<decltype(rprop_step_stub), RpropArgs> fused(rprop_step_stub, fused_);
+  port::for_each_with_grad(groups_, state_, [&](const ParamGroup& g, Tensor& p, const Tensor& grad, ParamState& st) {
     const double etaminus = g.get("etaminus"), etaplus = g.get("etaplus");
     Tensor& prev = port::zeros_slot(st, "prev", p);
     Tensor& step_size = port::full_slot(st, "step_size", p, g.get("lr"));
     st.step += 1;
+    if (fused.add({etaminus, etaplus, g.get("step_size_min"), g.get("step_size_max")}, {p, grad, prev, step_size}))
+      return;
     const Tensor product = mul(grad, prev);
     const Tensor decrease = lt(product, 0.0);
     auto scalar = [&](double v) { return scalar_tensor(v, p.options()); };
@@ -40,6 +44,7 @@ void Rprop::step() {
     add_(p, mul(sign(gr), step_size), -1.0);         // addcmul_(grad.sign(), step_size, value=-1)
     prev.copy_(gr);
   });
+  fused.flush();
 }
 
 namespace {

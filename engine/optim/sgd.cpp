@@ -8,7 +8,7 @@
 #include "engine/autograd/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "engine/optim/registry.h"
-#include "kernels/optim.h"
+#include "engine/optim/fused.h"
 
 namespace dl::optim {
 
@@ -56,6 +56,7 @@ std::vector<std::string> SGD::slot_names(const Options& group) const {
 
 void SGD::step() {
   NoGradGuard ng;
+  FusedQueue<decltype(sgd_step_stub), SgdArgs> fused(sgd_step_stub, fused_);
   for (ParamGroup& g : groups_) {
     SgdArgs a;
     a.lr = g.get("lr");
@@ -80,14 +81,7 @@ void SGD::step() {
           buf = it->second;
         }
       }
-      bool fast = fused_ && sgd_step_stub.supports(p.device().type) && p.is_contiguous() &&
-                  grad.is_contiguous() && grad.dtype() == p.dtype() && grad.device() == p.device() &&
-                  (!buf.defined() || buf.is_contiguous());
-      if (fast) {
-        sgd_step_stub(p.device())(p, grad, buf, a);
-        p.bump_version();
-        continue;
-      }
+      if (fused.add(a, {p, grad, buf})) continue;
       // Engine-op path: torch's _single_tensor_sgd line by line.
       Tensor d = grad;
       if (a.weight_decay != 0.0) d = add(d, p, a.weight_decay);
@@ -103,6 +97,7 @@ void SGD::step() {
       add_(p, d, -a.lr);
     }
   }
+  fused.flush();
 }
 
 namespace {

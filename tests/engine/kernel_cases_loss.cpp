@@ -9,6 +9,7 @@
 
 #include "engine/ops.h"
 #include "engine/optim/adam.h"
+#include "engine/optim/optimizer.h"
 #include "engine/optim/sgd.h"
 #include "engine/tensor/host_reads.h"
 #include "kernels/loss.h"
@@ -178,9 +179,9 @@ DL_KERNEL_CASE(embedding_pad_max_norm, {"embedding_fwd_stub", "embedding_bwd_stu
 // ---- optimizer steps -----------------------------------------------------------------------------
 namespace {
 
-// Two steps of `opt` over `params` with seeded gradients; returns the parameters and their state.
-std::vector<Tensor> two_steps(optim::Optimizer& opt, const std::vector<Tensor>& params, uint64_t seed) {
-  for (uint64_t step = 0; step < 2; ++step) {
+// `n` steps of `opt` over `params` with seeded gradients; returns the parameters and their state.
+std::vector<Tensor> steps(optim::Optimizer& opt, const std::vector<Tensor>& params, uint64_t seed, uint64_t n) {
+  for (uint64_t step = 0; step < n; ++step) {
     for (size_t i = 0; i < params.size(); ++i) {
       Tensor p = params[i];
       p.set_grad(case_randn(p.shape(), seed + 10 * step + i, p.device(), false, p.dtype()));
@@ -191,6 +192,10 @@ std::vector<Tensor> two_steps(optim::Optimizer& opt, const std::vector<Tensor>& 
   for (const auto& param_state : opt.state())  // by parameter name, then slot name
     for (const auto& slot : param_state.second.slots) out.push_back(slot.second);
   return out;
+}
+
+std::vector<Tensor> two_steps(optim::Optimizer& opt, const std::vector<Tensor>& params, uint64_t seed) {
+  return steps(opt, params, seed, 2);
 }
 
 optim::NamedTensors named(const std::vector<Tensor>& ts) {
@@ -237,6 +242,101 @@ DL_KERNEL_CASE(adam_steps, {"adam_step_stub"},
                  optim::AdamW adamw(named(b), wo);
                  for (Tensor& t : two_steps(adamw, b, 188)) out.push_back(t);
                  return out;
+               },
+               1e-6, 1e-7);
+
+// The other optimizers' fused kernels: one case per stub, each option that changes the formula
+// on (weight decay, momentum, centered, ...), f32 tensors of a few sizes and an f64 one.
+namespace {
+
+std::vector<Tensor> optimizer_steps(const std::string& type, const optim::Options& o, const Device& d,
+                                    uint64_t seed, uint64_t n = 3) {
+  std::vector<Tensor> ps = {case_randn({7, 9}, seed, d, true), case_randn({130}, seed + 1, d, true),
+                            case_randn({3, 4}, seed + 2, d, true, DType::F64)};
+  auto opt = optim::make_optimizer(type, named(ps), o);
+  return steps(*opt, ps, seed + 3, n);
+}
+
+}  // namespace
+
+DL_KERNEL_CASE(rmsprop_steps, {"rmsprop_step_stub"},
+               "RMSprop plain, with weight_decay 0.1 + momentum 0.9, and centered + momentum, 3 fused steps each on "
+               "f32 [7, 9], [130] and f64 [3, 4] (params, square_avg, momentum_buffer, grad_avg)",
+               [](const Device& d) {
+                 std::vector<Tensor> out = optimizer_steps("RMSprop", {{"lr", 0.01}}, d, 301);
+                 for (Tensor& t : optimizer_steps("RMSprop", {{"lr", 0.01}, {"weight_decay", 0.1}, {"momentum", 0.9}},
+                                                  d, 311))
+                   out.push_back(t);
+                 for (Tensor& t : optimizer_steps("RMSprop", {{"lr", 0.01}, {"centered", 1}, {"momentum", 0.5}}, d, 321))
+                   out.push_back(t);
+                 return out;
+               },
+               1e-6, 1e-7);
+
+DL_KERNEL_CASE(adagrad_steps, {"adagrad_step_stub"},
+               "Adagrad lr_decay 0.1, weight_decay 0.05, initial_accumulator_value 0.1: 3 fused steps on f32 [7, 9], "
+               "[130] and f64 [3, 4] (params, sum)",
+               [](const Device& d) {
+                 return optimizer_steps(
+                     "Adagrad", {{"lr", 0.1}, {"lr_decay", 0.1}, {"weight_decay", 0.05}, {"initial_accumulator_value", 0.1}},
+                     d, 331);
+               },
+               1e-6, 1e-7);
+
+DL_KERNEL_CASE(adadelta_steps, {"adadelta_step_stub"},
+               "Adadelta rho 0.8, weight_decay 0.05: 3 fused steps on f32 [7, 9], [130] and f64 [3, 4] (params, "
+               "square_avg, acc_delta)",
+               [](const Device& d) {
+                 return optimizer_steps("Adadelta", {{"rho", 0.8}, {"weight_decay", 0.05}}, d, 341);
+               },
+               1e-6, 1e-7);
+
+DL_KERNEL_CASE(adamax_steps, {"adamax_step_stub"},
+               "Adamax weight_decay 0.05: 3 fused steps on f32 [7, 9], [130] and f64 [3, 4] (params, exp_avg, exp_inf)",
+               [](const Device& d) { return optimizer_steps("Adamax", {{"weight_decay", 0.05}}, d, 351); }, 1e-6,
+               1e-7);
+
+DL_KERNEL_CASE(nadam_steps, {"nadam_step_stub"},
+               "NAdam weight_decay 0.05, momentum_decay 0.01: 3 fused steps on f32 [7, 9], [130] and f64 [3, 4] "
+               "(params, exp_avg, exp_avg_sq, mu_product)",
+               [](const Device& d) {
+                 return optimizer_steps("NAdam", {{"weight_decay", 0.05}, {"momentum_decay", 0.01}}, d, 361);
+               },
+               1e-6, 1e-7);
+
+DL_KERNEL_CASE(radam_steps, {"radam_step_stub"},
+               "RAdam weight_decay 0.05 over 7 fused steps (rho_t passes 5 at step 6: the unrectified and the "
+               "rectified update) on f32 [7, 9], [130] and f64 [3, 4] (params, exp_avg, exp_avg_sq)",
+               [](const Device& d) { return optimizer_steps("RAdam", {{"weight_decay", 0.05}}, d, 371, 7); }, 1e-6,
+               1e-7);
+
+DL_KERNEL_CASE(asgd_steps, {"asgd_step_stub"},
+               "ASGD t0 0 (averaging from step 2), lambd 0.01, weight_decay 0.05: 3 fused steps on f32 [7, 9], [130] "
+               "and f64 [3, 4] (params, ax, eta, mu)",
+               [](const Device& d) {
+                 return optimizer_steps("ASGD", {{"t0", 0}, {"lambd", 0.01}, {"weight_decay", 0.05}}, d, 381);
+               },
+               1e-6, 1e-7);
+
+DL_KERNEL_CASE(rprop_steps, {"rprop_step_stub"},
+               "Rprop step_sizes [1e-3, 0.05] (both bounds reached): 4 fused steps on f32 [7, 9], [130] and f64 [3, 4] "
+               "(params, prev, step_size)",
+               [](const Device& d) {
+                 return optimizer_steps("Rprop", {{"lr", 0.02}, {"step_size_min", 1e-3}, {"step_size_max", 0.05}}, d,
+                                        391, 4);
+               },
+               1e-6, 1e-7);
+
+DL_KERNEL_CASE(sgd_many_tensors, {"sgd_step_stub"},
+               "SGD momentum 0.9 over 45 f32 tensors of 1 to 140,000 elements (more tensors than one launch takes, "
+               "tensors of several 65,536-element chunks): two fused steps, params and momentum buffers",
+               [](const Device& d) {
+                 std::vector<Tensor> ps;
+                 for (int64_t i = 0; i < 45; ++i)
+                   ps.push_back(case_randn({i % 9 == 4 ? 140000 - i : 1 + 37 * i}, 400 + static_cast<uint64_t>(i), d,
+                                           true));
+                 optim::SGD opt(named(ps), {.lr = 0.1, .momentum = 0.9});
+                 return two_steps(opt, ps, 500);
                },
                1e-6, 1e-7);
 

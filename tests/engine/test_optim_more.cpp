@@ -110,7 +110,7 @@ void build_embeddings(Setup& s, const test::FixtureCase& c, TensorOptions to) {
   };
 }
 
-Setup make_setup(const test::FixtureCase& c, TensorOptions to) {
+Setup make_setup(const test::FixtureCase& c, TensorOptions to, bool fused = true) {
   Setup s;
   if (c.has("e0")) build_embeddings(s, c, to);
   else build_mlp(s, to);
@@ -120,6 +120,7 @@ Setup make_setup(const test::FixtureCase& c, TensorOptions to) {
   std::vector<optim::ParamGroup> groups{optim::ParamGroup::from(first, options(c.attr("group0"))),
                                         optim::ParamGroup::from(second, options(c.attr("group1")))};
   s.opt = optim::make_optimizer(c.attr("optimizer"), groups, options(c.attr("opt_options")));
+  s.opt->set_fused(fused);
   s.sched = make_scheduler(c, *s.opt);
   return s;
 }
@@ -145,8 +146,8 @@ void train_step(Setup& s, int64_t i, Trajectory& tr) {
   tr.losses.push_back(loss.item());
 }
 
-Trajectory run(const test::FixtureCase& c, TensorOptions to) {
-  Setup s = make_setup(c, to);
+Trajectory run(const test::FixtureCase& c, TensorOptions to, bool fused = true) {
+  Setup s = make_setup(c, to, fused);
   Trajectory tr;
   for (int64_t i = 0; i < 20; ++i) train_step(s, i, tr);
   return tr;
@@ -182,6 +183,22 @@ TEST_CASE("more optimizers: float32 training follows the float64 PyTorch traject
     Trajectory tr = run(*c, DType::F32);
     for (size_t i = 0; i < tr.params.size(); ++i)
       CHECK_CLOSE(tr.params[i], c->t("params").select(0, static_cast<int64_t>(i)), 1e-6, 2e-6);
+  }
+}
+
+TEST_CASE("more optimizers: the fused multi-tensor kernels give the engine-op path's bits", "[optim]") {
+  // kernels/optim_update.h repeats each optimizer's engine-op sequence with its roundings; any
+  // reordering (or a contracted multiply-add) shows up here as a differing bit.
+  for (const auto* c : cases()) {
+    INFO("case " << c->name);
+    for (DType dt : {DType::F32, DType::F64}) {
+      INFO("dtype " << dtype_name(dt));
+      Trajectory fused = run(*c, dt, true), ops = run(*c, dt, false);
+      for (size_t i = 0; i < fused.params.size(); ++i) {
+        INFO("step " << i + 1);
+        CHECK_CLOSE(fused.params[i], ops.params[i], 0, 0);
+      }
+    }
   }
 }
 
