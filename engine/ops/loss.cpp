@@ -312,6 +312,31 @@ Tensor huber_loss(const Tensor& input_in, const Tensor& target_in, Reduction red
   return piecewise_l1("huber_loss", "HuberLossBackward", input, target, reduction, delta, 1.0, delta);
 }
 
+namespace {
+
+[[noreturn]] void throw_probability_range(const char* op, double lo, double hi) {
+  throw std::invalid_argument(std::string(op) + ": all elements of input should be between 0 and 1, got values in [" +
+                              std::to_string(lo) + ", " + std::to_string(hi) + "]");
+}
+
+// binary_cross_entropy's "input in [0, 1]" check (NaN fails it): min and max read back, or
+// under a DeferChecksGuard (engine/tensor/host_reads.h) kept on the device with the verdict
+// (0 when outside, else -1) until the next host read, which throws the same message.
+void check_probabilities(const char* op, const Tensor& x) {
+  if (x.numel() == 0) return;
+  const Tensor lo = min(x), hi = max(x);
+  if (!checks_deferred()) {
+    const double l = lo.item(), h = hi.item();
+    if (!(l >= 0.0 && h <= 1.0)) throw_probability_range(op, l, h);
+    return;
+  }
+  const Tensor inside = mul(ge(lo, 0.0), le(hi, 1.0));  // bool: and
+  const Tensor bad = add(logical_not(inside).to(DType::I64), -1.0);
+  defer_check(bad, [op, lo, hi](int64_t) { throw_probability_range(op, lo.item(), hi.item()); });
+}
+
+}  // namespace
+
 Tensor binary_cross_entropy(const Tensor& input_in, const Tensor& target_in, const Tensor& weight_in,
                             Reduction reduction) {
   const auto in = amp::autocast(amp::CastPolicy::F32, input_in, target_in, weight_in);
@@ -330,12 +355,7 @@ Tensor binary_cross_entropy(const Tensor& input_in, const Tensor& target_in, con
   Tensor loss;
   {
     NoGradGuard ng;
-    if (x.numel() > 0) {
-      const double lo = min(x).item(), hi = max(x).item();
-      if (!(lo >= 0.0 && hi <= 1.0))
-        throw std::invalid_argument(std::string(op) + ": all elements of input should be between 0 and 1, got values in [" +
-                                    std::to_string(lo) + ", " + std::to_string(hi) + "]");
-    }
+    check_probabilities(op, x);
     // -(t * max(log x, -100) + (1 - t) * max(log(1 - x), -100))
     Tensor log_x = clamp(log(x), -100.0, std::nullopt);
     Tensor log_1mx = clamp(log(add(neg(x), 1.0)), -100.0, std::nullopt);

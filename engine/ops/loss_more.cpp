@@ -21,6 +21,8 @@
 #include "engine/ops/loss.h"
 #include "engine/ops/loss_common.h"
 #include "engine/ops/reduce.h"
+#include "engine/tensor/host_reads.h"
+#include "kernels/loss.h"
 
 namespace dl {
 
@@ -96,6 +98,37 @@ std::vector<int64_t> host_indices(const Tensor& target, const char* op) {
   throw std::out_of_range(std::string(op) + ": target " + std::to_string(value) + " at position " +
                           std::to_string(pos) + " is out of range: class indices must be in [0, " +
                           std::to_string(classes - 1) + "]");
+}
+
+// The [N, C] bool mask of each row's target class (targets: N int64 class indices). The
+// targets are read and checked on the host, unless checks are deferred (engine/tensor/
+// host_reads.h): then they stay on the device, sanitize_class_targets_stub turns a target out
+// of range into a row without a class, and the range error waits for the next host read (the
+// same message). Deferred, INT64_MIN marks "no class" and is the one value not refused.
+Tensor target_class_mask(const char* op, const Tensor& target, int64_t n, int64_t classes, const Device& device) {
+  if (!checks_deferred() || n == 0) {
+    const std::vector<int64_t> tv = host_indices(target, op);
+    std::vector<bool> picks(static_cast<size_t>(n * classes), false);
+    for (size_t r = 0; r < tv.size(); ++r) {
+      if (tv[r] < 0 || tv[r] >= classes) throw_target_range(op, tv[r], r, classes);
+      picks[r * static_cast<size_t>(classes) + static_cast<size_t>(tv[r])] = true;
+    }
+    return from_vector(picks, {n, classes}, TensorOptions(DType::Bool, device));
+  }
+  if (target.dtype() != DType::I64)
+    throw std::invalid_argument(std::string(op) + ": expected target of int64 class indices, got " +
+                                dtype_name(target.dtype()));
+  ClassLossArgs a;
+  a.n = n;
+  a.classes = classes;
+  a.ignore_index = std::numeric_limits<int64_t>::min();
+  const Tensor t = target.detach().contiguous().reshape({n});
+  Tensor safe = empty({n}, t.options()), first_bad = empty({1}, t.options());
+  sanitize_class_targets_stub(t.device())(t, a, safe, first_bad);
+  defer_check(first_bad, [op, t, classes](int64_t pos) {
+    throw_target_range(op, static_cast<int64_t>(t.select(0, pos).item()), static_cast<size_t>(pos), classes);
+  });
+  return eq(safe.reshape({n, 1}), arange(classes, TensorOptions(DType::I64, device)).reshape({1, classes}));
 }
 
 }  // namespace
@@ -310,13 +343,7 @@ Tensor multi_margin_loss(const Tensor& input_in, const Tensor& target_in, int64_
   if (weight.defined() && (weight.dim() > 1 || weight.numel() != classes))
     throw std::invalid_argument(std::string(op) + ": inconsistent weight size, expected " + std::to_string(classes) +
                                 " but got " + shape_str(weight.shape()));
-  const std::vector<int64_t> tv = host_indices(target, op);
-  std::vector<bool> picks(static_cast<size_t>(n * classes), false);
-  for (size_t r = 0; r < tv.size(); ++r) {
-    if (tv[r] < 0 || tv[r] >= classes) throw_target_range(op, tv[r], r, classes);
-    picks[r * static_cast<size_t>(classes) + static_cast<size_t>(tv[r])] = true;
-  }
-  Tensor pick = from_vector(picks, {n, classes}, TensorOptions(DType::Bool, input.device()));
+  Tensor pick = target_class_mask(op, target, n, classes, input.device());
   Tensor zero = zero_like_scalar(input);
   Tensor x_target = sum(where(pick, x, zero), {1}, /*keepdim=*/true);  // [N, 1]
   Tensor h = relu(add(add(neg(x_target), margin), x));                // max(0, margin - x[y] + x[i])

@@ -2,6 +2,7 @@
 // gradient checks, the fused cross-entropy against its composition, and argument errors.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <functional>
 
 #include "engine/ops.h"
 #include "engine/tensor/host_reads.h"
@@ -273,4 +274,82 @@ TEST_CASE("host reads: a deferred target check throws at the next read, with the
   CHECK(std::isfinite(l.item()));
   CHECK(pending_checks() == 0);
   CHECK(host_read_count() == before + 2);  // the item and the checks' one read
+}
+
+namespace {
+
+// The message `loss()` throws at once, and checks that under a DeferChecksGuard it throws
+// nothing and reads nothing, leaves one pending check, and the next read throws that message.
+std::string check_error_deferred(const std::function<Tensor()>& loss) {
+  std::string immediate;
+  try {
+    loss();
+  } catch (const std::exception& e) {
+    immediate = e.what();
+  }
+  const uint64_t reads = host_read_count();
+  Tensor l;
+  {
+    DeferChecksGuard defer;
+    l = loss();  // no throw, no read
+  }
+  CHECK(host_read_count() == reads);
+  CHECK(pending_checks() == 1);
+  std::string later;
+  try {
+    l.item();
+  } catch (const std::exception& e) {
+    later = e.what();
+  }
+  CHECK(later == immediate);
+  CHECK(pending_checks() == 0);
+  return immediate;
+}
+
+}  // namespace
+
+TEST_CASE("host reads: binary_cross_entropy's range check waits for the next read when deferred", "[loss][host_reads]") {
+  Tensor target = from_vector<float>({0, 1, 1, 0}, {4});
+  for (const Tensor& bad : {from_vector<float>({0.2f, 1.5f, 0.5f, -0.25f}, {4}),
+                            from_vector<float>({0.2f, std::nanf(""), 0.5f, 0.1f}, {4})})
+    CHECK_THAT(check_error_deferred([&] { return binary_cross_entropy(bad, target); }),
+               Catch::Contains("all elements of input should be between 0 and 1, got values in ["));
+  // Valid input: the same loss deferred or not; the read runs the check and finds nothing.
+  Tensor good = from_vector<float>({0.2f, 0.9f, 0.5f, 0.0f}, {4});
+  const double direct = binary_cross_entropy(good, target).item();
+  Tensor l;
+  {
+    DeferChecksGuard defer;
+    l = binary_cross_entropy(good, target);
+  }
+  CHECK(pending_checks() == 1);
+  CHECK(l.item() == direct);
+  CHECK(pending_checks() == 0);
+}
+
+TEST_CASE("host reads: multi_margin_loss keeps its targets on the device when checks are deferred", "[loss][host_reads]") {
+  Generator g(31);
+  Tensor x = randn({4, 5}, g).requires_grad_();
+  Tensor w = from_vector<float>({1, 2, 0.5f, 1, 3}, {5});
+  Tensor ok = from_vector<int64_t>({0, 4, 2, 2}, {4});
+  for (int64_t p : {1, 2}) {
+    const uint64_t reads = host_read_count();
+    Tensor deferred;
+    {
+      DeferChecksGuard defer;
+      deferred = multi_margin_loss(x, ok, p, 0.7, w);
+    }
+    CHECK(host_read_count() == reads);  // the targets were not read
+    Tensor direct = multi_margin_loss(x, ok, p, 0.7, w);
+    CHECK(deferred.item() == direct.item());
+    x.set_grad(Tensor());
+    deferred.backward();
+    const Tensor gd = x.grad().clone();
+    x.set_grad(Tensor());
+    direct.backward();
+    CHECK_CLOSE(x.grad(), gd, 0, 0);
+  }
+  Tensor bad = from_vector<int64_t>({0, 4, 7, 2}, {4});
+  CHECK_THAT(check_error_deferred([&] { return multi_margin_loss(x, bad); }),
+             Catch::Contains("target 7 at position 2 is out of range"));
 }
