@@ -165,6 +165,20 @@ DL_KERNEL_CASE(batch_norm_training_plain_2d, kBnStubs,
                [](const Device& d) { return bn_case(d, DType::F64, {16, 5}, false, true, false, 181); },
                1e-10, 1e-12);
 
+DL_KERNEL_CASE(batch_norm_split_channels, kBnStubs,
+               "batch_norm with channels of more than 4,096 elements, which the CUDA kernels cut into ranges "
+               "(partial sums): f32 training + ReLU 20x3x17x19 (2 ranges), f32 training affine 9x2x40x40 (4), "
+               "f64 [N, C] 10000x3 (3, the last one shorter), f32 eval 9x2x40x40: y, running statistics, gradients",
+               [](const Device& d) {
+                 std::vector<Tensor> out = bn_case(d, DType::F32, {20, 3, 17, 19}, true, true, true, 221);
+                 for (const auto& part : {bn_case(d, DType::F32, {9, 2, 40, 40}, true, true, false, 231),
+                                          bn_case(d, DType::F64, {10000, 3}, false, true, false, 241),
+                                          bn_case(d, DType::F32, {9, 2, 40, 40}, true, false, false, 251)})
+                   out.insert(out.end(), part.begin(), part.end());
+                 return out;
+               },
+               1e-4, 1e-5);
+
 DL_KERNEL_CASE(batch_norm_eval, kBnStubs,
                "batch_norm f32 eval mode from running statistics, affine, 3x4x5x5: y and gradients",
                [](const Device& d) { return bn_case(d, DType::F32, {3, 4, 5, 5}, true, false, false, 191); },
