@@ -4,6 +4,7 @@
 # (bench/torch_gpu_bench.py), in fp32 and bf16, with peak GPU memory. Prints a table of ratios
 # (higher = dltool faster) and one JSON line with every number.
 #   bench/gpu_bench.sh [build-dir] [precisions]      defaults: build/gpu, "fp32 bf16"
+# Then one line of optimizer step times (fused multi-tensor kernels vs engine ops).
 # Runs on the GPU machine after scripts/gpu_check.sh built bench_engine (its --bench does both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,3 +44,6 @@ for key, t in theirs["results"].items():
     print(f"{key:22s} {sps:10.0f} {t['samples_per_s']:10.0f} {sps / t['samples_per_s']:6.2f}x {mib:11.1f} {t['peak_mib']:10.1f}")
 print(json.dumps({"dltool": ours, "pytorch": theirs}))
 PY
+# One optimizer step over ResNet-20's parameters: the fused multi-tensor kernels (one launch per
+# param group) against the engine-op path, every optimizer (milliseconds).
+echo "optimizer steps, fused vs engine ops (ms): $("$BUILD/bench_engine" --device cuda --only optim 2>&1 | tail -1)"

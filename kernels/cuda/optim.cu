@@ -40,7 +40,7 @@ struct DeviceMath {
 constexpr int kMaxTensors = 36;
 constexpr int kMaxBlocks = 320;
 constexpr int64_t kChunk = 65536;
-constexpr int kBlockThreads = 512;
+constexpr int kOptimThreads = 512;
 
 struct TensorListMeta {
   void* addr[kOptimRoles][kMaxTensors];
@@ -51,7 +51,7 @@ struct TensorListMeta {
 static_assert(sizeof(TensorListMeta) <= 3500, "kernel arguments must stay under 4 KiB with the functor");
 
 template <class T, class F>
-__global__ void __launch_bounds__(kBlockThreads) multi_tensor_kernel(TensorListMeta meta, F f) {
+__global__ void __launch_bounds__(kOptimThreads) multi_tensor_kernel(TensorListMeta meta, F f) {
   const int slot = meta.block_slot[blockIdx.x];
   const int64_t n = meta.numel[slot];
   const int64_t begin = int64_t(meta.block_chunk[blockIdx.x]) * kChunk;
@@ -82,7 +82,7 @@ void launch_multi_tensor(const OptimList& rows, const F& f) {
       meta.block_slot[b] = static_cast<uint8_t>(l.block_slot[b]);
       meta.block_chunk[b] = static_cast<int32_t>(l.block_chunk[b]);
     }
-    multi_tensor_kernel<T><<<static_cast<unsigned>(l.block_slot.size()), kBlockThreads, 0, stream(dev)>>>(meta, f);
+    multi_tensor_kernel<T><<<static_cast<unsigned>(l.block_slot.size()), kOptimThreads, 0, stream(dev)>>>(meta, f);
     DL_CUDA_CHECK_LAUNCH();
   }
 }
