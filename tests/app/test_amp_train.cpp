@@ -94,7 +94,7 @@ TEST_CASE("amp train: an fp16 run stopped mid-epoch resumes bit-identically, los
   train::RunResult first;
   {
     train::RunOptions o = quiet((dir.path / "b").string());
-    o.on_step = [K](int64_t step) {
+    o.on_step = [](int64_t step) {
       if (step == K) std::raise(SIGTERM);
     };
     train::Trainer t(cfg, o);

@@ -74,7 +74,7 @@ TEST_CASE("resume: K steps + SIGTERM + resume == N steps straight (bit-identical
   train::RunResult first;
   {
     train::RunOptions o = quiet_opts((root / "b").string());
-    o.on_step = [K](int64_t step) {
+    o.on_step = [](int64_t step) {
       if (step == K) std::raise(SIGTERM);
     };
     train::Trainer t(cfg, o);

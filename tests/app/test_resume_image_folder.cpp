@@ -162,7 +162,7 @@ TEST_CASE("resume, image folder + augmentation + 2 workers: K steps + SIGTERM + 
   train::RunResult first;
   {
     train::RunOptions o = quiet_opts(tmp.path / "b");
-    o.on_step = [K](int64_t step) {
+    o.on_step = [](int64_t step) {
       if (step == K) std::raise(SIGTERM);
     };
     train::Trainer t(cfg, o);

@@ -117,7 +117,7 @@ TEST_CASE("resume is bit-identical with accumulation, clipping, EMA and string-s
     const int64_t K = 6;
     train::RunResult straight = train::Trainer(cfg, quiet(root / "a")).run();
     train::RunOptions o = quiet(root / "b");
-    o.on_step = [K](int64_t step) {
+    o.on_step = [](int64_t step) {
       if (step == K) std::raise(SIGTERM);
     };
     train::RunResult first = train::Trainer(cfg, o).run();

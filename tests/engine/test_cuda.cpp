@@ -407,7 +407,7 @@ TEST_CASE("cuda: max/min/argmax/var/std/softmax match the CPU", "[cuda]") {
         check_matches(mic, mi, 0, 0);
         check_matches(argmax(xc, dim), argmax(x, dim), 0, 0);
         check_matches(argmin(xc.transpose(0, dim), 0), argmin(x.transpose(0, dim), 0), 0, 0);
-        check_matches(var(xc, {dim}), var(x, {dim}));
+        check_matches(var(xc, std::vector<int64_t>{dim}), var(x, std::vector<int64_t>{dim}));
         check_matches(dl::std(xc, {dim}, 0, true), dl::std(x, {dim}, 0, true));
         check_matches(softmax(xc, dim), softmax(x, dim));
         check_matches(log_softmax(xc, dim), log_softmax(x, dim));
@@ -420,7 +420,7 @@ TEST_CASE("cuda: max/min/argmax/var/std/softmax match the CPU", "[cuda]") {
     Tensor wide = randn_cpu({3, 3000}, 51, t);
     check_matches(softmax(wide.to(kCuda), 1), softmax(wide, 1));
     check_matches(log_softmax(wide.to(kCuda), 1), log_softmax(wide, 1));
-    check_matches(var(wide.to(kCuda), {1}), var(wide, {1}));
+    check_matches(var(wide.to(kCuda), std::vector<int64_t>{1}), var(wide, std::vector<int64_t>{1}));
   }
   // NaN wins max/argmax (first NaN), for both the row and the column kernels.
   Tensor nan_rows = randn_cpu({3, 64}, 52);
@@ -437,7 +437,7 @@ TEST_CASE("cuda: max/min/argmax/var/std/softmax match the CPU", "[cuda]") {
   Tensor w = randn_cpu({6, 40}, 54);
   auto loss = [&](const Tensor& x, const Tensor& wt) {
     Tensor a = std::get<0>(max(x, 1));
-    Tensor b = var(x, {1});
+    Tensor b = var(x, std::vector<int64_t>{1});
     Tensor c = mul(softmax(x, 1), wt);
     Tensor d = mul(log_softmax(x, 0), wt);
     return add(add(sum(a), sum(b)), add(sum(c), sum(d)));
