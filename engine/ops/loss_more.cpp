@@ -3,9 +3,10 @@
 // conventions at kinks: clamp_min passes the gradient at the bound, the margin kernels' z > 0
 // does not) follow from autograd and run on every device.
 //
-// Class-index targets (multi_margin_loss, multilabel_margin_loss) are checked on the host and
-// turned into boolean masks; the selected scores x[y] are masked sums (exact), which keeps the
-// whole loss one composition instead of a fused kernel per device.
+// multi_margin_loss's class-index targets become a boolean mask (checked on the host, or on the
+// device when checks are deferred); the selected scores x[y] are masked sums (exact), which keeps
+// the whole loss one composition instead of a fused kernel per device. multilabel_margin_loss,
+// whose targets are variable-length lists, is one fused kernel (kernels/loss.h).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -216,47 +217,35 @@ Tensor multilabel_margin_loss(const Tensor& input_in, const Tensor& target_in, R
   if (!target_ok)
     throw std::invalid_argument(std::string(op) + ": target shape " + shape_str(target.shape()) +
                                 " does not match the input shape " + shape_str(input.shape()));
-  // Each row's target classes run up to its first negative entry (later entries are not read).
-  // Masks [N, J, C] over target slots j < J (J = the most targets of any row): `picks` marks
-  // the class slot j selects, `active` the classes that are not targets of the row, for the
-  // slots the row uses.
-  const std::vector<int64_t> tv = host_indices(target, op);
-  std::vector<int64_t> count(static_cast<size_t>(n), 0);
-  int64_t slots = 0;
-  for (int64_t r = 0; r < n; ++r) {
-    int64_t k = 0;
-    for (; k < classes; ++k) {
-      const int64_t v = tv[static_cast<size_t>(r * classes + k)];
-      if (v < 0) break;
-      if (v >= classes) throw_target_range(op, v, static_cast<size_t>(r * classes + k), classes);
-    }
-    count[static_cast<size_t>(r)] = k;
-    slots = std::max(slots, k);
+  if (target.dtype() != DType::I64)
+    throw std::invalid_argument(std::string(op) + ": expected target of int64 class indices, got " +
+                                dtype_name(target.dtype()));
+  // Each row's target classes run up to its first negative entry (later entries are not read);
+  // one fused kernel (kernels/loss.h) computes the per-row losses without reading the targets
+  // back. A target >= C is refused when the verdict is read: at once, or at the next host read
+  // when checks are deferred (the training loop on a GPU).
+  const Tensor xd = x.detach().contiguous();
+  const Tensor t = target.detach().contiguous().reshape({n, classes});
+  Tensor per_row = empty({n}, x.options());
+  Tensor is_target = empty({n, classes}, TensorOptions(DType::U8, x.device()));
+  Tensor first_bad = empty({1}, t.options());
+  multilabel_margin_stub(x.device())(xd, t, per_row, is_target, first_bad);
+  auto raise = [op, t, classes](int64_t pos) {
+    throw_target_range(op, static_cast<int64_t>(t.reshape({-1}).select(0, pos).item()), static_cast<size_t>(pos),
+                       classes);
+  };
+  if (checks_deferred()) {
+    defer_check(first_bad, raise);
+  } else if (const auto bad = static_cast<int64_t>(first_bad.item()); bad >= 0) {
+    raise(bad);
   }
-  std::vector<bool> picks(static_cast<size_t>(n * slots * classes), false);
-  std::vector<bool> active(static_cast<size_t>(n * slots * classes), false);
-  for (int64_t r = 0; r < n; ++r) {
-    std::vector<bool> is_target(static_cast<size_t>(classes), false);
-    for (int64_t j = 0; j < count[static_cast<size_t>(r)]; ++j)
-      is_target[static_cast<size_t>(tv[static_cast<size_t>(r * classes + j)])] = true;
-    for (int64_t j = 0; j < count[static_cast<size_t>(r)]; ++j) {
-      const int64_t cls = tv[static_cast<size_t>(r * classes + j)];
-      for (int64_t c = 0; c < classes; ++c) {
-        const size_t at = static_cast<size_t>((r * slots + j) * classes + c);
-        picks[at] = c == cls;
-        active[at] = !is_target[static_cast<size_t>(c)];
-      }
-    }
+  if (any_requires_grad({x})) {
+    record("MultilabelMarginLossBackward", per_row, {x}, [xd, t, is_target](const Tensor& g) -> TensorList {
+      Tensor gx = empty(xd.shape(), xd.options());
+      multilabel_margin_backward_stub(gx.device())(g.contiguous(), xd, t, is_target, gx);
+      return {gx};
+    });
   }
-  const TensorOptions mask_opt(DType::Bool, input.device());
-  Tensor pick_mask = from_vector(picks, {n, slots, classes}, mask_opt);
-  Tensor active_mask = from_vector(active, {n, slots, classes}, mask_opt);
-  Tensor xr = x.unsqueeze(1);                                                       // [N, 1, C]
-  Tensor zero = zero_like_scalar(input);
-  Tensor x_target = sum(where(pick_mask, xr, zero), {2}, /*keepdim=*/true);         // [N, J, 1]
-  Tensor z = add(add(neg(x_target), 1.0), xr);                                      // 1 - x[y_j] + x[i]
-  Tensor per_row = div(sum(where(active_mask, relu(z), zero), {1, 2}),
-                       scalar_tensor(static_cast<double>(classes), input.options()));  // [N]
   return reduce_rows(per_row, reduction, target.dim() <= 1);
 }
 

@@ -9,6 +9,7 @@
 
 #include "kernels/cpu/loop.h"
 #include "kernels/cpu/vec_exp.h"
+#include "kernels/f32_compute.h"
 #include "kernels/loss.h"
 
 namespace dl::cpu {
@@ -314,8 +315,71 @@ void cpu_sanitize_class_targets(const Tensor& target, const ClassLossArgs& a, Te
   first_bad.data<int64_t>()[0] = first;
 }
 
+// ---- multilabel_margin_loss (kernels/loss.h: the row code shared with CUDA) -------------------
+
+template <class T>
+void multilabel_margin_impl(const Tensor& x, const Tensor& target, Tensor& loss_rows, Tensor& is_target,
+                            Tensor& first_bad) {
+  const int64_t n = x.size(0), C = x.size(1);
+  const T* xp = x.data<T>();
+  const int64_t* t = target.data<int64_t>();
+  uint8_t* it = is_target.data<uint8_t>();
+  T* out = loss_rows.data<T>();
+  parallel_for(n, std::max<int64_t>(1, kParallelGrain / C), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t* tr = t + r * C;
+      const double s = multilabel_row_sum(xp + r * C, tr, multilabel_slots(tr, C), C, it + r * C);
+      out[r] = static_cast<T>(s / static_cast<double>(C));
+    }
+  });
+  int64_t first = -1;
+  for (int64_t r = 0; r < n && first < 0; ++r) {
+    const int64_t* tr = t + r * C;
+    const int64_t k = multilabel_slots(tr, C);
+    if (multilabel_bad_at(tr, k, C)) first = r * C + k;
+  }
+  first_bad.data<int64_t>()[0] = first;
+}
+
+template <class T>
+void multilabel_margin_backward_impl(const Tensor& grad_rows, const Tensor& x, const Tensor& target,
+                                     const Tensor& is_target, Tensor& grad_in) {
+  const int64_t n = x.size(0), C = x.size(1);
+  const T* xp = x.data<T>();
+  const T* g = grad_rows.data<T>();
+  const int64_t* t = target.data<int64_t>();
+  const uint8_t* it = is_target.data<uint8_t>();
+  T* gx = grad_in.data<T>();
+  parallel_for(n, std::max<int64_t>(1, kParallelGrain / C), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t* tr = t + r * C;
+      const int64_t k = multilabel_slots(tr, C);
+      const double scale = static_cast<double>(g[r]) / static_cast<double>(C);
+      for (int64_t c = 0; c < C; ++c)
+        gx[r * C + c] =
+            static_cast<T>(static_cast<double>(multilabel_grad_count(xp + r * C, tr, k, C, it + r * C, c)) * scale);
+    }
+  });
+}
+
+void cpu_multilabel_margin(const Tensor& x, const Tensor& target, Tensor& loss_rows, Tensor& is_target,
+                           Tensor& first_bad) {
+  DL_DISPATCH_FLOAT(x.dtype(), "multilabel_margin_loss", [&] {
+    multilabel_margin_impl<scalar_t>(x, target, loss_rows, is_target, first_bad);
+  });
+}
+
+void cpu_multilabel_margin_backward(const Tensor& grad_rows, const Tensor& x, const Tensor& target,
+                                    const Tensor& is_target, Tensor& grad_in) {
+  DL_DISPATCH_FLOAT(x.dtype(), "multilabel_margin_loss backward", [&] {
+    multilabel_margin_backward_impl<scalar_t>(grad_rows, x, target, is_target, grad_in);
+  });
+}
+
 }  // namespace
 
+DL_REGISTER_KERNEL(multilabel_margin_stub, CPU, f32_compute<cpu_multilabel_margin>);
+DL_REGISTER_KERNEL(multilabel_margin_backward_stub, CPU, f32_compute<cpu_multilabel_margin_backward>);
 DL_REGISTER_KERNEL(sanitize_class_targets_stub, CPU, cpu_sanitize_class_targets);
 DL_REGISTER_KERNEL(cross_entropy_stub, CPU, cpu_cross_entropy);
 DL_REGISTER_KERNEL(cross_entropy_backward_stub, CPU, cpu_cross_entropy_backward);

@@ -1,6 +1,6 @@
-// CUDA class-index losses (kernels/loss.h: cross_entropy and nll_loss, forward and backward),
-// the device twins of kernels/cpu/loss.cpp: the same formulas, per-position losses and sums in
-// double, exp and log in the scores' dtype.
+// CUDA class-index losses (kernels/loss.h: cross_entropy, nll_loss and multilabel_margin_loss,
+// forward and backward), the device twins of kernels/cpu/loss.cpp: the same formulas,
+// per-position losses and sums in double, exp and log in the scores' dtype.
 //
 // Scores are [N, C, inner]; a position p = (n, i) reads x[n, c, i] at base + c * inner.
 //   - inner == 1: a group of G threads per position (reduce.cuh: 1, a warp or a block, chosen
@@ -13,13 +13,14 @@
 // layer turns it into its error message). The targets live on the device, so the forward
 // validates them with a kernel (the minimum bad position, by an integer atomicMin: the same
 // result in any order) and reads that one int64 back: a stream synchronisation per forward
-// call. A deferred device flag would need a check at the runtime's next synchronising call,
-// which the runtime does not have yet.
+// call. Under deferred checks (engine/tensor/host_reads.h) the op layer sanitizes the targets
+// first (sanitize_class_targets) and the kernels skip that read (ClassLossArgs::check_targets).
 #include <climits>
 
 #include "kernels/cuda/helpers.cuh"
 #include "kernels/cuda/loop.cuh"
 #include "kernels/cuda/reduce.cuh"
+#include "kernels/f32_compute.h"
 #include "kernels/loss.h"
 
 namespace dl::cuda {
@@ -322,8 +323,68 @@ void cuda_sanitize_class_targets(const Tensor& target, const ClassLossArgs& a, T
   DL_CUDA_CHECK_LAUNCH();
 }
 
+// ---- multilabel_margin_loss (kernels/loss.h: the CPU's row code) ------------------------------
+// One thread per row (forward) or per element (backward): each runs the sequential row code,
+// so results are the CPU's bits. first_bad is the minimum bad position (atomicMin), no host read.
+template <class T>
+__global__ void multilabel_fwd_kernel(const T* x, const int64_t* t, int64_t n, int64_t C, T* out, uint8_t* is_target,
+                                      unsigned long long* first) {
+  for (int64_t r = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; r < n; r += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t* tr = t + r * C;
+    const int64_t k = multilabel_slots(tr, C);
+    out[r] = static_cast<T>(multilabel_row_sum(x + r * C, tr, k, C, is_target + r * C) / static_cast<double>(C));
+    if (multilabel_bad_at(tr, k, C)) atomicMin(first, static_cast<unsigned long long>(r * C + k));
+  }
+}
+
+template <class T>
+__global__ void multilabel_bwd_kernel(const T* g, const T* x, const int64_t* t, const uint8_t* is_target, int64_t n,
+                                      int64_t C, T* gx) {
+  const int64_t total = n * C;
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = e / C, c = e - r * C;
+    const int64_t* tr = t + r * C;
+    const int64_t count = multilabel_grad_count(x + r * C, tr, multilabel_slots(tr, C), C, is_target + r * C, c);
+    gx[e] = static_cast<T>(static_cast<double>(count) * (static_cast<double>(g[r]) / static_cast<double>(C)));
+  }
+}
+
+void cuda_multilabel_margin(const Tensor& x, const Tensor& target, Tensor& loss_rows, Tensor& is_target,
+                            Tensor& first_bad) {
+  const int dev = x.device().index;
+  DeviceGuard guard(dev);
+  cudaStream_t s = stream(dev);
+  auto* fp = reinterpret_cast<unsigned long long*>(first_bad.data<int64_t>());
+  DL_CUDA_CHECK(cudaMemsetAsync(fp, 0xFF, sizeof(unsigned long long), s));  // ULLONG_MAX: -1
+  const int64_t n = x.size(0), C = x.size(1);
+  if (n == 0) return;
+  dispatch_float(x.dtype(), "multilabel_margin_loss", [&](auto tag) {
+    using T = decltype(tag);
+    multilabel_fwd_kernel<T><<<grid_for(n, kThreads), kThreads, 0, s>>>(
+        x.data<T>(), target.data<int64_t>(), n, C, loss_rows.data<T>(), is_target.data<uint8_t>(), fp);
+    DL_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void cuda_multilabel_margin_backward(const Tensor& grad_rows, const Tensor& x, const Tensor& target,
+                                     const Tensor& is_target, Tensor& grad_in) {
+  const int64_t n = x.size(0), C = x.size(1);
+  if (n * C == 0) return;
+  const int dev = x.device().index;
+  DeviceGuard guard(dev);
+  cudaStream_t s = stream(dev);
+  dispatch_float(x.dtype(), "multilabel_margin_loss backward", [&](auto tag) {
+    using T = decltype(tag);
+    multilabel_bwd_kernel<T><<<grid_for(n * C, kThreads), kThreads, 0, s>>>(
+        grad_rows.data<T>(), x.data<T>(), target.data<int64_t>(), is_target.data<uint8_t>(), n, C, grad_in.data<T>());
+    DL_CUDA_CHECK_LAUNCH();
+  });
+}
+
 }  // namespace
 
+DL_REGISTER_KERNEL(multilabel_margin_stub, CUDA, f32_compute<cuda_multilabel_margin>);
+DL_REGISTER_KERNEL(multilabel_margin_backward_stub, CUDA, f32_compute<cuda_multilabel_margin_backward>);
 DL_REGISTER_KERNEL(sanitize_class_targets_stub, CUDA, cuda_sanitize_class_targets);
 DL_REGISTER_KERNEL(cross_entropy_stub, CUDA, cuda_cross_entropy);
 DL_REGISTER_KERNEL(cross_entropy_backward_stub, CUDA, cuda_cross_entropy_backward);

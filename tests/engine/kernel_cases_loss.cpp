@@ -139,6 +139,51 @@ DL_KERNEL_CASE(sanitize_class_targets, {"sanitize_class_targets_stub", "cross_en
                },
                0, 1e-6);
 
+// multilabel_margin_loss: one thread per row forward, one per element backward on CUDA, the
+// CPU's row code, so the per-row losses and gradients agree to the bit. Rows with no target, every
+// class a target, a repeated target and entries after the first -1 (never read); 300 rows of 40
+// (several blocks) in f64; a target >= C under deferred checks (counted as the end of its row, the
+// error thrown at the read).
+DL_KERNEL_CASE(multilabel_margin, {"multilabel_margin_stub", "multilabel_margin_backward_stub", "sum_stub",
+                                   "binary_stub"},
+               "multilabel_margin_loss [6, 5] f32 (mean, none; edge rows), [300, 40] f64 (sum), a bad target "
+               "deferred, backward",
+               [](const Device& d) {
+                 Tensor x = case_randn({6, 5}, 171, d, true);
+                 Tensor t = from_vector<int64_t>({-1, 3, 9, 0, 0,    // no target (9 after -1: not read)
+                                                  0, 1, 2, 3, 4,     // every class a target
+                                                  2, 2, 4, -1, 7,    // 2 repeated
+                                                  1, -1, 1, 1, 1,    //
+                                                  4, 0, 3, 1, -1,    //
+                                                  3, -1, -1, -1, -1},
+                                                 {6, 5})
+                                .to(d);
+                 Tensor mean_l = multilabel_margin_loss(x, t, Reduction::Mean);
+                 Tensor none_l = multilabel_margin_loss(x, t, Reduction::None);
+                 Tensor xl = case_randn({300, 40}, 172, d, true, DType::F64);
+                 std::vector<int64_t> raw = case_randint({300, 40}, 173, 40, Device::cpu()).to_vector<int64_t>();
+                 for (size_t r = 0; r < 300; ++r) raw[r * 40 + r % 11] = -1;  // rows of 0..10 targets
+                 Tensor sum_l = multilabel_margin_loss(xl, from_vector<int64_t>(raw, {300, 40}).to(d), Reduction::Sum);
+                 Tensor bad_l;
+                 double thrown = 0;
+                 {
+                   DeferChecksGuard defer;
+                   Tensor bad = from_vector<int64_t>({1, 0, 5, 2, 3, 4, -1, 0, 0, 0}, {2, 5}).to(d);
+                   bad_l = multilabel_margin_loss(x.narrow(0, 0, 2), bad, Reduction::None);
+                 }
+                 try {
+                   run_deferred_checks();
+                 } catch (const std::out_of_range&) {
+                   ++thrown;
+                 }
+                 Tensor y = mean_l + (none_l * case_randn({6}, 174, d)).sum() + sum_l.to(DType::F32) * 0.01 +
+                            bad_l.sum();
+                 std::vector<Tensor> out = with_grads({mean_l, none_l, sum_l, bad_l}, y, {x, xl}, 175);
+                 out.push_back(full({}, thrown, TensorOptions(DType::F64, d)));
+                 return out;
+               },
+               1e-6, 1e-7);
+
 // ---- dropout -------------------------------------------------------------------------------------
 
 DL_KERNEL_CASE(dropout_masks, {"dropout_stub", "binary_stub"},

@@ -306,6 +306,17 @@ std::string check_error_deferred(const std::function<Tensor()>& loss) {
   return immediate;
 }
 
+// The losses `a` and `b` of `x` have the same value and give x the same gradient, bit for bit.
+void check_same_value_and_grad(Tensor x, Tensor a, Tensor b) {
+  CHECK(a.item() == b.item());
+  x.set_grad(Tensor());
+  a.backward();
+  const Tensor ga = x.grad().clone();
+  x.set_grad(Tensor());
+  b.backward();
+  CHECK_CLOSE(x.grad(), ga, 0, 0);
+}
+
 }  // namespace
 
 TEST_CASE("host reads: binary_cross_entropy's range check waits for the next read when deferred", "[loss][host_reads]") {
@@ -341,15 +352,43 @@ TEST_CASE("host reads: multi_margin_loss keeps its targets on the device when ch
     }
     CHECK(host_read_count() == reads);  // the targets were not read
     Tensor direct = multi_margin_loss(x, ok, p, 0.7, w);
-    CHECK(deferred.item() == direct.item());
-    x.set_grad(Tensor());
-    deferred.backward();
-    const Tensor gd = x.grad().clone();
-    x.set_grad(Tensor());
-    direct.backward();
-    CHECK_CLOSE(x.grad(), gd, 0, 0);
+    check_same_value_and_grad(x, deferred, direct);
   }
   Tensor bad = from_vector<int64_t>({0, 4, 7, 2}, {4});
   CHECK_THAT(check_error_deferred([&] { return multi_margin_loss(x, bad); }),
              Catch::Contains("target 7 at position 2 is out of range"));
+}
+
+TEST_CASE("host reads: multilabel_margin_loss reads its targets back only to check them", "[loss][host_reads]") {
+  Generator g(37);
+  Tensor x = randn({3, 5}, g).requires_grad_();
+  Tensor ok = from_vector<int64_t>({3, 0, -1, 9, 9, 1, 1, 4, -1, 0, -1, 2, 2, 2, 2}, {3, 5});
+  const uint64_t reads = host_read_count();
+  Tensor deferred;
+  {
+    DeferChecksGuard defer;
+    deferred = multilabel_margin_loss(x, ok);
+  }
+  CHECK(host_read_count() == reads);  // nothing read: the verdict waits as a pending check
+  CHECK(pending_checks() == 1);
+  run_deferred_checks();  // one read, no error
+  CHECK(pending_checks() == 0);
+  Tensor direct = multilabel_margin_loss(x, ok);  // one read: its verdict
+  CHECK(host_read_count() == reads + 2);
+  check_same_value_and_grad(x, deferred, direct);
+  // The third row has no target (its first entry is -1): loss 0.
+  CHECK(multilabel_margin_loss(x, ok, Reduction::None).select(0, 2).item() == 0.0);
+
+  Tensor bad = from_vector<int64_t>({3, 0, -1, 9, 9, 1, 5, 4, -1, 0, -1, 2, 2, 2, 2}, {3, 5});
+  CHECK_THAT(check_error_deferred([&] { return multilabel_margin_loss(x, bad); }),
+             Catch::Contains("target 5 at position 6 is out of range"));
+
+  // f16 / bf16 inputs compute in f32 and round once (kernels/f32_compute.h).
+  for (DType half : {DType::F16, DType::BF16}) {
+    Tensor xh = x.detach().to(half);
+    Tensor lh = multilabel_margin_loss(xh, ok, Reduction::None);
+    CHECK(lh.dtype() == half);
+    CHECK_CLOSE(lh.to(DType::F32), multilabel_margin_loss(xh.to(DType::F32), ok, Reduction::None).to(half).to(DType::F32),
+                0, 0);
+  }
 }
