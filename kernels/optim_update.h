@@ -132,36 +132,49 @@ AdamUpdate<A, T> make_update(const AdamArgs& a) {
 }
 
 // RMSprop: square_avg t[2], momentum_buffer t[3], grad_avg t[4].
+template <class T>
+struct RmspropScalars {
+  T alpha, one_minus_alpha, wd, eps, momentum, neg_lr;
+};
+
+// One RMSprop step of element i (flags as sgd / adam: compile-time constants on the CPU).
+template <class A, class T>
+DL_HOST_DEVICE inline void rmsprop(T* p, const T* grad, T* square_avg, T* buf, T* grad_avg, int64_t i,
+                                   const RmspropScalars<T>& s, bool has_wd, bool centered, bool has_momentum) {
+  const T g = weight_decayed<A>(grad[i], p[i], s.wd, has_wd);
+  // square_avg.mul_(alpha).addcmul_(g, g, 1 - alpha)
+  const T sq = A::add(A::mul(square_avg[i], s.alpha), A::mul(A::mul(g, s.one_minus_alpha), g));
+  square_avg[i] = sq;
+  T avg;
+  if (centered) {
+    const T ga = A::add(A::mul(grad_avg[i], s.alpha), A::mul(s.one_minus_alpha, g));  // mul_(a); add_(g, 1-a)
+    grad_avg[i] = ga;
+    avg = A::sqrt(A::sub(sq, A::mul(ga, ga)));
+  } else {
+    avg = A::sqrt(sq);
+  }
+  avg = A::add(avg, s.eps);
+  if (has_momentum) {
+    const T b = A::add(A::mul(buf[i], s.momentum), A::div(g, avg));  // mul_(m); add_(g / avg)
+    buf[i] = b;
+    p[i] = A::add(p[i], A::mul(s.neg_lr, b));
+  } else {
+    p[i] = A::add(p[i], A::div(A::mul(g, s.neg_lr), avg));
+  }
+}
+
 template <class A, class T>
 struct RmspropUpdate {
-  T alpha, one_minus_alpha, wd, eps, momentum, neg_lr;
+  RmspropScalars<T> s;
   bool has_wd, centered, has_momentum;
   DL_HOST_DEVICE void operator()(T* const* t, int64_t i) const {
-    const T g = weight_decayed<A>(t[1][i], t[0][i], wd, has_wd);
-    const T sq = A::add(A::mul(t[2][i], alpha), A::mul(A::mul(g, one_minus_alpha), g));  // mul_(a); add_(g*(1-a)*g)
-    t[2][i] = sq;
-    T avg;
-    if (centered) {
-      const T ga = A::add(A::mul(t[4][i], alpha), A::mul(one_minus_alpha, g));  // mul_(a); add_(g, 1-a)
-      t[4][i] = ga;
-      avg = A::sqrt(A::sub(sq, A::mul(ga, ga)));
-    } else {
-      avg = A::sqrt(sq);
-    }
-    avg = A::add(avg, eps);
-    if (has_momentum) {
-      const T buf = A::add(A::mul(t[3][i], momentum), A::div(g, avg));  // mul_(m); add_(g / avg)
-      t[3][i] = buf;
-      t[0][i] = A::add(t[0][i], A::mul(neg_lr, buf));
-    } else {
-      t[0][i] = A::add(t[0][i], A::div(A::mul(g, neg_lr), avg));
-    }
+    rmsprop<A>(t[0], t[1], t[2], t[3], t[4], i, s, has_wd, centered, has_momentum);
   }
 };
 template <class A, class T>
 RmspropUpdate<A, T> make_update(const RmspropArgs& a) {
-  return {static_cast<T>(a.alpha), static_cast<T>(1.0 - a.alpha), static_cast<T>(a.weight_decay),
-          static_cast<T>(a.eps), static_cast<T>(a.momentum), static_cast<T>(-a.lr),
+  return {{static_cast<T>(a.alpha), static_cast<T>(1.0 - a.alpha), static_cast<T>(a.weight_decay),
+           static_cast<T>(a.eps), static_cast<T>(a.momentum), static_cast<T>(-a.lr)},
           a.weight_decay != 0.0, a.centered, a.momentum > 0};
 }
 
