@@ -340,7 +340,8 @@ struct RpropUpdate {
     step = step > hi ? hi : step;
     t[3][i] = step;
     const T gr = decrease ? T(0) : g;                   // for dir < 0, dfdx = 0
-    const T sign = T(int(T(0) < gr) - int(gr < T(0)));  // ew::SignOp (0 for NaN)
+    T sign = gr > T(0) ? T(1) : T(0);  // ew::SignOp (0 for NaN and -0), as selects (int casts kept
+    sign = gr < T(0) ? T(-1) : sign;   // the CPU loop scalar)
     t[0][i] = A::add(t[0][i], A::mul(T(-1), A::mul(sign, step)));  // addcmul_(sign, step_size, value=-1)
     t[2][i] = gr;
   }
