@@ -22,6 +22,7 @@
 #include <mutex>
 #include <new>
 #include <thread>
+#include <vector>
 
 #include "exporters/checkpoint.h"
 #include "exporters/checkpoint_userblock.h"
@@ -198,6 +199,7 @@ class Reader {
       H5T_cset_t cset = H5Tget_cset(type.id());
       Handle mt = checked(H5Tcopy(H5T_C_S1), H5Tclose, "read " + where);
       if (H5Tis_variable_str(type.id()) > 0) {
+        if (!src.is_attr) check_string_lengths(src.id, n, where);
         check(H5Tset_size(mt.id(), H5T_VARIABLE), "read " + where);
         check(H5Tset_cset(mt.id(), cset), "read " + where);
         std::vector<char*> ptrs(n, nullptr);
@@ -226,6 +228,38 @@ class Reader {
               " (expected a number or a string)");
     }
     return v;
+  }
+
+  // HDF5 1.10 converts a variable-length string by first allocating (and filling) a buffer of
+  // the length the file stores for it, and only then reading the string from the file's heap: a
+  // corrupt length (up to 4 GiB per string) costs that much memory before the read fails (found
+  // by fuzz_checkpoint: tests/fuzz/checkpoint/vlen_string_length). A contiguous dataset's
+  // elements are (uint32 length, heap id) records at a known place in the file: check every
+  // length against the file size first. (A compact dataset lives in the object header, at most
+  // 64 KiB, and is left to HDF5; attributes too.)
+  void check_string_lengths(hid_t dset, uint64_t n, const std::string& where) const {
+    Handle dcpl = checked(H5Dget_create_plist(dset), H5Pclose, "read the layout of " + where);
+    if (H5Pget_layout(dcpl.id()) != H5D_CONTIGUOUS) return;
+    const haddr_t off = H5Dget_offset(dset);
+    const hsize_t stored = H5Dget_storage_size(dset);
+    if (off == HADDR_UNDEF || stored == 0) return;  // never written: HDF5 reads the fill value
+    if (off > file_size_ || stored > file_size_ - off || stored % n != 0 || stored / n < 4)
+      invalid(where + ": its variable-length strings (bytes " + std::to_string(off) + "..+" + std::to_string(stored) +
+              ") do not fit the file (" + std::to_string(file_size_) + " bytes): the file is truncated or corrupt");
+    std::string raw(stored, '\0');
+    std::FILE* f = std::fopen(path_.c_str(), "rb");
+    if (!f) invalid("cannot reopen the file to check " + where + ": " + std::strerror(errno));
+    const bool ok = fseeko(f, static_cast<off_t>(off), SEEK_SET) == 0 && std::fread(raw.data(), 1, stored, f) == stored;
+    std::fclose(f);
+    if (!ok) invalid(where + ": cannot read its variable-length strings: the file is truncated or corrupt");
+    const uint64_t record = stored / n;
+    for (uint64_t i = 0; i < n; ++i) {
+      const auto* b = reinterpret_cast<const unsigned char*>(raw.data() + i * record);
+      const uint64_t len = uint64_t{b[0]} | uint64_t{b[1]} << 8 | uint64_t{b[2]} << 16 | uint64_t{b[3]} << 24;
+      if (len > file_size_)
+        invalid(where + ": string " + std::to_string(i) + " claims " + std::to_string(len) +
+                " bytes, more than the whole file (" + std::to_string(file_size_) + " bytes): the file is corrupt");
+    }
   }
 
   Values attr(hid_t obj, const std::string& name, const std::string& where) const {
@@ -497,6 +531,49 @@ std::map<std::string, std::vector<uint8_t>> read_rng(const Reader& r, hid_t file
 
 // Checks what the OS can tell (exists, regular, readable, non-empty, HDF5 signature) and
 // returns the file size.
+// HDF5 1.10 allocates a group's local heap with the size the file states and, when malloc
+// refuses (a corrupt size near 2^61), copies into the null buffer anyway (SIGSEGV in
+// H5C_protect; found by fuzz_checkpoint: tests/fuzz/checkpoint/local_heap_size,
+// local_heap_segv). So before HDF5 opens the file, every local heap prefix in it ("HEAP",
+// version 0, 3 reserved zero bytes, then the data segment's size in the superblock's "size of
+// lengths") must claim no more bytes than the file has. The 8-byte pattern cannot occur by
+// chance in practice (raw tensor data would need the float 1.3e10 followed by 0.0f exactly there).
+// Returns an error message, or "" when the file passes.
+std::string check_local_heaps(int fd, uint64_t size, uint64_t superblock) {
+  unsigned char sb[16] = {};
+  if (::pread(fd, sb, sizeof sb, static_cast<off_t>(superblock)) != static_cast<ssize_t>(sizeof sb)) return "";
+  const int version = sb[8];
+  const int lengths = version <= 1 ? sb[14] : sb[10];
+  if (lengths != 2 && lengths != 4 && lengths != 8) return "";  // HDF5 refuses the superblock itself
+  static const unsigned char kHeap[8] = {'H', 'E', 'A', 'P', 0, 0, 0, 0};
+  constexpr size_t kBuf = size_t{1} << 20, kOverlap = 16;  // pattern + the size field
+  std::vector<unsigned char> buf(kBuf + kOverlap);
+  uint64_t pos = 0;  // file offset of buf[0]
+  size_t have = 0;
+  for (;;) {
+    ssize_t got = ::pread(fd, buf.data() + have, kBuf, static_cast<off_t>(pos + have));
+    if (got < 0) return h5::errno_text(errno);
+    have += static_cast<size_t>(got);
+    const bool last = got == 0 || pos + have >= size;
+    const size_t scan_end = last ? have : have - std::min(have, kOverlap);
+    for (size_t i = 0; i + sizeof kHeap <= scan_end; ++i) {
+      const void* hit = std::memchr(buf.data() + i, 'H', scan_end - i);
+      if (!hit) break;
+      i = static_cast<size_t>(static_cast<const unsigned char*>(hit) - buf.data());
+      if (i + 8 + static_cast<size_t>(lengths) > have || std::memcmp(buf.data() + i, kHeap, sizeof kHeap) != 0) continue;
+      uint64_t claimed = 0;
+      for (int b = lengths - 1; b >= 0; --b) claimed = claimed << 8 | buf[i + 8 + static_cast<size_t>(b)];
+      if (claimed > size)
+        return "truncated or corrupt HDF5 file: the local heap at byte " + std::to_string(pos + i) + " claims " +
+               std::to_string(claimed) + " bytes, more than the whole file (" + std::to_string(size) + " bytes)";
+    }
+    if (last) return "";
+    std::memmove(buf.data(), buf.data() + scan_end, have - scan_end);
+    pos += scan_end;
+    have -= scan_end;
+  }
+}
+
 uint64_t precheck(const std::string& path) {
   // O_NONBLOCK: opening a FIFO must not wait for a writer.
   int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -566,18 +643,23 @@ uint64_t precheck(const std::string& path) {
     char sig[8] = {};
     if (::pread(fd, sig, 8, static_cast<off_t>(ckpt_detail::kUserBlockBytes)) != 8 || std::memcmp(sig, kSig, 8) != 0)
       bail("truncated or corrupt file: no HDF5 superblock after the dltool header");
+    if (std::string heaps = check_local_heaps(fd, size, ckpt_detail::kUserBlockBytes); !heaps.empty()) bail(heaps);
     ::close(fd);
     return size;
   }
-  ::close(fd);
-  if (got >= 8 && std::memcmp(head, kSig, 8) == 0) return size;
-  // The signature may also sit after a user block (at 512, 1024, 2048, ...): let HDF5 look.
-  if (size > 512) {
-    h5::QuietErrors quiet;
-    htri_t r = H5Fis_hdf5(path.c_str());
-    H5Eclear2(H5E_DEFAULT);
-    if (r > 0) return size;
+  // A foreign HDF5 file: its superblock at 0 or after a user block (512, 1024, 2048, ...).
+  uint64_t superblock = UINT64_MAX;
+  for (uint64_t at = 0; at + 8 <= size && superblock == UINT64_MAX; at = at == 0 ? 512 : at * 2) {
+    char sig[8] = {};
+    if (::pread(fd, sig, 8, static_cast<off_t>(at)) == 8 && std::memcmp(sig, kSig, 8) == 0) superblock = at;
   }
+  if (superblock != UINT64_MAX) {
+    std::string heaps = check_local_heaps(fd, size, superblock);
+    ::close(fd);
+    if (!heaps.empty()) fail(path, heaps);
+    return size;
+  }
+  ::close(fd);
   std::string hint;
   if (got >= 4 && std::memcmp(head, "PK\x03\x04", 4) == 0)
     hint = "; it looks like a zip archive, e.g. a PyTorch torch.save() file: write the state_dict to HDF5 "

@@ -23,6 +23,16 @@ std::string fuzz_input_file(const std::string& target, const std::string& name) 
   return bytes.substr(1);
 }
 
+// The file fuzz_checkpoint builds from an input with flags bit 0: the user block re-sealed with
+// the CRC of the bytes after it, so the file passes dltool's own check and reaches HDF5.
+std::string resealed_checkpoint(std::string file) {
+  namespace ck = dl::ckpt_detail;
+  REQUIRE(file.size() > ck::kUserBlockBytes);
+  const size_t n = file.size() - ck::kUserBlockBytes;
+  file.replace(0, ck::kUserBlockBytes, ck::user_block(n, ck::crc32c(file.data() + ck::kUserBlockBytes, n)));
+  return file;
+}
+
 std::string checkpoint_error_of(const std::string& path, bool weights_only) {
   try {
     dl::load_checkpoint(path, weights_only);
@@ -57,11 +67,8 @@ TEST_CASE("fuzz regressions: a checkpoint HDF5 loops on ends with an error namin
           "[fuzz][checkpoint]") {
   // tests/fuzz/hdf5_known/global_heap_hang: a checkpoint (re-sealed, so it passes our CRC) whose
   // global heap makes HDF5 1.10's H5Aread loop forever. The read watchdog ends it.
-  std::string file = dl::test::read_file(DLTOOL_SOURCE_DIR "/tests/fuzz/hdf5_known/global_heap_hang").substr(1);
-  namespace ck = dl::ckpt_detail;
-  REQUIRE(file.size() > ck::kUserBlockBytes);
-  const size_t n = file.size() - ck::kUserBlockBytes;
-  file.replace(0, ck::kUserBlockBytes, ck::user_block(n, ck::crc32c(file.data() + ck::kUserBlockBytes, n)));
+  std::string file =
+      resealed_checkpoint(dl::test::read_file(DLTOOL_SOURCE_DIR "/tests/fuzz/hdf5_known/global_heap_hang").substr(1));
   TempDir dir;
   std::string path = dir.file("hang.h5", file);
   dl::test::ProcessResult r = dl::test::run_process(
@@ -70,6 +77,31 @@ TEST_CASE("fuzz regressions: a checkpoint HDF5 loops on ends with an error namin
   CHECK_FALSE(r.timed_out);
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Contains(path) && Contains("did not finish in 2 s") && Contains("DLTOOL_CHECKPOINT_READ_TIMEOUT"));
+}
+
+TEST_CASE("fuzz regressions: a variable-length string claiming gigabytes is refused before HDF5 allocates them",
+          "[fuzz][checkpoint]") {
+  // A re-sealed dltool checkpoint whose /config string (contiguous, variable-length) claims
+  // 3.6 GB: HDF5 1.10 allocated and filled that much before finding the heap object short
+  // (libFuzzer: out-of-memory). The stored lengths are now checked against the file size first.
+  TempDir dir;
+  std::string path =
+      dir.file("vlen.h5", resealed_checkpoint(fuzz_input_file("checkpoint", "vlen_string_length")));
+  CHECK_THAT(checkpoint_error_of(path, false),
+             Contains(path) && Contains("/config: string 0 claims ") && Contains("more than the whole file"));
+}
+
+TEST_CASE("fuzz regressions: a group's local heap claiming 2^61 bytes is a corrupt file, not an abort",
+          "[fuzz][checkpoint]") {
+  // HDF5 asks malloc for the heap size the file states; malloc says no (ASan aborted on it until
+  // scripts/fuzz.sh let impossible allocations return null, as they do without ASan) and HDF5's
+  // lookup fails: a corrupt-file error naming the file.
+  TempDir dir;
+  std::string path = dir.file("heap.h5", fuzz_input_file("checkpoint", "local_heap_size"));
+  for (bool weights_only : {true, false}) {
+    CAPTURE(weights_only);
+    CHECK_THAT(checkpoint_error_of(path, weights_only), Contains(path));
+  }
 }
 
 TEST_CASE("fuzz regressions: 7 bytes starting RIFF are not an image, not an out_of_range",
